@@ -1,0 +1,38 @@
+"""The metric protocol and every metric latentgeo knows.
+
+See :class:`Metric` for the protocol and :func:`as_metric` for how decoders
+become metrics.
+"""
+
+from latentgeo.metrics.base import Metric, ScaledMetric, SumMetric
+from latentgeo.metrics.dispatch import MetricLike, as_metric, expected_metric
+from latentgeo.metrics.embeddings import DecoderEmbedding, output_embedding
+from latentgeo.metrics.ensemble import MeanMetric
+from latentgeo.metrics.explicit import ExplicitMetric
+from latentgeo.metrics.feature import FeatureMetric
+from latentgeo.metrics.measures import (
+    condition_number,
+    log_volume_element,
+    principal_directions,
+    volume_element,
+)
+from latentgeo.metrics.pullback import PullbackMetric
+
+__all__ = [
+    "DecoderEmbedding",
+    "ExplicitMetric",
+    "FeatureMetric",
+    "MeanMetric",
+    "Metric",
+    "MetricLike",
+    "PullbackMetric",
+    "ScaledMetric",
+    "SumMetric",
+    "as_metric",
+    "condition_number",
+    "expected_metric",
+    "log_volume_element",
+    "output_embedding",
+    "principal_directions",
+    "volume_element",
+]

@@ -1,0 +1,188 @@
+"""The metric protocol: every geometric computation in latentgeo goes through it.
+
+A :class:`Metric` is a field of symmetric positive semi-definite matrices
+``G(z)`` on latent space. Points have shape ``(..., d)``; the metric answers
+
+* ``metric_tensor(z)``  -> ``(..., d, d)``: ``G(z)``,
+* ``inner(z, u, v)``    -> ``(...)``: ``uᵀ G(z) v``,
+* ``squared_norm(z, v)`` -> ``(...)``: ``vᵀ G(z) v`` (the hot path of every solver),
+* ``norm(z, v)``        -> ``(...)``: its square root.
+
+Metrics form a cone: ``m1 + m2`` and ``c * m`` (``c > 0``) are metrics.
+
+Subclasses implement ``_metric_tensor`` and may override ``_squared_norm``
+and ``_inner`` with something cheaper. The public methods validate their
+input once and call these unchecked methods, which solvers use directly in
+their inner loops.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import cast
+
+import torch
+from torch import Tensor, nn
+
+from latentgeo._validation import check_points, check_tangent
+
+__all__ = ["Metric", "ScaledMetric", "SumMetric"]
+
+
+class Metric(nn.Module, abc.ABC):
+    """Abstract Riemannian (pseudo-)metric on a latent space of dimension ``d``.
+
+    Attributes:
+        latent_dim: ``d`` if it is known in advance, else ``None`` (then any
+            last dimension is accepted).
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import ExplicitMetric
+        >>> euclid = ExplicitMetric(lambda z: torch.eye(2).expand(*z.shape[:-1], 2, 2))
+        >>> g = euclid + 3.0 * euclid
+        >>> g.squared_norm(torch.zeros(5, 2), torch.ones(5, 2))
+        tensor([8., 8., 8., 8., 8.])
+    """
+
+    latent_dim: int | None = None
+
+    # ----------------------------------------------------------------- public API
+    def metric_tensor(self, z: Tensor) -> Tensor:
+        """The metric tensor ``G(z)``.
+
+        Args:
+            z: points of shape ``(..., d)``.
+
+        Returns:
+            Tensor of shape ``(..., d, d)``, symmetric positive semi-definite.
+        """
+        z = check_points(z, "z", dim=self.latent_dim)
+        return self._metric_tensor(z)
+
+    def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        """The inner product ``uᵀ G(z) v``.
+
+        Args:
+            z: points of shape ``(..., d)``.
+            u: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
+            v: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
+
+        Returns:
+            Tensor of the broadcast batch shape ``(...)``.
+        """
+        z = check_points(z, "z", dim=self.latent_dim)
+        u = check_tangent(z, u, "u")
+        v = check_tangent(z, v, "v")
+        return self._inner(z, u, v)
+
+    def squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+        """The squared length ``vᵀ G(z) v`` of tangent vectors.
+
+        Args:
+            z: points of shape ``(..., d)``.
+            v: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
+
+        Returns:
+            Tensor of the broadcast batch shape ``(...)``.
+        """
+        z = check_points(z, "z", dim=self.latent_dim)
+        v = check_tangent(z, v, "v")
+        return self._squared_norm(z, v)
+
+    def norm(self, z: Tensor, v: Tensor) -> Tensor:
+        """The length ``sqrt(vᵀ G(z) v)`` of tangent vectors; shapes as :meth:`squared_norm`."""
+        return self.squared_norm(z, v).clamp_min(0.0).sqrt()
+
+    # ------------------------------------------------------- unchecked internals
+    @abc.abstractmethod
+    def _metric_tensor(self, z: Tensor) -> Tensor:
+        """``G(z)`` for already validated ``z`` of shape ``(..., d)``."""
+
+    def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+        """``vᵀ G(z) v`` for validated input (default: through the metric tensor)."""
+        z, v = torch.broadcast_tensors(z, v)
+        g = self._metric_tensor(z)
+        return torch.einsum("...i,...ij,...j->...", v, g, v)
+
+    def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        """``uᵀ G(z) v`` by polarisation of :meth:`_squared_norm` (exact for bilinear forms)."""
+        return 0.25 * (self._squared_norm(z, u + v) - self._squared_norm(z, u - v))
+
+    # ------------------------------------------------------------- the cone
+    def __add__(self, other: object) -> Metric:
+        if not isinstance(other, Metric):
+            return NotImplemented
+        return SumMetric([self, other])
+
+    def __mul__(self, c: object) -> Metric:
+        if not isinstance(c, (int, float)) or isinstance(c, bool):
+            return NotImplemented
+        return ScaledMetric(self, float(c))
+
+    __rmul__ = __mul__
+
+
+class SumMetric(Metric):
+    """The sum ``Σ_k G_k(z)`` of metrics on the same latent space.
+
+    Args:
+        metrics: the terms (at least one).
+    """
+
+    def __init__(self, metrics: Sequence[Metric]) -> None:
+        super().__init__()
+        if len(metrics) == 0:
+            raise ValueError("metrics must hold at least one Metric, got an empty sequence")
+        flat: list[Metric] = []
+        for m in metrics:
+            if not isinstance(m, Metric):
+                raise TypeError(f"metrics must hold Metric instances, got {type(m).__name__}")
+            flat.extend(m.metrics() if isinstance(m, SumMetric) else [m])
+        self.terms = nn.ModuleList(flat)
+        dims = {m.latent_dim for m in flat if m.latent_dim is not None}
+        if len(dims) > 1:
+            raise ValueError(f"metrics must share one latent dimension, got {sorted(dims)}")
+        self.latent_dim = dims.pop() if dims else None
+
+    def metrics(self) -> list[Metric]:
+        """The terms of the sum."""
+        return cast(list[Metric], list(self.terms))
+
+    def _metric_tensor(self, z: Tensor) -> Tensor:
+        return torch.stack([m._metric_tensor(z) for m in self.metrics()]).sum(0)
+
+    def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+        return torch.stack([m._squared_norm(z, v) for m in self.metrics()]).sum(0)
+
+    def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        return torch.stack([m._inner(z, u, v) for m in self.metrics()]).sum(0)
+
+
+class ScaledMetric(Metric):
+    """A metric times a positive constant, ``c · G(z)``.
+
+    Args:
+        metric: the metric to scale.
+        scale: the constant ``c > 0``.
+    """
+
+    def __init__(self, metric: Metric, scale: float) -> None:
+        super().__init__()
+        if not isinstance(metric, Metric):
+            raise TypeError(f"metric must be a Metric, got {type(metric).__name__}")
+        if not (scale > 0.0 and scale < float("inf")):
+            raise ValueError(f"scale must be a finite positive number, got {scale}")
+        self.metric = metric
+        self.scale = float(scale)
+        self.latent_dim = metric.latent_dim
+
+    def _metric_tensor(self, z: Tensor) -> Tensor:
+        return self.scale * self.metric._metric_tensor(z)
+
+    def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+        return self.scale * self.metric._squared_norm(z, v)
+
+    def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        return self.scale * self.metric._inner(z, u, v)

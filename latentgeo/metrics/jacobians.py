@@ -1,0 +1,84 @@
+"""Batched Jacobian-vector products and Jacobians of maps ``(N, d) -> (N, m)``.
+
+Decoders are tall (``m ≫ d``), so everything here is forward mode: a single
+``torch.func.jvp`` gives ``J v`` for a whole batch at the cost of about two
+forward passes, and the full Jacobian is ``d`` such products with the tangents
+batched by ``torch.func.vmap`` (the primal pass is shared). Where ``vmap``
+cannot trace a module, the batch is replicated ``d`` times instead, which
+works with any module. Reverse mode is used only for narrow maps (``m < d``).
+
+Every map ``f`` here must be *batch-separable*: row ``n`` of ``f(z)`` depends
+only on row ``n`` of ``z`` (true for decoders in eval mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+from torch.func import jvp, vjp, vmap
+
+__all__ = ["chunks", "forward_jacobian", "jvp_flat", "reverse_jacobian"]
+
+FlatMap = Callable[[Tensor], Tensor]
+
+
+def chunks(n: int, chunk_size: int | None) -> Iterator[slice]:
+    """Slices ``[start, stop)`` covering ``range(n)`` in pieces of at most ``chunk_size``."""
+    step = n if chunk_size is None or chunk_size <= 0 else chunk_size
+    step = max(step, 1)
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+def jvp_flat(f: FlatMap, z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """``(f(z), J_f(z) v)`` for a batch: ``z, v`` of shape ``(N, d)`` -> two ``(N, m)``."""
+    out, tangent = jvp(f, (z,), (v,))[:2]
+    return out, tangent
+
+
+def forward_jacobian(f: FlatMap, z: Tensor) -> Tensor:
+    """Jacobians of a batch-separable map by forward mode.
+
+    Args:
+        f: map from ``(N, d)`` to ``(N, m)``.
+        z: points of shape ``(N, d)``.
+
+    Returns:
+        ``J`` of shape ``(N, m, d)`` with ``J[n] = ∂f(z)[n] / ∂z[n]``.
+    """
+    n, d = z.shape
+    basis = torch.eye(d, dtype=z.dtype, device=z.device).unsqueeze(1).expand(d, n, d)
+
+    def push(t: Tensor) -> Tensor:
+        return jvp(f, (z,), (t,))[1]
+
+    try:
+        cols = vmap(push)(basis)  # (d, N, m)
+    except (RuntimeError, NotImplementedError, ValueError):
+        # vmap could not trace this module (data-dependent control flow, an
+        # unsupported op...): replicate the batch d times instead.
+        z_rep = z.unsqueeze(0).expand(d, n, d).reshape(d * n, d)
+        cols = jvp(f, (z_rep,), (basis.reshape(d * n, d),))[1].reshape(d, n, -1)
+    return cols.permute(1, 2, 0)
+
+
+def reverse_jacobian(f: FlatMap, z: Tensor) -> Tensor:
+    """Jacobians of a batch-separable map by reverse mode (for narrow maps, ``m < d``).
+
+    Args:
+        f: map from ``(N, d)`` to ``(N, m)``.
+        z: points of shape ``(N, d)``.
+
+    Returns:
+        ``J`` of shape ``(N, m, d)``.
+    """
+    out, pull = vjp(f, z)[:2]
+    n, m = out.shape
+    basis = torch.eye(m, dtype=out.dtype, device=out.device).unsqueeze(1).expand(m, n, m)
+    try:
+        rows = vmap(pull)(basis)[0]  # (m, N, d)
+    except (RuntimeError, NotImplementedError, ValueError):
+        rows = torch.stack([pull(basis[i])[0] for i in range(m)])
+    return rows.permute(1, 0, 2)

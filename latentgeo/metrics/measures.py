@@ -1,0 +1,115 @@
+"""Scalar and spectral summaries of a metric: volume element, principal directions, conditioning."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from latentgeo.metrics.dispatch import MetricLike, as_metric
+
+__all__ = [
+    "condition_number",
+    "log_volume_element",
+    "principal_directions",
+    "volume_element",
+]
+
+
+def _eigh(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
+    g = as_metric(metric_or_decoder).metric_tensor(z)
+    g = 0.5 * (g + g.mT)  # symmetrise away round-off before the eigensolver
+    return torch.linalg.eigh(g)
+
+
+def log_volume_element(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
+    """``log sqrt(det G(z)) = ½ Σ_i log λ_i(z)``, stable for near-singular ``G``.
+
+    Eigenvalues are clamped at the dtype's smallest normal number, so a
+    rank-deficient ``G`` gives a large negative number rather than ``-inf``/NaN.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points of shape ``(..., d)``.
+
+    Returns:
+        Tensor of shape ``(...)``.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import PullbackMetric
+        >>> log_volume_element(PullbackMetric(lambda z: 3 * z), torch.zeros(4, 2))
+        tensor([2.1972, 2.1972, 2.1972, 2.1972])
+    """
+    eigvals, _ = _eigh(metric_or_decoder, z)
+    tiny = torch.finfo(eigvals.dtype).tiny
+    return 0.5 * eigvals.clamp_min(tiny).log().sum(-1)
+
+
+def volume_element(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
+    """The Riemannian volume element (magnification factor) ``sqrt(det G(z))``.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points of shape ``(..., d)``.
+
+    Returns:
+        Tensor of shape ``(...)``; 0 where ``G`` is singular.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import PullbackMetric
+        >>> volume_element(PullbackMetric(lambda z: 3 * z), torch.zeros(2))
+        tensor(9.)
+    """
+    eigvals, _ = _eigh(metric_or_decoder, z)
+    return eigvals.clamp_min(0.0).prod(-1).sqrt()
+
+
+def principal_directions(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenvalues and eigenvectors of ``G(z)``, largest first.
+
+    The first eigenvector is the direction in which the decoder stretches
+    latent space most (used by the relative-improvement protocol of
+    Michelis et al.).
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points of shape ``(..., d)``.
+
+    Returns:
+        ``(eigenvalues, eigenvectors)`` of shapes ``(..., d)`` and ``(..., d, d)``;
+        column ``i`` of ``eigenvectors`` belongs to ``eigenvalues[..., i]``.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import PullbackMetric
+        >>> g = PullbackMetric(lambda z: z * torch.tensor([1.0, 2.0]))
+        >>> vals, vecs = principal_directions(g, torch.zeros(2))
+        >>> vals
+        tensor([4., 1.])
+        >>> vecs[:, 0].abs()
+        tensor([0., 1.])
+    """
+    eigvals, eigvecs = _eigh(metric_or_decoder, z)
+    return eigvals.flip(-1), eigvecs.flip(-1)
+
+
+def condition_number(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
+    """``λ_max / λ_min`` of ``G(z)``; ``inf`` where ``G`` is singular.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points of shape ``(..., d)``.
+
+    Returns:
+        Tensor of shape ``(...)``.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import PullbackMetric
+        >>> condition_number(PullbackMetric(lambda z: z * torch.tensor([1.0, 2.0])), torch.zeros(2))
+        tensor(4.)
+    """
+    eigvals, _ = _eigh(metric_or_decoder, z)
+    lo, hi = eigvals[..., 0], eigvals[..., -1]
+    return torch.where(lo > 0, hi / lo.clamp_min(torch.finfo(eigvals.dtype).tiny), torch.inf)
