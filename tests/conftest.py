@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 torch.set_num_threads(1)
+
+# Reproducible property tests: a fixed example sequence, no wall-clock deadline.
+settings.register_profile(
+    "latentgeo",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("latentgeo")
 
 DTYPES = [torch.float64, torch.float32]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]

@@ -1,0 +1,101 @@
+"""The cone of metrics, ExplicitMetric and input validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentgeo.metrics import ExplicitMetric, Metric, ScaledMetric, SumMetric, as_metric
+from latentgeo.testing import PoincareDisk
+
+from .reference import mlp
+
+
+def _constant(mat: torch.Tensor) -> ExplicitMetric:
+    return ExplicitMetric(lambda z: mat.expand(*z.shape[:-1], *mat.shape), latent_dim=2)
+
+
+def test_sum_and_scale_are_metrics() -> None:
+    a = torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    b = torch.eye(2, dtype=torch.float64)
+    g = _constant(a) + 0.5 * _constant(b)
+    assert isinstance(g, SumMetric)
+    z = torch.zeros(4, 2, dtype=torch.float64)
+    v = torch.randn(4, 2, dtype=torch.float64)
+    torch.testing.assert_close(g.metric_tensor(z), (a + 0.5 * b).expand(4, 2, 2))
+    torch.testing.assert_close(g.squared_norm(z, v), torch.einsum("ni,ij,nj->n", v, a + 0.5 * b, v))
+    torch.testing.assert_close(
+        (_constant(a) * 3).inner(z, v, 2 * v), 6 * torch.einsum("ni,ij,nj->n", v, a, v)
+    )
+
+
+def test_sum_of_pullback_and_explicit() -> None:
+    decoder = mlp(2, 3).double()
+    g = as_metric(decoder) + PoincareDisk()
+    z = 0.3 * torch.rand(5, 2, dtype=torch.float64)
+    expected = as_metric(decoder).metric_tensor(z) + PoincareDisk().metric_tensor(z)
+    torch.testing.assert_close(g.metric_tensor(z), expected)
+
+
+def test_nested_sums_flatten() -> None:
+    one = _constant(torch.eye(2))
+    g = one + one + one
+    assert isinstance(g, SumMetric) and len(g.metrics()) == 3
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("inf"), float("nan")])
+def test_non_positive_scale_is_rejected(scale: float) -> None:
+    with pytest.raises(ValueError, match="scale"):
+        ScaledMetric(_constant(torch.eye(2)), scale)
+
+
+def test_scaling_by_non_number_is_not_supported() -> None:
+    with pytest.raises(TypeError):
+        _ = _constant(torch.eye(2)) * "a"  # type: ignore[operator]
+
+
+def test_explicit_metric_checks_output_shape() -> None:
+    g = ExplicitMetric(lambda z: z)
+    with pytest.raises(
+        ValueError, match=r"tensor_fn must return a tensor of shape \(\.\.\., 2, 2\)"
+    ):
+        g.metric_tensor(torch.zeros(3, 2))
+
+
+def test_metric_is_abstract() -> None:
+    with pytest.raises(TypeError):
+        Metric()  # type: ignore[abstract]
+
+
+@pytest.mark.parametrize(
+    ("z", "message"),
+    [
+        (torch.tensor([[float("nan"), 0.0]]), "z contains NaN or Inf"),
+        (torch.tensor([[float("inf"), 0.0]]), "z contains NaN or Inf"),
+        (torch.zeros(3, 4), r"z must have last dimension d=2"),
+        (torch.zeros(0, 2), "z must not be empty"),
+        (torch.tensor(1.0), "z must have shape"),
+    ],
+)
+def test_bad_points_raise_value_error(z: torch.Tensor, message: str) -> None:
+    metric = PoincareDisk()
+    metric.latent_dim = 2
+    with pytest.raises(ValueError, match=message):
+        metric.metric_tensor(z)
+
+
+def test_bad_tangents_raise() -> None:
+    metric = as_metric(mlp(2, 3))
+    z = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="v must have last dimension d=2"):
+        metric.squared_norm(z, torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"v of shape \(3, 2\) does not broadcast"):
+        metric.squared_norm(z, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="u contains NaN"):
+        metric.inner(z, torch.full((4, 2), float("nan")), z)
+    with pytest.raises(TypeError, match=r"v has dtype torch\.float64"):
+        metric.squared_norm(z, torch.zeros(4, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="floating dtype"):
+        metric.squared_norm(z, torch.zeros(4, 2, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"z must be a torch\.Tensor"):
+        metric.metric_tensor([[0.0, 0.0]])  # type: ignore[arg-type]

@@ -1,0 +1,161 @@
+"""as_metric / expected_metric for every decoder kind, against autograd references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Categorical, Independent, Normal
+
+from latentgeo.metrics import (
+    MeanMetric,
+    Metric,
+    PullbackMetric,
+    as_metric,
+    expected_metric,
+    output_embedding,
+)
+from latentgeo.models import EnsembleDecoder
+from latentgeo.testing import tolerance
+
+from .reference import GaussianMLP, autograd_jacobian, mlp
+
+
+@pytest.mark.parametrize("independent", [False, True])
+def test_gaussian_expected_metric_matches_autograd(dtype: torch.dtype, independent: bool) -> None:
+    decoder = GaussianMLP(3, 6, independent=independent).to(dtype)
+    z = torch.randn(5, 3, dtype=dtype)
+    j_mu = autograd_jacobian(decoder.mu, z)
+    j_sigma = autograd_jacobian(decoder.sigma, z)
+    expected = j_mu.mT @ j_mu + j_sigma.mT @ j_sigma
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(expected_metric(decoder, z), expected, rtol=rtol, atol=atol)
+
+
+def test_gaussian_expected_metric_is_monte_carlo_mean_of_sampled_pullbacks() -> None:
+    """E_ε[J_fᵀ J_f] for f = μ + σ ⊙ ε equals J_μᵀ J_μ + J_σᵀ J_σ (Arvanitidis et al.)."""
+    decoder = GaussianMLP(2, 5).double()
+    z0 = torch.randn(1, 2, dtype=torch.float64)
+    samples = 200_000
+    eps = torch.randn(samples, 5, dtype=torch.float64)
+    eps = torch.cat([eps, -eps])  # antithetic: cancels the odd (cross) terms exactly
+    sampled = PullbackMetric(lambda z: decoder.mu(z) + decoder.sigma(z) * eps)
+    per_sample = sampled.metric_tensor(z0.expand(2 * samples, 2))
+    estimate = per_sample.mean(0)
+    std_err = per_sample.std(0) / (2 * samples) ** 0.5
+    exact = expected_metric(decoder, z0)[0]
+    assert ((estimate - exact).abs() <= 5 * std_err + 1e-12).all(), (estimate, exact, std_err)
+
+
+def test_bernoulli_gives_fisher_rao(dtype: torch.dtype) -> None:
+    net = mlp(2, 6).to(dtype)
+    z = torch.randn(4, 2, dtype=dtype)
+
+    def probs(x: Tensor) -> Tensor:
+        return torch.sigmoid(net(x))
+
+    j_p = autograd_jacobian(probs, z)
+    p = probs(z)
+    expected = j_p.mT @ (j_p / (p * (1 - p)).unsqueeze(-1))
+    rtol, atol = tolerance(dtype, ops=100)
+    got = expected_metric(lambda x: Bernoulli(logits=net(x)), z)
+    torch.testing.assert_close(got, expected, rtol=rtol, atol=atol)
+
+
+def test_bernoulli_saturated_logits_stay_finite() -> None:
+    decoder = lambda x: Bernoulli(logits=200.0 * x)  # noqa: E731
+    g = expected_metric(decoder, torch.ones(3, 2))
+    assert torch.isfinite(g).all()
+
+
+def test_categorical_gives_fisher_rao(dtype: torch.dtype) -> None:
+    net = mlp(3, 5).to(dtype)
+    z = torch.randn(4, 3, dtype=dtype)
+
+    def probs(x: Tensor) -> Tensor:
+        return torch.softmax(net(x), -1)
+
+    j_p = autograd_jacobian(probs, z)
+    p = probs(z)
+    expected = j_p.mT @ (j_p / p.unsqueeze(-1))
+    rtol, atol = tolerance(dtype, ops=100)
+    got = expected_metric(lambda x: Categorical(logits=net(x)), z)
+    torch.testing.assert_close(got, expected, rtol=rtol, atol=atol)
+
+
+def test_ensemble_metric_is_mean_of_members(dtype: torch.dtype) -> None:
+    members = [GaussianMLP(2, 4).to(dtype) for _ in range(3)]
+    z = torch.randn(5, 2, dtype=dtype)
+    expected = torch.stack([expected_metric(m, z) for m in members]).mean(0)
+    rtol, atol = tolerance(dtype, ops=10)
+    for ensemble in (EnsembleDecoder(members), members, tuple(members), nn.ModuleList(members)):
+        metric = as_metric(ensemble)
+        assert isinstance(metric, MeanMetric) and len(metric) == 3
+        torch.testing.assert_close(metric.metric_tensor(z), expected, rtol=rtol, atol=atol)
+        v = torch.randn(5, 2, dtype=dtype)
+        quad = torch.einsum("ni,nij,nj->n", v, expected, v)
+        torch.testing.assert_close(metric.squared_norm(z, v), quad, rtol=rtol, atol=atol)
+
+
+def test_ensemble_of_identical_members_equals_one_member() -> None:
+    member = mlp(2, 5).double()
+    z, v = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+    single = as_metric(member)
+    ensemble = as_metric(EnsembleDecoder([member, member, member]))
+    torch.testing.assert_close(ensemble.metric_tensor(z), single.metric_tensor(z))
+    torch.testing.assert_close(ensemble.squared_norm(z, v), single.squared_norm(z, v))
+
+
+def test_metric_is_returned_as_is() -> None:
+    metric = as_metric(mlp(2, 3))
+    assert as_metric(metric) is metric
+
+
+def test_unsupported_decoder_output_raises_type_error() -> None:
+    with pytest.raises(TypeError, match=r"returned str.*supported outputs are Tensor, Normal"):
+        as_metric(lambda z: "not a tensor").metric_tensor(torch.zeros(1, 2))
+    with pytest.raises(TypeError, match="Poisson"):
+        as_metric(lambda z: torch.distributions.Poisson(z.exp())).metric_tensor(torch.zeros(1, 2))
+
+
+def test_non_callable_raises_type_error() -> None:
+    with pytest.raises(TypeError, match="cannot make a metric from int"):
+        as_metric(3)
+    with pytest.raises(ValueError, match="at least one member"):
+        as_metric([])
+
+
+def test_output_embedding_is_extensible() -> None:
+    class Doubled:
+        def __init__(self, x: Tensor) -> None:
+            self.x = x
+
+    @output_embedding.register(Doubled)
+    def _(output: Doubled, batch: int) -> Tensor:
+        return 2 * output.x.reshape(batch, -1)
+
+    g = expected_metric(lambda z: Doubled(z), torch.zeros(1, 2))
+    torch.testing.assert_close(g, 4 * torch.eye(2).unsqueeze(0))
+
+
+def test_independent_normal_and_normal_agree() -> None:
+    decoder = GaussianMLP(2, 3).double()
+    z = torch.randn(3, 2, dtype=torch.float64)
+    plain = expected_metric(decoder, z)
+    wrapped = expected_metric(lambda x: Independent(decoder(x), 1), z)
+    torch.testing.assert_close(plain, wrapped)
+
+
+def test_constant_scale_adds_nothing() -> None:
+    """A Normal with fixed σ has the metric of its mean."""
+    net = mlp(2, 4).double()
+    z = torch.randn(3, 2, dtype=torch.float64)
+    g_normal = expected_metric(lambda x: Normal(net(x), torch.ones(())), z)
+    torch.testing.assert_close(g_normal, expected_metric(net, z))
+
+
+def test_metric_module_moves_with_to() -> None:
+    metric = as_metric(mlp(2, 3))
+    assert isinstance(metric, Metric)
+    metric = metric.double()
+    assert metric.metric_tensor(torch.zeros(1, 2, dtype=torch.float64)).dtype == torch.float64

@@ -1,0 +1,56 @@
+"""Volume element, principal directions and condition number against closed forms."""
+
+from __future__ import annotations
+
+import torch
+
+from latentgeo.metrics import (
+    as_metric,
+    condition_number,
+    log_volume_element,
+    principal_directions,
+    volume_element,
+)
+from latentgeo.testing import LinearMap, Paraboloid, StereographicSphere, tolerance
+
+
+def test_sphere_volume_element(dtype: torch.dtype) -> None:
+    z = torch.randn(10, 2, dtype=dtype)
+    expected = 4.0 / (1.0 + (z * z).sum(-1)) ** 2  # sqrt(det(c² I)) = c² in 2-d
+    rtol, atol = tolerance(dtype, ops=10)
+    got = volume_element(StereographicSphere(), z)
+    torch.testing.assert_close(got, expected, rtol=rtol, atol=atol)
+    torch.testing.assert_close(
+        log_volume_element(StereographicSphere(), z), expected.log(), rtol=rtol, atol=atol
+    )
+
+
+def test_paraboloid_volume_and_directions() -> None:
+    z = torch.randn(8, 3, dtype=torch.float64)
+    sq = (z * z).sum(-1)
+    # G = I + 4 z zᵀ: eigenvalue 1 + 4|z|² along z, 1 elsewhere
+    torch.testing.assert_close(volume_element(Paraboloid(), z), (1 + 4 * sq).sqrt())
+    vals, vecs = principal_directions(Paraboloid(), z)
+    torch.testing.assert_close(vals[:, 0], 1 + 4 * sq)
+    torch.testing.assert_close(vals[:, 1:], torch.ones(8, 2, dtype=torch.float64))
+    unit = z / z.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close((vecs[:, :, 0] * unit).sum(-1).abs(), torch.ones(8, dtype=z.dtype))
+    torch.testing.assert_close(condition_number(Paraboloid(), z), 1 + 4 * sq)
+
+
+def test_singular_metric_is_handled() -> None:
+    a = torch.tensor([[1.0, 1.0], [2.0, 2.0]], dtype=torch.float64)  # rank 1
+    z = torch.zeros(3, 2, dtype=torch.float64)
+    metric = as_metric(LinearMap(a))
+    assert (volume_element(metric, z) < 1e-6).all()
+    log_vol = log_volume_element(metric, z)
+    assert torch.isfinite(log_vol).all() and (log_vol < -100).all()
+    assert (condition_number(metric, z) > 1e12).all()
+
+
+def test_linear_map_eigenvalues_are_singular_values_squared() -> None:
+    a = torch.randn(5, 3, dtype=torch.float64)
+    z = torch.randn(2, 3, dtype=torch.float64)
+    vals, _ = principal_directions(LinearMap(a), z)
+    svals = torch.linalg.svdvals(a)
+    torch.testing.assert_close(vals, (svals**2).expand(2, 3))

@@ -1,0 +1,134 @@
+"""PullbackMetric against plain autograd Jacobians and exact geometries."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentgeo.metrics import PullbackMetric, as_metric
+from latentgeo.testing import LinearMap, Paraboloid, StereographicSphere, tolerance
+
+from .reference import autograd_jacobian, mlp
+
+
+def test_metric_tensor_matches_autograd(dtype: torch.dtype) -> None:
+    decoder = mlp(3, 7).to(dtype)
+    metric = PullbackMetric(decoder)
+    z = torch.randn(6, 3, dtype=dtype)
+    jac = autograd_jacobian(decoder, z)
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(metric.jacobian(z), jac, rtol=rtol, atol=atol)
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac, rtol=rtol, atol=atol)
+
+
+def test_squared_norm_is_one_jvp(dtype: torch.dtype) -> None:
+    decoder = mlp(4, 9).to(dtype)
+    metric = PullbackMetric(decoder)
+    z, v = torch.randn(5, 4, dtype=dtype), torch.randn(5, 4, dtype=dtype)
+    jac = autograd_jacobian(decoder, z)
+    expected = ((jac @ v.unsqueeze(-1)).squeeze(-1) ** 2).sum(-1)
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(metric.squared_norm(z, v), expected, rtol=rtol, atol=atol)
+    torch.testing.assert_close(metric.norm(z, v), expected.sqrt(), rtol=rtol, atol=atol)
+
+
+def test_narrow_map_uses_reverse_mode_and_agrees(dtype: torch.dtype) -> None:
+    decoder = mlp(5, 2).to(dtype)  # m < d: reverse mode after the first call
+    metric = PullbackMetric(decoder)
+    z = torch.randn(4, 5, dtype=dtype)
+    first = metric.metric_tensor(z)
+    second = metric.metric_tensor(z)
+    jac = autograd_jacobian(decoder, z)
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(first, jac.mT @ jac, rtol=rtol, atol=atol)
+    torch.testing.assert_close(second, jac.mT @ jac, rtol=rtol, atol=atol)
+
+
+def test_image_shaped_output_is_flattened() -> None:
+    lin = torch.nn.Linear(2, 12, dtype=torch.float64)
+    metric = PullbackMetric(lambda z: lin(z).reshape(-1, 1, 3, 4))
+    z = torch.randn(3, 2, dtype=torch.float64)
+    expected = (lin.weight.T @ lin.weight).expand(3, 2, 2)
+    torch.testing.assert_close(metric.metric_tensor(z), expected)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 1000])
+def test_chunking_gives_same_result(chunk_size: int) -> None:
+    decoder = mlp(2, 5).double()
+    z, v = torch.randn(7, 2, dtype=torch.float64), torch.randn(7, 2, dtype=torch.float64)
+    full = PullbackMetric(decoder)
+    chunked = PullbackMetric(decoder, chunk_size=chunk_size)
+    torch.testing.assert_close(chunked.metric_tensor(z), full.metric_tensor(z))
+    torch.testing.assert_close(chunked.squared_norm(z, v), full.squared_norm(z, v))
+    torch.testing.assert_close(chunked.inner(z, v, 2 * v), full.inner(z, v, 2 * v))
+
+
+def test_batch_shapes_are_preserved() -> None:
+    metric = as_metric(mlp(3, 4).double())
+    z = torch.randn(2, 5, 3, dtype=torch.float64)
+    v = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert metric.metric_tensor(z).shape == (2, 5, 3, 3)
+    assert metric.squared_norm(z, v).shape == (2, 5)
+    assert metric.inner(z, v, v).shape == (2, 5)
+    assert metric.metric_tensor(z[0, 0]).shape == (3, 3)
+    assert metric.squared_norm(z[0, 0], v[0, 0]).shape == ()
+    # broadcasting one tangent over many points
+    assert metric.squared_norm(z, v[0, 0]).shape == (2, 5)
+
+
+def test_sphere_metric_is_conformal(dtype: torch.dtype) -> None:
+    sphere = StereographicSphere()
+    z = 2 * torch.randn(16, 3, dtype=dtype)
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(
+        as_metric(sphere).metric_tensor(z), sphere.metric_tensor(z), rtol=rtol, atol=atol
+    )
+
+
+def test_paraboloid_metric(dtype: torch.dtype) -> None:
+    surface = Paraboloid()
+    z = torch.randn(16, 2, dtype=dtype)
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(
+        as_metric(surface).metric_tensor(z), surface.metric_tensor(z), rtol=rtol, atol=atol
+    )
+
+
+def test_linear_map_gives_ata(dtype: torch.dtype) -> None:
+    a = torch.randn(6, 3, dtype=dtype)
+    z = torch.randn(4, 3, dtype=dtype)
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(
+        as_metric(LinearMap(a)).metric_tensor(z), (a.T @ a).expand(4, 3, 3), rtol=rtol, atol=atol
+    )
+
+
+def test_gradients_flow_through_squared_norm() -> None:
+    """Solvers differentiate energies w.r.t. curve points: compare with autograd."""
+    decoder = mlp(2, 5).double()
+    metric = PullbackMetric(decoder)
+    z = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    metric.squared_norm(z, v).sum().backward()
+    assert z.grad is not None and v.grad is not None
+
+    def reference(zz: torch.Tensor, vv: torch.Tensor) -> torch.Tensor:
+        jv = torch.autograd.functional.jvp(decoder, zz, vv, create_graph=True)[1]
+        return (jv**2).sum()
+
+    gz, gv = torch.autograd.grad(reference(z, v), (z, v))
+    torch.testing.assert_close(z.grad, gz)
+    torch.testing.assert_close(v.grad, gv)
+
+
+def test_dtype_mismatch_is_explained() -> None:
+    metric = PullbackMetric(mlp(2, 3))  # float32 parameters
+    with pytest.raises(TypeError, match="dtype"):
+        metric.metric_tensor(torch.zeros(1, 2, dtype=torch.float64))
+
+
+def test_bad_constructor_arguments() -> None:
+    with pytest.raises(TypeError, match="embed"):
+        PullbackMetric(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="chunk_size"):
+        PullbackMetric(mlp(2, 3), chunk_size=0)
