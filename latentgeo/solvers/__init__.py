@@ -6,6 +6,9 @@ from latentgeo.solvers.connecting import (
     connecting_geodesic,
     register_method,
 )
+
+# Importing a method module registers its methods with connecting_geodesic.
+from latentgeo.solvers.energy import minimize_energy
 from latentgeo.solvers.result import GeodesicResult
 
 __all__ = [
@@ -13,5 +16,6 @@ __all__ = [
     "GeodesicResult",
     "available_methods",
     "connecting_geodesic",
+    "minimize_energy",
     "register_method",
 ]

@@ -1,0 +1,627 @@
+r"""Geodesics by energy minimisation, all B pairs in one optimisation.
+
+:func:`minimize_energy` shortens a batch of curves (any
+:class:`~latentgeo.curves.Curve`) by minimising each curve's energy
+``E[γ] = ∫ γ̇ᵀ G(γ) γ̇ dt``; minimisers of the energy are geodesics at constant
+speed. The B curves' parameters are independent blocks and every pair's
+energy depends on its own block only, so the default optimiser is a
+*per-pair* L-BFGS, batched: one tensor of parameters ``(B, p)``, one energy
+evaluation per step for all active pairs, but every pair has its own
+curvature history, its own Armijo line search and its own stopping test. A
+pair that has converged is frozen and no longer evaluated. Solving B pairs
+together therefore gives the same curves as solving each alone. (A
+``torch.optim.LBFGS`` on the summed energy would couple the pairs through one
+shared line search and history.)
+
+A pair has converged when its last accepted step lowered its energy by less
+than ``tol`` relative, *and* the quasi-Newton model predicts less than that
+from the next step: a scale-aware test (energies scale like length², so
+rescaling the metric or the latent space does not change it).
+
+Splines are then refined (knot insertion, which keeps the curve): new knots
+go where the curve moves fastest in latent space (the spans of largest
+latent arc length are halved, one knot per span), and optimisation resumes.
+A pair stops when refining changes its energy by less than ``refine_tol``
+relative; this is how geodesics that need long latent excursions get the
+knots they need.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from latentgeo.curves import CubicSpline, Curve, DiscreteCurve, NeuralGeodesic
+from latentgeo.curves.length import (
+    DEFAULT_CHORD_POINTS,
+    ESTIMATORS,
+    chord_differences,
+    gauss_legendre_times,
+    speeds_squared,
+)
+from latentgeo.curves.reparam import constant_speed
+from latentgeo.metrics import Metric
+from latentgeo.solvers.connecting import register_method
+from latentgeo.solvers.result import GeodesicResult
+
+__all__ = ["minimize_energy"]
+
+RUNNING, CONVERGED, MAX_ITER, NAN, STALLED = 0, 1, 2, 3, 4
+STATUS = {
+    CONVERGED: "converged",
+    MAX_ITER: "max_iter",
+    NAN: "nan_energy",
+    STALLED: "line_search_failed",
+}
+REPORT_NODES = 8  # Gauss–Legendre nodes per span for the reported length and energy
+REPORT_POINTS = 128
+
+
+class _Evaluate(nn.Module):
+    """``functional_call`` target: points and velocities of a curve."""
+
+    def __init__(self, curve: Curve) -> None:
+        super().__init__()
+        self.curve = curve
+
+    def forward(self, t: Tensor, derivative: bool) -> tuple[Tensor, Tensor | None]:
+        return self.curve._evaluate(t, derivative=derivative)
+
+
+@dataclass
+class _Packing:
+    """The curve's parameters as one ``(B, p)`` tensor, and back."""
+
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+
+    @classmethod
+    def of(cls, curve: Curve) -> _Packing:
+        b = curve.num_curves
+        names, shapes = [], []
+        for name, p in curve.named_parameters():
+            if p.ndim == 0 or p.shape[0] != b:
+                raise ValueError(f"curve parameter {name} must have leading dimension B={b}")
+            names.append(name)
+            shapes.append(tuple(p.shape[1:]))
+        return cls(names, shapes)
+
+    def flatten(self, curve: Curve) -> Tensor:
+        params = dict(curve.named_parameters())
+        b = curve.num_curves
+        return torch.cat([params[n].detach().reshape(b, -1) for n in self.names], 1)
+
+    def unflatten(self, x: Tensor) -> dict[str, Tensor]:
+        out, start = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            size = math.prod(shape)
+            out[f"curve.{name}"] = x[:, start : start + size].reshape(x.shape[0], *shape)
+            start += size
+        return out
+
+    def write(self, curve: Curve, x: Tensor) -> None:
+        params = dict(curve.named_parameters())
+        with torch.no_grad():
+            for key, value in self.unflatten(x).items():
+                params[key.removeprefix("curve.")].copy_(value)
+
+
+class _Objective:
+    """Per-pair energies of a curve as a function of packed parameters ``(A, p)``."""
+
+    def __init__(
+        self,
+        metric: Metric,
+        curve: Curve,
+        estimator: str,
+        num_points: int | None,
+        nodes: int,
+        generator: torch.Generator | None,
+    ) -> None:
+        self.metric, self.curve, self.estimator = metric, curve, estimator
+        self.generator = generator
+        self.evaluate = _Evaluate(curve)
+        self.packing = _Packing.of(curve)
+        self.buffers = {f"curve.{n}": b for n, b in curve.named_buffers()}
+        if estimator == "metric":
+            self.t, self.w = gauss_legendre_times(
+                curve.breakpoints(), nodes=nodes, num_points=num_points
+            )
+        else:
+            n = DEFAULT_CHORD_POINTS if num_points is None else num_points
+            t = torch.linspace(0.0, 1.0, n, dtype=curve.z0.dtype, device=curve.z0.device)
+            self.t, self.w = t.expand(curve.num_curves, -1), t.new_full((1, 1), float(n - 1))
+        self.basis: tuple[Tensor, ...] | None = None
+        if hasattr(curve, "_linear_basis") and self.packing.names == ["inner"]:
+            tk, wk = gauss_legendre_times(curve.breakpoints(), nodes=4)
+            linear_basis: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+            linear_basis = curve._linear_basis  # type: ignore[assignment]
+            self.basis = (*linear_basis(tk), wk)
+
+    def __call__(self, x: Tensor, idx: Tensor) -> Tensor:
+        state = {k: v[idx] for k, v in self.buffers.items()}
+        state.update(self.packing.unflatten(x))
+        t = self.t[idx]
+        if self.estimator == "metric":
+            pos, vel = functional_call(self.evaluate, state, (t, True))
+            assert vel is not None
+            return (self.w[idx] * speeds_squared(self.metric, pos, vel)).sum(-1)
+        pos = functional_call(self.evaluate, state, (t, False))[0]
+        sq = chord_differences(self.metric, pos, estimator=self.estimator, generator=self.generator)
+        return self.w[:, 0] * sq.sum(-1)
+
+    def preconditioner(self, x: Tensor, idx: Tensor) -> Tensor | None:
+        """Cholesky factors ``(A, p, p)`` of ``2 K``, ``K = Σ_q w_q (∂γ̇_q/∂P)ᵀ G(γ_q) ∂γ̇_q/∂P``.
+
+        ``2 K`` is the energy's Hessian with the metric frozen at the current
+        curve: exact for a constant metric, and it carries the local scale of
+        the metric along the curve (the main source of ill-conditioning).
+        ``None`` for curves that are not linear in their parameters.
+        """
+        if self.basis is None:
+            return None
+        t_idx, vals, dvals, w = (v[idx] for v in self.basis)
+        a, n_inner, d = x.shape[0], self.packing.shapes[0][0], self.packing.shapes[0][1]
+        n = n_inner + 2
+        p = torch.cat([self.buffers["curve.z0"][idx][:, None], x.reshape(a, n_inner, d)], 1)
+        p = torch.cat([p, self.buffers["curve.z1"][idx][:, None]], 1)
+        pos = (
+            vals[..., None]
+            * p.gather(1, t_idx.flatten(1)[..., None].expand(-1, -1, d)).reshape(*t_idx.shape, d)
+        ).sum(-2)
+        g = self.metric._metric_tensor(pos.reshape(-1, d)).reshape(*pos.shape, d)  # (A, T, d, d)
+        outer = w[..., None, None] * dvals[..., :, None] * dvals[..., None, :]  # (A, T, k, k)
+        contrib = outer[..., None, None] * g[:, :, None, None]  # (A, T, k, k, d, d)
+        flat_idx = (t_idx[..., :, None] * n + t_idx[..., None, :]).reshape(a, -1)
+        stiff = x.new_zeros(a, n * n, d * d)
+        stiff.scatter_add_(
+            1, flat_idx[..., None].expand(-1, -1, d * d), contrib.reshape(a, -1, d * d)
+        )
+        stiff = stiff.reshape(a, n, n, d, d)[:, 1:-1, 1:-1].permute(0, 1, 3, 2, 4)
+        hess = 2.0 * stiff.reshape(a, n_inner * d, n_inner * d)
+        hess = 0.5 * (hess + hess.mT)
+        diag = hess.diagonal(dim1=-2, dim2=-1)
+        ridge = 1e-12 * diag.abs().mean(-1).clamp_min(1e-300)
+        eye = torch.eye(hess.shape[-1], dtype=hess.dtype, device=hess.device)
+        chol, info = torch.linalg.cholesky_ex(hess + ridge[:, None, None] * eye)
+        if bool((info != 0).any()):
+            bad = info != 0
+            chol[bad] = torch.nan
+        return chol
+
+    def value_and_grad(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            f = self(x, idx)
+            (g,) = torch.autograd.grad(f.sum(), x)
+        return f.detach(), g
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(-1)
+
+
+class _LBFGS:
+    """Per-pair L-BFGS state for B independent problems, stored as batched tensors."""
+
+    def __init__(self, x: Tensor, history: int) -> None:
+        b, p = x.shape
+        self.s = x.new_zeros(b, history, p)
+        self.y = x.new_zeros(b, history, p)
+        self.rho = x.new_zeros(b, history)
+        self.gamma = x.new_zeros(b)  # H0 = gamma · I; 0 until the first update
+
+    def direction(
+        self, g: Tensor, idx: Tensor, first_scale: Tensor, chol: Tensor | None = None
+    ) -> Tensor:
+        s, y, rho = self.s[idx], self.y[idx], self.rho[idx]
+        q = g.clone()
+        alphas = []
+        for i in range(s.shape[1] - 1, -1, -1):
+            a = rho[:, i] * _dot(s[:, i], q)
+            q -= a[:, None] * y[:, i]
+            alphas.append(a)
+        gamma = self.gamma[idx]
+        gamma = torch.where(gamma > 0, gamma, first_scale)
+        r = gamma[:, None] * q
+        if chol is not None:
+            pre = torch.cholesky_solve(q[..., None], chol)[..., 0]
+            r = torch.where(torch.isfinite(pre).all(-1, keepdim=True), pre, r)
+        for i, a in zip(range(s.shape[1]), reversed(alphas), strict=True):
+            beta = rho[:, i] * _dot(y[:, i], r)
+            r += s[:, i] * (a - beta)[:, None]
+        return -r
+
+    def update(self, idx: Tensor, s: Tensor, y: Tensor) -> None:
+        sy, yy = _dot(s, y), _dot(y, y)
+        ok = sy > 1e-10 * torch.sqrt(_dot(s, s) * yy)  # curvature condition
+        self.s[idx] = torch.cat([self.s[idx][:, 1:], s[:, None]], 1)
+        self.y[idx] = torch.cat([self.y[idx][:, 1:], y[:, None]], 1)
+        rho = torch.where(ok, 1.0 / torch.where(ok, sy, 1.0), 0.0)
+        self.rho[idx] = torch.cat([self.rho[idx][:, 1:], rho[:, None]], 1)
+        self.gamma[idx] = torch.where(ok, sy / torch.where(ok, yy, 1.0), self.gamma[idx])
+
+
+def _run_lbfgs(
+    objective: _Objective,
+    x: Tensor,
+    f: Tensor,
+    g: Tensor,
+    status: Tensor,
+    iterations: Tensor,
+    scale: Tensor,
+    *,
+    max_iter: int,
+    tol: float,
+    history: int,
+    on_step: Callable[[], None],
+) -> None:
+    """Run until every running pair has converged, stalled or hit ``max_iter`` (in place)."""
+    opt = _LBFGS(x, history)
+    last_decrease = torch.full_like(f, math.inf)
+    eps = torch.finfo(x.dtype).eps
+    floor = 64 * eps  # relative changes below this are rounding noise
+    while True:
+        running = status == RUNNING
+        running &= iterations < max_iter
+        if not bool(running.any()):
+            break
+        idx = running.nonzero()[:, 0]
+        fi, gi = f[idx], g[idx]
+        gnorm = gi.norm(dim=-1)
+        chol = objective.preconditioner(x[idx], idx)
+        d = opt.direction(gi, idx, 0.1 * scale[idx] / gnorm.clamp_min(1e-300), chol)
+        slope = _dot(gi, d)
+        bad = ~(slope < 0)  # not a descent direction: restart from steepest descent
+        if bool(bad.any()):
+            d = torch.where(
+                bad[:, None], -gi * (0.1 * scale[idx] / gnorm.clamp_min(1e-300))[:, None], d
+            )
+            slope = _dot(gi, d)
+        small = fi.abs().clamp_min(1e-300)
+        done = (-slope <= tol * small) & (last_decrease[idx] <= tol)
+        done |= gnorm == 0
+        if bool(done.any()):
+            status[idx[done]] = CONVERGED
+            keep = ~done
+            idx, fi, gi, d, slope = idx[keep], fi[keep], gi[keep], d[keep], slope[keep]
+            if idx.numel() == 0:
+                continue
+        # Armijo backtracking line search, per pair.
+        step = torch.ones_like(fi)
+        pending = torch.ones_like(fi, dtype=torch.bool)
+        x_new, f_new, g_new = x[idx].clone(), fi.clone(), gi.clone()
+        for _ in range(30):
+            sub = pending.nonzero()[:, 0]
+            if sub.numel() == 0:
+                break
+            trial = x[idx[sub]] + step[sub, None] * d[sub]
+            ft, gt = objective.value_and_grad(trial, idx[sub])
+            ok = torch.isfinite(ft) & (ft <= fi[sub] + 1e-4 * step[sub] * slope[sub])
+            acc = sub[ok]
+            x_new[acc], f_new[acc], g_new[acc] = trial[ok], ft[ok], gt[ok]
+            pending[acc] = False
+            # next trial: minimiser of the quadratic through f(0), f'(0), f(step), safeguarded
+            rej = sub[~ok]
+            st, ftr = step[rej], ft[~ok]
+            denom = 2.0 * (ftr - fi[rej] - slope[rej] * st)
+            quad = -slope[rej] * st * st / torch.where(denom > 0, denom, 1.0)
+            quad = torch.where(torch.isfinite(ftr) & (denom > 0), quad, 0.1 * st)
+            step[rej] = torch.minimum(torch.maximum(quad, 0.1 * st), 0.5 * st)
+        iterations[idx] += 1
+        failed = pending
+        if bool(failed.any()):
+            # No decrease found: at rounding level this is convergence, otherwise a stall.
+            tiny = -slope[failed] <= max(tol, floor) * 1e2 * fi[failed].abs().clamp_min(1e-300)
+            status[idx[failed]] = torch.where(tiny, CONVERGED, STALLED).to(status.dtype)
+        moved = ~failed
+        idx_m = idx[moved]
+        if idx_m.numel():
+            opt.update(idx_m, x_new[moved] - x[idx_m], g_new[moved] - g[idx_m])
+            decrease = (f[idx_m] - f_new[moved]) / f_new[moved].abs().clamp_min(1e-300)
+            last_decrease[idx_m] = decrease
+            x[idx_m], f[idx_m], g[idx_m] = x_new[moved], f_new[moved], g_new[moved]
+        on_step()
+
+
+def _run_adam(
+    objective: _Objective,
+    x: Tensor,
+    f: Tensor,
+    g: Tensor,
+    status: Tensor,
+    iterations: Tensor,
+    scale: Tensor,
+    *,
+    max_iter: int,
+    tol: float,
+    lr: float,
+    patience: int,
+    on_step: Callable[[], None],
+) -> None:
+    """Per-pair Adam with learning rate ``lr · scale``; stops a pair after ``patience``
+    steps without a relative improvement of ``tol`` (in place; keeps the best iterate)."""
+    m, v = torch.zeros_like(x), torch.zeros_like(x)
+    best_x, best_f = x.clone(), f.clone()
+    since = torch.zeros_like(iterations)
+    step_count = torch.zeros_like(f)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    while True:
+        running = (status == RUNNING) & (iterations < max_iter)
+        if not bool(running.any()):
+            break
+        idx = running.nonzero()[:, 0]
+        step_count[idx] += 1
+        k = step_count[idx][:, None]
+        m[idx] = b1 * m[idx] + (1 - b1) * g[idx]
+        v[idx] = b2 * v[idx] + (1 - b2) * g[idx] ** 2
+        mhat, vhat = m[idx] / (1 - b1**k), v[idx] / (1 - b2**k)
+        x[idx] = x[idx] - lr * scale[idx, None] * mhat / (vhat.sqrt() + eps)
+        fi, gi = objective.value_and_grad(x[idx], idx)
+        f[idx], g[idx] = fi, gi
+        iterations[idx] += 1
+        nan = ~torch.isfinite(fi)
+        better = (best_f[idx] - fi > tol * fi.abs()) & ~nan
+        since[idx] = torch.where(better, 0, since[idx] + 1)
+        improved = idx[(fi < best_f[idx]) & ~nan]
+        best_x[improved], best_f[improved] = x[improved], f[improved]
+        status[idx[since[idx] >= patience]] = CONVERGED
+        status[idx[nan & ~torch.isfinite(best_f[idx])]] = NAN
+        on_step()
+    x.copy_(best_x)
+    f.copy_(best_f)
+
+
+@torch.no_grad()
+def _refine_fastest_spans(curve: CubicSpline, knots: int) -> None:
+    """Insert ``knots`` knots per curve, each halving the span of largest latent arc length."""
+    bp = curve.breakpoints()
+    t, w = gauss_legendre_times(bp, nodes=4)
+    vel = curve.velocity(t)
+    arc = (w * vel.norm(dim=-1)).reshape(bp.shape[0], -1, 4).sum(-1)  # (B, S)
+    lo, hi = bp[:, :-1], bp[:, 1:]
+    for _ in range(knots):
+        j = arc.argmax(1, keepdim=True)
+        a, b = lo.gather(1, j), hi.gather(1, j)
+        mid = 0.5 * (a + b)
+        curve.insert_knot(mid[:, 0])
+        half = 0.5 * arc.gather(1, j)
+        # replace span j by its two halves (approximate arc: half each)
+        arc = torch.cat([arc.scatter(1, j, half), half], 1)
+        lo = torch.cat([lo, mid], 1)
+        hi = torch.cat([hi.scatter(1, j, mid), b], 1)
+
+
+def minimize_energy(
+    metric: Metric,
+    curve: Curve,
+    *,
+    estimator: str = "metric",
+    optimizer: str = "lbfgs",
+    max_iter: int = 500,
+    tol: float | None = None,
+    num_points: int | None = None,
+    nodes: int = 4,
+    refine: bool | None = None,
+    refine_tol: float | None = None,
+    max_knots: int = 64,
+    lr: float = 0.05,
+    patience: int = 20,
+    history: int = 10,
+    reparametrize: bool = True,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    z0: Tensor | None = None,
+    z1: Tensor | None = None,
+) -> GeodesicResult:
+    r"""Minimise the energy of every curve of a batch; the internal engine of the
+    ``"spline"``, ``"discrete"`` and ``"neural"`` methods.
+
+    The curve is changed in place (it ends as the optimised curve) and also
+    returned inside the result, reparametrised to constant speed.
+
+    Args:
+        metric: the metric (validated).
+        curve: B curves; their end points stay fixed.
+        estimator: the energy to minimise: ``"metric"`` (Gauss–Legendre
+            quadrature of ``γ̇ᵀ G γ̇``, any metric), ``"chord"`` (embedding
+            differences, pull-backs) or ``"sampled"`` (ensembles, stochastic;
+            only with ``optimizer="adam"``).
+        optimizer: ``"lbfgs"`` (per-pair L-BFGS, default) or ``"adam"`` (per-pair
+            Adam with learning rate ``lr × |z1 − z0|_∞``).
+        max_iter: most iterations per pair, all refinement levels together.
+        tol: relative energy tolerance per pair (default ``1e-9`` in float64,
+            ``1e-6`` in float32).
+        num_points: least number of energy evaluation points per curve
+            (``"metric"``: default ``nodes`` per span; chord estimators: 256).
+        nodes: Gauss–Legendre nodes per span for ``"metric"``.
+        refine: insert knots after convergence until the energy settles
+            (default: for splines).
+        refine_tol: relative energy change from one refinement below which a
+            pair is done (default ``100 · tol``).
+        max_knots: most interior knots a spline may grow to.
+        lr: Adam's learning rate, relative to the size of ``z1 − z0``.
+        patience: Adam stops a pair after this many steps without progress.
+        history: L-BFGS memory.
+        reparametrize: return the curves reparametrised to constant speed.
+        generator: random generator for ``estimator="sampled"``.
+        progress: show a tqdm progress bar.
+        z0: the end points to differentiate the reported lengths against
+            (default: the curve's own, detached).
+        z1: as ``z0``.
+
+    Returns:
+        A :class:`GeodesicResult`; ``length`` and ``energy`` come from
+        Gauss–Legendre quadrature of the metric (8 nodes per span, at least
+        128 points), whatever ``estimator`` was minimised, and are
+        differentiable with respect to ``z0``/``z1`` (envelope theorem:
+        ``∂L/∂z1 = G(z1) γ̇(1) / |γ̇(1)|_G`` at a geodesic).
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.curves import CubicSpline
+        >>> from latentgeo.metrics import as_metric
+        >>> from latentgeo.testing import StereographicSphere
+        >>> sphere = StereographicSphere()
+        >>> z0 = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+        >>> z1 = torch.tensor([[-0.5, 2.0]], dtype=torch.float64)
+        >>> res = minimize_energy(as_metric(sphere), CubicSpline(z0, z1))
+        >>> res.status, float((res.length - sphere.distance(z0, z1)).abs()) < 1e-8
+        (['converged'], True)
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+    if estimator == "sampled" and optimizer == "lbfgs":
+        raise ValueError("estimator='sampled' is stochastic: use optimizer='adam'")
+    if not isinstance(max_iter, int) or max_iter < 0:
+        raise ValueError(f"max_iter must be a non-negative int, got {max_iter!r}")
+    dtype, device = curve.z0.dtype, curve.z0.device
+    if tol is None:
+        tol = 1e-9 if dtype == torch.float64 else 1e-6
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol!r}")
+    refine_tol = 100 * tol if refine_tol is None else refine_tol
+    if refine is None:
+        refine = isinstance(curve, CubicSpline)
+    if refine and not isinstance(curve, CubicSpline):
+        raise ValueError("refine=True needs a CubicSpline curve")
+
+    b = curve.num_curves
+    scale = (curve.z1 - curve.z0).abs().amax(-1).clamp_min(torch.finfo(dtype).tiny)
+    status = torch.zeros(b, dtype=torch.long, device=device)
+    iterations = torch.zeros(b, dtype=torch.long, device=device)
+    level_energy = torch.full((b,), math.inf, dtype=dtype, device=device)
+    done = torch.zeros(b, dtype=torch.bool, device=device)  # settled for good
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iter, desc="geodesics", leave=False)
+
+    def on_step() -> None:
+        if bar is not None:
+            bar.n = int(iterations.max())
+            bar.set_postfix(running=int(((status == RUNNING) & ~done).sum()))
+            bar.refresh()
+
+    while True:
+        objective = _Objective(metric, curve, estimator, num_points, nodes, generator)
+        x = objective.packing.flatten(curve)
+        f = torch.zeros(b, dtype=dtype, device=device)
+        g = torch.zeros_like(x)
+        live = (~done).nonzero()[:, 0]
+        f[live], g[live] = objective.value_and_grad(x[live], live)
+        status = torch.where(done, status, RUNNING)
+        status[live[~torch.isfinite(f[live])]] = NAN
+        status[live[f[live] == 0]] = CONVERGED
+        if optimizer == "lbfgs":
+            _run_lbfgs(
+                objective, x, f, g, status, iterations, scale,
+                max_iter=max_iter, tol=tol, history=history, on_step=on_step,
+            )  # fmt: skip
+        else:
+            _run_adam(
+                objective, x, f, g, status, iterations, scale,
+                max_iter=max_iter, tol=tol, lr=lr, patience=patience, on_step=on_step,
+            )  # fmt: skip
+        objective.packing.write(
+            curve, torch.where(done[:, None], objective.packing.flatten(curve), x)
+        )
+        if not refine:
+            break
+        assert isinstance(curve, CubicSpline)
+        settled = (level_energy - f).abs() <= refine_tol * f.abs()
+        newly = (status == CONVERGED) & ~done
+        done |= newly & settled
+        done |= status != CONVERGED  # failures are final
+        level_energy = torch.where(newly, f, level_energy)
+        interior = curve.breakpoints().shape[1] - 2
+        if bool(done.all()) or interior >= max_knots:
+            if not bool(done.all()):
+                status[~done & (status == CONVERGED)] = CONVERGED  # best we can do
+            break
+        _refine_fastest_spans(curve, min(interior + 1, max_knots - interior))
+    if bar is not None:
+        bar.close()
+
+    # Report: deterministic quadrature on the final curve, differentiable in z0, z1.
+    z0 = curve.z0 if z0 is None else z0
+    z1 = curve.z1 if z1 is None else z1
+    t, w = gauss_legendre_times(curve.breakpoints(), nodes=REPORT_NODES, num_points=REPORT_POINTS)
+    state = {f"curve.{n}": p.detach() for n, p in curve.named_parameters()}
+    state.update({"curve.z0": z0, "curve.z1": z1})
+    pos, vel = functional_call(_Evaluate(curve), state, (t, True))
+    assert vel is not None
+    sq = speeds_squared(metric, pos, vel)
+    energy = (w * sq).sum(-1)
+    length = (w * sq.clamp_min(0.0).sqrt()).sum(-1)
+    bad = ~torch.isfinite(length)
+    status[bad & (status == CONVERGED)] = NAN
+    converged = status == CONVERGED
+    out_curve: Curve = curve
+    if reparametrize:
+        out_curve = constant_speed(metric, curve)
+    return GeodesicResult(
+        curve=out_curve,
+        length=length,
+        energy=energy,
+        converged=converged,
+        iterations=iterations,
+        status=[STATUS.get(int(s), "max_iter") for s in status.tolist()],
+        method="",
+        info={"estimator": estimator, "optimizer": optimizer},
+    )
+
+
+# --------------------------------------------------------------- registered methods
+def _solve(
+    method: str, metric: Metric, curve: Curve, z0: Tensor, z1: Tensor, **options: object
+) -> GeodesicResult:
+    result = minimize_energy(metric, curve, z0=z0, z1=z1, **options)  # type: ignore[arg-type]
+    result.method = method
+    return result
+
+
+@register_method("spline")
+def _spline(
+    metric: Metric, z0: Tensor, z1: Tensor, *, num_knots: int = 6, **options: object
+) -> GeodesicResult:
+    """Cubic B-spline (default): per-pair L-BFGS on the metric energy, refined by knot insertion."""
+    curve = CubicSpline(z0.detach(), z1.detach(), num_knots=num_knots)
+    return _solve("spline", metric, curve, z0, z1, **options)
+
+
+@register_method("discrete")
+def _discrete(
+    metric: Metric, z0: Tensor, z1: Tensor, *, num_points: int = 32, **options: object
+) -> GeodesicResult:
+    """Polyline with ``num_points`` vertices: per-pair L-BFGS on the metric energy."""
+    curve = DiscreteCurve(z0.detach(), z1.detach(), num_points=num_points)
+    return _solve("discrete", metric, curve, z0, z1, **options)
+
+
+@register_method("neural")
+def _neural(
+    metric: Metric,
+    z0: Tensor,
+    z1: Tensor,
+    *,
+    hidden: tuple[int, ...] = (32, 32),
+    activation: str = "tanh",
+    generator: torch.Generator | None = None,
+    **options: object,
+) -> GeodesicResult:
+    """Neural curve: per-pair L-BFGS on the metric energy at 64 Gauss–Legendre points."""
+    curve = NeuralGeodesic(
+        z0.detach(), z1.detach(), hidden=hidden, activation=activation, generator=generator
+    )
+    options.setdefault("num_points", 64)
+    return _solve("neural", metric, curve, z0, z1, generator=generator, **options)
