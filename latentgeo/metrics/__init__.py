@@ -17,6 +17,7 @@ from latentgeo.metrics.measures import (
     volume_element,
 )
 from latentgeo.metrics.pullback import PullbackMetric
+from latentgeo.metrics.rhvae import RHVAEMetric
 
 __all__ = [
     "DecoderEmbedding",
@@ -26,6 +27,7 @@ __all__ = [
     "Metric",
     "MetricLike",
     "PullbackMetric",
+    "RHVAEMetric",
     "ScaledMetric",
     "SumMetric",
     "as_metric",

@@ -7,7 +7,9 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Independent, Normal
+from torch.distributions import Bernoulli, Independent, Normal
+
+from latentgeo.models.config import from_spec, register_model, to_spec
 
 __all__ = ["EnsembleDecoder"]
 
@@ -21,20 +23,32 @@ def _stack_outputs(outputs: list[Any]) -> Any:
         return Independent(base, first.reinterpreted_batch_ndims)
     if isinstance(first, Normal):
         return Normal(
-            torch.stack([o.loc for o in outputs]), torch.stack([o.scale for o in outputs])
+            torch.stack([o.loc for o in outputs]),
+            torch.stack([o.scale for o in outputs]),
+            validate_args=False,
         )
+    if isinstance(first, Bernoulli):
+        return Bernoulli(logits=torch.stack([o.logits for o in outputs]), validate_args=False)
     raise TypeError(
-        f"EnsembleDecoder can stack Tensor, Normal and Independent(Normal) outputs, "
+        f"EnsembleDecoder can stack Tensor, Normal, Independent(Normal) and Bernoulli outputs, "
         f"got {type(first).__name__}"
     )
 
 
+@register_model
 class EnsembleDecoder(nn.Module):
     """K decoders whose metric is the mean of the members' metrics.
 
     ``forward`` stacks the members' outputs on a new leading dimension of size K.
     :func:`latentgeo.metrics.as_metric` turns it into
     ``(1/K) Σ_k G_k(z)``.
+
+    In a :class:`~latentgeo.models.VAE` the K members share one encoder;
+    :func:`~latentgeo.models.fit` trains them in the ``"partition"`` or
+    ``"random_member"`` mode (Syrota et al. 2024). Members may be
+    deterministic (Tensor outputs) or stochastic (Gaussian, Bernoulli), but
+    all of one kind. An ensemble of registered models (e.g. MLPs) can be
+    saved with :func:`~latentgeo.models.save`.
 
     Args:
         members: the K decoders (modules, or plain callables).
@@ -70,6 +84,24 @@ class EnsembleDecoder(nn.Module):
     def forward(self, z: Tensor) -> Any:
         """Every member's output at ``z``, stacked on a new leading dimension ``(K, ...)``."""
         return _stack_outputs([m(z) for m in self.members])
+
+    @property
+    def num_members(self) -> int:
+        """K, the number of members."""
+        return len(self.members)
+
+    def forward_member(self, z: Tensor, k: int) -> Any:
+        """The k-th member's output at ``z`` (no stacking)."""
+        return self.member(k)(z)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (see :mod:`latentgeo.models.config`)."""
+        return {"members": [to_spec(m) for m in self.members]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> EnsembleDecoder:
+        """Rebuild from :meth:`config` (fresh weights)."""
+        return cls([from_spec(spec) for spec in config["members"]])
 
     def member(self, k: int) -> Callable[[Tensor], Any]:
         """The k-th member decoder."""

