@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-__all__ = ["chunks", "forward_jacobian", "jvp_flat", "reverse_jacobian"]
+__all__ = ["chunks", "forward_jacobian", "jvp_flat", "push_tangents", "reverse_jacobian"]
 
 FlatMap = Callable[[Tensor], Tensor]
 
@@ -38,6 +38,28 @@ def jvp_flat(f: FlatMap, z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return out, tangent
 
 
+def push_tangents(f: FlatMap, z: Tensor, tangents: Tensor) -> Tensor:
+    """``J_f(z) T`` for K tangents at once: ``z (N, d)``, ``tangents (K, N, d)`` -> ``(K, N, m)``.
+
+    The primal pass is shared (``vmap`` over the tangents of one ``jvp``); where
+    ``vmap`` cannot trace ``f``, the batch is replicated K times instead.
+    """
+    k, n, d = tangents.shape
+    if k == 1:
+        return jvp(f, (z,), (tangents[0],))[1].unsqueeze(0)
+
+    def push(t: Tensor) -> Tensor:
+        return jvp(f, (z,), (t,))[1]
+
+    try:
+        return vmap(push)(tangents)
+    except (RuntimeError, NotImplementedError, ValueError):
+        # vmap could not trace this module (data-dependent control flow, an
+        # unsupported op...): replicate the batch K times instead.
+        z_rep = z.unsqueeze(0).expand(k, n, d).reshape(k * n, d)
+        return jvp(f, (z_rep,), (tangents.reshape(k * n, d),))[1].reshape(k, n, -1)
+
+
 def forward_jacobian(f: FlatMap, z: Tensor) -> Tensor:
     """Jacobians of a batch-separable map by forward mode.
 
@@ -50,18 +72,7 @@ def forward_jacobian(f: FlatMap, z: Tensor) -> Tensor:
     """
     n, d = z.shape
     basis = torch.eye(d, dtype=z.dtype, device=z.device).unsqueeze(1).expand(d, n, d)
-
-    def push(t: Tensor) -> Tensor:
-        return jvp(f, (z,), (t,))[1]
-
-    try:
-        cols = vmap(push)(basis)  # (d, N, m)
-    except (RuntimeError, NotImplementedError, ValueError):
-        # vmap could not trace this module (data-dependent control flow, an
-        # unsupported op...): replicate the batch d times instead.
-        z_rep = z.unsqueeze(0).expand(d, n, d).reshape(d * n, d)
-        cols = jvp(f, (z_rep,), (basis.reshape(d * n, d),))[1].reshape(d, n, -1)
-    return cols.permute(1, 2, 0)
+    return push_tangents(f, z, basis).permute(1, 2, 0)
 
 
 def reverse_jacobian(f: FlatMap, z: Tensor) -> Tensor:

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from latentgeo._validation import check_points, check_tangent
 from latentgeo.metrics.base import Metric
-from latentgeo.metrics.jacobians import chunks, forward_jacobian, jvp_flat, reverse_jacobian
+from latentgeo.metrics.forward_mode import TangentPropagator, try_tangent_propagator
+from latentgeo.metrics.jacobians import chunks, push_tangents, reverse_jacobian
 
 __all__ = ["PullbackMetric"]
 
@@ -40,6 +41,12 @@ class PullbackMetric(Metric):
     Jacobian; ``metric_tensor`` builds ``J`` by forward mode (reverse mode when
     the output is narrower than the latent space), in chunks of at most
     ``chunk_size`` points to bound memory.
+
+    Modules that ``torch.fx`` can trace (``nn.Sequential`` MLPs and CNNs, most
+    hand-written decoders) use :class:`~latentgeo.metrics.forward_mode.TangentPropagator`:
+    one traced pass pushes all tangents through the network with one extra
+    product per layer and tangent (a JVP costs about two forward passes).
+    Anything else uses ``torch.func.jvp``/``vmap``. Both are exact.
 
     ``embed`` must treat the rows of its input independently (any decoder in
     eval mode does). Its output may have any trailing shape (``(N, m)``,
@@ -79,6 +86,25 @@ class PullbackMetric(Metric):
         self.chunk_size = chunk_size
         self.latent_dim = latent_dim
         self._out_dim: int | None = None
+        self._propagator: TangentPropagator | None = None
+        self._traced = False
+
+    def _get_propagator(self) -> TangentPropagator | None:
+        if not self._traced:
+            self._propagator = try_tangent_propagator(self.embed)
+            self._traced = True
+        return self._propagator
+
+    def _push(self, z: Tensor, tangents: Tensor) -> Tensor:
+        """``J(z) T`` flattened: ``z (n, d)``, ``tangents (K, n, d)`` -> ``(K, n, m)``."""
+        prop = self._get_propagator()
+        if prop is not None:
+            try:
+                _, out = prop(z, tangents)
+                return out.reshape(tangents.shape[0], z.shape[0], -1)
+            except Exception:
+                self._propagator = None
+        return push_tangents(self._flat_embed, z, tangents)
 
     # ------------------------------------------------------------------ helpers
     def _flat_embed(self, z: Tensor) -> Tensor:
@@ -124,22 +150,30 @@ class PullbackMetric(Metric):
     def _jacobian(self, z: Tensor) -> Tensor:
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
-        parts = []
-        for sl in chunks(flat.shape[0], self.chunk_size):
-            zc = flat[sl]
-            if self._out_dim is not None and self._out_dim < d:
-                jac = reverse_jacobian(self._flat_embed, zc)
-            else:
-                jac = forward_jacobian(self._flat_embed, zc)
-                self._out_dim = jac.shape[1]
-            parts.append(jac)
-        jac = torch.cat(parts, 0)
-        return jac.reshape(*batch, jac.shape[1], d)
+        parts = [self._chunk_rows(flat[sl]).mT for sl in chunks(flat.shape[0], self.chunk_size)]
+        jac = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
+        return jac.reshape(*batch, jac.shape[-2], d)
+
+    def _chunk_rows(self, zc: Tensor) -> Tensor:
+        """``Jᵀ`` of shape ``(n, d, m)`` for points ``(n, d)`` (a strided view, not copied)."""
+        d = zc.shape[-1]
+        if self._out_dim is not None and self._out_dim < d:
+            return reverse_jacobian(self._flat_embed, zc).mT
+        basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
+        cols = self._push(zc, basis.expand(d, zc.shape[0], d))  # (d, n, m)
+        self._out_dim = cols.shape[-1]
+        return cols.transpose(0, 1)
 
     # ------------------------------------------------------------ the protocol
     def _metric_tensor(self, z: Tensor) -> Tensor:
-        jac = self._jacobian(z)
-        return jac.mT @ jac
+        batch, d = z.shape[:-1], z.shape[-1]
+        flat = z.reshape(-1, d)
+        parts = []
+        for sl in chunks(flat.shape[0], self.chunk_size):
+            rows = self._chunk_rows(flat[sl])
+            parts.append(rows @ rows.mT)  # batched GEMM on the strided view: no copy of J
+        g = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
+        return g.reshape(*batch, d, d)
 
     def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
         z, v = torch.broadcast_tensors(z, v)
@@ -147,7 +181,7 @@ class PullbackMetric(Metric):
         zf, vf = z.reshape(-1, d), v.reshape(-1, d)
         parts = []
         for sl in chunks(zf.shape[0], self.chunk_size):
-            _, jv = jvp_flat(self._flat_embed, zf[sl], vf[sl])
+            jv = self._push(zf[sl], vf[sl].unsqueeze(0))[0]
             parts.append((jv * jv).sum(-1))
         return torch.cat(parts, 0).reshape(batch)
 
@@ -157,7 +191,6 @@ class PullbackMetric(Metric):
         zf, uf, vf = z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d)
         parts = []
         for sl in chunks(zf.shape[0], self.chunk_size):
-            ju = jvp_flat(self._flat_embed, zf[sl], uf[sl])[1]
-            jv = jvp_flat(self._flat_embed, zf[sl], vf[sl])[1]
+            ju, jv = self._push(zf[sl], torch.stack([uf[sl], vf[sl]]))
             parts.append((ju * jv).sum(-1))
         return torch.cat(parts, 0).reshape(batch)
