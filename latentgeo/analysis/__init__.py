@@ -1,0 +1,46 @@
+"""Analyses of the seed papers.
+
+* distances: :func:`geodesic_distances` (pairs), :func:`pairwise_geodesic_distances`
+  (all pairs, chunked);
+* Michelis et al.: :func:`relative_improvement`, :func:`michelis_pairs`,
+  :func:`monte_carlo_relative_improvement`;
+* Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`;
+* Arvanitidis et al.: :func:`riemannian_random_walk`, :func:`geodesic_kmeans`
+  (with :func:`kmedoids` and :func:`f_measure`).
+"""
+
+from latentgeo.analysis.distances import (
+    geodesic_distances,
+    iter_geodesics,
+    pairwise_geodesic_distances,
+)
+from latentgeo.analysis.improvement import (
+    ImprovementResult,
+    michelis_pairs,
+    monte_carlo_relative_improvement,
+    relative_improvement,
+    straight_line_length,
+)
+from latentgeo.analysis.kmeans import KMeansResult, f_measure, geodesic_kmeans, kmedoids
+from latentgeo.analysis.random_walk import metric_inverse_sqrt, riemannian_random_walk
+from latentgeo.analysis.variation import PairedTTest, coefficient_of_variation, paired_t_test
+
+__all__ = [
+    "ImprovementResult",
+    "KMeansResult",
+    "PairedTTest",
+    "coefficient_of_variation",
+    "f_measure",
+    "geodesic_distances",
+    "geodesic_kmeans",
+    "iter_geodesics",
+    "kmedoids",
+    "metric_inverse_sqrt",
+    "michelis_pairs",
+    "monte_carlo_relative_improvement",
+    "paired_t_test",
+    "pairwise_geodesic_distances",
+    "relative_improvement",
+    "riemannian_random_walk",
+    "straight_line_length",
+]

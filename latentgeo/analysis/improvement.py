@@ -1,0 +1,233 @@
+"""How much shorter is the geodesic than the straight line? (Michelis et al. 2021)
+
+``relative improvement = (L_line − L_geodesic) / L_line`` where both are
+Riemannian lengths under the same metric. The Monte-Carlo protocol of their
+Algorithm 1 draws "worst-case" pairs: ``z0 ~ N(0, I)``, ``v`` the eigenvector
+of the largest eigenvalue of ``G(z0)`` (the direction the decoder stretches
+most), signed to point towards the origin, and ``z1 = z0 + step · v``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from latentgeo._validation import check_points, check_same_shape
+from latentgeo.analysis.distances import iter_geodesics
+from latentgeo.metrics import MetricLike, as_metric, principal_directions
+
+__all__ = [
+    "ImprovementResult",
+    "michelis_pairs",
+    "monte_carlo_relative_improvement",
+    "relative_improvement",
+    "straight_line_length",
+]
+
+
+def straight_line_length(
+    metric_or_decoder: MetricLike, z0: Tensor, z1: Tensor, *, num_points: int = 64
+) -> Tensor:
+    """Riemannian length of the straight segments ``z0 → z1`` (Gauss–Legendre quadrature).
+
+    ``L = ∫₀¹ sqrt(Δᵀ G(z0 + t Δ) Δ) dt`` with ``Δ = z1 − z0``.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z0: start points, shape ``(B, d)``.
+        z1: end points, shape ``(B, d)``.
+        num_points: quadrature nodes.
+
+    Returns:
+        Detached lengths, shape ``(B,)``.
+
+    Example:
+        >>> from latentgeo.testing import LinearMap
+        >>> straight_line_length(LinearMap(3 * torch.eye(2)), torch.zeros(1, 2), torch.ones(1, 2))
+        tensor([4.2426])
+    """
+    metric = as_metric(metric_or_decoder)
+    z0 = check_points(z0, "z0", dim=metric.latent_dim)
+    z1 = check_points(z1, "z1", dim=metric.latent_dim)
+    check_same_shape(z0, z1, "z0", "z1")
+    nodes, weights = np.polynomial.legendre.leggauss(num_points)
+    t = torch.as_tensor((nodes + 1.0) / 2.0, dtype=z0.dtype, device=z0.device)
+    w = torch.as_tensor(weights / 2.0, dtype=z0.dtype, device=z0.device)
+    delta = (z1 - z0).unsqueeze(-2)  # (B, 1, d)
+    points = z0.unsqueeze(-2) + t[:, None] * delta  # (B, T, d)
+    speed2 = metric.squared_norm(points, delta.expand_as(points)).detach()
+    return (speed2.clamp_min(0.0).sqrt() * w).sum(-1)
+
+
+@dataclass
+class ImprovementResult:
+    """Straight line vs geodesic for B pairs.
+
+    Attributes:
+        z0: start points ``(B, d)``.
+        z1: end points ``(B, d)``.
+        line_length: Riemannian length of the straight line ``(B,)``.
+        geodesic_length: length of the shortest curve found ``(B,)``, at most ``line_length``.
+        relative_improvement: ``(line − geodesic) / line``, in ``[0, 1)``, ``(B,)``.
+        converged: whether the solver converged for each pair ``(B,)``.
+    """
+
+    z0: Tensor
+    z1: Tensor
+    line_length: Tensor
+    geodesic_length: Tensor
+    relative_improvement: Tensor
+    converged: Tensor
+
+    @property
+    def mean(self) -> float:
+        """Mean relative improvement."""
+        return float(self.relative_improvement.mean())
+
+    @property
+    def standard_error(self) -> float:
+        """Standard error of the mean relative improvement (``nan`` for one pair)."""
+        n = self.relative_improvement.numel()
+        if n < 2:
+            return float("nan")
+        return float(self.relative_improvement.std(correction=1)) / n**0.5
+
+
+def relative_improvement(
+    metric_or_decoder: MetricLike,
+    z0: Tensor,
+    z1: Tensor,
+    *,
+    num_points: int = 64,
+    chunk_size: int | None = 256,
+    progress: bool = False,
+    method: str = "spline",
+    **solver_options: Any,
+) -> ImprovementResult:
+    """Relative improvement of the geodesic over the straight line, per pair.
+
+    As in Michelis et al., the geodesic length is the best length found, so it
+    never exceeds the straight line's (the solver starts from the line):
+    ``L_geo = min(L_solver, L_line)``.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z0: start points, shape ``(B, d)``.
+        z1: end points, shape ``(B, d)``.
+        num_points: quadrature nodes of the straight-line length.
+        chunk_size: pairs per batched geodesic solve.
+        progress: show a progress bar.
+        method: solver method (default ``"spline"``).
+        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
+
+    Returns:
+        An :class:`ImprovementResult`.
+    """
+    metric = as_metric(metric_or_decoder)
+    line = straight_line_length(metric, z0, z1, num_points=num_points)
+    geo = torch.empty_like(line)
+    converged = torch.zeros(line.shape, dtype=torch.bool, device=line.device)
+    for rows, res in iter_geodesics(
+        metric, z0, z1, chunk_size=chunk_size, progress=progress, method=method, **solver_options
+    ):
+        geo[rows] = res.length.detach().to(line.dtype)
+        converged[rows] = res.converged.to(line.device)
+    geo = torch.where(torch.isfinite(geo), torch.minimum(geo, line), line)
+    rel = torch.where(line > 0, (line - geo) / line.clamp_min(torch.finfo(line.dtype).tiny), 0.0)
+    return ImprovementResult(z0.detach(), z1.detach(), line, geo, rel, converged)
+
+
+def michelis_pairs(
+    metric_or_decoder: MetricLike,
+    num_pairs: int,
+    *,
+    latent_dim: int | None = None,
+    step_size: float = 1.0,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Pairs of Algorithm 1 of Michelis et al.: a step along the top eigenvector towards 0.
+
+    ``z0 ~ N(0, I)``; ``v`` = unit eigenvector of the largest eigenvalue of
+    ``G(z0)``; ``z1 = z0 − step · sign(⟨z0, v⟩) · v``.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        num_pairs: B.
+        latent_dim: d (default: the metric's ``latent_dim``).
+        step_size: the step in latent units (their default: 1.0).
+        generator: random generator.
+        dtype: dtype of the points.
+        device: device of the points.
+
+    Returns:
+        ``(z0, z1)``, each of shape ``(B, d)``.
+
+    Example:
+        >>> from latentgeo.testing import LinearMap
+        >>> z0, z1 = michelis_pairs(LinearMap(torch.diag(torch.tensor([1.0, 5.0]))), 3,
+        ...                         latent_dim=2)
+        >>> (z1 - z0)[:, 0].abs().max().item(), (z1 - z0)[:, 1].abs().tolist()
+        (0.0, [1.0, 1.0, 1.0])
+    """
+    metric = as_metric(metric_or_decoder)
+    d = latent_dim if latent_dim is not None else metric.latent_dim
+    if d is None:
+        raise ValueError("latent_dim is needed: the metric does not know its latent dimension")
+    if num_pairs < 1:
+        raise ValueError(f"num_pairs must be >= 1, got {num_pairs}")
+    z0 = torch.randn(num_pairs, d, generator=generator, dtype=dtype, device=device)
+    _, vecs = principal_directions(metric, z0)
+    v = vecs[..., 0].detach()  # top eigenvector, (B, d)
+    sign = torch.sign((z0 * v).sum(-1, keepdim=True))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    return z0, z0 - step_size * sign * v
+
+
+def monte_carlo_relative_improvement(
+    metric_or_decoder: MetricLike,
+    num_pairs: int,
+    *,
+    latent_dim: int | None = None,
+    step_size: float = 1.0,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    num_points: int = 64,
+    chunk_size: int | None = 256,
+    progress: bool = False,
+    method: str = "spline",
+    **solver_options: Any,
+) -> ImprovementResult:
+    """Algorithm 1 of Michelis et al.: :func:`michelis_pairs`, then :func:`relative_improvement`.
+
+    Their run on their MNIST VAE (d = 16, step 1.0) gave 3.6 % ± 0.1 % with every
+    pair above 0.
+
+    Returns:
+        An :class:`ImprovementResult`.
+    """
+    z0, z1 = michelis_pairs(
+        metric_or_decoder,
+        num_pairs,
+        latent_dim=latent_dim,
+        step_size=step_size,
+        generator=generator,
+        dtype=dtype,
+        device=device,
+    )
+    return relative_improvement(
+        metric_or_decoder,
+        z0,
+        z1,
+        num_points=num_points,
+        chunk_size=chunk_size,
+        progress=progress,
+        method=method,
+        **solver_options,
+    )

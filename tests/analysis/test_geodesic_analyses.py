@@ -1,0 +1,117 @@
+"""Analyses that solve geodesics, against closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from latentgeo.analysis import (
+    f_measure,
+    geodesic_distances,
+    geodesic_kmeans,
+    michelis_pairs,
+    monte_carlo_relative_improvement,
+    pairwise_geodesic_distances,
+    relative_improvement,
+    straight_line_length,
+)
+from latentgeo.testing import LinearMap, StereographicSphere
+
+
+def sphere_points(n: int) -> torch.Tensor:
+    # points in the southern hemisphere's chart |z| < 1.5: well inside the projection
+    gen = torch.Generator().manual_seed(3)
+    return 1.5 * (torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(2)
+
+
+def test_pairwise_distances_on_the_sphere_match_great_circles() -> None:
+    sphere = StereographicSphere()
+    z = sphere_points(6)
+    dist = pairwise_geodesic_distances(sphere, z, chunk_size=4)
+    i, j = torch.meshgrid(torch.arange(6), torch.arange(6), indexing="ij")
+    exact = sphere.distance(z[i], z[j])
+    assert dist.shape == (6, 6)
+    assert torch.equal(dist, dist.T)
+    assert torch.equal(dist.diagonal(), torch.zeros(6, dtype=torch.float64))
+    torch.testing.assert_close(dist, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_chunking_does_not_change_distances() -> None:
+    sphere = StereographicSphere()
+    z_a, z_b = sphere_points(5), sphere_points(10)[5:]
+    one = geodesic_distances(sphere, z_a, z_b, chunk_size=None)
+    many = geodesic_distances(sphere, z_a, z_b, chunk_size=2, progress=False)
+    torch.testing.assert_close(one, many, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(one, sphere.distance(z_a, z_b), rtol=1e-5, atol=1e-6)
+
+
+def test_relative_improvement_is_zero_for_a_linear_decoder() -> None:
+    lin = LinearMap(torch.tensor([[2.0, 1.0], [0.0, 1.0], [1.0, -1.0]], dtype=torch.float64))
+    z0, z1 = sphere_points(4), -sphere_points(8)[4:]
+    res = relative_improvement(lin, z0, z1)
+    torch.testing.assert_close(res.line_length, lin.distance(z0, z1))
+    assert float(res.relative_improvement.abs().max()) < 1e-6
+
+
+def test_relative_improvement_is_positive_on_the_sphere() -> None:
+    sphere = StereographicSphere()
+    # pairs whose straight line misses the origin: not great circles in the chart
+    z0 = torch.tensor([[1.0, 0.5], [-1.0, 1.0]], dtype=torch.float64)
+    z1 = torch.tensor([[-0.5, 2.0], [1.0, 1.5]], dtype=torch.float64)
+    res = relative_improvement(sphere, z0, z1)
+    torch.testing.assert_close(res.geodesic_length, sphere.distance(z0, z1), rtol=1e-5, atol=1e-6)
+    expected = 1 - sphere.distance(z0, z1) / straight_line_length(sphere, z0, z1)
+    torch.testing.assert_close(res.relative_improvement, expected, rtol=1e-4, atol=1e-6)
+    assert bool((res.relative_improvement > 1e-3).all())
+    assert 0 < res.mean < 1 and res.standard_error > 0
+
+
+def test_michelis_pairs_step_along_the_top_eigenvector_towards_the_origin() -> None:
+    lin = LinearMap(torch.diag(torch.tensor([1.0, 5.0, 2.0], dtype=torch.float64)))
+    gen = torch.Generator().manual_seed(0)
+    z0, z1 = michelis_pairs(
+        lin, 20, step_size=0.5, generator=gen, dtype=torch.float64, latent_dim=3
+    )
+    step = z1 - z0
+    torch.testing.assert_close(step[:, 1].abs(), torch.full((20,), 0.5, dtype=torch.float64))
+    assert float(step[:, [0, 2]].abs().max()) < 1e-12
+    assert bool((torch.sign(step[:, 1]) == -torch.sign(z0[:, 1])).all())
+
+
+def test_monte_carlo_protocol_on_the_sphere() -> None:
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(1)
+    res = monte_carlo_relative_improvement(
+        sphere, 6, latent_dim=2, generator=gen, dtype=torch.float64
+    )
+    assert res.relative_improvement.shape == (6,)
+    assert bool(res.converged.all())
+    assert bool((res.relative_improvement >= 0).all())
+    # the sphere's metric is conformal: the top eigenvector is arbitrary, but the
+    # geodesic is never longer than the line and matches the great circle
+    torch.testing.assert_close(
+        res.geodesic_length, sphere.distance(res.z0, res.z1), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_geodesic_kmeans_on_separated_clusters() -> None:
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+    labels = torch.arange(3).repeat_interleave(6)
+    z = centres[labels] + 0.3 * torch.randn(18, 2, generator=gen, dtype=torch.float64)
+    lin = LinearMap(torch.eye(2, dtype=torch.float64))
+    res = geodesic_kmeans(lin, z, 3, generator=gen, chunk_size=64)
+    assert f_measure(labels, res.labels) == 1.0
+    torch.testing.assert_close(res.distances, torch.cdist(z, z), rtol=1e-6, atol=1e-8)
+
+
+def test_input_errors() -> None:
+    sphere = StereographicSphere()
+    with pytest.raises(ValueError, match="same shape"):
+        geodesic_distances(sphere, torch.zeros(3, 2), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"\(N, d\)"):
+        pairwise_geodesic_distances(sphere, torch.zeros(3))
+    with pytest.raises(ValueError, match="latent_dim"):
+        michelis_pairs(sphere, 3)

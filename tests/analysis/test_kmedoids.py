@@ -1,0 +1,47 @@
+"""k-medoids on distance matrices and the clustering F-measure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from latentgeo.analysis import f_measure, kmedoids
+
+
+def blobs(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    centres = torch.tensor([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]], dtype=torch.float64)
+    labels = torch.arange(3).repeat_interleave(20)
+    z = centres[labels] + 0.5 * torch.randn(60, 2, generator=gen, dtype=torch.float64)
+    return z, labels
+
+
+def test_kmedoids_recovers_separated_clusters() -> None:
+    gen = torch.Generator().manual_seed(0)
+    z, labels = blobs(gen)
+    res = kmedoids(torch.cdist(z, z), 3, generator=gen)
+    assert f_measure(labels, res.labels) == 1.0
+    assert res.medoids.shape == (3,)
+    assert res.labels.shape == (60,)
+    # each medoid is a member of its own cluster
+    assert torch.equal(res.labels[res.medoids], torch.arange(3)[res.labels[res.medoids]])
+
+
+def test_kmedoids_checks() -> None:
+    with pytest.raises(ValueError, match=r"\(N, N\)"):
+        kmedoids(torch.zeros(3, 2), 2)
+    with pytest.raises(ValueError, match="k must be"):
+        kmedoids(torch.zeros(3, 3), 4)
+
+
+def test_f_measure() -> None:
+    t = np.array([0, 0, 0, 1, 1, 1])
+    assert f_measure(t, np.array([1, 1, 1, 0, 0, 0])) == 1.0
+    # one cluster for everything: precision 1/2, recall 1 for each class -> F = 2/3
+    assert f_measure(t, np.zeros(6)) == pytest.approx(2 / 3)
+    # against the hand count for a mixed clustering
+    p = np.array([0, 0, 1, 1, 1, 1])
+    # class 0: best cluster 0 (P=1, R=2/3 -> 0.8); class 1: cluster 1 (P=3/4, R=1 -> 6/7)
+    assert f_measure(t, p) == pytest.approx(0.5 * 0.8 + 0.5 * 6 / 7)
+    with pytest.raises(ValueError, match="equal length"):
+        f_measure(t, p[:3])
