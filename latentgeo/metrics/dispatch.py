@@ -27,7 +27,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from latentgeo.metrics.base import Metric
-from latentgeo.metrics.embeddings import DecoderEmbedding
+from latentgeo.metrics.embeddings import DecoderEmbedding, embedding_module
 from latentgeo.metrics.ensemble import MeanMetric
 from latentgeo.metrics.pullback import PullbackMetric
 from latentgeo.models.ensemble import EnsembleDecoder
@@ -62,12 +62,19 @@ def as_metric(obj: object) -> Metric:
                 [0., 5.]])
     """
     if callable(obj):
-        return PullbackMetric(DecoderEmbedding(obj))
+        _register_model_embeddings()
+        fast = embedding_module(obj)
+        return PullbackMetric(fast if fast is not None else DecoderEmbedding(obj))
     raise TypeError(
         f"cannot make a metric from {type(obj).__name__}: expected a latentgeo Metric, a decoder "
         "(callable returning a Tensor, Normal, Independent(Normal), Bernoulli or Categorical), "
         "or an ensemble of decoders (EnsembleDecoder, list, tuple or nn.ModuleList)"
     )
+
+
+def _register_model_embeddings() -> None:
+    """Import the traceable embeddings of latentgeo's own decoders (registered on import)."""
+    import latentgeo.models.metric_embeddings  # noqa: F401
 
 
 @as_metric.register

@@ -17,6 +17,12 @@ what the decoder returns:
 
 The map is open to extension: register a new output type with
 ``output_embedding.register(MyDistribution)``.
+
+For speed, a decoder *type* may also register an equivalent traceable module
+with ``embedding_module.register(MyDecoder)``: the pull-back of a module that
+``torch.fx`` can trace runs through the fast traced forward mode
+(:mod:`latentgeo.metrics.forward_mode`) instead of ``torch.func``, which
+cannot be used on code that builds ``torch.distributions`` objects.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Independent, Normal
 
-__all__ = ["DecoderEmbedding", "output_embedding"]
+__all__ = ["ConcatEmbedding", "DecoderEmbedding", "embedding_module", "output_embedding"]
 
 SUPPORTED_OUTPUTS = "Tensor, Normal, Independent(Normal), Bernoulli, Categorical"
 
@@ -96,3 +102,48 @@ class DecoderEmbedding(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         """Embed the decoder's output at ``z`` of shape ``(N, d)`` into ``(N, m)``."""
         return output_embedding(self.decoder(z), z.shape[0])
+
+
+class ConcatEmbedding(nn.Module):
+    """``z ↦ (f_1(z), ..., f_k(z))``, each flattened to ``(N, ·)`` and concatenated.
+
+    The embedding of a Gaussian decoder with mean and scale networks is
+    ``ConcatEmbedding(mean_net, scale_net)``.
+
+    Args:
+        parts: the modules ``f_i``, each mapping ``(N, d)`` to ``(N, ...)``.
+
+    Example:
+        >>> import torch
+        >>> emb = ConcatEmbedding(torch.nn.Linear(2, 3), torch.nn.Linear(2, 4))
+        >>> emb(torch.zeros(5, 2)).shape
+        torch.Size([5, 7])
+    """
+
+    def __init__(self, *parts: nn.Module) -> None:
+        super().__init__()
+        if not parts:
+            raise ValueError("ConcatEmbedding needs at least one part")
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Concatenate the flattened parts, ``(N, d) -> (N, m)``."""
+        return torch.cat([part(z).flatten(1) for part in self.parts], dim=-1)
+
+
+@singledispatch
+def embedding_module(decoder: object) -> nn.Module | None:
+    """A traceable module equal to ``output_embedding(decoder(z))``, or ``None``.
+
+    Register decoder types whose outputs are distributions so that their
+    metric uses the fast traced forward mode; the module must return exactly
+    the embedding that :func:`output_embedding` gives for the decoder's output.
+
+    Args:
+        decoder: the decoder.
+
+    Returns:
+        An ``nn.Module`` mapping ``(N, d)`` to ``(N, m)``, or ``None`` (the default:
+        use ``DecoderEmbedding(decoder)``).
+    """
+    return None
