@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Normal
+from torch.distributions import Distribution, Independent, Normal
 
 from latentgeo.models.config import from_spec, register_model, to_spec
 from latentgeo.models.decoders import output_mean, output_sample
@@ -109,13 +109,20 @@ class VAE(nn.Module):
         return out.mean(0) if isinstance(self.decoder, EnsembleDecoder) else out
 
     # -------------------------------------------------------------- likelihood
-    def _log_lik(self, output: object, x: Tensor) -> Tensor:
-        n = x.shape[0]
+    def _log_lik(self, output: object, x: Tensor, batch_ndim: int = 1) -> Tensor:
+        """Log-likelihood summed over the ``x.ndim - batch_ndim`` trailing (event) dimensions.
+
+        ``output`` may carry extra leading dimensions (a stacked ensemble); they broadcast.
+        """
+        event_ndim = x.ndim - batch_ndim
         if self.obs_std is not None or isinstance(output, Tensor):
             std = 1.0 if self.obs_std is None else self.obs_std
-            r = (x - output_mean(output)).reshape(n, -1) / std
-            return -0.5 * (r * r).sum(-1) - r.shape[1] * (_HALF_LOG_2PI + math.log(std))
-        return cast(Distribution, output).log_prob(x).reshape(n, -1).sum(-1)
+            r = (x - output_mean(output)) / std
+            lp = -0.5 * r * r - (_HALF_LOG_2PI + math.log(std))
+        else:
+            dist = output.base_dist if isinstance(output, Independent) else output
+            lp = cast(Distribution, dist).log_prob(x)
+        return lp.flatten(-event_ndim).sum(-1) if event_ndim > 0 else lp
 
     def log_likelihood(self, x: Tensor, z: Tensor, *, member: int | Tensor | None = None) -> Tensor:
         """``log p(x_n | z_n)`` per row, shape ``(N,)``.
@@ -131,7 +138,8 @@ class VAE(nn.Module):
         if not isinstance(dec, EnsembleDecoder):
             return self._log_lik(dec(z), x)
         if member is None:
-            return torch.stack([self._log_lik(m(z), x) for m in dec.members]).mean(0)
+            k = len(dec)
+            return self._log_lik(dec.forward_stacked(z.expand(k, *z.shape)), x).mean(0)
         if isinstance(member, int):
             return self._log_lik(dec.member(member)(z), x)
         if member.shape != (x.shape[0],):
@@ -194,16 +202,20 @@ class VAE(nn.Module):
         r = int(torch.randint(k, (1,), generator=generator, device=dev).item())
         if ensemble_mode == "random_member":
             return -self.elbo(x, generator=generator, member=r).mean()
-        # partition: row i goes to member (i + r) mod K, i.e. member j gets rows (j - r) mod K :: K
+        # partition: row i goes to member (i + r) mod K, so member j gets rows
+        # (j - r) mod K, + K, + 2K, ... (padded to equal counts, padding masked out)
         q = self.encode(x)
         mu, std = q.mean, q.stddev
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + std * eps
-        ll = x.new_zeros(())
-        for j in range(k):
-            rows = slice((j - r) % k, None, k)
-            if z[rows].shape[0] > 0:
-                ll = ll + self._log_lik(dec.member(j)(z[rows]), x[rows]).sum()
+        n = x.shape[0]
+        per = -(-n // k)
+        first = (torch.arange(k, device=x.device) - r) % k
+        idx = first[:, None] + k * torch.arange(per, device=x.device)  # (K, per)
+        valid = idx < n
+        idx = idx.clamp_max(n - 1)
+        out = dec.forward_stacked(z[idx])
+        ll = (self._log_lik(out, x[idx], batch_ndim=2) * valid).sum()
         return -(ll - self.beta * self.kl(q).sum()) / x.shape[0]
 
     # ---------------------------------------------------------------- sampling
