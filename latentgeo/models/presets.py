@@ -10,8 +10,17 @@
 Both use smooth (tanh) hidden layers, so the metrics and their derivatives
 (Christoffel symbols) are smooth, and a constant observation noise
 ``obs_std`` while the means are trained. The defaults are sized for
-low-dimensional toy data such as :func:`latentgeo.data.ring` (a few seconds
-of training on a laptop CPU); use wider layers for images.
+low-dimensional toy data such as :func:`latentgeo.data.ring`; use wider
+layers for images.
+
+Tested recipe for the ring (1000 points, ``noise=0.05``, d = 2):
+``fit(vae, x, epochs=60, batch_size=64, lr=3e-3)`` for either model (and
+``calibrate_rbf(vae, x)`` for the RBF one). Both latent spaces come out as a
+ring around a hole, the RBF precision puts a wall of high volume along the
+ring's edges, and the ensemble's mean metric is largest inside the hole.
+On one CPU core this takes about 10 s per model for K = 10 members (20
+epochs already give the ring, in a few seconds); the first optimiser of a
+process also pays a one-off import of a few seconds inside ``torch.optim``.
 
 Example (the whole recipe on the ring, about ten seconds on one CPU core):
     >>> from latentgeo.data import ring
