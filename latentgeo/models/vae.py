@@ -113,8 +113,17 @@ class VAE(nn.Module):
         """Log-likelihood summed over the ``x.ndim - batch_ndim`` trailing (event) dimensions.
 
         ``output`` may carry extra leading dimensions (a stacked ensemble); they broadcast.
+        A decoder with flat outputs ``(N, D)`` fits data of any shape ``(N, ...)``
+        with ``D`` entries per row.
         """
         event_ndim = x.ndim - batch_ndim
+        out_shape = (
+            output.shape
+            if isinstance(output, Tensor)
+            else cast(Distribution, output).batch_shape + cast(Distribution, output).event_shape
+        )
+        if event_ndim > 1 and tuple(out_shape[-event_ndim:]) != tuple(x.shape[batch_ndim:]):
+            x, event_ndim = x.flatten(batch_ndim), 1  # e.g. images (N, 1, 28, 28), flat decoder
         if self.obs_std is not None or isinstance(output, Tensor):
             std = 1.0 if self.obs_std is None else self.obs_std
             r = (x - output_mean(output)) / std

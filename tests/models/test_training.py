@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from torch.distributions import Independent, Normal
 
-from latentgeo.data import ring
+from latentgeo.data import digits, ring
 from latentgeo.models import (
     MLP,
     VAE,
@@ -140,6 +141,35 @@ def test_vae_api_with_every_decoder() -> None:
         assert vae.sample(4, mean=True).shape == (4, 3), name
         h = fit(vae, x, epochs=1, batch_size=6, progress=False)
         assert math.isfinite(h.train_loss[0]), name
+
+
+def test_image_shaped_data_with_flat_decoders() -> None:
+    x = digits(classes=(0, 1)).x[:64].reshape(-1, 1, 8, 8)
+    vae = make_ensemble_vae(64, num_members=2, hidden=(16,), seed=0)
+    h = fit(vae, x, epochs=3, batch_size=16, lr=3e-3, progress=False)
+    assert h.train_loss[-1] < h.train_loss[0]
+    assert vae.elbo(x).shape == (64,) and vae.sample(3).shape == (3, 64)
+
+
+class _IndependentDecoder(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = MLP(2, 3, hidden=(8,))
+
+    def forward(self, z: torch.Tensor) -> Independent:
+        return Independent(Normal(self.net(z), 0.5, validate_args=False), 1)
+
+
+def test_independent_normal_decoders_and_sampled_rbf_codes(data: torch.Tensor) -> None:
+    vae = VAE(GaussianEncoder(3, 2, hidden=(8,)), _IndependentDecoder())
+    x = torch.randn(10, 3)
+    expected = Normal(vae.decoder.net(torch.zeros(10, 2)), 0.5).log_prob(x).sum(-1)
+    torch.testing.assert_close(vae.log_likelihood(x, torch.zeros(10, 2)), expected)
+    rbf = make_rbf_vae(2, num_centres=4, hidden=(8,), seed=0)
+    nll = calibrate_rbf(rbf, data, codes="sample", epochs=5, progress=False)
+    assert len(nll) == 5
+    with pytest.raises(ValueError, match="codes"):
+        calibrate_rbf(rbf, data, codes="median", progress=False)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64])
