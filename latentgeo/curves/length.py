@@ -135,6 +135,17 @@ def embedding_of(metric: Metric) -> Embedding:
     )
 
 
+def is_pullback(metric: Metric) -> bool:
+    """Whether :func:`embedding_of` can express ``metric`` as a pull-back."""
+    if isinstance(metric, PullbackMetric):
+        return True
+    if isinstance(metric, ScaledMetric):
+        return is_pullback(metric.metric)
+    if isinstance(metric, (SumMetric, MeanMetric)):
+        return all(is_pullback(m) for m in metric.metrics())
+    return False
+
+
 def _members(metric: Metric) -> list[Embedding]:
     if not isinstance(metric, MeanMetric):
         raise TypeError(
