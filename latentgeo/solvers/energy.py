@@ -284,7 +284,6 @@ def _run_lbfgs(
     age = torch.full_like(iterations, precondition_every)
     last_decrease = torch.full_like(f, math.inf)
     eps = torch.finfo(x.dtype).eps
-    floor = 64 * eps  # relative changes below this are rounding noise
     while True:
         running = status == RUNNING
         running &= iterations < max_iter
@@ -348,7 +347,7 @@ def _run_lbfgs(
         failed = pending
         if bool(failed.any()):
             # No decrease found: at rounding level this is convergence, otherwise a stall.
-            tiny = -slope[failed] <= max(tol, floor) * 1e2 * fi[failed].abs().clamp_min(1e-300)
+            tiny = -slope[failed] <= max(tol, math.sqrt(eps)) * fi[failed].abs()
             status[idx[failed]] = torch.where(tiny, CONVERGED, STALLED).to(status.dtype)
         moved = ~failed
         idx_m = idx[moved]
@@ -464,8 +463,9 @@ def minimize_energy(
     r"""Minimise the energy of every curve of a batch; the internal engine of the
     ``"spline"``, ``"discrete"`` and ``"neural"`` methods.
 
-    The curve is changed in place (it ends as the optimised curve) and also
-    returned inside the result, reparametrised to constant speed.
+    The curve is changed in place (it ends as the optimised curve, with its
+    parameters no longer requiring gradients) and also returned inside the
+    result, reparametrised to constant speed.
 
     Args:
         metric: the metric (validated).
@@ -550,7 +550,8 @@ def minimize_energy(
     status = torch.zeros(b, dtype=torch.long, device=device)
     iterations = torch.zeros(b, dtype=torch.long, device=device)
     level_energy = torch.full((b,), math.inf, dtype=dtype, device=device)
-    done = torch.zeros(b, dtype=torch.bool, device=device)  # settled for good
+    # settled for good; coincident end points are solved by the constant curve
+    done = (curve.z0 == curve.z1).all(-1)
 
     bar = None
     if progress:
@@ -577,6 +578,7 @@ def minimize_energy(
             live = (~done).nonzero()[:, 0]
             f[live], g[live] = objective.value_and_grad(x[live], live)
             status = torch.where(done, status, RUNNING)
+            status[(curve.z0 == curve.z1).all(-1)] = CONVERGED
             status[live[~torch.isfinite(f[live])]] = NAN
             status[live[f[live] == 0]] = CONVERGED
             if optimizer == "lbfgs":
@@ -600,8 +602,9 @@ def minimize_energy(
             if estimator != "metric":
                 f = f.clone()
                 sel = newly.nonzero()[:, 0]
-                with torch.no_grad():
-                    f[sel] = _quadrature_energy(metric, curve, sel, nodes)
+                if sel.numel():
+                    with torch.no_grad():
+                        f[sel] = _quadrature_energy(metric, curve, sel, nodes)
             settled = (level_energy - f).abs() <= refine_tol * f.abs()
             done |= newly & settled
             done |= status != CONVERGED  # failures are final
@@ -618,6 +621,8 @@ def minimize_energy(
     if bar is not None:
         bar.close()
 
+    # The result is a fixed curve: evaluating it tracks no gradients.
+    curve.requires_grad_(False)
     # Report: deterministic quadrature on the final curve, differentiable in z0, z1.
     z0 = curve.z0 if z0 is None else z0
     z1 = curve.z1 if z1 is None else z1

@@ -1,0 +1,114 @@
+"""curve_length / curve_energy: estimators agree on fine grids, exact cases, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from latentgeo.curves import CubicSpline, DiscreteCurve, curve_energy, curve_length
+from latentgeo.metrics import ExplicitMetric
+from latentgeo.models import EnsembleDecoder
+from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere
+
+
+def _wiggly(b: int = 4, d: int = 2) -> CubicSpline:
+    z0, z1 = torch.randn(b, d, dtype=torch.float64), torch.randn(b, d, dtype=torch.float64)
+    curve = CubicSpline(z0, z1, num_knots=4)
+    with torch.no_grad():
+        curve.inner.add_(0.3 * torch.randn_like(curve.inner))
+    return curve
+
+
+def _mlp(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 5)).double()
+
+
+def test_straight_line_under_a_linear_decoder() -> None:
+    a = torch.randn(5, 3, dtype=torch.float64)
+    dec = LinearMap(a)
+    z0, z1 = torch.randn(3, 3, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
+    curve = CubicSpline(z0, z1)
+    exact = dec.distance(z0, z1)
+    for est in ("metric", "chord"):
+        torch.testing.assert_close(curve_length(dec, curve, estimator=est).detach(), exact)
+        torch.testing.assert_close(curve_energy(dec, curve, estimator=est).detach(), exact**2)
+
+
+def test_metric_and_chord_agree_on_fine_grids() -> None:
+    curve = _wiggly()
+    dec = _mlp(0)
+    metric_len = curve_length(dec, curve, num_points=2048).detach()
+    chord_len = curve_length(dec, curve, estimator="chord", num_points=4001).detach()
+    torch.testing.assert_close(chord_len, metric_len, rtol=1e-6, atol=0)
+    assert bool((chord_len <= metric_len * (1 + 1e-10)).all())  # chords are never longer
+    metric_e = curve_energy(dec, curve, num_points=2048).detach()
+    chord_e = curve_energy(dec, curve, estimator="chord", num_points=4001).detach()
+    torch.testing.assert_close(chord_e, metric_e, rtol=1e-5, atol=0)
+    assert bool((chord_e <= metric_e * (1 + 1e-10)).all())
+    # length² ≤ energy (Cauchy–Schwarz), equality only at constant speed
+    assert bool((metric_len**2 <= metric_e * (1 + 1e-12)).all())
+
+
+def test_quadrature_converges_on_the_sphere() -> None:
+    sphere = StereographicSphere()
+    z0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    curve = CubicSpline(z0, -z0, num_knots=3)  # the line through 0: half a great circle
+    for n in (16, 64):
+        torch.testing.assert_close(
+            curve_length(sphere, curve, num_points=n).detach(),
+            torch.tensor([torch.pi], dtype=torch.float64),
+        )
+
+
+def test_ensemble_estimators() -> None:
+    members = [_mlp(1), _mlp(2), _mlp(3)]
+    ens = EnsembleDecoder(members)
+    curve = _wiggly()
+    metric_e = curve_energy(ens, curve, num_points=512).detach()
+    chord_e = curve_energy(ens, curve, estimator="chord", num_points=4001).detach()
+    torch.testing.assert_close(chord_e, metric_e, rtol=1e-5, atol=0)
+    gen = torch.Generator().manual_seed(3)
+    sampled = curve_energy(ens, curve, estimator="sampled", num_points=400, generator=gen)
+    gen = torch.Generator().manual_seed(3)
+    again = curve_energy(ens, curve, estimator="sampled", num_points=400, generator=gen)
+    torch.testing.assert_close(sampled, again)
+    # biased high: members' disagreement adds to every segment
+    assert bool((sampled.detach() > metric_e).all())
+    # with identical members the sampled form is the chord form
+    same = EnsembleDecoder([members[0]] * 3)
+    torch.testing.assert_close(
+        curve_energy(same, curve, estimator="sampled", num_points=300).detach(),
+        curve_energy(members[0], curve, estimator="chord", num_points=300).detach(),
+    )
+
+
+def test_gradients_flow_to_the_curve() -> None:
+    curve = _wiggly()
+    curve_energy(_mlp(0), curve).sum().backward()
+    assert curve.inner.grad is not None and bool(torch.isfinite(curve.inner.grad).all())
+
+
+def test_discrete_curve_length_is_exact_for_constant_metrics() -> None:
+    curve = DiscreteCurve(torch.zeros(1, 2), torch.tensor([[3.0, 4.0]]), num_points=3)
+    with torch.no_grad():
+        curve.inner.copy_(torch.tensor([[[3.0, 0.0]]]))
+    torch.testing.assert_close(curve_length(lambda z: z, curve).detach(), torch.tensor([7.0]))
+
+
+def test_errors() -> None:
+    curve = _wiggly()
+    with pytest.raises(ValueError, match="estimator"):
+        curve_length(_mlp(0), curve, estimator="nope")
+    with pytest.raises(TypeError, match="pull-back"):
+        curve_length(PoincareDisk(), curve, estimator="chord")
+    with pytest.raises(TypeError, match="ensemble"):
+        curve_length(_mlp(0), curve, estimator="sampled")
+    with pytest.raises(ValueError, match="num_points"):
+        curve_length(_mlp(0), curve, num_points=1)
+    with pytest.raises(TypeError, match="Curve"):
+        curve_length(_mlp(0), torch.zeros(3, 2))
+    wrong_dim = ExplicitMetric(lambda z: torch.eye(3, dtype=z.dtype), latent_dim=3)
+    with pytest.raises(ValueError, match="latent dimension"):
+        curve_length(wrong_dim, curve)
