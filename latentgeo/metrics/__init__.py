@@ -5,6 +5,7 @@ become metrics.
 """
 
 from latentgeo.metrics.base import Metric, ScaledMetric, SumMetric
+from latentgeo.metrics.christoffel import christoffel_symbols
 from latentgeo.metrics.dispatch import MetricLike, as_metric, expected_metric
 from latentgeo.metrics.embeddings import DecoderEmbedding, output_embedding
 from latentgeo.metrics.ensemble import MeanMetric
@@ -31,6 +32,7 @@ __all__ = [
     "ScaledMetric",
     "SumMetric",
     "as_metric",
+    "christoffel_symbols",
     "condition_number",
     "expected_metric",
     "log_volume_element",

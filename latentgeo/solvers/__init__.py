@@ -1,5 +1,6 @@
 """Geodesic solvers: energy minimisation, shooting, boundary-value and graph methods."""
 
+from latentgeo.solvers import bvp, graph  # noqa: F401  (register "bvp" and "graph")
 from latentgeo.solvers.connecting import (
     GeodesicError,
     available_methods,
@@ -9,13 +10,32 @@ from latentgeo.solvers.connecting import (
 
 # Importing a method module registers its methods with connecting_geodesic.
 from latentgeo.solvers.energy import minimize_energy
+from latentgeo.solvers.exp_log import (
+    ExpMapResult,
+    LogMapResult,
+    ShootingError,
+    exp_map,
+    geodesic_curve,
+    log_map,
+)
+from latentgeo.solvers.hermite import HermiteCurve
+from latentgeo.solvers.ode import geodesic_acceleration, geodesic_residual
 from latentgeo.solvers.result import GeodesicResult
 
 __all__ = [
+    "ExpMapResult",
     "GeodesicError",
     "GeodesicResult",
+    "HermiteCurve",
+    "LogMapResult",
+    "ShootingError",
     "available_methods",
     "connecting_geodesic",
+    "exp_map",
+    "geodesic_acceleration",
+    "geodesic_curve",
+    "geodesic_residual",
+    "log_map",
     "minimize_energy",
     "register_method",
 ]

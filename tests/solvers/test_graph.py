@@ -1,0 +1,86 @@
+"""The "graph" method: around a hole the straight-line start cannot leave; unreachable pairs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+from latentgeo.metrics import as_metric
+from latentgeo.solvers import connecting_geodesic
+from latentgeo.solvers.graph import knn_graph, segment_lengths
+
+DT = torch.float64
+
+
+class RingDecoder(nn.Module):
+    """Gaussian decoder: mean ``z``; precision ``β = exp(−4 (|z|² − 1)²) + 10⁻³`` peaks on the
+    unit circle, so the uncertainty ``σ = β^{-1/2}`` is 1 on the ring and grows away from
+    it, to about 7 in the middle (the hole). Radially symmetric, so the straight line
+    through the centre is an exact critical point of the energy: gradient methods started
+    on it stay on it."""
+
+    def forward(self, z: torch.Tensor) -> Normal:
+        sq = (z * z).sum(-1, keepdim=True)
+        beta = torch.exp(-4.0 * (sq - 1.0) ** 2) + 1e-3
+        return Normal(z, beta.rsqrt().expand_as(z))
+
+
+def ring_codes(n: int = 300) -> torch.Tensor:
+    theta = torch.rand(n, dtype=DT) * 2 * math.pi
+    r = 1.0 + 0.05 * torch.randn(n, dtype=DT)
+    return torch.stack([r * theta.cos(), r * theta.sin()], -1)
+
+
+def test_graph_goes_around_the_hole_where_the_straight_start_gets_stuck() -> None:
+    decoder = RingDecoder()
+    z0 = torch.tensor([[-1.0, 0.0], [0.0, -1.0]], dtype=DT)
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=DT)
+    t = torch.linspace(0, 1, 101, dtype=DT)
+    straight = connecting_geodesic(decoder, z0, z1, method="spline")
+    assert (straight.curve(t).norm(dim=-1).amin(-1) < 0.1).all()  # through the hole
+    graph = connecting_geodesic(decoder, z0, z1, method="graph", points=ring_codes())
+    assert graph.method == "graph" and graph.all_converged, graph.status
+    assert (graph.curve(t).norm(dim=-1).amin(-1) > 0.7).all()  # around it, along the codes
+    assert (graph.length <= graph.info["graph_length"] + 1e-9).all()  # refinement shortens
+    line = segment_lengths(as_metric(decoder), z0, z1)
+    assert (graph.length < 3.5).all() and (line > 15.0).all()
+    assert (straight.length > 4.0 * graph.length).all()
+
+
+def test_unreachable_pairs_get_a_status() -> None:
+    a = 0.1 * torch.randn(20, 2, dtype=DT)
+    b = 0.1 * torch.randn(20, 2, dtype=DT) + 10.0
+    z0 = torch.tensor([[0.0, 0.0], [0.05, 0.0]], dtype=DT)
+    z1 = torch.tensor([[10.0, 10.0], [0.0, 0.1]], dtype=DT)
+    res = connecting_geodesic(lambda z: z, z0, z1, method="graph", points=torch.cat([a, b]), k=4)
+    assert res.converged.tolist() == [False, True]
+    assert res.status[0].startswith("unreachable")
+    assert res.info["components"] == 2
+    assert torch.isinf(res.info["graph_length"][0]) and torch.isfinite(res.length).all()
+    torch.testing.assert_close(res.length[1], (z1[1] - z0[1]).norm(), rtol=1e-6, atol=0)
+
+
+def test_bad_options() -> None:
+    z0, z1 = torch.zeros(1, 2, dtype=DT), torch.ones(1, 2, dtype=DT)
+    with pytest.raises(ValueError, match="points="):
+        connecting_geodesic(lambda z: z, z0, z1, method="graph")
+    with pytest.raises(ValueError, match=r"\(N, d\)"):
+        connecting_geodesic(lambda z: z, z0, z1, method="graph", points=torch.zeros(3, 2, 2))
+    with pytest.raises(ValueError, match="last dimension"):
+        connecting_geodesic(lambda z: z, z0, z1, method="graph", points=torch.zeros(3, 3, dtype=DT))
+    with pytest.raises(ValueError, match="dtype"):
+        connecting_geodesic(lambda z: z, z0, z1, method="graph", points=torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="k must"):
+        connecting_geodesic(lambda z: z, z0, z1, method="graph", points=z0, k=0)
+
+
+def test_knn_graph_and_segment_lengths() -> None:
+    pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]], dtype=DT)
+    i, j = knn_graph(pts, k=1)
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == [(0, 1), (1, 2)]
+    lengths = segment_lengths(as_metric(lambda z: 2 * z), pts[i], pts[j])
+    torch.testing.assert_close(lengths, 2 * (pts[j] - pts[i]).norm(dim=-1))
