@@ -6,7 +6,8 @@
   :func:`monte_carlo_relative_improvement`;
 * Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`;
 * Arvanitidis et al.: :func:`riemannian_random_walk`, :func:`geodesic_kmeans`
-  (with :func:`kmedoids` and :func:`f_measure`).
+  (with :func:`kmedoids` and :func:`f_measure`);
+* :func:`off_data_fraction`: how much of a curve leaves the data.
 """
 
 from latentgeo.analysis.distances import (
@@ -23,6 +24,7 @@ from latentgeo.analysis.improvement import (
 )
 from latentgeo.analysis.kmeans import KMeansResult, f_measure, geodesic_kmeans, kmedoids
 from latentgeo.analysis.random_walk import metric_inverse_sqrt, riemannian_random_walk
+from latentgeo.analysis.support import nearest_neighbour_spacing, off_data_fraction
 from latentgeo.analysis.variation import PairedTTest, coefficient_of_variation, paired_t_test
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "metric_inverse_sqrt",
     "michelis_pairs",
     "monte_carlo_relative_improvement",
+    "nearest_neighbour_spacing",
+    "off_data_fraction",
     "paired_t_test",
     "pairwise_geodesic_distances",
     "relative_improvement",

@@ -1,0 +1,76 @@
+"""Is a curve on the data? Distances from curve points to the training codes."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["nearest_neighbour_spacing", "off_data_fraction"]
+
+
+def nearest_neighbour_spacing(codes: Tensor, *, chunk_size: int = 4096) -> float:
+    """Median distance from each code to its nearest other code.
+
+    Args:
+        codes: latent codes, shape ``(N, d)`` with ``N >= 2``.
+        chunk_size: rows per distance block (bounds memory).
+
+    Returns:
+        The median nearest-neighbour distance.
+
+    Example:
+        >>> nearest_neighbour_spacing(torch.tensor([[0.0], [1.0], [3.0]]))
+        1.0
+    """
+    if codes.ndim != 2 or codes.shape[0] < 2:
+        raise ValueError(f"codes must have shape (N, d) with N >= 2, got {tuple(codes.shape)}")
+    c = codes.detach()
+    nearest = []
+    for start in range(0, c.shape[0], chunk_size):
+        block = torch.cdist(c[start : start + chunk_size], c)
+        rows = torch.arange(block.shape[0], device=c.device)
+        block[rows, rows + start] = torch.inf
+        nearest.append(block.amin(1))
+    return float(torch.cat(nearest).median())
+
+
+def off_data_fraction(
+    points: Tensor,
+    codes: Tensor,
+    *,
+    factor: float = 3.0,
+    spacing: float | None = None,
+    chunk_size: int = 4096,
+) -> Tensor:
+    """Share of curve points farther from every code than ``factor`` × the codes' spacing.
+
+    Args:
+        points: curve points ``(B, T, d)`` (or ``(T, d)`` for one curve).
+        codes: training codes ``(N, d)``.
+        factor: multiple of the spacing beyond which a point is off the data.
+        spacing: the spacing (default: :func:`nearest_neighbour_spacing` of ``codes``).
+        chunk_size: points per distance block.
+
+    Returns:
+        Fraction per curve, shape ``(B,)`` (``()`` for one curve).
+
+    Example:
+        >>> codes = torch.stack([torch.linspace(0, 1, 11), torch.zeros(11)], 1)
+        >>> line = torch.tensor([[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [1.0, 1.0]]])
+        >>> off_data_fraction(line, codes)
+        tensor([0.5000])
+    """
+    if points.shape[-1] != codes.shape[-1]:
+        raise ValueError(
+            f"points (..., {points.shape[-1]}) and codes (N, {codes.shape[-1]}) differ in d"
+        )
+    limit = factor * (nearest_neighbour_spacing(codes) if spacing is None else spacing)
+    flat = points.detach().reshape(-1, points.shape[-1]).to(codes.dtype)
+    c = codes.detach()
+    near = torch.cat(
+        [
+            torch.cdist(flat[s : s + chunk_size], c).amin(1)
+            for s in range(0, flat.shape[0], chunk_size)
+        ]
+    )
+    return (near > limit).to(c.dtype).reshape(points.shape[:-1]).mean(-1)

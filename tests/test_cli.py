@@ -1,0 +1,134 @@
+"""The ``latentgeo`` command: the demo's files and numbers, refusals, help."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from latentgeo.cli import build_parser, main
+from latentgeo.experiments import RunDir, RunExistsError
+from latentgeo.experiments.reproduce import (
+    CVSettings,
+    KMeansSettings,
+    RISettings,
+    run_ensembles_cv,
+    run_kmeans,
+    run_relative_improvement,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_demo_quick_writes_all_files(demo_dir: Path) -> None:
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    for name in ("distances.csv", "latent_ensemble.png", "latent_rbf.png"):
+        assert name in summary["files"]
+    for name in summary["files"]:
+        assert (demo_dir / name).is_file(), name
+    assert (demo_dir / "latent_rbf.png").read_bytes()[:8] == PNG
+    assert not [p.name for p in demo_dir.iterdir() if p.name.startswith(".")]  # no temporaries
+    with open(demo_dir / "distances.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    n = summary["settings"]["num_pairs"]
+    assert len(rows) == 2 * n
+    assert {r["model"] for r in rows} == {"ensemble", "rbf"}
+
+
+def test_demo_geodesics_go_around_the_hole(demo_dir: Path) -> None:
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    assert summary["seed"] == 0
+    for name in ("ensemble", "rbf"):
+        model = summary["models"][name]
+        off = model["off_data_fraction"]
+        assert off["geodesic"] < off["straight_line"], name
+        assert off["geodesic"] < 0.5 * off["straight_line"], name
+        assert model["mean_geodesic_length"] < model["mean_straight_line_length"], name
+        assert model["mean_relative_improvement"] > 0, name
+
+
+def test_demo_refuses_to_overwrite_a_finished_run(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (demo_dir / "summary.json").read_bytes()
+    assert main(["demo", "--quick", "--quiet", "--out", str(demo_dir)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (demo_dir / "summary.json").read_bytes() == before
+
+
+def test_reproduce_commands_refuse_to_overwrite(tmp_path: Path) -> None:
+    RunDir(tmp_path).write_summary({"done": True})
+    for experiment in ("ensembles-cv", "relative-improvement", "kmeans"):
+        argv = ["reproduce", experiment, "--quick", "--quiet", "--out", str(tmp_path)]
+        assert main(argv) == 2
+
+
+def test_run_dir_force_and_unfinished_runs(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    run.write_json("partial.json", {"a": 1})
+    RunDir(tmp_path / "r")  # unfinished: fine
+    run.write_summary({})
+    with pytest.raises(RunExistsError):
+        RunDir(tmp_path / "r")
+    RunDir(tmp_path / "r", force=True)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["demo"],
+        ["reproduce"],
+        ["reproduce", "ensembles-cv"],
+        ["reproduce", "relative-improvement"],
+        ["reproduce", "kmeans"],
+    ],
+)
+def test_every_command_has_help_with_examples(argv: list[str]) -> None:
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([*argv, "--help"])
+    assert exit_info.value.code == 0
+
+
+def test_help_texts_show_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["demo"], ["reproduce", "kmeans"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*argv, "--help"])
+        assert "examples:" in capsys.readouterr().out
+    assert main([]) == 0
+    assert main(["reproduce"]) == 0
+    assert main(["--version"]) == 0
+
+
+def test_reproduce_experiments_end_to_end_on_tiny_settings(tmp_path: Path) -> None:
+    cv = run_ensembles_cv(
+        tmp_path / "cv",
+        CVSettings.quick(repeats=2, pairs=3, epochs=2, members=2, centres=4),
+        progress=False,
+    )
+    assert {"cv.csv", "distances.csv", "cv_histogram.png"} <= set(cv["files"])
+    assert "statistic" in cv["t_test"]
+    ri = run_relative_improvement(
+        tmp_path / "ri",
+        RISettings.quick(latent_dim=2, pairs=3, epochs=2, max_iter=5),
+        progress=False,
+    )
+    assert 0.0 <= ri["min"] <= ri["mean"] <= ri["max"] < 1.0
+    km = run_kmeans(
+        tmp_path / "km",
+        KMeansSettings.quick(subsets=1, points=12, epochs=2, centres=8),
+        progress=False,
+    )
+    assert set(km["f_measure"]) == {"012", "347", "569"}
+    for r in km["f_measure"].values():
+        assert 0.0 < r["geodesic"]["mean"] <= 1.0
