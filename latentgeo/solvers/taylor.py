@@ -123,6 +123,7 @@ _FUNCTIONS: dict[Any, Derivs] = {
 }
 _METHODS: dict[str, Derivs] = {"tanh": _tanh, "sigmoid": _sigmoid, "exp": _exp, "relu": _relu}
 _RESHAPES = {"reshape", "view", "flatten", "unsqueeze", "squeeze"}
+_REDUCTIONS = {torch.sum, torch.mean, "sum", "mean"}
 
 
 def _holds_tensor(value: Any) -> bool:
@@ -237,11 +238,36 @@ class TaylorPropagator:
         if not live or not _differentiable(out):
             return out, None, None
         ins = [env[n] if isinstance(n, fx.Node) else (n, None, None) for n in node.args]
-        if not kwargs:
-            fast = self._fast(node, fn, out, ins)
-            if fast is not None:
-                return fast
+        if fn is torch.cat and isinstance(node.args[0], (list, tuple)):
+            cat = self._cat(node, env, out)
+            if cat is not None:
+                return cat
+        fast = self._fast(node, fn, out, ins, kwargs)
+        if fast is not None:
+            return fast
         return self._generic(fn, node, env, out)
+
+    @staticmethod
+    def _cat(node: fx.Node, env: dict[fx.Node, State], out: Tensor) -> State | None:
+        """``torch.cat`` is linear: concatenate the tangents (zeros for constant members)."""
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if not isinstance(dim, int) or len(node.args) > 2 or set(node.kwargs) - {"dim"}:
+            return None
+        members = node.args[0]
+        assert isinstance(members, (list, tuple))
+        states: list[State] = [
+            env[m] if isinstance(m, fx.Node) else (m, None, None) for m in members
+        ]
+        if not all(isinstance(x, Tensor) for x, _, _ in states):
+            return None
+        k = next(t.shape[0] for _, t, _ in states if t is not None)
+        tans, secs = [], []
+        for x, t, s in states:
+            tans.append(
+                t if t is not None else torch.zeros((k, *x.shape), dtype=x.dtype, device=x.device)
+            )
+            secs.append(s if s is not None else torch.zeros_like(x))
+        return out, torch.cat(tans, dim + 1 if dim >= 0 else dim), torch.cat(secs, dim)
 
     @staticmethod
     def _elementwise(
@@ -251,8 +277,22 @@ class TaylorPropagator:
         sec = d2 * t[-1] * t[-1]
         return d1 * t, sec if s is None else sec + d1 * s
 
-    def _fast(self, node: fx.Node, fn: Any, out: Tensor, ins: list[State]) -> State | None:
+    def _fast(
+        self, node: fx.Node, fn: Any, out: Tensor, ins: list[State], kwargs: dict[str, Any]
+    ) -> State | None:
         """Closed-form rules for the common functions, or ``None``."""
+        red = str(node.target) if node.op == "call_method" else fn
+        if red in _REDUCTIONS or (node.op == "call_method" and red in _RESHAPES):
+            # linear in the first argument; the others are constants (dims, sizes)
+            x, t, s = ins[0]
+            extra = [a for a, _, _ in ins[1:]]
+            if t is None or any(tt is not None for _, tt, _ in ins[1:]):
+                return None
+            f = getattr(torch.Tensor, red) if isinstance(red, str) else red
+            tan = vmap(lambda tt: f(tt, *extra, **kwargs))(t)
+            return out, tan, None if s is None else f(s, *extra, **kwargs)
+        if kwargs:
+            return None
         k_shape = 0
         for _, t, _ in ins:
             if t is not None:
@@ -273,13 +313,6 @@ class TaylorPropagator:
             x, t, s = ins[0]
             assert t is not None
             return (out, *self._elementwise(_FUNCTIONS[fn], x, out, t, s))
-        if node.op == "call_method" and name in _RESHAPES and len(ins) >= 1:
-            x, t, s = ins[0]
-            shape = list(node.args[1:])
-            if any(isinstance(a, fx.Node) for a in shape) or t is None:
-                return None
-            tan = vmap(lambda tt: fn(tt, *shape))(t)
-            return out, tan, None if s is None else fn(s, *shape)
         if fn in (operator.add, torch.add, operator.sub, torch.sub) and len(ins) == 2:
             sign = -1.0 if fn in (operator.sub, torch.sub) else 1.0
             (_, ta, sa), (_, tb, sb) = ins
@@ -304,10 +337,29 @@ class TaylorPropagator:
                 sec_parts.append(2.0 * ta[-1] * tb[-1])
             sec = None if not sec_parts else sum(sec_parts[1:], sec_parts[0])
             return out, full(tan), None if sec is None else full2(sec)
-        if fn in (operator.truediv, torch.div) and len(ins) == 2 and ins[1][1] is None:
-            (_, ta, sa), (b, _, _) = ins
-            assert ta is not None
-            return out, full(ta / b), None if sa is None else full2(sa / b)
+        if fn in (operator.truediv, torch.div) and len(ins) == 2:
+            (_, ta, sa), (b, tb, sb) = ins
+            if tb is None:
+                assert ta is not None
+                return out, full(ta / b), None if sa is None else full2(sa / b)
+            # y = a / b: ẏ = (ȧ − y ḃ) / b, ÿ = (ä − y b̈ − 2 ẏ ḃ) / b
+            tan = full((-out * tb if ta is None else ta - out * tb) / b)
+            num = -2.0 * tan[-1] * tb[-1]
+            if sa is not None:
+                num = num + sa
+            if sb is not None:
+                num = num - out * sb
+            return out, tan, full2(num / b)
+        if fn in (operator.pow, torch.pow) and len(ins) == 2 and ins[1][1] is None:
+            (x, t, sx), (p, _, _) = ins
+            if not isinstance(p, (int, float)) or t is None:
+                return None
+
+            def power(xx: Tensor, yy: Tensor) -> tuple[Tensor, Tensor]:
+                return p * xx ** (p - 1), p * (p - 1) * xx ** (p - 2)
+
+            return (out, *self._elementwise(power, x, out, t, sx))
+
         if fn in (F.linear, torch.matmul, operator.matmul) and len(ins) >= 2:
             if ins[0][1] is None or any(t is not None for _, t, _ in ins[1:]):
                 return None

@@ -134,7 +134,7 @@ def test_failed_pairs_are_reported_not_hidden() -> None:
     assert bad.status == ["converged", "nonfinite"] and bad.converged.tolist() == [True, False]
     out = log_map(decoder, z, z + 0.1, init="straight", steps=4)
     assert torch.isfinite(out[0]).all() and torch.isnan(out[1]).all()
-    with pytest.raises(ShootingError, match="1 of 2 pairs.*pair 1: nonfinite"):
+    with pytest.raises(ShootingError, match=r"1 of 2 pairs.*pair 1: nonfinite"):
         log_map(decoder, z, z + 0.1, init="straight", steps=4, throw=True)
 
 
@@ -172,3 +172,16 @@ def test_shooting_method_on_the_sphere() -> None:
     torch.testing.assert_close(pts[:, -1], z1, rtol=0, atol=1e-8)
     # constant speed: energy = length²
     torch.testing.assert_close(res.energy, res.length**2, rtol=1e-4, atol=0)
+
+
+def test_results_stay_on_the_device(device: torch.device) -> None:
+    decoder = mlp(2, 4).double().to(device)
+    z = torch.randn(3, 2, dtype=torch.float64, device=device)
+    v = 0.3 * torch.randn(3, 2, dtype=torch.float64, device=device)
+    info = exp_map(decoder, z, v, return_info=True, return_path=True, num_points=4)
+    assert info.point.device == z.device and info.path.device == z.device
+    assert info.converged.device == z.device
+    back = log_map(decoder, z, info.point, init="straight", steps=8, return_info=True)
+    assert back.velocity.device == z.device and bool(back.converged.all())
+    res = connecting_geodesic(decoder, z, info.point, method="shooting", init="straight", steps=8)
+    assert res.length.device == z.device and res.curve(torch.linspace(0, 1, 3)).device == z.device

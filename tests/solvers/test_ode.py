@@ -178,8 +178,9 @@ class Mixed(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         a, b = self.a(z), self.b(z)
         c = a * b + torch.sin(a) - b / 3.0 + a.exp() * self.scale
-        d = torch.cat([c, torch.atan(b)], dim=-1)  # atan, cat: generic nodes
-        return d.reshape(z.shape[0], 3, 4).tanh()
+        c = c / (1.0 + (b * b).sum(-1, keepdim=True)) + a**2 - c.mean(-1, keepdim=True)
+        d = torch.cat([c, torch.atan(b), self.scale.expand_as(b)], dim=-1)  # atan: generic
+        return d.reshape(z.shape[0], 3, 6).tanh()
 
 
 @pytest.mark.parametrize("decoder", [Mixed, StereographicSphere])
