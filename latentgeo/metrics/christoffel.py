@@ -31,6 +31,14 @@ def metric_derivative(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         ``(G, dG)`` with ``G`` of shape ``(N, d, d)`` and ``dG`` of shape
         ``(N, d, d, d)``, ``dG[n, a, b, c] = ∂G_ab / ∂z_c`` at ``z[n]``.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import ExplicitMetric
+        >>> g = ExplicitMetric(lambda z: z[..., :1, None] * torch.eye(2))  # G = z₀ I
+        >>> metric_derivative(g, torch.ones(1, 2))[1][0, :, :, 0]  # ∂G/∂z₀ = I
+        tensor([[1., 0.],
+                [0., 1.]])
     """
     n, d = z.shape
     g = metric._metric_tensor(z)

@@ -473,6 +473,14 @@ def geodesic_curve(metric: Metric, z0: Tensor, v: Tensor, *, steps: int = 64) ->
 
     RK4 with ``steps`` steps; positions and velocities at every step are the knots.
     Pairs whose integration is not finite get the straight line to ``z0 + v``.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import as_metric
+        >>> z0, v = torch.zeros(1, 2), torch.ones(1, 2)
+        >>> curve = geodesic_curve(as_metric(lambda z: z), z0, v, steps=4)
+        >>> curve(torch.tensor([0.5]))
+        tensor([[[0.5000, 0.5000]]])
     """
     rhs = geodesic_rhs(metric)
     d = z0.shape[-1]

@@ -54,6 +54,12 @@ def segment_lengths(
         b: segment ends, ``(E, d)``.
         nodes: quadrature points per segment.
         chunk_size: metric evaluations per batch.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import as_metric
+        >>> segment_lengths(as_metric(lambda z: 3 * z), torch.zeros(1, 2), torch.ones(1, 2))
+        tensor([4.2426])
     """
     x, w = np.polynomial.legendre.leggauss(nodes)
     s = torch.as_tensor((x + 1) / 2, dtype=a.dtype, device=a.device)
@@ -72,6 +78,11 @@ def knn_graph(nodes: Tensor, k: int, *, chunk_size: int = 4096) -> tuple[Tensor,
     """Undirected k-nearest-neighbour edges ``(i, j)``, ``i < j``, each once; ``(E,)`` each.
 
     Euclidean distances in latent space, computed in chunks of rows.
+
+    Example:
+        >>> import torch
+        >>> knn_graph(torch.tensor([[0.0], [1.0], [3.0]]), k=1)
+        (tensor([0, 1]), tensor([1, 2]))
     """
     n = nodes.shape[0]
     kk = min(k + 1, n)
