@@ -11,11 +11,13 @@ from latentgeo.curves.length import ESTIMATORS, curve_energy, curve_length
 from latentgeo.curves.neural import NeuralGeodesic
 from latentgeo.curves.reparam import ReparametrizedCurve, constant_speed
 from latentgeo.curves.spline import CubicSpline
+from latentgeo.curves.stack import CurveStack
 
 __all__ = [
     "ESTIMATORS",
     "CubicSpline",
     "Curve",
+    "CurveStack",
     "DiscreteCurve",
     "NeuralGeodesic",
     "ReparametrizedCurve",

@@ -225,6 +225,13 @@ class CubicSpline(Curve):
         j = (bp[:, 1:] - bp[:, :-1]).argmax(1, keepdim=True)
         self.insert_knot(0.5 * (bp.gather(1, j) + bp.gather(1, j + 1))[:, 0])
 
+    def subset(self, idx: Tensor) -> CubicSpline:
+        """A new spline holding the curves ``idx`` (copies, detached)."""
+        out = CubicSpline(self.z0[idx], self.z1[idx], num_knots=0)
+        out.knots = self.knots[idx].clone()
+        out.inner = nn.Parameter(self.inner.detach()[idx].clone())
+        return out
+
     # -------------------------------------------------------------------- fit
     @torch.no_grad()
     def fit(self, t: Tensor, points: Tensor, *, ridge: float = 1e-10) -> None:

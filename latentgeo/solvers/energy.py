@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from latentgeo.curves import CubicSpline, Curve, DiscreteCurve, NeuralGeodesic
+from latentgeo.curves import CubicSpline, Curve, CurveStack, DiscreteCurve, NeuralGeodesic
 from latentgeo.curves.length import (
     ESTIMATORS,
     chord_differences,
@@ -60,8 +60,8 @@ STATUS = {
     STALLED: "line_search_failed",
 }
 CHORD_POINTS = 24  # default grid of the chord estimator while optimising
-REPORT_NODES = 4  # Gauss–Legendre nodes per piece for the reported length and energy
-REPORT_PIECES = 16  # at least this many pieces (spans are cut into equal pieces)
+REPORT_NODES = 3  # Gauss–Legendre nodes per piece for the reported length and energy
+REPORT_PIECES = 8  # at least this many pieces (spans are cut into equal pieces)
 
 
 class _Evaluate(nn.Module):
@@ -147,7 +147,7 @@ class _Objective:
         if hasattr(curve, "_linear_basis") and self.packing.names == ["inner"]:
             linear_basis: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
             linear_basis = curve._linear_basis  # type: ignore[assignment]
-            tk, wk = gauss_legendre_times(curve.breakpoints(), nodes=4)
+            tk, wk = gauss_legendre_times(curve.breakpoints(), nodes=2)
             self.basis = (*linear_basis(tk), wk)
             self.eval_basis = linear_basis(self.t.contiguous())
 
@@ -427,11 +427,12 @@ def _refine_fastest_spans(curve: CubicSpline, knots: int) -> None:
         hi = torch.cat([hi.scatter(1, j, mid), b], 1)
 
 
-def _quadrature_energy(metric: Metric, curve: Curve, idx: Tensor, nodes: int) -> Tensor:
-    """Gauss–Legendre energy (``nodes`` per span) of the curves ``idx``."""
+def _quadrature_energy(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
+    """The reported (Gauss–Legendre) energy of the curves ``idx``."""
     state = {f"curve.{n}": p.detach()[idx] for n, p in curve.named_parameters()}
     state.update({f"curve.{n}": b[idx] for n, b in curve.named_buffers()})
-    t, w = gauss_legendre_times(curve.breakpoints()[idx], nodes=nodes)
+    t, w = arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)[1:]
+    t, w = t[idx], w[idx]
     pos, vel = functional_call(_Evaluate(curve), state, (t, True))
     assert vel is not None
     return (w * speeds_squared(metric, pos, vel)).sum(-1)
@@ -463,9 +464,12 @@ def minimize_energy(
     r"""Minimise the energy of every curve of a batch; the internal engine of the
     ``"spline"``, ``"discrete"`` and ``"neural"`` methods.
 
-    The curve is changed in place (it ends as the optimised curve, with its
-    parameters no longer requiring gradients) and also returned inside the
-    result, reparametrised to constant speed.
+    The curves are returned inside the result, reparametrised to constant
+    speed; without refinement ``curve`` itself is optimised in place (its
+    parameters then no longer require gradients). With refinement, pairs that
+    settle are split off, so the result may be a
+    :class:`~latentgeo.curves.CurveStack` of splines with different numbers
+    of knots.
 
     Args:
         metric: the metric (validated).
@@ -507,8 +511,8 @@ def minimize_energy(
 
     Returns:
         A :class:`GeodesicResult`; ``length`` and ``energy`` come from
-        Gauss–Legendre quadrature of the metric (8 nodes per span, at least
-        128 points), whatever ``estimator`` was minimised, and are
+        Gauss–Legendre quadrature of the metric (3 nodes per piece, spans cut
+        into at least 8 pieces), whatever ``estimator`` was minimised, and are
         differentiable with respect to ``z0``/``z1`` (envelope theorem:
         ``∂L/∂z1 = G(z1) γ̇(1) / |γ̇(1)|_G`` at a geodesic).
 
@@ -546,12 +550,9 @@ def minimize_energy(
         raise ValueError("refine=True needs a CubicSpline curve")
 
     b = curve.num_curves
-    scale = (curve.z1 - curve.z0).abs().amax(-1).clamp_min(torch.finfo(dtype).tiny)
     status = torch.zeros(b, dtype=torch.long, device=device)
     iterations = torch.zeros(b, dtype=torch.long, device=device)
-    level_energy = torch.full((b,), math.inf, dtype=dtype, device=device)
-    # settled for good; coincident end points are solved by the constant curve
-    done = (curve.z0 == curve.z1).all(-1)
+    finished: list[tuple[Tensor, Curve]] = []  # (pair indices, their final curves)
 
     bar = None
     if progress:
@@ -562,7 +563,7 @@ def minimize_energy(
     def on_step() -> None:
         if bar is not None:
             bar.n = int(iterations.max())
-            bar.set_postfix(running=int(((status == RUNNING) & ~done).sum()))
+            bar.set_postfix(running=int((status == RUNNING).sum()))
             bar.refresh()
 
     # The decoder's own parameters need no gradients while the curves are optimised.
@@ -570,86 +571,113 @@ def minimize_energy(
     for p in frozen:
         p.requires_grad_(False)
     try:
+        # `active` holds the pairs `pairs` still being solved; pairs that settle are
+        # split off, so that refinement only grows the curves that need it.
+        active, pairs = curve, torch.arange(b, device=device)
+        level_energy = torch.full((b,), math.inf, dtype=dtype, device=device)
         while True:
-            objective = _Objective(metric, curve, estimator, num_points, nodes, generator)
-            x = objective.packing.flatten(curve)
-            f = torch.zeros(b, dtype=dtype, device=device)
+            n = pairs.numel()
+            objective = _Objective(metric, active, estimator, num_points, nodes, generator)
+            x = objective.packing.flatten(active)
+            st = torch.full((n,), RUNNING, dtype=torch.long, device=device)
+            its = iterations[pairs]
+            coincident = (active.z0 == active.z1).all(-1)  # solved by the constant curve
+            st[coincident] = CONVERGED
+            f = torch.zeros(n, dtype=dtype, device=device)
             g = torch.zeros_like(x)
-            live = (~done).nonzero()[:, 0]
-            f[live], g[live] = objective.value_and_grad(x[live], live)
-            status = torch.where(done, status, RUNNING)
-            status[(curve.z0 == curve.z1).all(-1)] = CONVERGED
-            status[live[~torch.isfinite(f[live])]] = NAN
-            status[live[f[live] == 0]] = CONVERGED
+            live = (~coincident).nonzero()[:, 0]
+            if live.numel():
+                f[live], g[live] = objective.value_and_grad(x[live], live)
+            st[live[~torch.isfinite(f[live])]] = NAN
+            st[live[f[live] == 0]] = CONVERGED
+            status[pairs] = st
+            scale = (active.z1 - active.z0).abs().amax(-1).clamp_min(torch.finfo(dtype).tiny)
+
+            def step(st: Tensor = st, its: Tensor = its, pairs: Tensor = pairs) -> None:
+                status[pairs], iterations[pairs] = st, its
+                on_step()
+
             if optimizer == "lbfgs":
                 _run_lbfgs(
-                    objective, x, f, g, status, iterations, scale,
+                    objective, x, f, g, st, its, scale,
                     max_iter=max_iter, tol=tol, history=history,
-                    precondition_every=precondition_every, on_step=on_step,
+                    precondition_every=precondition_every, on_step=step,
                 )  # fmt: skip
             else:
                 _run_adam(
-                    objective, x, f, g, status, iterations, scale,
-                    max_iter=max_iter, tol=tol, lr=lr, patience=patience, on_step=on_step,
+                    objective, x, f, g, st, its, scale,
+                    max_iter=max_iter, tol=tol, lr=lr, patience=patience, on_step=step,
                 )  # fmt: skip
-            objective.packing.write(curve, x)
+            status[pairs], iterations[pairs] = st, its
+            objective.packing.write(active, x)
             if not refine:
+                finished.append((pairs, active))
                 break
-            assert isinstance(curve, CubicSpline)
-            newly = (status == CONVERGED) & ~done
-            # Compare levels by one consistent, accurate energy (Gauss–Legendre,
-            # 4 nodes per span): a chord energy's bias changes with the grid.
+            assert isinstance(active, CubicSpline)
+            converged = st == CONVERGED
+            # Compare levels by one consistent, accurate energy (the reported
+            # quadrature): a chord energy's bias changes with the grid.
             if estimator != "metric":
                 f = f.clone()
-                sel = newly.nonzero()[:, 0]
+                sel = (converged & ~coincident).nonzero()[:, 0]
                 if sel.numel():
                     with torch.no_grad():
-                        f[sel] = _quadrature_energy(metric, curve, sel, nodes)
-            settled = (level_energy - f).abs() <= refine_tol * f.abs()
-            done |= newly & settled
-            done |= status != CONVERGED  # failures are final
-            level_energy = torch.where(newly, f, level_energy)
-            interior = curve.breakpoints().shape[1] - 2
-            if bool(done.all()) or interior >= max_knots:
-                if not bool(done.all()):
-                    status[~done & (status == CONVERGED)] = CONVERGED  # best we can do
+                        f[sel] = _quadrature_energy(metric, active, sel)
+            prev = level_energy[pairs]
+            settled = (prev - f).abs() <= refine_tol * f.abs()
+            level_energy[pairs] = torch.where(converged, f, prev)
+            interior = active.breakpoints().shape[1] - 2
+            # failures are final; so is reaching the knot limit
+            final = settled | ~converged | coincident | (interior >= max_knots)
+            if bool(final.any()):
+                idx = final.nonzero()[:, 0]
+                finished.append(
+                    (pairs[idx], active.subset(idx) if not bool(final.all()) else active)
+                )
+            if bool(final.all()):
                 break
-            _refine_fastest_spans(curve, min(interior + 1, max_knots - interior))
+            keep = (~final).nonzero()[:, 0]
+            active, pairs = active.subset(keep), pairs[keep]
+            _refine_fastest_spans(active, min(interior + 1, max_knots - interior))
     finally:
         for p in frozen:
             p.requires_grad_(True)
     if bar is not None:
         bar.close()
 
-    # The result is a fixed curve: evaluating it tracks no gradients.
-    curve.requires_grad_(False)
-    # Report: deterministic quadrature on the final curve, differentiable in z0, z1.
+    # Report: deterministic quadrature on the final curves, differentiable in z0, z1.
     z0 = curve.z0 if z0 is None else z0
     z1 = curve.z1 if z1 is None else z1
-    u, t, w = arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
-    state = {f"curve.{n}": p.detach() for n, p in curve.named_parameters()}
-    state.update({"curve.z0": z0, "curve.z1": z1})
-    pos, vel = functional_call(_Evaluate(curve), state, (t, True))
-    assert vel is not None
-    sq = speeds_squared(metric, pos, vel)
-    energy = (w * sq).sum(-1)
-    speed = sq.clamp_min(0.0).sqrt()
-    length = (w * speed).sum(-1)
+    parts, lengths, energies = [], [], []
+    for idx, part in finished:
+        part.requires_grad_(False)  # the result is a fixed curve: it tracks no gradients
+        u, t, w = arc_length_nodes(part, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
+        state = {f"curve.{n}": p.detach() for n, p in part.named_parameters()}
+        state.update({"curve.z0": z0[idx], "curve.z1": z1[idx]})
+        pos, vel = functional_call(_Evaluate(part), state, (t, True))
+        assert vel is not None
+        sq = speeds_squared(metric, pos, vel)
+        energies.append((w * sq).sum(-1))
+        speed = sq.clamp_min(0.0).sqrt()
+        lengths.append((w * speed).sum(-1))
+        if reparametrize:
+            with torch.no_grad():
+                pos_n, vel_n = part._evaluate(u, derivative=True)
+                assert vel_n is not None
+                node_speed = speeds_squared(metric, pos_n, vel_n).clamp_min(0.0).sqrt()
+            part = reparametrize_by_speeds(part, u, w, speed.detach(), node_speed)
+        parts.append(part)
+    order = torch.cat([idx for idx, _ in finished])
+    inverse = order.argsort()
+    length, energy = torch.cat(lengths)[inverse], torch.cat(energies)[inverse]
     bad = ~torch.isfinite(length)
     status[bad & (status == CONVERGED)] = NAN
-    converged = status == CONVERGED
-    out_curve: Curve = curve
-    if reparametrize:
-        with torch.no_grad():
-            pos_n, vel_n = curve._evaluate(u, derivative=True)
-            assert vel_n is not None
-            node_speed = speeds_squared(metric, pos_n, vel_n).clamp_min(0.0).sqrt()
-        out_curve = reparametrize_by_speeds(curve, u, w, speed.detach(), node_speed)
+    out_curve = parts[0] if len(parts) == 1 else CurveStack(parts, [i for i, _ in finished])
     return GeodesicResult(
         curve=out_curve,
         length=length,
         energy=energy,
-        converged=converged,
+        converged=status == CONVERGED,
         iterations=iterations,
         status=[STATUS.get(int(s), "max_iter") for s in status.tolist()],
         method="",
