@@ -47,6 +47,7 @@ from latentgeo.curves.length import (
 from latentgeo.curves.reparam import arc_length_nodes, reparametrize_by_speeds
 from latentgeo.curves.spline import _gather_rows
 from latentgeo.metrics import Metric
+from latentgeo.metrics.jacobians import chunks
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.result import GeodesicResult
 
@@ -60,6 +61,7 @@ STATUS = {
     STALLED: "line_search_failed",
 }
 CHORD_POINTS = 24  # default grid of the chord estimator while optimising
+CHUNK_POINTS = 2**16  # evaluation points per chunk of pairs (bounds memory)
 REPORT_NODES = 3  # Gauss–Legendre nodes per piece for the reported length and energy
 REPORT_PIECES = 8  # at least this many pieces (spans are cut into equal pieces)
 
@@ -177,15 +179,24 @@ class _Objective:
         return self.w[:, 0] * sq.sum(-1)
 
     def preconditioner(self, x: Tensor, idx: Tensor) -> Tensor | None:
+        """:meth:`_preconditioner` in chunks of pairs."""
+        if self.basis is None:
+            return None
+        parts = [
+            self._preconditioner(x[sl], idx[sl])
+            for sl in _pair_chunks(idx.numel(), self.basis[0].shape[1])
+        ]
+        return torch.cat(parts)
+
+    def _preconditioner(self, x: Tensor, idx: Tensor) -> Tensor:
         """Cholesky factors ``(A, p, p)`` of ``2 K``, ``K = Σ_q w_q (∂γ̇_q/∂P)ᵀ G(γ_q) ∂γ̇_q/∂P``.
 
         ``2 K`` is the energy's Hessian with the metric frozen at the current
         curve: exact for a constant metric, and it carries the local scale of
         the metric along the curve (the main source of ill-conditioning).
-        ``None`` for curves that are not linear in their parameters.
+        Only for curves linear in their parameters.
         """
-        if self.basis is None:
-            return None
+        assert self.basis is not None
         t_idx, vals, dvals, w = (v[idx] for v in self.basis)
         a, (n_inner, d) = x.shape[0], self.packing.shapes[0]
         n = n_inner + 2
@@ -211,11 +222,16 @@ class _Objective:
         return chol
 
     def value_and_grad(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            f = self(x, idx)
-            (g,) = torch.autograd.grad(f.sum(), x)
-        return f.detach(), g
+        """Energies ``(A,)`` and their gradients ``(A, p)``, in chunks of pairs to bound memory."""
+        fs, gs = [], []
+        for sl in _pair_chunks(idx.numel(), self.t.shape[1]):
+            with torch.enable_grad():
+                xs = x[sl].detach().requires_grad_(True)
+                f = self(xs, idx[sl])
+                (g,) = torch.autograd.grad(f.sum(), xs)
+            fs.append(f.detach())
+            gs.append(g)
+        return torch.cat(fs), torch.cat(gs)
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -427,15 +443,35 @@ def _refine_fastest_spans(curve: CubicSpline, knots: int) -> None:
         hi = torch.cat([hi.scatter(1, j, mid), b], 1)
 
 
+def _pair_chunks(pairs: int, points_per_pair: int) -> list[slice]:
+    """Slices of pairs holding at most about ``CHUNK_POINTS`` evaluation points each."""
+    return list(chunks(pairs, max(1, CHUNK_POINTS // max(points_per_pair, 1))))
+
+
+def _quadrature(
+    metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor, t: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``(γ̇ᵀ G γ̇, |γ̇|_G)`` at times ``t`` ``(A, T)`` of the curves ``idx``, with the end
+    points replaced by ``z0``, ``z1`` ``(A, d)`` (so gradients reach them), in chunks."""
+    params = {f"curve.{n}": p.detach() for n, p in curve.named_parameters()}
+    sqs = []
+    for sl in _pair_chunks(idx.numel(), t.shape[1]):
+        rows = idx[sl]
+        state = {k: v[rows] for k, v in params.items()}
+        state.update({f"curve.{n}": b[rows] for n, b in curve.named_buffers()})
+        state.update({"curve.z0": z0[sl], "curve.z1": z1[sl]})
+        pos, vel = functional_call(_Evaluate(curve), state, (t[sl], True))
+        assert vel is not None
+        sqs.append(speeds_squared(metric, pos, vel))
+    sq = torch.cat(sqs)
+    return sq, sq.clamp_min(0.0).sqrt()
+
+
 def _quadrature_energy(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
     """The reported (Gauss–Legendre) energy of the curves ``idx``."""
-    state = {f"curve.{n}": p.detach()[idx] for n, p in curve.named_parameters()}
-    state.update({f"curve.{n}": b[idx] for n, b in curve.named_buffers()})
     t, w = arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)[1:]
-    t, w = t[idx], w[idx]
-    pos, vel = functional_call(_Evaluate(curve), state, (t, True))
-    assert vel is not None
-    return (w * speeds_squared(metric, pos, vel)).sum(-1)
+    sq = _quadrature(metric, curve, idx, curve.z0[idx], curve.z1[idx], t[idx])[0]
+    return (w[idx] * sq).sum(-1)
 
 
 def minimize_energy(
@@ -652,19 +688,13 @@ def minimize_energy(
     for idx, part in finished:
         part.requires_grad_(False)  # the result is a fixed curve: it tracks no gradients
         u, t, w = arc_length_nodes(part, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
-        state = {f"curve.{n}": p.detach() for n, p in part.named_parameters()}
-        state.update({"curve.z0": z0[idx], "curve.z1": z1[idx]})
-        pos, vel = functional_call(_Evaluate(part), state, (t, True))
-        assert vel is not None
-        sq = speeds_squared(metric, pos, vel)
+        every = torch.arange(part.num_curves, device=device)
+        sq, speed = _quadrature(metric, part, every, z0[idx], z1[idx], t)
         energies.append((w * sq).sum(-1))
-        speed = sq.clamp_min(0.0).sqrt()
         lengths.append((w * speed).sum(-1))
         if reparametrize:
             with torch.no_grad():
-                pos_n, vel_n = part._evaluate(u, derivative=True)
-                assert vel_n is not None
-                node_speed = speeds_squared(metric, pos_n, vel_n).clamp_min(0.0).sqrt()
+                node_speed = _quadrature(metric, part, every, part.z0, part.z1, u)[1]
             part = reparametrize_by_speeds(part, u, w, speed.detach(), node_speed)
         parts.append(part)
     order = torch.cat([idx for idx, _ in finished])
