@@ -109,7 +109,7 @@ def pairs_across_ring(angles: Tensor, num_pairs: int) -> tuple[Tensor, Tensor]:
     Example:
         >>> theta = torch.linspace(0, 2 * math.pi, 9)[:-1]
         >>> pairs_across_ring(theta, 2)
-        (tensor([0, 2]), tensor([4, 6]))
+        (tensor([1, 3]), tensor([5, 7]))
     """
     target = (torch.arange(num_pairs, dtype=torch.float64) + 0.5) * math.pi / num_pairs
     a = angles.to(torch.float64)
