@@ -35,7 +35,7 @@ def test_shooting_bvp_and_energy_agree_on_length() -> None:
     t = torch.linspace(0.05, 0.95, 7, dtype=torch.float64)
     residual = geodesic_residual(disk, energy.curve, t)
     speed2 = energy.curve.velocity(t).pow(2).sum(-1, keepdim=True)
-    assert (residual.norm(dim=-1) / speed2.norm(dim=-1)).max() < 1e-2
+    assert (residual.norm(dim=-1) / speed2.norm(dim=-1)).max() < 5e-3  # about 5e-4 here
 
 
 def test_bvp_failure_is_a_status_not_an_exception() -> None:
