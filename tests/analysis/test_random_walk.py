@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from latentgeo.analysis import metric_inverse_sqrt, riemannian_random_walk
+from latentgeo.data import ring
 from latentgeo.metrics import ExplicitMetric
-
-
-def ring_points(n: int, generator: torch.Generator) -> Tensor:
-    theta = 2 * math.pi * torch.rand(n, generator=generator, dtype=torch.float64)
-    radius = 1.0 + 0.05 * torch.randn(n, generator=generator, dtype=torch.float64)
-    return radius[:, None] * torch.stack([theta.cos(), theta.sin()], dim=-1)
 
 
 def density_metric(data: Tensor, bandwidth: float = 0.1, eps: float = 1e-3) -> ExplicitMetric:
@@ -56,7 +49,7 @@ def test_shapes_and_reproducibility() -> None:
 
 def test_walk_stays_on_the_ring() -> None:
     gen = torch.Generator().manual_seed(0)
-    data = ring_points(400, gen)
+    data = ring(400, noise=0.05, seed=0, dtype=torch.float64).x
     start = data[:50].clone()
     walk = riemannian_random_walk(
         density_metric(data), start, num_steps=800, step_size=0.003, generator=gen
