@@ -256,10 +256,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
           f"dtype {args.dtype}, stochman {'yes' if EmbeddedManifold is not None else 'missing'}, "
           f"seed {args.seed}, score: {SCORE_POINTS}-point chord length in float64")  # fmt: skip
-    if args.problems and args.problems != [""]:
-        compare(args, device, dtype)
+    # the scale run first, so that its peak memory is its own
     if not args.skip_scale and args.pairs > 0:
         scale_run(args, device, dtype)
+    if args.problems and args.problems != [""]:
+        compare(args, device, dtype)
 
 
 if __name__ == "__main__":
