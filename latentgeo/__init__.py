@@ -1,7 +1,27 @@
-"""latentgeo: Riemannian geometry of the latent spaces of deep generative models."""
+"""latentgeo: Riemannian geometry of the latent spaces of deep generative models.
 
-from latentgeo import metrics, models
+Subpackages: :mod:`latentgeo.metrics`, :mod:`latentgeo.curves`,
+:mod:`latentgeo.solvers`, :mod:`latentgeo.models`, :mod:`latentgeo.data`,
+:mod:`latentgeo.analysis`, :mod:`latentgeo.viz`, :mod:`latentgeo.experiments`,
+:mod:`latentgeo.testing`. The light ones are imported with the package; the
+others (matplotlib, scikit-learn) on first attribute access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from latentgeo import curves, metrics, models, solvers
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "metrics", "models"]
+_LAZY = ("analysis", "data", "experiments", "testing", "viz")
+
+__all__ = ["__version__", "curves", "metrics", "models", "solvers", *_LAZY]
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _LAZY:
+        return importlib.import_module(f"latentgeo.{name}")
+    raise AttributeError(f"module 'latentgeo' has no attribute {name!r}")

@@ -7,7 +7,12 @@ become metrics.
 from latentgeo.metrics.base import Metric, ScaledMetric, SumMetric
 from latentgeo.metrics.christoffel import christoffel_symbols
 from latentgeo.metrics.dispatch import MetricLike, as_metric, expected_metric
-from latentgeo.metrics.embeddings import DecoderEmbedding, output_embedding
+from latentgeo.metrics.embeddings import (
+    ConcatEmbedding,
+    DecoderEmbedding,
+    embedding_module,
+    output_embedding,
+)
 from latentgeo.metrics.ensemble import MeanMetric
 from latentgeo.metrics.explicit import ExplicitMetric
 from latentgeo.metrics.feature import FeatureMetric
@@ -21,6 +26,7 @@ from latentgeo.metrics.pullback import PullbackMetric
 from latentgeo.metrics.rhvae import RHVAEMetric
 
 __all__ = [
+    "ConcatEmbedding",
     "DecoderEmbedding",
     "ExplicitMetric",
     "FeatureMetric",
@@ -34,6 +40,7 @@ __all__ = [
     "as_metric",
     "christoffel_symbols",
     "condition_number",
+    "embedding_module",
     "expected_metric",
     "log_volume_element",
     "output_embedding",
