@@ -172,6 +172,11 @@ class _Objective:
             self.basis = (*linear_basis(tk), wk)
             self.eval_basis = linear_basis(self.t.contiguous())
 
+        # The rows of the per-pair constants for the last ``idx`` seen: the optimiser
+        # passes the same index tensor while its set of running pairs is unchanged.
+        self._rows_of: Tensor | None = None
+        self._rows: tuple[Tensor, ...] = ()
+
     def control_points(self, x: Tensor, idx: Tensor) -> Tensor:
         """``[z0, inner, z1]`` of the pairs ``idx``, ``(A, n, d)`` (linear curves)."""
         n_inner, d = self.packing.shapes[0]
@@ -179,23 +184,38 @@ class _Objective:
         z0, z1 = self.buffers["curve.z0"][idx], self.buffers["curve.z1"][idx]
         return torch.cat([z0[:, None], inner, z1[:, None]], 1)
 
+    def _rows_for(self, idx: Tensor) -> tuple[Tensor, ...]:
+        """``(t, w[, z0, z1, basis rows])`` of the pairs ``idx``, cached for the last ``idx``."""
+        if idx is not self._rows_of:
+            rows: tuple[Tensor, ...] = (
+                self.t[idx],
+                self.w[idx] if self.estimator == "metric" else self.w,
+            )
+            if self.eval_basis is not None:
+                z0, z1 = self.buffers["curve.z0"][idx], self.buffers["curve.z1"][idx]
+                rows += (z0[:, None], z1[:, None], *(v[idx] for v in self.eval_basis))
+            self._rows_of, self._rows = idx, rows
+        return self._rows
+
     def __call__(self, x: Tensor, idx: Tensor) -> Tensor:
-        t = self.t[idx]
+        t, w, *rest = self._rows_for(idx)
+        metric_energy = self.estimator == "metric"
         if self.eval_basis is not None:
-            p = self.control_points(x, idx)
-            t_idx, vals, dvals = (v[idx] for v in self.eval_basis)
+            z0, z1, t_idx, vals, dvals = rest
+            n_inner, d = self.packing.shapes[0]
+            p = torch.cat([z0, x.reshape(x.shape[0], n_inner, d), z1], 1)
             rows = _gather_rows(p, t_idx)
             pos = (vals[..., None] * rows).sum(-2)
-            vel = (dvals[..., None] * rows).sum(-2)
+            vel = (dvals[..., None] * rows).sum(-2) if metric_energy else None
         else:
             state = {k: v[idx] for k, v in self.buffers.items()}
             state.update(self.packing.unflatten(x))
-            pos, vel = functional_call(self.evaluate, state, (t, self.estimator == "metric"))
-        if self.estimator == "metric":
+            pos, vel = functional_call(self.evaluate, state, (t, metric_energy))
+        if metric_energy:
             assert vel is not None
-            return (self.w[idx] * speeds_squared(self.metric, pos, vel)).sum(-1)
+            return (w * speeds_squared(self.metric, pos, vel)).sum(-1)
         sq = chord_differences(self.metric, pos, estimator=self.estimator, generator=self.generator)
-        return self.w[:, 0] * sq.sum(-1)
+        return w[:, 0] * sq.sum(-1)
 
     def preconditioner(self, x: Tensor, idx: Tensor) -> Tensor | None:
         """:meth:`_preconditioner` in chunks of pairs."""
@@ -242,8 +262,15 @@ class _Objective:
 
     def value_and_grad(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
         """Energies ``(A,)`` and their gradients ``(A, p)``, in chunks of pairs to bound memory."""
+        parts = _pair_chunks(idx.numel(), self.t.shape[1])
+        if len(parts) == 1:  # one chunk: keep ``idx`` itself (its rows are cached)
+            with torch.enable_grad():
+                xs = x.detach().requires_grad_(True)
+                f = self(xs, idx)
+                (g,) = torch.autograd.grad(f.sum(), xs)
+            return f.detach(), g
         fs, gs = [], []
-        for sl in _pair_chunks(idx.numel(), self.t.shape[1]):
+        for sl in parts:
             with torch.enable_grad():
                 xs = x[sl].detach().requires_grad_(True)
                 f = self(xs, idx[sl])
@@ -258,7 +285,10 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
 
 
 class _LBFGS:
-    """Per-pair L-BFGS state for B independent problems, stored as batched tensors."""
+    """Per-pair L-BFGS state for A independent problems, stored as batched tensors.
+
+    The state is local to the running pairs: :meth:`keep` drops the pairs that stop.
+    """
 
     def __init__(self, x: Tensor, history: int) -> None:
         b, p = x.shape
@@ -266,19 +296,24 @@ class _LBFGS:
         self.y = x.new_zeros(b, history, p)
         self.rho = x.new_zeros(b, history)
         self.gamma = x.new_zeros(b)  # H0 = gamma · I; 0 until the first update
+        self.updates = 0  # calls of update so far (bounds the filled history slots)
 
-    def direction(
-        self, g: Tensor, idx: Tensor, first_scale: Tensor, chol: Tensor | None = None
-    ) -> Tensor:
-        s, y, rho = self.s[idx], self.y[idx], self.rho[idx]
+    def keep(self, keep: Tensor) -> None:
+        self.s, self.y, self.rho = self.s[keep], self.y[keep], self.rho[keep]
+        self.gamma = self.gamma[keep]
+
+    def direction(self, g: Tensor, first_scale: Tensor, chol: Tensor | None = None) -> Tensor:
+        # Slots older than the number of updates so far are still zero (s = y = 0,
+        # rho = 0) for every pair: they contribute exactly nothing, so skip them.
+        start = self.s.shape[1] - min(self.updates, self.s.shape[1])
+        s, y, rho = self.s[:, start:], self.y[:, start:], self.rho[:, start:]
         q = g.clone()
         alphas = []
         for i in range(s.shape[1] - 1, -1, -1):
             a = rho[:, i] * _dot(s[:, i], q)
             q -= a[:, None] * y[:, i]
             alphas.append(a)
-        gamma = self.gamma[idx]
-        gamma = torch.where(gamma > 0, gamma, first_scale)
+        gamma = torch.where(self.gamma > 0, self.gamma, first_scale)
         r = gamma[:, None] * q
         if chol is not None:
             pre = torch.cholesky_solve(q[..., None], chol)[..., 0]
@@ -288,12 +323,20 @@ class _LBFGS:
             r += s[:, i] * (a - beta)[:, None]
         return -r
 
-    def update(self, idx: Tensor, s: Tensor, y: Tensor) -> None:
+    def update(self, s: Tensor, y: Tensor, idx: Tensor | None = None) -> None:
+        """Push the step ``s`` and gradient change ``y`` of the pairs ``idx`` (default: all)."""
+        self.updates += 1
         sy, yy = _dot(s, y), _dot(y, y)
         ok = sy > 1e-10 * torch.sqrt(_dot(s, s) * yy)  # curvature condition
+        rho = torch.where(ok, 1.0 / torch.where(ok, sy, 1.0), 0.0)
+        if idx is None:
+            self.s = torch.cat([self.s[:, 1:], s[:, None]], 1)
+            self.y = torch.cat([self.y[:, 1:], y[:, None]], 1)
+            self.rho = torch.cat([self.rho[:, 1:], rho[:, None]], 1)
+            self.gamma = torch.where(ok, sy / torch.where(ok, yy, 1.0), self.gamma)
+            return
         self.s[idx] = torch.cat([self.s[idx][:, 1:], s[:, None]], 1)
         self.y[idx] = torch.cat([self.y[idx][:, 1:], y[:, None]], 1)
-        rho = torch.where(ok, 1.0 / torch.where(ok, sy, 1.0), 0.0)
         self.rho[idx] = torch.cat([self.rho[idx][:, 1:], rho[:, None]], 1)
         self.gamma[idx] = torch.where(ok, sy / torch.where(ok, yy, 1.0), self.gamma[idx])
 
@@ -311,87 +354,149 @@ def _run_lbfgs(
     tol: float,
     history: int,
     precondition_every: int,
-    on_step: Callable[[], None],
+    on_step: Callable[[], None] | None,
 ) -> None:
-    """Run until every running pair has converged, stalled or hit ``max_iter`` (in place)."""
-    opt = _LBFGS(x, history)
-    chol_all: Tensor | None = None
-    age = torch.full_like(iterations, precondition_every)
-    last_decrease = torch.full_like(f, math.inf)
+    """Run until every running pair has converged, stalled or hit ``max_iter`` (in place).
+
+    The state of the running pairs ``idx`` is kept compact (``xl``, ``fl``, ``gl``,
+    the L-BFGS memory...) and written back to ``x``, ``f``, ``g``, ``iterations``
+    whenever pairs stop, so that an iteration costs no gathers or scatters
+    while the set of running pairs is unchanged.
+    """
+    idx = ((status == RUNNING) & (iterations < max_iter)).nonzero()[:, 0]
+    if idx.numel() == 0:
+        return
+    xl, fl, gl, its = x[idx], f[idx], g[idx], iterations[idx]
+    scl = scale[idx]
+    opt = _LBFGS(xl, history)
+    chol: Tensor | None = None
+    age = torch.full_like(its, precondition_every)
+    last_decrease = torch.full_like(fl, math.inf)
+    its_max = int(its.max())
     eps = torch.finfo(x.dtype).eps
+
+    def write_back() -> None:
+        x[idx], f[idx], g[idx], iterations[idx] = xl, fl, gl, its
+
     while True:
-        running = status == RUNNING
-        running &= iterations < max_iter
-        if not bool(running.any()):
-            break
-        idx = running.nonzero()[:, 0]
-        fi, gi = f[idx], g[idx]
-        gnorm = gi.norm(dim=-1)
-        chol = None
+        gnorm = gl.norm(dim=-1)
         if objective.basis is not None:
-            stale = idx[age[idx] >= precondition_every]
-            if stale.numel():
-                fresh = objective.preconditioner(x[stale], stale)
+            stale_mask = age >= precondition_every
+            if bool(stale_mask.any()):
+                stale = stale_mask.nonzero()[:, 0]
+                fresh = objective.preconditioner(xl[stale], idx[stale])
                 assert fresh is not None
-                if chol_all is None:
-                    chol_all = fresh.new_zeros(x.shape[0], *fresh.shape[1:])
-                chol_all[stale] = fresh
+                if chol is None:
+                    chol = fresh.new_zeros(idx.numel(), *fresh.shape[1:])
+                chol[stale] = fresh
                 age[stale] = 0
-            age[idx] += 1
-            assert chol_all is not None
-            chol = chol_all[idx]
-        d = opt.direction(gi, idx, 0.1 * scale[idx] / gnorm.clamp_min(1e-300), chol)
-        slope = _dot(gi, d)
+            age += 1
+        d = opt.direction(gl, 0.1 * scl / gnorm.clamp_min(1e-300), chol)
+        slope = _dot(gl, d)
         bad = ~(slope < 0)  # not a descent direction: restart from steepest descent
         if bool(bad.any()):
-            d = torch.where(
-                bad[:, None], -gi * (0.1 * scale[idx] / gnorm.clamp_min(1e-300))[:, None], d
-            )
-            slope = _dot(gi, d)
-        small = fi.abs().clamp_min(1e-300)
-        done = (-slope <= tol * small) & (last_decrease[idx] <= tol)
+            d = torch.where(bad[:, None], -gl * (0.1 * scl / gnorm.clamp_min(1e-300))[:, None], d)
+            slope = _dot(gl, d)
+        small = fl.abs().clamp_min(1e-300)
+        done = (-slope <= tol * small) & (last_decrease <= tol)
         done |= gnorm == 0
         if bool(done.any()):
             status[idx[done]] = CONVERGED
-            keep = ~done
-            idx, fi, gi, d, slope = idx[keep], fi[keep], gi[keep], d[keep], slope[keep]
+            write_back()
+            keep = (~done).nonzero()[:, 0]
+            idx, xl, fl, gl, its, scl = (
+                idx[keep],
+                xl[keep],
+                fl[keep],
+                gl[keep],
+                its[keep],
+                scl[keep],
+            )
+            age, last_decrease, d, slope = age[keep], last_decrease[keep], d[keep], slope[keep]
+            chol = None if chol is None else chol[keep]
+            opt.keep(keep)
             if idx.numel() == 0:
-                continue
-        # Armijo backtracking line search, per pair.
-        step = torch.ones_like(fi)
-        pending = torch.ones_like(fi, dtype=torch.bool)
-        x_new, f_new, g_new = x[idx].clone(), fi.clone(), gi.clone()
-        for _ in range(30):
-            sub = pending.nonzero()[:, 0]
-            if sub.numel() == 0:
                 break
-            trial = x[idx[sub]] + step[sub, None] * d[sub]
-            ft, gt = objective.value_and_grad(trial, idx[sub])
-            ok = torch.isfinite(ft) & (ft <= fi[sub] + 1e-4 * step[sub] * slope[sub])
+        # Armijo backtracking line search, per pair.
+        n = idx.numel()
+        step = torch.ones_like(fl)
+        pending = torch.ones_like(fl, dtype=torch.bool)
+        x_new, f_new, g_new = xl, fl, gl
+        everyone = True  # every pair accepted at its first trial
+        for trial_no in range(30):
+            if trial_no == 0:
+                trial = xl + step[:, None] * d
+                ft, gt = objective.value_and_grad(trial, idx)
+                ok = torch.isfinite(ft) & (ft <= fl + 1e-4 * step * slope)
+                if bool(ok.all()):
+                    x_new, f_new, g_new = trial, ft, gt
+                    pending = ~ok
+                    break
+                everyone = False
+                sub = torch.arange(n, device=idx.device)
+                x_new, f_new, g_new = xl.clone(), fl.clone(), gl.clone()
+            else:
+                sub = pending.nonzero()[:, 0]
+                if sub.numel() == 0:
+                    break
+                trial = xl[sub] + step[sub, None] * d[sub]
+                ft, gt = objective.value_and_grad(trial, idx[sub])
+                ok = torch.isfinite(ft) & (ft <= fl[sub] + 1e-4 * step[sub] * slope[sub])
             acc = sub[ok]
             x_new[acc], f_new[acc], g_new[acc] = trial[ok], ft[ok], gt[ok]
             pending[acc] = False
             # next trial: minimiser of the quadratic through f(0), f'(0), f(step), safeguarded
             rej = sub[~ok]
             st, ftr = step[rej], ft[~ok]
-            denom = 2.0 * (ftr - fi[rej] - slope[rej] * st)
+            denom = 2.0 * (ftr - fl[rej] - slope[rej] * st)
             quad = -slope[rej] * st * st / torch.where(denom > 0, denom, 1.0)
             quad = torch.where(torch.isfinite(ftr) & (denom > 0), quad, 0.1 * st)
             step[rej] = torch.minimum(torch.maximum(quad, 0.1 * st), 0.5 * st)
-        iterations[idx] += 1
+        its += 1
+        its_max += 1
         failed = pending
-        if bool(failed.any()):
+        any_failed = not everyone and bool(failed.any())
+        if any_failed:
             # No decrease found: at rounding level this is convergence, otherwise a stall.
-            tiny = -slope[failed] <= max(tol, math.sqrt(eps)) * fi[failed].abs()
+            tiny = -slope[failed] <= max(tol, math.sqrt(eps)) * fl[failed].abs()
             status[idx[failed]] = torch.where(tiny, CONVERGED, STALLED).to(status.dtype)
-        moved = ~failed
-        idx_m = idx[moved]
-        if idx_m.numel():
-            opt.update(idx_m, x_new[moved] - x[idx_m], g_new[moved] - g[idx_m])
-            decrease = (f[idx_m] - f_new[moved]) / f_new[moved].abs().clamp_min(1e-300)
-            last_decrease[idx_m] = decrease
-            x[idx_m], f[idx_m], g[idx_m] = x_new[moved], f_new[moved], g_new[moved]
-        on_step()
+            moved = (~failed).nonzero()[:, 0]
+            if moved.numel():
+                xm, fm, gm = x_new[moved], f_new[moved], g_new[moved]
+                opt.update(xm - xl[moved], gm - gl[moved], moved)
+                decrease = (fl[moved] - fm) / fm.abs().clamp_min(1e-300)
+                last_decrease[moved] = decrease
+                xl, fl, gl = xl.clone(), fl.clone(), gl.clone()
+                xl[moved], fl[moved], gl[moved] = xm, fm, gm
+        else:
+            opt.update(x_new - xl, g_new - gl)
+            last_decrease = (fl - f_new) / f_new.abs().clamp_min(1e-300)
+            xl, fl, gl = x_new, f_new, g_new
+        stop = failed
+        if its_max >= max_iter:
+            stop = stop | (its >= max_iter)
+        if any_failed or its_max >= max_iter:
+            if bool(stop.any()):
+                write_back()
+                keep = (~stop).nonzero()[:, 0]
+                idx, xl, fl, gl, its, scl = (
+                    idx[keep],
+                    xl[keep],
+                    fl[keep],
+                    gl[keep],
+                    its[keep],
+                    scl[keep],
+                )
+                age, last_decrease = age[keep], last_decrease[keep]
+                chol = None if chol is None else chol[keep]
+                opt.keep(keep)
+                its_max = int(its.max()) if idx.numel() else 0
+                if idx.numel() == 0:
+                    break
+        if on_step is not None:
+            write_back()
+            on_step()
+    write_back()
 
 
 def _run_adam(
@@ -407,7 +512,7 @@ def _run_adam(
     tol: float,
     lr: float,
     patience: int,
-    on_step: Callable[[], None],
+    on_step: Callable[[], None] | None,
 ) -> None:
     """Per-pair Adam with learning rate ``lr · scale``; stops a pair after ``patience``
     steps without a relative improvement of ``tol`` (in place; keeps the best iterate)."""
@@ -437,7 +542,8 @@ def _run_adam(
         best_x[improved], best_f[improved] = x[improved], f[improved]
         status[idx[since[idx] >= patience]] = CONVERGED
         status[idx[nan & ~torch.isfinite(best_f[idx])]] = NAN
-        on_step()
+        if on_step is not None:
+            on_step()
     x.copy_(best_x)
     f.copy_(best_f)
 
@@ -649,9 +755,11 @@ def minimize_energy(
             status[pairs] = st
             scale = (active.z1 - active.z0).abs().amax(-1).clamp_min(torch.finfo(dtype).tiny)
 
-            def step(st: Tensor = st, its: Tensor = its, pairs: Tensor = pairs) -> None:
+            def report(st: Tensor = st, its: Tensor = its, pairs: Tensor = pairs) -> None:
                 status[pairs], iterations[pairs] = st, its
                 on_step()
+
+            step = report if bar is not None else None  # only the progress bar reads them
 
             if optimizer == "lbfgs":
                 _run_lbfgs(
