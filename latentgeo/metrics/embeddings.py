@@ -143,7 +143,13 @@ def embedding_module(decoder: object) -> nn.Module | None:
         decoder: the decoder.
 
     Returns:
-        An ``nn.Module`` mapping ``(N, d)`` to ``(N, m)``, or ``None`` (the default:
-        use ``DecoderEmbedding(decoder)``).
+        An ``nn.Module`` mapping ``(N, d)`` to ``(N, m)``, or ``None`` (then
+        ``DecoderEmbedding(decoder)`` is used). By default: the decoder itself
+        when it is a module that ``torch.fx`` can trace (a traced module returns
+        a tensor: building a distribution cannot be traced), else ``None``.
     """
+    from latentgeo.metrics.forward_mode import try_tangent_propagator
+
+    if isinstance(decoder, nn.Module) and try_tangent_propagator(decoder) is not None:
+        return decoder
     return None

@@ -159,14 +159,68 @@ class TangentPropagator:
         Sub-modules and attributes are looked up on the original module at call
         time, so ``.to()``, ``.double()`` and replaced buffers are honoured.
         """
+        out, tangent = self._run(z, tangents, stop=None)
+        if not isinstance(out, Tensor):
+            raise TypeError("the traced module must return a single tensor")
+        if tangent is None:
+            tangent = torch.zeros(
+                (tangents.shape[0], *out.shape), dtype=out.dtype, device=out.device
+            )
+        return out, tangent
+
+    @property
+    def final_linear(self) -> nn.Linear | None:
+        """The ``nn.Linear`` whose output the module returns directly, if there is one."""
+        node = self._final_linear_node()
+        if node is None:
+            return None
+        module = dict(self.module.named_modules())[str(node.target)]
+        return module if isinstance(module, nn.Linear) else None
+
+    def _final_linear_node(self) -> fx.Node | None:
+        output = next(n for n in self.graph_module.graph.nodes if n.op == "output")
+        last = output.args[0]
+        if not isinstance(last, fx.Node) or last.op != "call_module" or len(last.users) != 1:
+            return None
+        module = dict(self.module.named_modules()).get(str(last.target))
+        if not isinstance(module, nn.Linear) or len(last.args) != 1 or last.kwargs:
+            return None
+        return last if isinstance(last.args[0], fx.Node) else None
+
+    def push_to_final_linear(self, z: Tensor, tangents: Tensor) -> tuple[nn.Linear, Tensor]:
+        """Tangents at the *input* of the final linear layer ``f(z) = W h(z) + b``.
+
+        Then ``J v = W (J_h v)``, so ``‖J v‖² = (J_h v)ᵀ (WᵀW) (J_h v)``: the
+        widest product of a decoder (hidden → data) is never formed.
+
+        Returns:
+            The final ``nn.Linear`` and ``J_h T`` of shape ``(K, N, hidden)``.
+
+        Raises:
+            ValueError: the module does not end with a linear layer (see :attr:`final_linear`).
+        """
+        node = self._final_linear_node()
+        linear = self.final_linear
+        if node is None or linear is None:
+            raise ValueError("the module does not return the output of an nn.Linear")
+        h, tangent = self._run(z, tangents, stop=node)
+        if tangent is None:
+            tangent = torch.zeros((tangents.shape[0], *h.shape), dtype=h.dtype, device=h.device)
+        return linear, tangent
+
+    def _run(self, z: Tensor, tangents: Tensor, stop: fx.Node | None) -> tuple[Any, Tensor | None]:
+        """Interpret the graph; with ``stop``, return the (primal, tangent) of its input."""
         env: dict[fx.Node, tuple[Any, Tensor | None]] = {}
         self.modules = dict(self.module.named_modules())
 
         def primal(a: Any) -> Any:
             return fx.node.map_arg(a, lambda n: env[n][0])
 
-        result: tuple[Any, Tensor | None] | None = None
         for node in self.graph_module.graph.nodes:
+            if stop is not None and node is stop:
+                source = stop.args[0]
+                assert isinstance(source, fx.Node)
+                return env[source]
             if node.op == "placeholder":
                 env[node] = (z, tangents)
             elif node.op == "get_attr":
@@ -175,17 +229,12 @@ class TangentPropagator:
                     value = getattr(value, part)
                 env[node] = (value, None)
             elif node.op == "output":
-                result = env[node.args[0]] if isinstance(node.args[0], fx.Node) else None
+                if not isinstance(node.args[0], fx.Node):
+                    raise TypeError("the traced module must return a single tensor")
+                return env[node.args[0]]
             else:
                 env[node] = self._step(node, env, primal)
-        if result is None or not isinstance(result[0], Tensor):
-            raise TypeError("the traced module must return a single tensor")
-        out, tangent = result
-        if tangent is None:
-            tangent = torch.zeros(
-                (tangents.shape[0], *out.shape), dtype=out.dtype, device=out.device
-            )
-        return out, tangent
+        raise RuntimeError("the traced graph has no output")
 
     # ------------------------------------------------------------------ rules
     def _step(

@@ -164,13 +164,41 @@ class PullbackMetric(Metric):
         self._out_dim = cols.shape[-1]
         return cols.transpose(0, 1)
 
+    def _final_linear_push(self, z: Tensor, tangents: Tensor) -> tuple[Tensor, Tensor] | None:
+        """``(J_h T, WᵀW)`` when ``embed`` ends with a linear layer ``W h + b`` wider than h.
+
+        ``Tᵀ Jᵀ J T = (J_h T)ᵀ (WᵀW) (J_h T)``: for a decoder whose last layer maps
+        64 hidden units to 784 pixels this skips the widest product entirely.
+        """
+        prop = self._get_propagator()
+        if prop is None:
+            return None
+        linear = prop.final_linear
+        if linear is None or linear.out_features <= linear.in_features:
+            return None
+        try:
+            _, pushed = prop.push_to_final_linear(z, tangents)
+        except Exception:
+            self._propagator = None
+            return None
+        weight = linear.weight
+        return pushed, weight.mT @ weight
+
     # ------------------------------------------------------------ the protocol
     def _metric_tensor(self, z: Tensor) -> Tensor:
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
         parts = []
         for sl in chunks(flat.shape[0], self.chunk_size):
-            rows = self._chunk_rows(flat[sl])
+            zc = flat[sl]
+            basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
+            reduced = self._final_linear_push(zc, basis.expand(d, zc.shape[0], d))
+            if reduced is not None:
+                pushed, gram = reduced  # (d, n, h), (h, h)
+                rows = pushed.transpose(0, 1)  # (n, d, h)
+                parts.append(rows @ (gram @ rows.mT))
+                continue
+            rows = self._chunk_rows(zc)
             parts.append(rows @ rows.mT)  # batched GEMM on the strided view: no copy of J
         g = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
         return g.reshape(*batch, d, d)
@@ -181,6 +209,12 @@ class PullbackMetric(Metric):
         zf, vf = z.reshape(-1, d), v.reshape(-1, d)
         parts = []
         for sl in chunks(zf.shape[0], self.chunk_size):
+            reduced = self._final_linear_push(zf[sl], vf[sl].unsqueeze(0))
+            if reduced is not None:
+                pushed, gram = reduced
+                q = pushed[0]  # J_h v, (n, h)
+                parts.append(((q @ gram) * q).sum(-1))
+                continue
             jv = self._push(zf[sl], vf[sl].unsqueeze(0))[0]
             parts.append((jv * jv).sum(-1))
         return torch.cat(parts, 0).reshape(batch)

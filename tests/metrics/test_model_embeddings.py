@@ -37,3 +37,23 @@ def test_traced_embedding_equals_generic(index: int) -> None:
     v = torch.randn(7, 2, dtype=torch.float64)
     torch.testing.assert_close(fast.metric_tensor(z), slow.metric_tensor(z))
     torch.testing.assert_close(fast.squared_norm(z, v), slow.squared_norm(z, v))
+
+
+def test_plain_traceable_decoder_is_used_directly() -> None:
+    """as_metric on an nn.Sequential takes the traced path, with the same metric."""
+    decoder = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 12)).double()
+    fast = as_metric(decoder)
+    assert isinstance(fast, PullbackMetric) and fast.embed is decoder
+    slow = PullbackMetric(DecoderEmbedding(decoder))
+    z = torch.randn(6, 2, dtype=torch.float64)
+    v = torch.randn(6, 2, dtype=torch.float64)
+    torch.testing.assert_close(fast.metric_tensor(z), slow.metric_tensor(z))
+    torch.testing.assert_close(fast.squared_norm(z, v), slow.squared_norm(z, v))
+
+
+def test_untraceable_decoder_keeps_the_generic_path() -> None:
+    class Branchy(nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return z if z.sum() > 0 else -z
+
+    assert isinstance(as_metric(Branchy()).embed, DecoderEmbedding)  # type: ignore[attr-defined]

@@ -132,3 +132,53 @@ def test_bad_constructor_arguments() -> None:
         PullbackMetric(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="chunk_size"):
         PullbackMetric(mlp(2, 3), chunk_size=0)
+
+
+def _widening_decoder(d: int, hidden: int, m: int) -> torch.nn.Module:
+    """Ends with a linear layer wider than its input: the metric skips that product."""
+    return torch.nn.Sequential(
+        torch.nn.Linear(d, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, m)
+    )
+
+
+def test_final_linear_shortcut_matches_autograd(dtype: torch.dtype) -> None:
+    decoder = _widening_decoder(3, 5, 40).to(dtype)
+    metric = PullbackMetric(decoder, chunk_size=4)
+    prop = metric._get_propagator()
+    assert prop is not None and prop.final_linear is decoder[2]
+    z, v = torch.randn(9, 3, dtype=dtype), torch.randn(9, 3, dtype=dtype)
+    jac = autograd_jacobian(decoder, z)
+    rtol, atol = tolerance(dtype, ops=100)
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac, rtol=rtol, atol=atol)
+    expected = ((jac @ v.unsqueeze(-1)).squeeze(-1) ** 2).sum(-1)
+    torch.testing.assert_close(metric.squared_norm(z, v), expected, rtol=rtol, atol=atol)
+
+
+def test_final_linear_shortcut_gradients() -> None:
+    """Energies are differentiated w.r.t. curve points and decoder weights through it."""
+    decoder = _widening_decoder(2, 4, 30).double()
+    metric = PullbackMetric(decoder)
+    z = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    params = list(decoder.parameters())
+    # the last bias does not enter J: the shortcut never touches it (gradient 0)
+    fast = torch.autograd.grad(metric.squared_norm(z, v).sum(), [z, v, *params], allow_unused=True)
+
+    def reference() -> torch.Tensor:
+        jv = torch.func.jvp(decoder, (z,), (v,))[1]
+        return (jv**2).sum()
+
+    slow = torch.autograd.grad(reference(), [z, v, *params], allow_unused=True)
+    for a, b, p in zip(fast, slow, [z, v, *params], strict=True):
+        zero = torch.zeros_like(p)
+        torch.testing.assert_close(zero if a is None else a, zero if b is None else b)
+
+
+def test_no_shortcut_when_the_last_layer_narrows_or_is_not_linear() -> None:
+    narrowing = PullbackMetric(_widening_decoder(2, 8, 3))
+    assert narrowing._final_linear_push(torch.zeros(1, 2), torch.ones(1, 1, 2)) is None
+    activated = PullbackMetric(torch.nn.Sequential(torch.nn.Linear(2, 9), torch.nn.Sigmoid()))
+    prop = activated._get_propagator()
+    assert prop is not None and prop.final_linear is None
+    with pytest.raises(ValueError, match=r"does not return the output of an nn\.Linear"):
+        prop.push_to_final_linear(torch.zeros(1, 2), torch.ones(1, 1, 2))
