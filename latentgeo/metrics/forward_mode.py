@@ -118,13 +118,14 @@ def _conv_rule(module: nn.Module, tangent: Tensor) -> Tensor | None:
     return out.unflatten(0, tangent.shape[:2])
 
 
-def _holds_tensor(value: Any) -> bool:
+def holds_tensor(value: Any) -> bool:
+    """Whether ``value`` is a tensor or a (nested) container holding one."""
     if isinstance(value, Tensor):
         return True
     if isinstance(value, (list, tuple)):
-        return any(_holds_tensor(v) for v in value)
+        return any(holds_tensor(v) for v in value)
     if isinstance(value, dict):
-        return any(_holds_tensor(v) for v in value.values())
+        return any(holds_tensor(v) for v in value.values())
     return False
 
 
@@ -152,6 +153,7 @@ class TangentPropagator:
         placeholders = [n for n in self.graph_module.graph.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
             raise ValueError("TangentPropagator needs a module with exactly one input")
+        self._final_node = self._find_final_linear()
 
     def __call__(self, z: Tensor, tangents: Tensor) -> tuple[Tensor, Tensor]:
         """Evaluate the module at ``z (N, ...)`` and push ``tangents (K, N, ...)`` through it.
@@ -171,18 +173,18 @@ class TangentPropagator:
     @property
     def final_linear(self) -> nn.Linear | None:
         """The ``nn.Linear`` whose output the module returns directly, if there is one."""
-        node = self._final_linear_node()
-        if node is None:
+        if self._final_node is None:
             return None
-        module = dict(self.module.named_modules())[str(node.target)]
+        module = self.module.get_submodule(str(self._final_node.target))
         return module if isinstance(module, nn.Linear) else None
 
-    def _final_linear_node(self) -> fx.Node | None:
+    def _find_final_linear(self) -> fx.Node | None:
+        """The graph node of a final ``nn.Linear`` call (found once, at trace time)."""
         output = next(n for n in self.graph_module.graph.nodes if n.op == "output")
         last = output.args[0]
         if not isinstance(last, fx.Node) or last.op != "call_module" or len(last.users) != 1:
             return None
-        module = dict(self.module.named_modules()).get(str(last.target))
+        module = self.module.get_submodule(str(last.target))
         if not isinstance(module, nn.Linear) or len(last.args) != 1 or last.kwargs:
             return None
         return last if isinstance(last.args[0], fx.Node) else None
@@ -199,11 +201,10 @@ class TangentPropagator:
         Raises:
             ValueError: the module does not end with a linear layer (see :attr:`final_linear`).
         """
-        node = self._final_linear_node()
         linear = self.final_linear
-        if node is None or linear is None:
+        if self._final_node is None or linear is None:
             raise ValueError("the module does not return the output of an nn.Linear")
-        h, tangent = self._run(z, tangents, stop=node)
+        h, tangent = self._run(z, tangents, stop=self._final_node)
         if tangent is None:
             tangent = torch.zeros((tangents.shape[0], *h.shape), dtype=h.dtype, device=h.device)
         return linear, tangent
@@ -211,7 +212,6 @@ class TangentPropagator:
     def _run(self, z: Tensor, tangents: Tensor, stop: fx.Node | None) -> tuple[Any, Tensor | None]:
         """Interpret the graph; with ``stop``, return the (primal, tangent) of its input."""
         env: dict[fx.Node, tuple[Any, Tensor | None]] = {}
-        self.modules = dict(self.module.named_modules())
 
         def primal(a: Any) -> Any:
             return fx.node.map_arg(a, lambda n: env[n][0])
@@ -246,13 +246,13 @@ class TangentPropagator:
         args, kwargs = primal(node.args), primal(node.kwargs)
         tensor_inputs = [n for n in node.all_input_nodes if env[n][1] is not None]
         if node.op == "call_module":
-            module = self.modules[str(node.target)]
+            module = self.module.get_submodule(str(node.target))
             out = module(*args, **kwargs)
         else:
             fn = self._function(node, args)
             out = fn(*args, **kwargs)
         if not tensor_inputs or not isinstance(out, Tensor):
-            if tensor_inputs and _holds_tensor(out):
+            if tensor_inputs and holds_tensor(out):
                 raise NotImplementedError(
                     f"node {node.name} returns {type(out).__name__} of tensors: not supported"
                 )

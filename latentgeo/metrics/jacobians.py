@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-__all__ = ["chunks", "forward_jacobian", "jvp_flat", "push_tangents", "reverse_jacobian"]
+__all__ = ["chunks", "forward_jacobian", "push_tangents", "reverse_jacobian"]
 
 FlatMap = Callable[[Tensor], Tensor]
 
@@ -30,12 +30,6 @@ def chunks(n: int, chunk_size: int | None) -> Iterator[slice]:
     step = max(step, 1)
     for start in range(0, n, step):
         yield slice(start, min(start + step, n))
-
-
-def jvp_flat(f: FlatMap, z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """``(f(z), J_f(z) v)`` for a batch: ``z, v`` of shape ``(N, d)`` -> two ``(N, m)``."""
-    out, tangent = jvp(f, (z,), (v,))[:2]
-    return out, tangent
 
 
 def push_tangents(f: FlatMap, z: Tensor, tangents: Tensor) -> Tensor:

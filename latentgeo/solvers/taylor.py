@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.func import jvp, vmap
 
+from latentgeo.metrics.forward_mode import holds_tensor
+
 __all__ = ["TaylorPropagator", "taylor_propagator"]
 
 Derivs = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # (x, y) -> (σ'(x), σ''(x))
@@ -126,16 +128,6 @@ _RESHAPES = {"reshape", "view", "flatten", "unsqueeze", "squeeze"}
 _REDUCTIONS = {torch.sum, torch.mean, "sum", "mean"}
 
 
-def _holds_tensor(value: Any) -> bool:
-    if isinstance(value, Tensor):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(_holds_tensor(v) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_tensor(v) for v in value.values())
-    return False
-
-
 def _differentiable(out: Any) -> bool:
     """Whether a node's value carries derivatives (sizes and integer tensors do not).
 
@@ -145,7 +137,7 @@ def _differentiable(out: Any) -> bool:
     """
     if isinstance(out, Tensor):
         return out.is_floating_point() or out.is_complex()
-    if _holds_tensor(out):
+    if holds_tensor(out):
         raise NotImplementedError("nodes returning several tensors are not traced")
     return False
 
