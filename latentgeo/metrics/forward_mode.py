@@ -20,7 +20,6 @@ the tangent ``T`` has shape ``(K, N, d)`` and the result's tangent
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.func import jvp, vmap
+
+from latentgeo.metrics.tangent_rules import CONSTANT, RULES, canonical_name
+from latentgeo.metrics.tracing import traced_graph
+
+Tangent = Any  # a tensor (K, *shape), None, or a tuple of them for tuple-valued nodes
 
 __all__ = ["TangentPropagator", "try_tangent_propagator"]
 
@@ -61,17 +65,6 @@ def _elementwise_derivative(module: nn.Module) -> Callable[[Tensor, Tensor], Ten
     if isinstance(module, (nn.Identity, nn.Dropout)) and not module.training:
         return lambda x, y: torch.ones_like(x)
     return None
-
-
-_FUNCTION_DERIVATIVES: dict[Any, Callable[[Tensor, Tensor], Tensor]] = {
-    torch.tanh: lambda x, y: 1.0 - y * y,
-    torch.sigmoid: lambda x, y: y * (1.0 - y),
-    torch.exp: lambda x, y: y,
-    torch.sin: lambda x, y: torch.cos(x),
-    torch.cos: lambda x, y: -torch.sin(x),
-    torch.relu: lambda x, y: (x > 0).to(x.dtype),
-    F.relu: lambda x, y: (x > 0).to(x.dtype),
-}
 
 
 def _conv_rule(module: nn.Module, tangent: Tensor) -> Tensor | None:
@@ -148,11 +141,13 @@ class TangentPropagator:
     """
 
     def __init__(self, module: nn.Module) -> None:
+        trace = traced_graph(module)
+        if trace is None:
+            raise ValueError(
+                f"{type(module).__name__} cannot be traced by torch.fx (or has several inputs)"
+            )
         self.module = module
-        self.graph_module = fx.symbolic_trace(module)
-        placeholders = [n for n in self.graph_module.graph.nodes if n.op == "placeholder"]
-        if len(placeholders) != 1:
-            raise ValueError("TangentPropagator needs a module with exactly one input")
+        self.graph, self._constants = trace.graph, trace.constants
         self._final_node = self._find_final_linear()
 
     def __call__(self, z: Tensor, tangents: Tensor) -> tuple[Tensor, Tensor]:
@@ -180,7 +175,7 @@ class TangentPropagator:
 
     def _find_final_linear(self) -> fx.Node | None:
         """The graph node of a final ``nn.Linear`` call (found once, at trace time)."""
-        output = next(n for n in self.graph_module.graph.nodes if n.op == "output")
+        output = next(n for n in self.graph.nodes if n.op == "output")
         last = output.args[0]
         if not isinstance(last, fx.Node) or last.op != "call_module" or len(last.users) != 1:
             return None
@@ -209,14 +204,44 @@ class TangentPropagator:
             tangent = torch.zeros((tangents.shape[0], *h.shape), dtype=h.dtype, device=h.device)
         return linear, tangent
 
-    def _run(self, z: Tensor, tangents: Tensor, stop: fx.Node | None) -> tuple[Any, Tensor | None]:
-        """Interpret the graph; with ``stop``, return the (primal, tangent) of its input."""
-        env: dict[fx.Node, tuple[Any, Tensor | None]] = {}
+    def values(self, z: Tensor) -> Tensor:
+        """The module's output at ``z``, computed from the trace (no tangents).
+
+        Equal to ``module(z)`` for modules returning a tensor; for a
+        :class:`~latentgeo.metrics.embeddings.DecoderEmbedding` it skips building
+        the decoder's distribution object (and its argument checks).
+        """
+        out, _ = self._run(z, None, stop=None)
+        if not isinstance(out, Tensor):
+            raise TypeError("the traced module must return a single tensor")
+        return out
+
+    def values_to_final_linear(self, z: Tensor) -> tuple[nn.Linear, Tensor]:
+        """The input ``h(z)`` of the final linear layer ``f(z) = W h(z) + b`` (no tangents).
+
+        Returns:
+            The final ``nn.Linear`` and ``h(z)`` of shape ``(N, hidden)``.
+
+        Raises:
+            ValueError: the module does not end with a linear layer (see :attr:`final_linear`).
+        """
+        linear = self.final_linear
+        if self._final_node is None or linear is None:
+            raise ValueError("the module does not return the output of an nn.Linear")
+        h, _ = self._run(z, None, stop=self._final_node)
+        return linear, h
+
+    def _run(self, z: Tensor, tangents: Tensor | None, stop: fx.Node | None) -> tuple[Any, Tangent]:
+        """Interpret the graph; with ``stop``, return the (primal, tangent) of its input.
+
+        Without ``tangents`` only the primal values are computed.
+        """
+        env: dict[fx.Node, tuple[Any, Tangent]] = {}
 
         def primal(a: Any) -> Any:
             return fx.node.map_arg(a, lambda n: env[n][0])
 
-        for node in self.graph_module.graph.nodes:
+        for node in self.graph.nodes:
             if stop is not None and node is stop:
                 source = stop.args[0]
                 assert isinstance(source, fx.Node)
@@ -224,45 +249,72 @@ class TangentPropagator:
             if node.op == "placeholder":
                 env[node] = (z, tangents)
             elif node.op == "get_attr":
-                value: Any = self.module
-                for part in str(node.target).split("."):
-                    value = getattr(value, part)
-                env[node] = (value, None)
+                target = str(node.target)
+                if target in self._constants:
+                    env[node] = (self._constants[target], None)
+                else:
+                    env[node] = (_attribute(self.module, target), None)
             elif node.op == "output":
                 if not isinstance(node.args[0], fx.Node):
                     raise TypeError("the traced module must return a single tensor")
                 return env[node.args[0]]
+            elif tangents is None:
+                args, kwargs = primal(node.args), primal(node.kwargs)
+                env[node] = (self._call(node, args, kwargs), None)
             else:
                 env[node] = self._step(node, env, primal)
         raise RuntimeError("the traced graph has no output")
+
+    def _call(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if node.op == "call_module":
+            return self.module.get_submodule(str(node.target))(*args, **kwargs)
+        if node.op == "call_method":
+            self_, *rest = args
+            return getattr(self_, str(node.target))(*rest, **kwargs)
+        return node.target(*args, **kwargs)  # type: ignore[operator]
 
     # ------------------------------------------------------------------ rules
     def _step(
         self,
         node: fx.Node,
-        env: dict[fx.Node, tuple[Any, Tensor | None]],
+        env: dict[fx.Node, tuple[Any, Tangent]],
         primal: Callable[[Any], Any],
-    ) -> tuple[Any, Tensor | None]:
+    ) -> tuple[Any, Tangent]:
         args, kwargs = primal(node.args), primal(node.kwargs)
-        tensor_inputs = [n for n in node.all_input_nodes if env[n][1] is not None]
+        out = self._call(node, args, kwargs)
+        live = [n for n in node.all_input_nodes if env[n][1] is not None]
+        if not live:
+            return out, None  # constants, shapes and sizes carry no tangent
         if node.op == "call_module":
+            if not isinstance(out, Tensor):
+                raise NotImplementedError(f"module {node.target} does not return a tensor")
             module = self.module.get_submodule(str(node.target))
-            out = module(*args, **kwargs)
-        else:
-            fn = self._function(node, args)
-            out = fn(*args, **kwargs)
-        if not tensor_inputs or not isinstance(out, Tensor):
-            if tensor_inputs and holds_tensor(out):
+            return out, self._module_tangent(module, node, env, args, kwargs, out)
+        tans = _tangents_of(node.args, env)
+        name = canonical_name(node.op, node.target)
+        source = args[0] if args else None
+        if name == "getitem" and isinstance(source, tuple):  # an element of a tuple output
+            index = args[1]
+            element = tans[0][index] if isinstance(tans[0], tuple) else None
+            return out, element if isinstance(out, Tensor) else None
+        if not isinstance(out, Tensor):
+            if name == "broadcast_tensors":
+                return out, RULES[name](args, kwargs, tans, out, _k(live, env))
+            if holds_tensor(out):
                 raise NotImplementedError(
                     f"node {node.name} returns {type(out).__name__} of tensors: not supported"
                 )
-            return out, None  # shapes, sizes and constants carry no tangent
-        if node.op == "call_module":
-            return out, self._module_tangent(module, node, env, args, kwargs, out)
-        return out, self._function_tangent(fn, node, env, args, kwargs, out)
+            return out, None  # shapes and sizes of a tensor carry no tangent
+        if name in CONSTANT or not (out.is_floating_point() or out.is_complex()):
+            return out, None  # constant in the inputs' values (or integer/boolean)
+        rule = RULES.get(name) if name is not None else None
+        tangent = rule(args, kwargs, tans, out, _k(live, env)) if rule is not None else None
+        if tangent is None:
+            tangent = self._generic(self._callable(node), node, env, args, kwargs)
+        return out, tangent
 
     @staticmethod
-    def _function(node: fx.Node, args: tuple[Any, ...]) -> Callable[..., Any]:
+    def _callable(node: fx.Node) -> Callable[..., Any]:
         if node.op == "call_method":
             method = str(node.target)
             return lambda self_, *a, **k: getattr(self_, method)(*a, **k)
@@ -272,22 +324,17 @@ class TangentPropagator:
         self,
         module: nn.Module,
         node: fx.Node,
-        env: dict[fx.Node, tuple[Any, Tensor | None]],
+        env: dict[fx.Node, tuple[Any, Tangent]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         out: Tensor,
     ) -> Tensor:
         first = node.args[0] if node.args else None
-        single = (
-            isinstance(first, fx.Node)
-            and len(node.all_input_nodes) == 1
-            and not kwargs
-            and isinstance(out, Tensor)
-        )
+        single = isinstance(first, fx.Node) and len(node.all_input_nodes) == 1 and not kwargs
         if single:
             assert isinstance(first, fx.Node)
             tangent = env[first][1]
-            assert tangent is not None
+            assert isinstance(tangent, Tensor)
             if isinstance(module, nn.Linear):
                 return F.linear(tangent, module.weight)
             derivative = _elementwise_derivative(module)
@@ -296,70 +343,24 @@ class TangentPropagator:
             conv = _conv_rule(module, tangent)
             if conv is not None:
                 return conv
+            if isinstance(module, (nn.Flatten, nn.Unflatten)):
+                return tangent.reshape(tangent.shape[0], *out.shape)
         return self._generic(module, node, env, args, kwargs)
-
-    def _function_tangent(
-        self,
-        fn: Callable[..., Any],
-        node: fx.Node,
-        env: dict[fx.Node, tuple[Any, Tensor | None]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        out: Any,
-    ) -> Tensor:
-        nodes = node.args
-        tans = [env[a][1] if isinstance(a, fx.Node) else None for a in nodes]
-        if all(t is None for t in tans):  # tangents only inside nested arguments (lists...)
-            return self._generic(fn, node, env, args, kwargs)
-        k = next(t for t in tans if t is not None).shape[0]
-
-        def full(t: Tensor) -> Tensor:  # broadcast a tangent to the output's shape
-            return t.expand(k, *out.shape) if t.shape[1:] != out.shape else t
-
-        if fn in (operator.add, torch.add) and len(nodes) == 2 and not kwargs:
-            present = [t for t in tans if t is not None]
-            total = present[0] if len(present) == 1 else present[0] + present[1]
-            return full(total)
-        if fn in (operator.sub, torch.sub) and len(nodes) == 2 and not kwargs:
-            if tans[1] is None:
-                return full(tans[0])  # type: ignore[arg-type]
-            if tans[0] is None:
-                return full(-tans[1])
-            return full(tans[0] - tans[1])
-        if fn in (operator.mul, torch.mul) and len(nodes) == 2 and not kwargs:
-            a, b = args
-            parts = []
-            if tans[0] is not None:
-                parts.append(tans[0] * b)
-            if tans[1] is not None:
-                parts.append(a * tans[1])
-            return full(parts[0] if len(parts) == 1 else parts[0] + parts[1])
-        if fn in (operator.truediv, torch.div) and len(nodes) == 2 and not kwargs:
-            if tans[1] is None:
-                return full(tans[0] / args[1])
-        if fn in (operator.neg, torch.neg) and len(nodes) == 1:
-            return -tans[0]  # type: ignore[operator]
-        if fn in (F.linear, torch.matmul, operator.matmul) and tans[0] is not None:
-            if all(t is None for t in tans[1:]) and not kwargs:
-                if fn is F.linear:
-                    return F.linear(tans[0], args[1])
-                return torch.matmul(tans[0], args[1])
-        if fn in _FUNCTION_DERIVATIVES and len(nodes) == 1 and not kwargs:
-            return tans[0] * _FUNCTION_DERIVATIVES[fn](args[0], out)  # type: ignore[operator]
-        return self._generic(fn, node, env, args, kwargs)
 
     @staticmethod
     def _generic(
         fn: Callable[..., Any],
         node: fx.Node,
-        env: dict[fx.Node, tuple[Any, Tensor | None]],
+        env: dict[fx.Node, tuple[Any, Tangent]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Tensor:
         """Exact fallback: ``torch.func.jvp`` of the node, vectorised over the K tangents."""
         flat_nodes: list[fx.Node] = [n for n in node.all_input_nodes if env[n][1] is not None]
+        if any(not isinstance(env[n][1], Tensor) for n in flat_nodes):
+            raise NotImplementedError(f"node {node.name} takes a tuple of tangents")
         primals = tuple(env[n][0] for n in flat_nodes)
-        tangents: tuple[Tensor, ...] = tuple(env[n][1] for n in flat_nodes)  # type: ignore[misc]
+        tangents: tuple[Tensor, ...] = tuple(env[n][1] for n in flat_nodes)
 
         def call(*values: Tensor) -> Any:
             lookup = dict(zip(flat_nodes, values, strict=True))
@@ -382,10 +383,41 @@ class TangentPropagator:
 
 
 def try_tangent_propagator(module: object) -> TangentPropagator | None:
-    """A :class:`TangentPropagator` for ``module``, or ``None`` if it cannot be traced."""
-    if not isinstance(module, nn.Module):
+    """A :class:`TangentPropagator` for ``module``, or ``None`` if it cannot be traced.
+
+    The trace is cached per module (:func:`~latentgeo.metrics.tracing.traced_graph`),
+    so calling this again is cheap.
+    """
+    if not isinstance(module, nn.Module) or traced_graph(module) is None:
         return None
-    try:
-        return TangentPropagator(module)
-    except Exception:
+    return TangentPropagator(module)
+
+
+def _tangents_of(args: Any, env: dict[fx.Node, tuple[Any, Tangent]]) -> tuple[Tangent, ...]:
+    """The tangents aligned with a node's arguments: ``None`` for constants, lists for lists."""
+
+    def of(a: Any) -> Tangent:
+        if isinstance(a, fx.Node):
+            return env[a][1]
+        if isinstance(a, (list, tuple)):
+            inner = [of(x) for x in a]
+            return inner if any(t is not None for t in inner) else None
         return None
+
+    return tuple(of(a) for a in args)
+
+
+def _k(live: list[fx.Node], env: dict[fx.Node, tuple[Any, Tangent]]) -> int:
+    """The number K of tangents pushed (from any tangent-carrying input)."""
+    t = env[live[0]][1]
+    while isinstance(t, (tuple, list)):
+        t = next(x for x in t if x is not None)
+    assert isinstance(t, Tensor)
+    return t.shape[0]
+
+
+def _attribute(root: nn.Module, target: str) -> Any:
+    value: Any = root
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value

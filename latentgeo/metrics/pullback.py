@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from latentgeo._validation import check_points, check_tangent
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.embeddings import DecoderEmbedding
 from latentgeo.metrics.forward_mode import TangentPropagator, try_tangent_propagator
 from latentgeo.metrics.jacobians import chunks, push_tangents, reverse_jacobian
 
@@ -108,6 +109,15 @@ class PullbackMetric(Metric):
 
     # ------------------------------------------------------------------ helpers
     def _flat_embed(self, z: Tensor) -> Tensor:
+        if isinstance(self.embed, DecoderEmbedding):
+            # a decoder returning a distribution: its traced embedding computes the same
+            # tensors without building (and validating) the distribution object
+            prop = self._get_propagator()
+            if prop is not None:
+                try:
+                    return prop.values(z).reshape(z.shape[0], -1)
+                except Exception:
+                    self._propagator = None
         out = self.embed(z)
         if not isinstance(out, Tensor):
             raise TypeError(
@@ -183,6 +193,29 @@ class PullbackMetric(Metric):
             return None
         weight = linear.weight
         return pushed, weight.mT @ weight
+
+    def _chord_differences(self, x: Tensor) -> Tensor:
+        """Squared chords ``‖φ(xᵢ₊₁) − φ(xᵢ)‖²`` along polylines ``x (B, N, d)`` -> ``(B, N − 1)``.
+
+        When ``embed`` ends with a widening linear layer ``W h + b``, the chords
+        are ``Δhᵀ (WᵀW) Δh`` in the hidden space: the output is never computed
+        (and the bias cancels exactly instead of by subtraction).
+        """
+        b, n, d = x.shape
+        flat = x.reshape(-1, d)
+        prop = self._get_propagator()
+        linear = None if prop is None else prop.final_linear
+        if prop is not None and linear is not None and linear.out_features > linear.in_features:
+            try:
+                h = prop.values_to_final_linear(flat)[1].reshape(b, n, -1)
+            except Exception:
+                self._propagator = None
+            else:
+                dh = h[:, 1:] - h[:, :-1]
+                return ((dh @ (linear.weight.mT @ linear.weight)) * dh).sum(-1)
+        out = self._flat_embed(flat).reshape(b, n, -1)
+        diff = out[:, 1:] - out[:, :-1]
+        return (diff * diff).sum(-1)
 
     # ------------------------------------------------------------ the protocol
     def _metric_tensor(self, z: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ from torch import Tensor, fx, nn
 from torch.func import jvp, vmap
 
 from latentgeo.metrics.forward_mode import holds_tensor
+from latentgeo.metrics.tracing import traced_graph
 
 __all__ = ["TaylorPropagator", "taylor_propagator"]
 
@@ -160,10 +161,13 @@ class TaylorPropagator:
     """
 
     def __init__(self, module: nn.Module) -> None:
+        trace = traced_graph(module)
+        if trace is None:
+            raise ValueError(
+                f"{type(module).__name__} cannot be traced by torch.fx (or has several inputs)"
+            )
         self.module = module
-        self.graph = fx.symbolic_trace(module).graph
-        if len([n for n in self.graph.nodes if n.op == "placeholder"]) != 1:
-            raise ValueError("TaylorPropagator needs a module with exactly one input")
+        self.graph, self._constants = trace.graph, trace.constants
 
     def __call__(self, z: Tensor, tangents: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Push ``tangents (K, N, d)`` (first order) and ``v (N, d)`` (second order) through.
@@ -180,9 +184,11 @@ class TaylorPropagator:
             if node.op == "placeholder":
                 env[node] = (z, t_all, None)
             elif node.op == "get_attr":
-                value: Any = self.module
-                for part in str(node.target).split("."):
-                    value = getattr(value, part)
+                target = str(node.target)
+                value: Any = self._constants.get(target, self.module)
+                if target not in self._constants:
+                    for part in target.split("."):
+                        value = getattr(value, part)
                 env[node] = (value, None, None)
             elif node.op == "output":
                 arg = node.args[0]
@@ -397,21 +403,23 @@ class TaylorPropagator:
         return out, tan, curv + push(*seconds)
 
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, TaylorPropagator | None] = weakref.WeakKeyDictionary()
+# modules whose traced path failed at run time (weakly held: they can still be freed)
+_DISABLED: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
 def taylor_propagator(module: object) -> TaylorPropagator | None:
-    """The (cached) :class:`TaylorPropagator` of ``module``, or ``None`` if it cannot be traced."""
-    if not isinstance(module, nn.Module):
+    """A :class:`TaylorPropagator` for ``module``, or ``None`` if it cannot be traced.
+
+    The trace is cached per module (:func:`~latentgeo.metrics.tracing.traced_graph`),
+    so calling this again is cheap.
+    """
+    if not isinstance(module, nn.Module) or module in _DISABLED:
         return None
-    if module not in _CACHE:
-        try:
-            _CACHE[module] = TaylorPropagator(module)
-        except Exception:
-            _CACHE[module] = None
-    return _CACHE[module]
+    if traced_graph(module) is None:
+        return None
+    return TaylorPropagator(module)
 
 
 def disable(module: nn.Module) -> None:
     """Stop using the traced path for ``module`` (after it failed at run time)."""
-    _CACHE[module] = None
+    _DISABLED.add(module)

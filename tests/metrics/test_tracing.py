@@ -1,0 +1,63 @@
+"""The per-module trace cache: traced once, redone when it must be, never keeps modules alive."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import torch
+from torch import fx, nn
+
+from latentgeo.metrics import as_metric
+from latentgeo.metrics.embeddings import DecoderEmbedding
+from latentgeo.metrics.tracing import forget, traced_graph
+from latentgeo.solvers import taylor
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3))
+
+
+def test_traced_once_per_module(monkeypatch: object) -> None:
+    net = _net()
+    calls = []
+    original = fx.symbolic_trace
+
+    def counting(module: nn.Module) -> fx.GraphModule:
+        calls.append(module)
+        return original(module)
+
+    monkeypatch.setattr(fx, "symbolic_trace", counting)  # type: ignore[attr-defined]
+    first = traced_graph(net)
+    assert traced_graph(net) is first and len(calls) == 1
+    as_metric(net).metric_tensor(torch.zeros(2))  # building and using a metric: no new trace
+    assert len(calls) == 1
+    net.train(False)  # the training mode may change what is traced
+    assert traced_graph(net) is not first and len(calls) == 2
+    forget(net)
+    traced_graph(net)
+    assert len(calls) == 3
+    # wrappers of the same decoder share the decoder's trace
+    traced_graph(DecoderEmbedding(net))
+    traced_graph(DecoderEmbedding(net))
+    assert len(calls) == 4
+
+
+def test_cache_does_not_keep_modules_alive() -> None:
+    net = _net()
+    as_metric(net).squared_norm(torch.zeros(2), torch.ones(2))
+    assert taylor.taylor_propagator(net) is not None
+    taylor.disable(net)
+    ref = weakref.ref(net)
+    del net
+    gc.collect()
+    assert ref() is None
+
+
+def test_untraceable_is_cached_as_none() -> None:
+    class TwoInputs(nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return a + b
+
+    assert traced_graph(TwoInputs()) is None
+    assert traced_graph(lambda z: z) is None
