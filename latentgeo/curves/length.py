@@ -135,6 +135,24 @@ def embedding_of(metric: Metric) -> Embedding:
     )
 
 
+def _chords(metric: Metric, pos: Tensor) -> Tensor:
+    """Squared chords of the embedding of a pull-back (or sums/means/multiples of them),
+    part by part: ``‖(φ_1, ..., φ_k)‖² = Σ ‖φ_i‖²``, so no concatenation is formed and
+    each part may use its own shortcut (see ``PullbackMetric._chord_differences``)."""
+    if isinstance(metric, PullbackMetric):
+        return metric._chord_differences(pos)
+    if isinstance(metric, ScaledMetric):
+        return metric.scale * _chords(metric.metric, pos)
+    if isinstance(metric, (SumMetric, MeanMetric)):
+        parts = [_chords(m, pos) for m in metric.metrics()]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total / len(parts) if isinstance(metric, MeanMetric) else total
+    embedding_of(metric)  # raises the error that explains what is needed
+    raise AssertionError("unreachable")
+
+
 def is_pullback(metric: Metric) -> bool:
     """Whether :func:`embedding_of` can express ``metric`` as a pull-back."""
     if isinstance(metric, PullbackMetric):
@@ -170,18 +188,16 @@ def chord_differences(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Squared chord lengths ``‖φ(γᵢ₊₁) − φ(γᵢ)‖²`` for points ``(B, N, d)`` -> ``(B, N − 1)``."""
+    if estimator == "chord":
+        return _chords(metric, pos)
     b, n, d = pos.shape
     flat = pos.reshape(-1, d)
-    if estimator == "chord":
-        x = embedding_of(metric)(flat).reshape(b, n, -1)
-        diff = x[:, 1:] - x[:, :-1]
-    else:
-        members = _members(metric)
-        xs = torch.stack([f(flat).reshape(b, n, -1) for f in members])  # (K, B, N, m)
-        k = torch.randint(len(members), (b, n), generator=generator)
-        k = k.to(pos.device)[None, ..., None].expand(1, b, n, xs.shape[-1])
-        x = xs.gather(0, k)[0]
-        diff = x[:, 1:] - x[:, :-1]
+    members = _members(metric)
+    xs = torch.stack([f(flat).reshape(b, n, -1) for f in members])  # (K, B, N, m)
+    k = torch.randint(len(members), (b, n), generator=generator)
+    k = k.to(pos.device)[None, ..., None].expand(1, b, n, xs.shape[-1])
+    x = xs.gather(0, k)[0]
+    diff = x[:, 1:] - x[:, :-1]
     return (diff * diff).sum(-1)
 
 

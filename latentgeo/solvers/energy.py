@@ -593,10 +593,47 @@ def _quadrature(
 
 
 def _quadrature_energy(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
-    """The reported (Gauss–Legendre) energy of the curves ``idx``."""
-    t, w = arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)[1:]
-    sq = _quadrature(metric, curve, idx, curve.z0[idx], curve.z1[idx], t[idx])[0]
-    return (w[idx] * sq).sum(-1)
+    """The reported (Gauss–Legendre) energies of the curves ``idx``, alone."""
+    t, w = (
+        v[idx] for v in arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)[1:]
+    )
+    sq = _quadrature(metric, curve, idx, curve.z0[idx], curve.z1[idx], t)[0]
+    return (w * sq).sum(-1)
+
+
+@dataclass
+class _Report:
+    """The reported quadrature of some curves: energies and lengths (differentiable in the
+    end points), and the speeds the constant-speed reparametrisation needs."""
+
+    u: Tensor  # piece boundaries (A, M + 1)
+    w: Tensor  # quadrature weights (A, M · q)
+    energy: Tensor  # (A,)
+    length: Tensor  # (A,)
+    speed: Tensor  # |γ̇|_G at the quadrature times (A, M · q), detached
+    node_speed: Tensor  # |γ̇|_G at u (A, M + 1), detached
+
+    def rows(self, idx: Tensor) -> _Report:
+        return _Report(*(v[idx] for v in vars(self).values()))
+
+
+def _report(metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor) -> _Report:
+    """Gauss–Legendre energies and lengths of the curves ``idx`` with end points ``z0``,
+    ``z1`` ``(A, d)`` put in (so that gradients reach them); one metric evaluation at the
+    quadrature times and the piece boundaries together."""
+    u, t, w = (
+        v[idx] for v in arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
+    )
+    sq, speed = _quadrature(metric, curve, idx, z0, z1, torch.cat([t, u], 1))
+    n = t.shape[1]
+    return _Report(
+        u=u,
+        w=w,
+        energy=(w * sq[:, :n]).sum(-1),
+        length=(w * speed[:, :n]).sum(-1),
+        speed=speed[:, :n].detach(),
+        node_speed=speed[:, n:].detach(),
+    )
 
 
 def minimize_energy(
@@ -676,7 +713,9 @@ def minimize_energy(
         Gauss–Legendre quadrature of the metric (3 nodes per piece, spans cut
         into at least 8 pieces), whatever ``estimator`` was minimised, and are
         differentiable with respect to ``z0``/``z1`` (envelope theorem:
-        ``∂L/∂z1 = G(z1) γ̇(1) / |γ̇(1)|_G`` at a geodesic).
+        ``∂L/∂z1 = G(z1) γ̇(1) / |γ̇(1)|_G`` at a geodesic), not with respect to
+        the decoder's parameters (for those, evaluate
+        :func:`~latentgeo.curves.curve_length` on the returned curve).
 
     Example:
         >>> import torch
@@ -714,7 +753,10 @@ def minimize_energy(
     b = curve.num_curves
     status = torch.zeros(b, dtype=torch.long, device=device)
     iterations = torch.zeros(b, dtype=torch.long, device=device)
-    finished: list[tuple[Tensor, Curve]] = []  # (pair indices, their final curves)
+    z0 = curve.z0 if z0 is None else z0  # the end points the reported lengths depend on
+    z1 = curve.z1 if z1 is None else z1
+    # (pair indices, their final curves, their report if already computed)
+    finished: list[tuple[Tensor, Curve, _Report | None]] = []
 
     bar = None
     if progress:
@@ -775,62 +817,71 @@ def minimize_energy(
             status[pairs], iterations[pairs] = st, its
             objective.packing.write(active, x)
             if not refine:
-                finished.append((pairs, active))
+                finished.append((pairs, active, None))
                 break
             assert isinstance(active, CubicSpline)
             converged = st == CONVERGED
-            # Compare levels by one consistent, accurate energy (the reported
-            # quadrature): a chord energy's bias changes with the grid.
+            # Compare levels by one consistent, accurate energy, the reported quadrature
+            # (a chord energy's bias changes with the grid); the pairs that settle keep it.
+            level_report, position = None, torch.full_like(pairs, -1)
             if estimator != "metric":
                 f = f.clone()
                 sel = (converged & ~coincident).nonzero()[:, 0]
-                if sel.numel():
+                prev = level_energy[pairs]
+                if sel.numel() and not bool(torch.isfinite(prev[sel]).any()):
+                    # the first level: no pair can settle yet, only the energy is needed
                     with torch.no_grad():
                         f[sel] = _quadrature_energy(metric, active, sel)
+                elif sel.numel():
+                    level_report = _report(metric, active, sel, z0[pairs[sel]], z1[pairs[sel]])
+                    f[sel] = level_report.energy.detach()
+                    position[sel] = torch.arange(sel.numel(), device=device)
             prev = level_energy[pairs]
             settled = (prev - f).abs() <= refine_tol * f.abs()
             level_energy[pairs] = torch.where(converged, f, prev)
             interior = active.breakpoints().shape[1] - 2
             # failures are final; so is reaching the knot limit
             final = settled | ~converged | coincident | (interior >= max_knots)
-            if bool(final.any()):
-                idx = final.nonzero()[:, 0]
-                finished.append(
-                    (pairs[idx], active.subset(idx) if not bool(final.all()) else active)
-                )
+            for reported in (True, False):
+                group = (final & ((position >= 0) == reported)).nonzero()[:, 0]
+                if group.numel() == 0:
+                    continue
+                group_curve = active if group.numel() == n else active.subset(group)
+                rows = None
+                if level_report is not None and reported:
+                    rows = level_report.rows(position[group])
+                finished.append((pairs[group], group_curve, rows))
             if bool(final.all()):
                 break
             keep = (~final).nonzero()[:, 0]
             active, pairs = active.subset(keep), pairs[keep]
             _refine_fastest_spans(active, min(interior + 1, max_knots - interior))
+
+        # Report: deterministic quadrature on the final curves, differentiable in z0, z1
+        # (the decoder's parameters stay frozen: tracking them doubles the cost).
+        parts: list[Curve] = []
+        lengths, energies = [], []
+        for idx, part, done in finished:
+            part.requires_grad_(False)  # the result is a fixed curve: it tracks no gradients
+            every = torch.arange(part.num_curves, device=device)
+            rep = done if done is not None else _report(metric, part, every, z0[idx], z1[idx])
+            energies.append(rep.energy)
+            lengths.append(rep.length)
+            if reparametrize:
+                parts.append(reparametrize_by_speeds(part, rep.u, rep.w, rep.speed, rep.node_speed))
+            else:
+                parts.append(part)
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    if bar is not None:
-        bar.close()
-
-    # Report: deterministic quadrature on the final curves, differentiable in z0, z1.
-    z0 = curve.z0 if z0 is None else z0
-    z1 = curve.z1 if z1 is None else z1
-    parts, lengths, energies = [], [], []
-    for idx, part in finished:
-        part.requires_grad_(False)  # the result is a fixed curve: it tracks no gradients
-        u, t, w = arc_length_nodes(part, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
-        every = torch.arange(part.num_curves, device=device)
-        sq, speed = _quadrature(metric, part, every, z0[idx], z1[idx], t)
-        energies.append((w * sq).sum(-1))
-        lengths.append((w * speed).sum(-1))
-        if reparametrize:
-            with torch.no_grad():
-                node_speed = _quadrature(metric, part, every, part.z0, part.z1, u)[1]
-            part = reparametrize_by_speeds(part, u, w, speed.detach(), node_speed)
-        parts.append(part)
-    order = torch.cat([idx for idx, _ in finished])
+        if bar is not None:
+            bar.close()
+    order = torch.cat([idx for idx, _, _ in finished])
     inverse = order.argsort()
     length, energy = torch.cat(lengths)[inverse], torch.cat(energies)[inverse]
     bad = ~torch.isfinite(length)
     status[bad & (status == CONVERGED)] = NAN
-    out_curve = parts[0] if len(parts) == 1 else CurveStack(parts, [i for i, _ in finished])
+    out_curve = parts[0] if len(parts) == 1 else CurveStack(parts, [i for i, _, _ in finished])
     return GeodesicResult(
         curve=out_curve,
         length=length,

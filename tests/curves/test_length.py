@@ -112,3 +112,33 @@ def test_errors() -> None:
     wrong_dim = ExplicitMetric(lambda z: torch.eye(3, dtype=z.dtype), latent_dim=3)
     with pytest.raises(ValueError, match="latent dimension"):
         curve_length(wrong_dim, curve)
+
+
+def test_chords_through_the_final_linear_layer_equal_the_direct_chords(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """‖W Δh‖² = Δhᵀ (WᵀW) Δh: the shortcut gives the plain chords and their gradients."""
+    from latentgeo.curves.length import chord_differences
+    from latentgeo.metrics import as_metric
+
+    torch.manual_seed(5)
+    decoders = [nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 9)).double() for _ in "abc"]
+    x = torch.randn(4, 7, 2, dtype=torch.float64, requires_grad=True)
+
+    def direct(dec: nn.Module) -> torch.Tensor:
+        out = dec(x)
+        return ((out[:, 1:] - out[:, :-1]) ** 2).sum(-1)
+
+    expected = sum(direct(d) for d in decoders) / 3
+    (g_expected,) = torch.autograd.grad(expected.sum(), x)
+    metric = as_metric(EnsembleDecoder(decoders))
+
+    def no_output(*args: object) -> torch.Tensor:
+        raise AssertionError("the decoder's output was computed")
+
+    for member in metric.metrics():
+        monkeypatch.setattr(member, "_flat_embed", no_output)
+    chords = chord_differences(metric, x)
+    (g_chords,) = torch.autograd.grad(chords.sum(), x)
+    torch.testing.assert_close(chords, expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(g_chords, g_expected, rtol=1e-10, atol=1e-12)
