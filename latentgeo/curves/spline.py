@@ -219,6 +219,46 @@ class CubicSpline(Curve):
         self.inner = nn.Parameter(new_p[:, 1:-1].contiguous())
 
     @torch.no_grad()
+    def insert_knots(self, u: Tensor) -> Tensor:
+        """Insert k knots per curve at once; the curves do not change.
+
+        The refined spline space contains the old one, so the new control
+        points are those of the old curve written in the new basis: found by
+        interpolating the curve at the new interior Greville abscissae (a
+        well-conditioned, square system, one batched solve). Same curves as k
+        calls of :meth:`insert_knot` (to rounding), without k sequential passes.
+
+        Args:
+            u: new knots, shape ``(B, k)``, each in ``(0, 1)``; at most three
+                equal knots (the curve must stay continuous).
+
+        Returns:
+            The refinement matrices ``A`` ``(B, n' − 2, n − 2)``: the new interior
+            control points are ``A`` times the old ones plus a term in the end
+            points (so a change ``δP`` of the old curve is ``A δP`` in the new).
+        """
+        b = self.num_curves
+        if u.ndim != 2 or u.shape[0] != b:
+            raise ValueError(f"u must have shape ({b}, k), got {tuple(u.shape)}")
+        if not bool(((u > 0.0) & (u < 1.0)).all()):
+            raise ValueError("u must lie strictly inside (0, 1)")
+        u = u.to(self.knots)
+        finer = CubicSpline(self.z0, self.z1, num_knots=0)
+        finer.knots = torch.sort(torch.cat([self.knots, u], 1), dim=1).values
+        tau = finer._greville()[:, 1:-1]  # interior Greville abscissae, (B, n' - 2)
+        old = self.basis_matrix(tau)  # (B, n' - 2, n)
+        new = finer.basis_matrix(tau)  # (B, n' - 2, n')
+        ends = self.z0[:, None] * (old[..., :1] - new[..., :1]) + self.z1[:, None] * (
+            old[..., -1:] - new[..., -1:]
+        )
+        lu = torch.linalg.lu_factor(new[..., 1:-1])
+        refinement = torch.linalg.lu_solve(*lu, old[..., 1:-1])
+        inner = refinement @ self.inner + torch.linalg.lu_solve(*lu, ends)
+        self.knots = finer.knots
+        self.inner = nn.Parameter(inner.contiguous())
+        return refinement
+
+    @torch.no_grad()
     def refine(self) -> None:
         """Insert a knot at the midpoint of each curve's largest span (Michelis et al., app. A)."""
         bp = self.breakpoints()

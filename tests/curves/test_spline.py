@@ -58,6 +58,25 @@ def test_knot_insertion_keeps_the_curve() -> None:
     torch.testing.assert_close(curve.velocity(t), vel_before, rtol=0, atol=1e-11)
 
 
+def test_inserting_several_knots_at_once_equals_one_by_one() -> None:
+    one_by_one = _random_spline(knots=4)
+    at_once = one_by_one.subset(torch.arange(3))
+    u = torch.rand(3, 5, dtype=torch.float64) * 0.98 + 0.01
+    u[:, -1] = u[:, 0]  # a double knot as well
+    t = torch.rand(300, dtype=torch.float64)
+    before = at_once(t).detach()
+    for j in range(u.shape[1]):
+        one_by_one.insert_knot(u[:, j])
+    at_once.insert_knots(u)
+    torch.testing.assert_close(at_once.knots, one_by_one.knots, rtol=0, atol=0)
+    torch.testing.assert_close(at_once.inner, one_by_one.inner, rtol=0, atol=1e-12)
+    torch.testing.assert_close(at_once(t), before, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="u must"):
+        at_once.insert_knots(torch.full((3, 1), 1.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="u must"):
+        at_once.insert_knots(torch.full((2, 1), 0.5, dtype=torch.float64))
+
+
 def test_refine_halves_the_largest_span() -> None:
     curve = CubicSpline(torch.zeros(1, 2), torch.ones(1, 2), num_knots=0)
     seen = []
