@@ -20,6 +20,7 @@ the tangent ``T`` has shape ``(K, N, d)`` and the result's tangent
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -149,6 +150,7 @@ class TangentPropagator:
         self.module = module
         self.graph, self._constants = trace.graph, trace.constants
         self._final_node = self._find_final_linear()
+        self._parts = self._find_parts()
 
     def __call__(self, z: Tensor, tangents: Tensor) -> tuple[Tensor, Tensor]:
         """Evaluate the module at ``z (N, ...)`` and push ``tangents (K, N, ...)`` through it.
@@ -183,6 +185,88 @@ class TangentPropagator:
         if not isinstance(module, nn.Linear) or len(last.args) != 1 or last.kwargs:
             return None
         return last if isinstance(last.args[0], fx.Node) else None
+
+    def _find_parts(self) -> list[tuple[fx.Node, nn.Linear | None]] | None:
+        """The sources of an output ``cat([part_1, ...], dim≠0)`` built from views of
+        its parts, paired with the widening ``nn.Linear`` that computes a part (or
+        ``None``); ``None`` unless some part is such a linear layer.
+
+        A Gaussian decoder's embedding ``(μ, σ)`` with a linear mean head is the
+        typical case: ``‖Δ(μ, σ)‖² = Δhᵀ(WᵀW)Δh + ‖Δσ‖²`` skips the mean head.
+        """
+        output = next(n for n in self.graph.nodes if n.op == "output")
+        last = output.args[0]
+        if not isinstance(last, fx.Node) or last.op != "call_function":
+            return None
+        if last.target not in (torch.cat, torch.concat) or not last.args:
+            return None
+        items = last.args[0]
+        dim = last.kwargs.get("dim", last.args[1] if len(last.args) > 1 else 0)
+        if not isinstance(items, (list, tuple)) or not isinstance(dim, int) or dim == 0:
+            return None
+        parts: list[tuple[fx.Node, nn.Linear | None]] = []
+        for item in items:
+            if not isinstance(item, fx.Node):
+                return None
+            source = _through_views(item)
+            linear = None
+            if source.op == "call_module" and len(source.args) == 1 and not source.kwargs:
+                module = self.module.get_submodule(str(source.target))
+                if isinstance(module, nn.Linear) and module.out_features > module.in_features:
+                    if isinstance(source.args[0], fx.Node):
+                        linear = module
+            parts.append((source, linear))
+        return parts if any(linear is not None for _, linear in parts) else None
+
+    def chord_parts(self, z: Tensor) -> list[tuple[Tensor, nn.Linear | None]] | None:
+        """The output's parts at ``z (N, d)``, the linear ones *before* their layer.
+
+        Returns a list of ``(value, linear)``: ``value`` is ``h (N, hidden)``, the
+        input of ``linear``, for a linear part and the part itself ``(N, ·)``
+        otherwise, so that the squared norm of a difference of outputs is the
+        sum over parts of ``Δhᵀ(WᵀW)Δh`` or ``‖Δpart‖²`` (the order of the
+        entries does not matter for a squared norm). ``None`` if the output is
+        not such a concatenation. The caller checks once that the parts add up
+        to the output (broadcasting could make them not).
+        """
+        if self._parts is None:
+            return None
+        targets = [
+            source.args[0] if linear is not None else source for source, linear in self._parts
+        ]
+        env = self._run_only(z, targets)  # type: ignore[arg-type]
+        n = z.shape[0]
+        out: list[tuple[Tensor, nn.Linear | None]] = []
+        for target, (_, linear) in zip(targets, self._parts, strict=True):
+            value = env[target]  # type: ignore[index]
+            out.append((value.reshape(n, -1), linear))
+        return out
+
+    def _run_only(self, z: Tensor, targets: list[fx.Node]) -> dict[fx.Node, Any]:
+        """Primal values of ``targets`` and the nodes they need, nothing else."""
+        needed: set[fx.Node] = set()
+        stack = list(targets)
+        while stack:
+            node = stack.pop()
+            if node not in needed:
+                needed.add(node)
+                stack.extend(node.all_input_nodes)
+        env: dict[fx.Node, Any] = {}
+        for node in self.graph.nodes:
+            if node not in needed:
+                continue
+            if node.op == "placeholder":
+                env[node] = z
+            elif node.op == "get_attr":
+                target = str(node.target)
+                env[node] = self._constants.get(target, None)
+                if target not in self._constants:
+                    env[node] = _attribute(self.module, target)
+            else:
+                args = fx.node.map_arg(node.args, lambda a: env[a])
+                kwargs = fx.node.map_arg(node.kwargs, lambda a: env[a])
+                env[node] = self._call(node, args, kwargs)
+        return env
 
     def push_to_final_linear(self, z: Tensor, tangents: Tensor) -> tuple[nn.Linear, Tensor]:
         """Tangents at the *input* of the final linear layer ``f(z) = W h(z) + b``.
@@ -414,6 +498,32 @@ def _k(live: list[fx.Node], env: dict[fx.Node, tuple[Any, Tangent]]) -> int:
         t = next(x for x in t if x is not None)
     assert isinstance(t, Tensor)
     return t.shape[0]
+
+
+def _through_views(node: fx.Node) -> fx.Node:
+    """The node whose values ``node`` only reshapes (through ``reshape``/``view``/
+    ``flatten``/``contiguous`` and elements of ``broadcast_tensors``)."""
+    while True:
+        first = node.args[0] if node.args else None
+        if (
+            node.op == "call_method"
+            and node.target in ("reshape", "view", "flatten", "contiguous")
+            and isinstance(first, fx.Node)
+        ):
+            node = first
+            continue
+        if (
+            node.op == "call_function"
+            and node.target is operator.getitem
+            and isinstance(first, fx.Node)
+            and first.op == "call_function"
+            and first.target is torch.broadcast_tensors
+            and isinstance(node.args[1], int)
+            and isinstance(first.args[node.args[1]], fx.Node)
+        ):
+            node = first.args[node.args[1]]  # type: ignore[assignment]
+            continue
+        return node
 
 
 def _attribute(root: nn.Module, target: str) -> Any:

@@ -16,6 +16,12 @@ from latentgeo.metrics.jacobians import chunks, push_tangents, reverse_jacobian
 __all__ = ["PullbackMetric"]
 
 
+def _gram_chords(h: Tensor, linear: nn.Linear) -> Tensor:
+    """``‖W Δh‖²`` along ``h (B, N, hidden)`` as ``Δhᵀ (WᵀW) Δh``, ``(B, N − 1)``."""
+    dh = h[:, 1:] - h[:, :-1]
+    return ((dh @ (linear.weight.mT @ linear.weight)) * dh).sum(-1)
+
+
 def _check_module_dtype(module: object, z: Tensor, name: str = "the decoder") -> None:
     """Raise a clear error when a module's floating parameters differ from ``z`` in dtype/device."""
     if not isinstance(module, nn.Module):
@@ -89,6 +95,7 @@ class PullbackMetric(Metric):
         self._out_dim: int | None = None
         self._propagator: TangentPropagator | None = None
         self._traced = False
+        self._parts_ok: bool | None = None
 
     def _get_propagator(self) -> TangentPropagator | None:
         if not self._traced:
@@ -199,7 +206,9 @@ class PullbackMetric(Metric):
 
         When ``embed`` ends with a widening linear layer ``W h + b``, the chords
         are ``Δhᵀ (WᵀW) Δh`` in the hidden space: the output is never computed
-        (and the bias cancels exactly instead of by subtraction).
+        (and the bias cancels exactly instead of by subtraction). The same holds
+        part by part for an output concatenated from parts, some of them linear
+        layers (a Gaussian decoder's ``(μ, σ)`` with a linear mean head).
         """
         b, n, d = x.shape
         flat = x.reshape(-1, d)
@@ -211,13 +220,46 @@ class PullbackMetric(Metric):
             except Exception:
                 self._propagator = None
             else:
-                dh = h[:, 1:] - h[:, :-1]
-                return ((dh @ (linear.weight.mT @ linear.weight)) * dh).sum(-1)
+                return _gram_chords(h, linear)
+        if prop is not None and self._parts_checked(prop, flat):
+            total = x.new_zeros(b, n - 1)
+            for value, part_linear in prop.chord_parts(flat) or []:
+                v = value.reshape(b, n, -1)
+                if part_linear is not None:
+                    total = total + _gram_chords(v, part_linear)
+                else:
+                    diff = v[:, 1:] - v[:, :-1]
+                    total = total + (diff * diff).sum(-1)
+            return total
         out = self._flat_embed(flat).reshape(b, n, -1)
         diff = out[:, 1:] - out[:, :-1]
         return (diff * diff).sum(-1)
 
-    # ------------------------------------------------------------ the protocol
+    def _parts_checked(self, prop: TangentPropagator, z: Tensor) -> bool:
+        """Whether the output's parts (see ``TangentPropagator.chord_parts``) can be used:
+        checked once, on two points, against the whole output (broadcasting inside
+        the module could make the parts differ from it)."""
+        if self._parts_ok is None:
+            self._parts_ok = False
+            try:
+                probe = z[:2] if z.shape[0] >= 2 else z.expand(2, -1)
+                parts = prop.chord_parts(probe)
+                if parts is not None:
+                    whole = self._flat_embed(probe)
+                    pieces = [
+                        v if lin is None else torch.nn.functional.linear(v, lin.weight, lin.bias)
+                        for v, lin in parts
+                    ]
+                    cat = torch.cat([p.reshape(2, -1) for p in pieces], -1)
+                    self._parts_ok = cat.shape == whole.shape and bool(
+                        torch.allclose(cat.sort(-1).values, whole.sort(-1).values)
+                    )
+            except Exception:
+                self._parts_ok = False
+        return self._parts_ok
+
+        # ------------------------------------------------------------ the protocol
+
     def _metric_tensor(self, z: Tensor) -> Tensor:
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)

@@ -142,3 +142,43 @@ def test_chords_through_the_final_linear_layer_equal_the_direct_chords(
     (g_chords,) = torch.autograd.grad(chords.sum(), x)
     torch.testing.assert_close(chords, expected, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(g_chords, g_expected, rtol=1e-10, atol=1e-12)
+
+
+class _GaussianHeads(nn.Module):
+    """A user-style decoder: a trunk, a linear mean head and a softplus std head."""
+
+    def __init__(self, constant_scale: bool = False) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(2, 4), nn.Tanh())
+        self.mean = nn.Linear(4, 9)
+        self.std = nn.Linear(4, 9)
+        self.scale = nn.Parameter(torch.rand(9) + 0.5)
+        self.constant_scale = constant_scale
+
+    def forward(self, z: torch.Tensor) -> torch.distributions.Normal:
+        h = self.trunk(z)
+        if self.constant_scale:  # broadcast (9,) -> (N, 9): the parts are not the output
+            return torch.distributions.Normal(self.mean(h), self.scale)
+        return torch.distributions.Normal(self.mean(h), nn.functional.softplus(self.std(h)))
+
+
+@pytest.mark.parametrize("constant_scale", [False, True])
+def test_chords_of_a_gaussian_decoder_part_by_part(constant_scale: bool) -> None:
+    """‖Δ(μ, σ)‖² = Δhᵀ(WᵀW)Δh + ‖Δσ‖² when μ is a linear head; checked, and refused when
+    broadcasting makes the parts differ from the output."""
+    from latentgeo.curves.length import chord_differences
+    from latentgeo.metrics import as_metric
+    from latentgeo.metrics.embeddings import DecoderEmbedding
+
+    torch.manual_seed(3)
+    decoder = _GaussianHeads(constant_scale).double()
+    metric = as_metric(decoder)
+    x = torch.randn(3, 6, 2, dtype=torch.float64, requires_grad=True)
+    out = DecoderEmbedding(decoder)(x.reshape(-1, 2)).reshape(3, 6, -1)
+    expected = ((out[:, 1:] - out[:, :-1]) ** 2).sum(-1)
+    (g_expected,) = torch.autograd.grad(expected.sum(), x)
+    chords = chord_differences(metric, x)
+    (g_chords,) = torch.autograd.grad(chords.sum(), x)
+    torch.testing.assert_close(chords, expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(g_chords, g_expected, rtol=1e-10, atol=1e-12)
+    assert metric._parts_ok is (not constant_scale)
