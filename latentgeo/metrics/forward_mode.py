@@ -258,10 +258,7 @@ class TangentPropagator:
             if node.op == "placeholder":
                 env[node] = z
             elif node.op == "get_attr":
-                target = str(node.target)
-                env[node] = self._constants.get(target, None)
-                if target not in self._constants:
-                    env[node] = _attribute(self.module, target)
+                env[node] = self._get_attr(node)
             else:
                 args = fx.node.map_arg(node.args, lambda a: env[a])
                 kwargs = fx.node.map_arg(node.kwargs, lambda a: env[a])
@@ -333,11 +330,7 @@ class TangentPropagator:
             if node.op == "placeholder":
                 env[node] = (z, tangents)
             elif node.op == "get_attr":
-                target = str(node.target)
-                if target in self._constants:
-                    env[node] = (self._constants[target], None)
-                else:
-                    env[node] = (_attribute(self.module, target), None)
+                env[node] = (self._get_attr(node), None)
             elif node.op == "output":
                 if not isinstance(node.args[0], fx.Node):
                     raise TypeError("the traced module must return a single tensor")
@@ -348,6 +341,14 @@ class TangentPropagator:
             else:
                 env[node] = self._step(node, env, primal)
         raise RuntimeError("the traced graph has no output")
+
+    def _get_attr(self, node: fx.Node) -> Any:
+        """A ``get_attr`` node's value: a constant made by tracing, else looked up on the
+        module now (so ``.to()`` and replaced buffers are honoured)."""
+        target = str(node.target)
+        if target in self._constants:
+            return self._constants[target]
+        return _attribute(self.module, target)
 
     def _call(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if node.op == "call_module":
