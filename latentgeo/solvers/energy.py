@@ -174,20 +174,41 @@ class _Objective:
             t = torch.linspace(0.0, 1.0, n, dtype=curve.z0.dtype, device=curve.z0.device)
             self.t, self.w = t.expand(curve.num_curves, -1), t.new_full((1, 1), float(n - 1))
         # Curves linear in their control points (splines, polylines): the basis at
-        # the evaluation times is fixed, so it is computed once.
+        # the evaluation times is fixed, so it is computed once (both sets of times in
+        # one pass), and so are, when small enough, the dense rows of every pair.
         self.basis: tuple[Tensor, ...] | None = None
         self.eval_basis: tuple[Tensor, ...] | None = None
+        self.pair_rows: tuple[Tensor, ...] = ()
         if hasattr(curve, "_linear_basis") and self.packing.names == ["inner"]:
             linear_basis: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
             linear_basis = curve._linear_basis  # type: ignore[assignment]
             tk, wk = gauss_legendre_times(curve.breakpoints(), nodes=2)
-            self.basis = (*linear_basis(tk), wk)
-            self.eval_basis = linear_basis(self.t.contiguous())
+            both = linear_basis(torch.cat([tk, self.t], 1))
+            self.basis = (*(v[:, : tk.shape[1]] for v in both), wk)
+            self.eval_basis = tuple(v[:, tk.shape[1] :] for v in both)
+            self.pair_rows = self._linear_rows()
 
         # The rows of the per-pair constants for the last ``idx`` seen: the optimiser
         # passes the same index tensor while its set of running pairs is unchanged.
         self._rows_of: Tensor | None = None
         self._rows: tuple[Tensor, ...] = ()
+
+    def _linear_rows(self) -> tuple[Tensor, ...]:
+        """Per-pair constants of a linear curve, one row per pair: ``(offset, A_pos[,
+        offset', A_vel])`` with ``γ = A_pos P_inner + offset`` (the fixed end points
+        folded into the offset) when the dense matrices are small, so that a point
+        evaluation is one batched product; otherwise ``(z0, z1, basis indices and
+        values)``."""
+        assert self.eval_basis is not None
+        z0, z1 = self.buffers["curve.z0"], self.buffers["curve.z1"]
+        t_idx, vals, dvals = self.eval_basis
+        n = self.packing.shapes[0][0] + 2
+        if t_idx.numel() * n > DENSE_ENTRIES:
+            return (z0[:, None], z1[:, None], t_idx, vals, dvals)
+        rows: tuple[Tensor, ...] = _dense_rows(t_idx, vals, n, z0, z1)
+        if self.estimator == "metric":
+            rows += _dense_rows(t_idx, dvals, n, z0, z1)
+        return rows
 
     def control_points(self, x: Tensor, idx: Tensor) -> Tensor:
         """``[z0, inner, z1]`` of the pairs ``idx``, ``(A, n, d)`` (linear curves)."""
@@ -197,33 +218,16 @@ class _Objective:
         return torch.cat([z0[:, None], inner, z1[:, None]], 1)
 
     def _rows_for(self, idx: Tensor) -> tuple[Tensor, ...]:
-        """``(t, w[, curve rows])`` of the pairs ``idx``, cached for the last ``idx``.
-
-        For linear curves the rows are ``(offset, A_pos[, offset', A_vel])`` with
-        ``γ = A_pos P_inner + offset`` (the fixed end points folded into the
-        offset) when the dense matrices are small, so that a point evaluation
-        is one batched product; otherwise ``(z0, z1, basis indices and values)``.
-        """
+        """``(w, t or the linear curve's rows)`` of the pairs ``idx``, cached for the last
+        ``idx`` (see :meth:`_linear_rows`)."""
         if idx is not self._rows_of:
-            rows: tuple[Tensor, ...] = (
-                self.t[idx],
-                self.w[idx] if self.estimator == "metric" else self.w,
-            )
-            if self.eval_basis is not None:
-                z0, z1 = self.buffers["curve.z0"][idx], self.buffers["curve.z1"][idx]
-                t_idx, vals, dvals = (v[idx] for v in self.eval_basis)
-                n = self.packing.shapes[0][0] + 2
-                if t_idx.numel() * n <= DENSE_ENTRIES:
-                    rows += _dense_rows(t_idx, vals, n, z0, z1)
-                    if self.estimator == "metric":
-                        rows += _dense_rows(t_idx, dvals, n, z0, z1)
-                else:
-                    rows += (z0[:, None], z1[:, None], t_idx, vals, dvals)
-            self._rows_of, self._rows = idx, rows
+            w = self.w[idx] if self.estimator == "metric" else self.w
+            rest = self.pair_rows if self.eval_basis is not None else (self.t,)
+            self._rows_of, self._rows = idx, (w, *(v[idx] for v in rest))
         return self._rows
 
     def __call__(self, x: Tensor, idx: Tensor) -> Tensor:
-        t, w, *rest = self._rows_for(idx)
+        w, *rest = self._rows_for(idx)
         metric_energy = self.estimator == "metric"
         if self.eval_basis is not None:
             n_inner, d = self.packing.shapes[0]
@@ -239,7 +243,7 @@ class _Objective:
         else:
             state = {k: v[idx] for k, v in self.buffers.items()}
             state.update(self.packing.unflatten(x))
-            pos, vel = functional_call(self.evaluate, state, (t, metric_energy))
+            pos, vel = functional_call(self.evaluate, state, (rest[0], metric_energy))
         if metric_energy:
             assert vel is not None
             return (w * speeds_squared(self.metric, pos, vel)).sum(-1)
@@ -355,15 +359,30 @@ class _LBFGS:
         self.y = x.new_zeros(b, history, p)
         self.gamma = x.new_zeros(b)  # H0 = gamma · I; 0 until the first update
         self.updates = 0  # calls of update so far
+        self.h0: Tensor | None = None  # the preconditioner (see precondition)
+        self.h0_missing: Tensor | None = None  # pairs whose h0 is NaN; None if there are none
+
+    def precondition(self, h0: Tensor | None) -> None:
+        """Use ``h0`` ``(A, p, p)`` (inverse Hessian approximations, NaN for pairs without
+        one) as ``H0`` from now on; ``None``: ``γ I`` for every pair."""
+        self.h0, self.h0_missing = h0, None
+        if h0 is not None:
+            missing = ~torch.isfinite(h0[:, 0, 0])
+            if bool(missing.any()):
+                self.h0_missing = missing
 
     def keep(self, keep: Tensor) -> None:
         self.s, self.y, self.gamma = self.s[keep], self.y[keep], self.gamma[keep]
+        if self.h0 is not None:
+            self.h0 = self.h0[keep]
+        if self.h0_missing is not None:
+            self.h0_missing = self.h0_missing[keep]
 
     def rows(self, idx: Tensor) -> _LBFGS:
-        """A copy holding the pairs ``idx``."""
+        """A copy holding the pairs ``idx`` (without a preconditioner)."""
         out = _LBFGS.__new__(_LBFGS)
         out.s, out.y, out.gamma = self.s[idx], self.y[idx], self.gamma[idx]
-        out.updates = self.updates
+        out.updates, out.h0, out.h0_missing = self.updates, None, None
         return out
 
     def put(self, idx: Tensor, other: _LBFGS) -> None:
@@ -395,18 +414,24 @@ class _LBFGS:
         out.s = apply(refinement, self.s)
         out.y = apply(torch.linalg.pinv(refinement).mT, self.y)  # A (AᵀA)⁻¹ = (A⁺)ᵀ
         out.gamma, out.updates = self.gamma.clone(), self.updates
+        out.h0, out.h0_missing = None, None
         return out
 
-    def direction(self, g: Tensor, first_scale: Tensor, h0: Tensor | None = None) -> Tensor:
-        """``−H g`` for every pair: ``h0`` ``(A, p, p)`` is the preconditioner (an inverse
-        Hessian approximation; NaN for pairs without one), ``first_scale`` the ``γ`` of
+    def direction(self, g: Tensor, first_scale: Tensor | Callable[[], Tensor]) -> Tensor:
+        """``−H g`` for every pair. ``H0`` is the preconditioner (:meth:`precondition`)
+        where there is one, else ``γ I`` with ``γ`` from the last curvature pair, or
+        ``first_scale`` ``(A,)`` (or a function giving it, called only if needed) for
         pairs without updates yet."""
-        gamma = torch.where(self.gamma > 0, self.gamma, first_scale)[:, None, None]
         rhs = torch.cat([g[..., None], self.y.mT], -1)  # [g, Y], (A, p, 1 + m)
-        h = gamma * rhs
-        if h0 is not None:
-            pre = torch.bmm(h0, rhs)
-            h = torch.where(torch.isfinite(h0[:, :1, :1]), pre, h)  # NaN: no preconditioner
+        if self.h0 is not None and self.h0_missing is None:
+            h = torch.bmm(self.h0, rhs)
+        else:
+            scale = first_scale() if callable(first_scale) else first_scale
+            gamma = torch.where(self.gamma > 0, self.gamma, scale)[:, None, None]
+            h = gamma * rhs
+            if self.h0 is not None:
+                assert self.h0_missing is not None
+                h = torch.where(self.h0_missing[:, None, None], h, torch.bmm(self.h0, rhs))
         hg, hy = h[..., :1], h[..., 1:]  # H0 g (A, p, 1), H0 Y (A, p, m)
         if self.updates == 0:
             return -hg[..., 0]
@@ -425,16 +450,17 @@ class _LBFGS:
         self.updates += 1
         sy, yy = _dot(s, y), _dot(y, y)
         ok = sy > 1e-10 * torch.sqrt(_dot(s, s) * yy)  # curvature condition
-        keep = ok.to(s.dtype)[:, None]
-        s, y = s * keep, y * keep  # a failed pair is stored as zeros: it contributes nothing
+        gamma = sy / yy  # (selected only where ok: then yy > 0)
+        okc = ok[:, None]
+        s, y = torch.where(okc, s, 0.0), torch.where(okc, y, 0.0)  # a failed pair: zeros
         if idx is None:
             self.s = torch.cat([self.s[:, 1:], s[:, None]], 1)
             self.y = torch.cat([self.y[:, 1:], y[:, None]], 1)
-            self.gamma = torch.where(ok, sy / torch.where(ok, yy, 1.0), self.gamma)
+            self.gamma = torch.where(ok, gamma, self.gamma)
             return
         self.s[idx] = torch.cat([self.s[idx][:, 1:], s[:, None]], 1)
         self.y[idx] = torch.cat([self.y[idx][:, 1:], y[:, None]], 1)
-        self.gamma[idx] = torch.where(ok, sy / torch.where(ok, yy, 1.0), self.gamma[idx])
+        self.gamma[idx] = torch.where(ok, gamma, self.gamma[idx])
 
 
 def _run_lbfgs(
@@ -469,9 +495,8 @@ def _run_lbfgs(
     xl, fl, gl, its = x[idx], f[idx], g[idx], iterations[idx]
     scl = scale[idx]
     opt = _LBFGS(xl, history) if memory is None else memory.rows(idx)
-    h0: Tensor | None = None
     age = precondition_every  # iterations since the preconditioner (the same for all pairs)
-    last_decrease = torch.full_like(fl, math.inf)
+    flat = torch.zeros_like(fl, dtype=torch.bool)  # the last step lowered f by at most tol
     its_max = int(its.max())
     eps = torch.finfo(x.dtype).eps
 
@@ -480,21 +505,24 @@ def _run_lbfgs(
         if memory is not None:
             memory.put(idx, opt)
 
+    def first_scale() -> Tensor:  # step length of a first, steepest-descent step
+        return 0.1 * scl / gl.norm(dim=-1).clamp_min(1e-300)
+
+    # Energies are non-negative (or NaN), which spares a few tests per iteration (each
+    # tensor operation counts on small problems): ``f ≤ bound`` rejects NaN and +inf.
     while True:
-        gnorm = gl.norm(dim=-1)
         if objective.basis is not None:
             if age >= precondition_every:
-                h0, age = objective.preconditioner(xl, idx), 0
+                opt.precondition(objective.preconditioner(xl, idx))
+                age = 0
             age += 1
-        d = opt.direction(gl, 0.1 * scl / gnorm.clamp_min(1e-300), h0)
+        d = opt.direction(gl, first_scale)
         slope = _dot(gl, d)
-        bad = ~(slope < 0)  # not a descent direction: restart from steepest descent
-        if bool(bad.any()):
-            d = torch.where(bad[:, None], -gl * (0.1 * scl / gnorm.clamp_min(1e-300))[:, None], d)
+        if not bool((slope < 0).all()):  # not a descent direction: steepest descent
+            d = torch.where((slope < 0)[:, None], d, -gl * first_scale()[:, None])
             slope = _dot(gl, d)
-        small = fl.abs().clamp_min(1e-300)
-        done = (-slope <= tol * small) & (last_decrease <= tol)
-        done |= gnorm == 0
+        # (a zero gradient gives a zero step, accepted, and converges at the next test)
+        done = (slope >= fl * -tol) & flat
         if bool(done.any()):
             status[idx[done]] = CONVERGED
             write_back()
@@ -507,8 +535,7 @@ def _run_lbfgs(
                 its[keep],
                 scl[keep],
             )
-            last_decrease, d, slope = last_decrease[keep], d[keep], slope[keep]
-            h0 = None if h0 is None else h0[keep]
+            flat, d, slope = flat[keep], d[keep], slope[keep]
             opt.keep(keep)
             if idx.numel() == 0:
                 break
@@ -520,7 +547,7 @@ def _run_lbfgs(
             if trial_no == 0:
                 trial = xl + d
                 ft, gt = objective.value_and_grad(trial, idx)
-                ok = torch.isfinite(ft) & (ft <= fl + 1e-4 * slope)
+                ok = ft <= fl + 1e-4 * slope
                 if bool(ok.all()):
                     x_new, f_new, g_new = trial, ft, gt
                     break
@@ -535,7 +562,7 @@ def _run_lbfgs(
                     break
                 trial = xl[sub] + step[sub, None] * d[sub]
                 ft, gt = objective.value_and_grad(trial, idx[sub])
-                ok = torch.isfinite(ft) & (ft <= fl[sub] + 1e-4 * step[sub] * slope[sub])
+                ok = ft <= fl[sub] + 1e-4 * step[sub] * slope[sub]
             acc = sub[ok]
             x_new[acc], f_new[acc], g_new[acc] = trial[ok], ft[ok], gt[ok]
             pending[acc] = False
@@ -549,8 +576,8 @@ def _run_lbfgs(
         its += 1
         its_max += 1
         any_failed = not everyone and bool(pending.any())
-        failed = pending if any_failed else torch.zeros_like(fl, dtype=torch.bool)
         if any_failed:
+            failed = pending
             # No decrease found: at rounding level this is convergence, otherwise a stall.
             tiny = -slope[failed] <= max(tol, math.sqrt(eps)) * fl[failed].abs()
             status[idx[failed]] = torch.where(tiny, CONVERGED, STALLED).to(status.dtype)
@@ -558,16 +585,17 @@ def _run_lbfgs(
             if moved.numel():
                 xm, fm, gm = x_new[moved], f_new[moved], g_new[moved]
                 opt.update(xm - xl[moved], gm - gl[moved], moved)
-                decrease = (fl[moved] - fm) / fm.abs().clamp_min(1e-300)
-                last_decrease[moved] = decrease
+                flat[moved] = fl[moved] - fm <= tol * fm
                 xl, fl, gl = xl.clone(), fl.clone(), gl.clone()
                 xl[moved], fl[moved], gl[moved] = xm, fm, gm
         else:
             opt.update(x_new - xl, g_new - gl)
-            last_decrease = (fl - f_new) / f_new.abs().clamp_min(1e-300)
+            flat = fl - f_new <= tol * f_new
             xl, fl, gl = x_new, f_new, g_new
         if any_failed or its_max >= max_iter:
-            stop = failed | (its >= max_iter)
+            stop = its >= max_iter
+            if any_failed:
+                stop |= failed
             if bool(stop.any()):
                 write_back()
                 keep = (~stop).nonzero()[:, 0]
@@ -579,8 +607,7 @@ def _run_lbfgs(
                     its[keep],
                     scl[keep],
                 )
-                last_decrease = last_decrease[keep]
-                h0 = None if h0 is None else h0[keep]
+                flat = flat[keep]
                 opt.keep(keep)
                 its_max = int(its.max()) if idx.numel() else 0
                 if idx.numel() == 0:
@@ -642,26 +669,29 @@ def _run_adam(
 
 @torch.no_grad()
 def _refine_fastest_spans(curve: CubicSpline, knots: int) -> Tensor:
-    """Insert ``knots`` knots per curve, each halving the span of largest latent arc length.
+    """Insert ``knots`` knots per curve, each halving the piece of largest latent arc length.
+
+    Greedy halving (split the largest piece, repeat) picks, among the candidate
+    pieces ``a_j / 2^l`` (span ``j`` of latent arc ``a_j`` halved ``l`` times:
+    ``2^l`` pieces), the ``knots`` largest: a piece is larger than its halves, so
+    it is always chosen before them. All of them are found by one ``topk``.
 
     Returns the refinement matrices (see :meth:`CubicSpline.insert_knots`)."""
     bp = curve.breakpoints()
+    if knots == 0:
+        return curve.insert_knots(bp[:, :0])
     t, w = gauss_legendre_times(bp, nodes=4)
     vel = curve.velocity(t)
     arc = (w * vel.norm(dim=-1)).reshape(bp.shape[0], -1, 4).sum(-1)  # (B, S)
-    lo, hi = bp[:, :-1], bp[:, 1:]
-    mids = []
-    for _ in range(knots):
-        j = arc.argmax(1, keepdim=True)
-        a, b = lo.gather(1, j), hi.gather(1, j)
-        mid = 0.5 * (a + b)
-        mids.append(mid)
-        half = 0.5 * arc.gather(1, j)
-        # replace span j by its two halves (approximate arc: half each)
-        arc = torch.cat([arc.scatter(1, j, half), half], 1)
-        lo = torch.cat([lo, mid], 1)
-        hi = torch.cat([hi.scatter(1, j, mid), b], 1)
-    return curve.insert_knots(torch.cat(mids, 1) if mids else bp[:, :0])
+    # candidate l-th halving of a span: its 2^l pieces, piece m centred at (m + 1/2) / 2^l
+    levels = math.ceil(math.log2(knots + 1))
+    level = torch.cat([torch.full((2**q,), q, device=bp.device) for q in range(levels)])
+    piece = torch.cat([torch.arange(2**q, device=bp.device) for q in range(levels)])
+    size = torch.exp2(-level.to(bp.dtype))  # (P,) fraction of the span per piece
+    chosen = (arc[..., None] * size).flatten(1).topk(knots, dim=1).indices  # (B, knots)
+    span, cand = chosen // size.numel(), chosen % size.numel()
+    lo, hi = bp[:, :-1].gather(1, span), bp[:, 1:].gather(1, span)
+    return curve.insert_knots(lo + ((piece + 0.5) * size)[cand] * (hi - lo))
 
 
 def _pair_chunks(pairs: int, points_per_pair: int) -> list[slice]:

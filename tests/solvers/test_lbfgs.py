@@ -47,11 +47,13 @@ def test_compact_direction_equals_the_two_loop_recursion() -> None:
     assert len(kept[0]) == 3 and len(kept[1]) == 4
     g = torch.randn(3, 6, dtype=torch.float64)
     h0 = torch.linalg.inv(hess + torch.eye(6, dtype=torch.float64))
-    got = opt.direction(g, torch.ones(3, dtype=torch.float64), h0)
+    opt.precondition(h0)
+    got = opt.direction(g, torch.ones(3, dtype=torch.float64))
     for i in range(3):
         s, y = [p[0] for p in kept[i]], [p[1] for p in kept[i]]
         torch.testing.assert_close(got[i], _two_loop(s, y, g[i], h0[i]), rtol=1e-12, atol=1e-12)
     # without a preconditioner H0 = γ I, γ = sᵀy / yᵀy of the newest pair
+    opt.precondition(None)
     got = opt.direction(g, torch.ones(3, dtype=torch.float64))
     s_new, y_new = kept[1][-1]
     gamma = (s_new @ y_new) / (y_new @ y_new)
@@ -60,7 +62,8 @@ def test_compact_direction_equals_the_two_loop_recursion() -> None:
     torch.testing.assert_close(got[1], ref, rtol=1e-12, atol=1e-12)
     # a NaN preconditioner (failed Cholesky) falls back to γ I for that pair only
     h0[2] = torch.nan
-    mixed = opt.direction(g, torch.ones(3, dtype=torch.float64), h0)
+    opt.precondition(h0)
+    mixed = opt.direction(g, lambda: torch.ones(3, dtype=torch.float64))  # scale on demand
     torch.testing.assert_close(mixed[2], got[2])
     torch.testing.assert_close(
         mixed[1], _two_loop([p[0] for p in kept[1]], [p[1] for p in kept[1]], g[1], h0[1])
