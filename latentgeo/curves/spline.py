@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgeo.curves.base import Curve, check_times
@@ -97,25 +98,32 @@ class CubicSpline(Curve):
         k = torch.searchsorted(self.knots, t.contiguous(), right=True) - 1
         return k.clamp(DEGREE, n - 1)
 
-    def _local_basis(self, t: Tensor, k: Tensor, degree: int) -> list[list[Tensor]]:
+    def _span_knots(self, k: Tensor, degree: int) -> Tensor:
+        """The knots ``u_{k−degree+1} … u_{k+degree}`` around the spans ``k`` ``(B, T)``,
+        shape ``(B, T, 2 · degree)``."""
+        offsets = torch.arange(1 - degree, degree + 1, device=k.device)
+        idx = (k[..., None] + offsets).flatten(1)
+        return self.knots.gather(1, idx).view(*k.shape, 2 * degree)
+
+    def _local_basis(
+        self, t: Tensor, k: Tensor, degree: int, knots: Tensor | None = None
+    ) -> list[Tensor]:
         """Non-zero basis values of degrees ``0 … degree`` at ``t`` in span ``k``.
 
-        Returns ``out[p][r] = N_{k-p+r, p}(t)`` for ``r = 0 … p`` (Cox–de Boor,
-        in the triangular form of Piegl & Tiller, algorithm A2.2).
+        Returns ``out[p]`` of shape ``(*t.shape, p + 1)`` with ``out[p][..., r] =
+        N_{k-p+r, p}(t)`` (Cox–de Boor, the triangular form of Piegl & Tiller,
+        algorithm A2.2, one batched step per degree). ``knots``: the output of
+        :meth:`_span_knots` for this ``degree``, if already at hand.
         """
-        u = self.knots
-        left = [t] + [t - u.gather(1, k + 1 - j) for j in range(1, degree + 1)]
-        right = [t] + [u.gather(1, k + j) - t for j in range(1, degree + 1)]
-        out = [[torch.ones_like(t)]]
+        u = self._span_knots(k, degree) if knots is None else knots
+        tc = t[..., None]
+        left = tc - u[..., :degree]  # left[..., q] = t − u_{k−degree+1+q} (= "left_{degree−q}")
+        right = u[..., degree:] - tc  # right[..., r] = u_{k+1+r} − t (= "right_{r+1}")
+        out = [torch.ones_like(tc)]
         for j in range(1, degree + 1):
-            prev, cur = out[-1], []
-            saved = torch.zeros_like(t)
-            for r in range(j):
-                temp = prev[r] / (right[r + 1] + left[j - r])
-                cur.append(saved + right[r + 1] * temp)
-                saved = left[j - r] * temp
-            cur.append(saved)
-            out.append(cur)
+            r, lf = right[..., :j], left[..., degree - j :]
+            temp = out[-1] / (r + lf)
+            out.append(F.pad(r * temp, (0, 1)) + F.pad(lf * temp, (1, 0)))
         return out
 
     def _derivative_points(self, p: Tensor, order: int) -> Tensor:
@@ -131,15 +139,13 @@ class CubicSpline(Curve):
         k = self._span(t)
         basis = self._local_basis(t, k, DEGREE)
         p = self.control_points()
-        offsets = torch.arange(DEGREE + 1, device=t.device)
-        idx = k[..., None] - DEGREE + offsets  # (B, T, 4)
-        pos = (torch.stack(basis[DEGREE], -1)[..., None] * _gather_rows(p, idx)).sum(-2)
+        offsets = torch.arange(-DEGREE, 1, device=t.device)
+        idx = k[..., None] + offsets  # (B, T, 4)
+        pos = (basis[DEGREE][..., None] * _gather_rows(p, idx)).sum(-2)
         if not derivative:
             return pos, None
         q = self._derivative_points(p, 1)
-        vel = (torch.stack(basis[DEGREE - 1], -1)[..., None] * _gather_rows(q, idx[..., :-1])).sum(
-            -2
-        )
+        vel = (basis[DEGREE - 1][..., None] * _gather_rows(q, idx[..., :-1])).sum(-2)
         return pos, vel
 
     def _linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -149,20 +155,15 @@ class CubicSpline(Curve):
         ``γ̇(t) = Σ_r dN_r P_{idx_r}``.
         """
         k = self._span(t)
-        basis = self._local_basis(t, k, DEGREE)
-        n2 = basis[DEGREE - 1]
-        u = self.knots
-        # c_i = 3 / (u_{i+4} - u_{i+1}) for i = k-3, k-2, k-1
-        c = [
-            DEGREE / (u.gather(1, k + 1 + r) - u.gather(1, k - 2 + r)).clamp_min(1e-300)
-            for r in range(DEGREE)
-        ]
-        zero = torch.zeros_like(t)
-        terms = [n2[r] * c[r] for r in range(DEGREE)]
-        dn = [zero - terms[0]] + [terms[r - 1] - terms[r] for r in range(1, DEGREE)]
-        dn.append(terms[-1])
-        idx = k[..., None] - DEGREE + torch.arange(DEGREE + 1, device=t.device)
-        return idx, torch.stack(basis[DEGREE], -1), torch.stack(dn, -1)
+        u = self._span_knots(k, DEGREE)  # u_{k-2} … u_{k+3}
+        basis = self._local_basis(t, k, DEGREE, u)
+        # dN_{i,3} = c_{i} N_{i,2} − c_{i+1} N_{i+1,2}, c_i = 3 / (u_{i+3} − u_i), i = k-3 … k
+        # (the two c's of the ends multiply basis functions that vanish on span k)
+        c = DEGREE / (u[..., DEGREE:] - u[..., :DEGREE]).clamp_min(1e-300)  # c_{k-2} … c_k
+        terms = basis[DEGREE - 1] * c
+        dn = F.pad(terms, (1, 0)) - F.pad(terms, (0, 1))
+        idx = k[..., None] + torch.arange(-DEGREE, 1, device=t.device)
+        return idx, basis[DEGREE], dn
 
     def acceleration(self, t: Tensor) -> Tensor:
         """Second derivatives ``γ̈(t)``, shape ``(B, T, d)``, for ``t`` ``(T,)`` or ``(B, T)``.
@@ -174,14 +175,17 @@ class CubicSpline(Curve):
         basis = self._local_basis(t, k, DEGREE - 2)
         r = self._derivative_points(self.control_points(), 2)
         idx = k[..., None] - DEGREE + torch.arange(2, device=t.device)
-        return (torch.stack(basis[1], -1)[..., None] * _gather_rows(r, idx)).sum(-2)
+        return (basis[1][..., None] * _gather_rows(r, idx)).sum(-2)
 
     def basis_matrix(self, t: Tensor) -> Tensor:
         """Dense basis ``N_{i,3}(t)``, shape ``(B, T, n)``, so that ``γ(t) = N @ P``."""
-        t = self._batch_times(check_times(t, self.num_curves))
+        return self._basis_matrix(self._batch_times(check_times(t, self.num_curves)))
+
+    def _basis_matrix(self, t: Tensor) -> Tensor:
+        """:meth:`basis_matrix` at times ``(B, T)``, unchecked."""
         k = self._span(t)
-        vals = torch.stack(self._local_basis(t, k, DEGREE)[DEGREE], -1)
-        idx = k[..., None] - DEGREE + torch.arange(DEGREE + 1, device=t.device)
+        vals = self._local_basis(t, k, DEGREE)[DEGREE]
+        idx = k[..., None] + torch.arange(-DEGREE, 1, device=t.device)
         out = vals.new_zeros(*t.shape, self.num_control_points)
         return out.scatter_add_(-1, idx, vals)
 
@@ -246,8 +250,8 @@ class CubicSpline(Curve):
         finer = CubicSpline(self.z0, self.z1, num_knots=0)
         finer.knots = torch.sort(torch.cat([self.knots, u], 1), dim=1).values
         tau = finer._greville()[:, 1:-1]  # interior Greville abscissae, (B, n' - 2)
-        old = self.basis_matrix(tau)  # (B, n' - 2, n)
-        new = finer.basis_matrix(tau)  # (B, n' - 2, n')
+        old = self._basis_matrix(tau)  # (B, n' - 2, n)
+        new = finer._basis_matrix(tau)  # (B, n' - 2, n')
         ends = self.z0[:, None] * (old[..., :1] - new[..., :1]) + self.z1[:, None] * (
             old[..., -1:] - new[..., -1:]
         )

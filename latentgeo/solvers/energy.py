@@ -250,6 +250,15 @@ class _Objective:
         sq = chord_differences(self.metric, pos, estimator=self.estimator, generator=self.generator)
         return w[:, 0] * sq.sum(-1)
 
+    def span_arcs(self, x: Tensor, idx: Tensor) -> Tensor:
+        """Latent arc length ``∫ |γ̇| dt`` of every span ``(A, S)`` of the linear curves ``idx``
+        (2-point Gauss–Legendre: only their ranking matters, to refine)."""
+        assert self.basis is not None
+        t_idx, _, dvals, w = (v[idx] for v in self.basis)
+        rows = _gather_rows(self.control_points(x, idx), t_idx)
+        speed = (dvals[..., None] * rows).sum(-2).norm(dim=-1)
+        return (w * speed).reshape(x.shape[0], -1, 2).sum(-1)
+
     def preconditioner(self, x: Tensor, idx: Tensor) -> Tensor | None:
         """:meth:`_preconditioner` in chunks of pairs."""
         if self.basis is None:
@@ -668,7 +677,7 @@ def _run_adam(
 
 
 @torch.no_grad()
-def _refine_fastest_spans(curve: CubicSpline, knots: int) -> Tensor:
+def _refine_fastest_spans(curve: CubicSpline, knots: int, arc: Tensor) -> Tensor:
     """Insert ``knots`` knots per curve, each halving the piece of largest latent arc length.
 
     Greedy halving (split the largest piece, repeat) picks, among the candidate
@@ -676,13 +685,15 @@ def _refine_fastest_spans(curve: CubicSpline, knots: int) -> Tensor:
     ``2^l`` pieces), the ``knots`` largest: a piece is larger than its halves, so
     it is always chosen before them. All of them are found by one ``topk``.
 
+    Args:
+        curve: the splines to refine (in place).
+        knots: the number of knots to insert per curve.
+        arc: the latent arc length of every span ``(B, S)``.
+
     Returns the refinement matrices (see :meth:`CubicSpline.insert_knots`)."""
     bp = curve.breakpoints()
     if knots == 0:
         return curve.insert_knots(bp[:, :0])
-    t, w = gauss_legendre_times(bp, nodes=4)
-    vel = curve.velocity(t)
-    arc = (w * vel.norm(dim=-1)).reshape(bp.shape[0], -1, 4).sum(-1)  # (B, S)
     # candidate l-th halving of a span: its 2^l pieces, piece m centred at (m + 1/2) / 2^l
     levels = math.ceil(math.log2(knots + 1))
     level = torch.cat([torch.full((2**q,), q, device=bp.device) for q in range(levels)])
@@ -989,8 +1000,10 @@ def minimize_energy(
             if bool(final.all()):
                 break
             keep = (~final).nonzero()[:, 0]
+            arcs = objective.span_arcs(x[keep], keep)
             active, pairs = active.subset(keep), pairs[keep]
-            refinement = _refine_fastest_spans(active, min(interior + 1, max_knots - interior))
+            knots = min(interior + 1, max_knots - interior)
+            refinement = _refine_fastest_spans(active, knots, arcs)
             if memory is not None:
                 carried = memory.rows(keep).refined(refinement, active.dim)
 
