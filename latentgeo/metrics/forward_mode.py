@@ -231,19 +231,54 @@ class TangentPropagator:
         """
         if self._parts is None:
             return None
-        targets = [
-            source.args[0] if linear is not None else source for source, linear in self._parts
-        ]
-        env = self._run_only(z, targets)  # type: ignore[arg-type]
+        targets = self._part_targets()
+        env = self._run_only(z, None, targets)
         n = z.shape[0]
-        out: list[tuple[Tensor, nn.Linear | None]] = []
+        return [
+            (env[target][0].reshape(n, -1), linear)
+            for target, (_, linear) in zip(targets, self._parts, strict=True)
+        ]
+
+    def tangent_parts(
+        self, z: Tensor, tangents: Tensor
+    ) -> list[tuple[Tensor, nn.Linear | None]] | None:
+        """The output's tangents part by part, the linear ones *before* their layer.
+
+        As :meth:`chord_parts`, for ``J T``: a list of ``(tangent, linear)``, the
+        tangent ``(K, N, ·)`` of ``h`` for a linear part (``J_part T = W J_h T``)
+        and of the part itself otherwise; parts that do not depend on ``z`` are
+        left out. So ``Tᵀ Jᵀ J T`` is a sum over parts of ``(J_h T)ᵀ(WᵀW)(J_h T)``
+        or ``‖J_part T‖²``, and a Gaussian decoder's mean head is never evaluated.
+        ``None`` if the output is not such a concatenation.
+        """
+        if self._parts is None:
+            return None
+        targets = self._part_targets()
+        env = self._run_only(z, tangents, targets)
+        k, n = tangents.shape[0], z.shape[0]
+        out = []
         for target, (_, linear) in zip(targets, self._parts, strict=True):
-            value = env[target]  # type: ignore[index]
-            out.append((value.reshape(n, -1), linear))
+            tangent = env[target][1]
+            if tangent is not None:
+                out.append((tangent.reshape(k, n, -1), linear))
         return out
 
-    def _run_only(self, z: Tensor, targets: list[fx.Node]) -> dict[fx.Node, Any]:
-        """Primal values of ``targets`` and the nodes they need, nothing else."""
+    def _part_targets(self) -> list[fx.Node]:
+        """The nodes :meth:`chord_parts` and :meth:`tangent_parts` read: the input of a
+        linear part's layer, the part itself otherwise."""
+        assert self._parts is not None
+        targets = []
+        for source, linear in self._parts:
+            target = source.args[0] if linear is not None else source
+            assert isinstance(target, fx.Node)
+            targets.append(target)
+        return targets
+
+    def _run_only(
+        self, z: Tensor, tangents: Tensor | None, targets: list[fx.Node]
+    ) -> dict[fx.Node, tuple[Any, Tangent]]:
+        """``(primal, tangent)`` of ``targets`` and of the nodes they need, nothing else
+        (tangents only with ``tangents``)."""
         needed: set[fx.Node] = set()
         stack = list(targets)
         while stack:
@@ -251,18 +286,22 @@ class TangentPropagator:
             if node not in needed:
                 needed.add(node)
                 stack.extend(node.all_input_nodes)
-        env: dict[fx.Node, Any] = {}
+        env: dict[fx.Node, tuple[Any, Tangent]] = {}
+
+        def primal(a: Any) -> Any:
+            return fx.node.map_arg(a, lambda n: env[n][0])
+
         for node in self.graph.nodes:
             if node not in needed:
                 continue
             if node.op == "placeholder":
-                env[node] = z
+                env[node] = (z, tangents)
             elif node.op == "get_attr":
-                env[node] = self._get_attr(node)
+                env[node] = (self._get_attr(node), None)
+            elif tangents is None:
+                env[node] = (self._call(node, primal(node.args), primal(node.kwargs)), None)
             else:
-                args = fx.node.map_arg(node.args, lambda a: env[a])
-                kwargs = fx.node.map_arg(node.kwargs, lambda a: env[a])
-                env[node] = self._call(node, args, kwargs)
+                env[node] = self._step(node, env, primal)
         return env
 
     def push_to_final_linear(self, z: Tensor, tangents: Tensor) -> tuple[nn.Linear, Tensor]:

@@ -260,21 +260,50 @@ class PullbackMetric(Metric):
 
         # ------------------------------------------------------------ the protocol
 
+    def _reduced_push(
+        self, z: Tensor, tangents: Tensor
+    ) -> list[tuple[Tensor, Tensor | None]] | None:
+        """``J T`` for ``z (n, d)``, ``T (K, n, d)`` as parts ``(P_i (K, n, ·), M_i)`` with
+        ``(J a)·(J b) = Σ_i (P_i a)ᵀ M_i (P_i b)`` (``M_i = None``: the identity).
+
+        A final widening linear layer ``W h + b`` is one part ``(J_h T, WᵀW)``;
+        an output concatenated from parts with linear heads (a Gaussian
+        decoder's ``(μ, σ)``) is one part per piece, the linear ones before their
+        layer (see ``TangentPropagator.tangent_parts``): the widest products of a
+        decoder are never formed. ``None`` for other embeddings.
+        """
+        reduced = self._final_linear_push(z, tangents)
+        if reduced is not None:
+            return [reduced]
+        prop = self._get_propagator()
+        if prop is not None and self._parts_checked(prop, z):
+            try:
+                parts = prop.tangent_parts(z, tangents)
+            except Exception:
+                self._propagator = None
+            else:
+                if parts is not None:
+                    return [(t, None if w is None else w.weight.mT @ w.weight) for t, w in parts]
+        return None
+
     def _metric_tensor(self, z: Tensor) -> Tensor:
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
         parts = []
         for sl in chunks(flat.shape[0], self.chunk_size):
             zc = flat[sl]
+            n = zc.shape[0]
             basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
-            reduced = self._final_linear_push(zc, basis.expand(d, zc.shape[0], d))
-            if reduced is not None:
-                pushed, gram = reduced  # (d, n, h), (h, h)
-                rows = pushed.transpose(0, 1)  # (n, d, h)
-                parts.append(rows @ (gram @ rows.mT))
+            reduced = self._reduced_push(zc, basis.expand(d, n, d))
+            if reduced is None:
+                rows = self._chunk_rows(zc)
+                parts.append(rows @ rows.mT)  # batched GEMM on the strided view: no copy of J
                 continue
-            rows = self._chunk_rows(zc)
-            parts.append(rows @ rows.mT)  # batched GEMM on the strided view: no copy of J
+            g = zc.new_zeros(n, d, d)
+            for pushed, gram in reduced:
+                rows = pushed.transpose(0, 1)  # (n, d, ·): a strided view, not a copy
+                g = g + (rows @ rows.mT if gram is None else rows @ (gram @ rows.mT))
+            parts.append(g)
         g = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
         return g.reshape(*batch, d, d)
 
@@ -284,14 +313,14 @@ class PullbackMetric(Metric):
         zf, vf = z.reshape(-1, d), v.reshape(-1, d)
         parts = []
         for sl in chunks(zf.shape[0], self.chunk_size):
-            reduced = self._final_linear_push(zf[sl], vf[sl].unsqueeze(0))
-            if reduced is not None:
-                pushed, gram = reduced
-                q = pushed[0]  # J_h v, (n, h)
-                parts.append(((q @ gram) * q).sum(-1))
-                continue
-            jv = self._push(zf[sl], vf[sl].unsqueeze(0))[0]
-            parts.append((jv * jv).sum(-1))
+            tangent = vf[sl].unsqueeze(0)
+            reduced = self._reduced_push(zf[sl], tangent)
+            total = None
+            for pushed, gram in reduced or [(self._push(zf[sl], tangent), None)]:
+                q = pushed[0]  # (n, ·)
+                term = ((q if gram is None else q @ gram) * q).sum(-1)
+                total = term if total is None else total + term
+            parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
         return torch.cat(parts, 0).reshape(batch)
 
     def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
@@ -300,6 +329,12 @@ class PullbackMetric(Metric):
         zf, uf, vf = z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d)
         parts = []
         for sl in chunks(zf.shape[0], self.chunk_size):
-            ju, jv = self._push(zf[sl], torch.stack([uf[sl], vf[sl]]))
-            parts.append((ju * jv).sum(-1))
+            tangents = torch.stack([uf[sl], vf[sl]])
+            reduced = self._reduced_push(zf[sl], tangents)
+            total = None
+            for pushed, gram in reduced or [(self._push(zf[sl], tangents), None)]:
+                ju, jv = pushed
+                term = ((ju if gram is None else ju @ gram) * jv).sum(-1)
+                total = term if total is None else total + term
+            parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
         return torch.cat(parts, 0).reshape(batch)

@@ -8,7 +8,7 @@ import torch
 from latentgeo.metrics import PullbackMetric, as_metric
 from latentgeo.testing import LinearMap, Paraboloid, StereographicSphere, tolerance
 
-from .reference import autograd_jacobian, mlp
+from .reference import GaussianMLP, autograd_jacobian, mlp
 
 
 def test_metric_tensor_matches_autograd(dtype: torch.dtype) -> None:
@@ -182,3 +182,49 @@ def test_no_shortcut_when_the_last_layer_narrows_or_is_not_linear() -> None:
     assert prop is not None and prop.final_linear is None
     with pytest.raises(ValueError, match=r"does not return the output of an nn\.Linear"):
         prop.push_to_final_linear(torch.zeros(1, 2), torch.ones(1, 1, 2))
+
+
+def test_gaussian_decoder_metric_part_by_part(dtype: torch.dtype) -> None:
+    """With a linear mean head ``μ = W h + b``, ``G = J_hᵀ(WᵀW)J_h + J_σᵀJ_σ``: the mean head
+    is never evaluated, and ``metric_tensor``, ``squared_norm``, ``inner`` match autograd."""
+    torch.manual_seed(4)
+    decoder = GaussianMLP(3, 40, hidden=8).to(dtype)
+    metric = as_metric(decoder)
+    z, u, v = (torch.randn(7, 3, dtype=dtype) for _ in range(3))
+    jac = autograd_jacobian(lambda x: torch.cat([decoder.mu(x), decoder.sigma(x)], -1), z)
+    metric.metric_tensor(z[:2])  # the one-time check of the parts evaluates the whole output
+    assert metric._parts_ok
+    calls: list[int] = []
+    decoder.mean.register_forward_hook(lambda *args: calls.append(1))
+    g = metric.metric_tensor(z)
+    sq, inner = metric.squared_norm(z, v), metric.inner(z, u, v)
+    assert calls == [] and metric._get_propagator() is not None
+    rtol, atol = tolerance(dtype, ops=100)
+    torch.testing.assert_close(g, jac.mT @ jac, rtol=rtol, atol=atol)
+    ju, jv = (jac @ u[..., None])[..., 0], (jac @ v[..., None])[..., 0]
+    torch.testing.assert_close(sq, (jv * jv).sum(-1), rtol=rtol, atol=atol)
+    torch.testing.assert_close(inner, (ju * jv).sum(-1), rtol=rtol, atol=atol)
+
+
+def test_gaussian_decoder_with_a_broadcast_scale_is_not_split() -> None:
+    """A scale that broadcasts (a parameter of shape (m,)) makes the parts differ from the
+    output: refused by the one-time check, and the metric is still exact."""
+
+    class ConstantScale(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh())
+            self.mean = torch.nn.Linear(4, 12)
+            self.scale = torch.nn.Parameter(torch.rand(12) + 0.5)
+
+        def forward(self, z: torch.Tensor) -> torch.distributions.Normal:
+            return torch.distributions.Normal(self.mean(self.body(z)), self.scale)
+
+    decoder = ConstantScale().double()
+    metric = as_metric(decoder)
+    z, v = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    jac = autograd_jacobian(lambda x: decoder.mean(decoder.body(x)), z)  # σ is constant
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac)
+    expected = ((jac @ v[..., None])[..., 0] ** 2).sum(-1)
+    torch.testing.assert_close(metric.squared_norm(z, v), expected)
+    assert metric._parts_ok is False
