@@ -175,7 +175,7 @@ class _Objective:
             self.t, self.w = t.expand(curve.num_curves, -1), t.new_full((1, 1), float(n - 1))
         # Curves linear in their control points (splines, polylines): the basis at
         # the evaluation times is fixed, so it is computed once (both sets of times in
-        # one pass), and so are, when small enough, the dense rows of every pair.
+        # one pass), and so are the dense rows of every pair when they all fit.
         self.basis: tuple[Tensor, ...] | None = None
         self.eval_basis: tuple[Tensor, ...] | None = None
         self.pair_rows: tuple[Tensor, ...] = ()
@@ -186,22 +186,25 @@ class _Objective:
             both = linear_basis(torch.cat([tk, self.t], 1))
             self.basis = (*(v[:, : tk.shape[1]] for v in both), wk)
             self.eval_basis = tuple(v[:, tk.shape[1] :] for v in both)
-            self.pair_rows = self._linear_rows()
+            every = self._linear_rows(None)
+            self.pair_rows = every if len(every) in (2, 4) else ()
 
         # The rows of the per-pair constants for the last ``idx`` seen: the optimiser
         # passes the same index tensor while its set of running pairs is unchanged.
         self._rows_of: Tensor | None = None
         self._rows: tuple[Tensor, ...] = ()
 
-    def _linear_rows(self) -> tuple[Tensor, ...]:
-        """Per-pair constants of a linear curve, one row per pair: ``(offset, A_pos[,
-        offset', A_vel])`` with ``γ = A_pos P_inner + offset`` (the fixed end points
-        folded into the offset) when the dense matrices are small, so that a point
-        evaluation is one batched product; otherwise ``(z0, z1, basis indices and
-        values)``."""
+    def _linear_rows(self, idx: Tensor | None) -> tuple[Tensor, ...]:
+        """Per-pair constants of a linear curve for the pairs ``idx`` (``None``: all), one
+        row per pair: ``(offset, A_pos[, offset', A_vel])`` with ``γ = A_pos P_inner +
+        offset`` (the fixed end points folded into the offset) when the dense matrices
+        are small, so that a point evaluation is one batched product; otherwise ``(z0,
+        z1, basis indices and values)``."""
         assert self.eval_basis is not None
         z0, z1 = self.buffers["curve.z0"], self.buffers["curve.z1"]
         t_idx, vals, dvals = self.eval_basis
+        if idx is not None:
+            z0, z1, t_idx, vals, dvals = (v[idx] for v in (z0, z1, t_idx, vals, dvals))
         n = self.packing.shapes[0][0] + 2
         if t_idx.numel() * n > DENSE_ENTRIES:
             return (z0[:, None], z1[:, None], t_idx, vals, dvals)
@@ -222,8 +225,13 @@ class _Objective:
         ``idx`` (see :meth:`_linear_rows`)."""
         if idx is not self._rows_of:
             w = self.w[idx] if self.estimator == "metric" else self.w
-            rest = self.pair_rows if self.eval_basis is not None else (self.t,)
-            self._rows_of, self._rows = idx, (w, *(v[idx] for v in rest))
+            if self.eval_basis is None:
+                rest: tuple[Tensor, ...] = (self.t[idx],)
+            elif self.pair_rows:
+                rest = tuple(v[idx] for v in self.pair_rows)
+            else:  # too many pairs for dense rows of all: dense for these if they fit
+                rest = self._linear_rows(idx)
+            self._rows_of, self._rows = idx, (w, *rest)
         return self._rows
 
     def __call__(self, x: Tensor, idx: Tensor) -> Tensor:
@@ -505,7 +513,7 @@ def _run_lbfgs(
     scl = scale[idx]
     opt = _LBFGS(xl, history) if memory is None else memory.rows(idx)
     age = precondition_every  # iterations since the preconditioner (the same for all pairs)
-    flat = torch.zeros_like(fl, dtype=torch.bool)  # the last step lowered f by at most tol
+    flat = ~gl.any(-1)  # the last step lowered f by at most tol (a zero gradient: done)
     its_max = int(its.max())
     eps = torch.finfo(x.dtype).eps
 
@@ -517,8 +525,8 @@ def _run_lbfgs(
     def first_scale() -> Tensor:  # step length of a first, steepest-descent step
         return 0.1 * scl / gl.norm(dim=-1).clamp_min(1e-300)
 
-    # Energies are non-negative (or NaN), which spares a few tests per iteration (each
-    # tensor operation counts on small problems): ``f ≤ bound`` rejects NaN and +inf.
+    # ``f ≤ bound`` rejects NaN and +inf energies without a test of its own (each tensor
+    # operation counts on small problems).
     while True:
         if objective.basis is not None:
             if age >= precondition_every:
@@ -530,8 +538,8 @@ def _run_lbfgs(
         if not bool((slope < 0).all()):  # not a descent direction: steepest descent
             d = torch.where((slope < 0)[:, None], d, -gl * first_scale()[:, None])
             slope = _dot(gl, d)
-        # (a zero gradient gives a zero step, accepted, and converges at the next test)
-        done = (slope >= fl * -tol) & flat
+        # (a gradient that becomes zero gives a zero step, accepted; done at the next test)
+        done = (slope >= fl.abs() * -tol) & flat
         if bool(done.any()):
             status[idx[done]] = CONVERGED
             write_back()
@@ -594,12 +602,12 @@ def _run_lbfgs(
             if moved.numel():
                 xm, fm, gm = x_new[moved], f_new[moved], g_new[moved]
                 opt.update(xm - xl[moved], gm - gl[moved], moved)
-                flat[moved] = fl[moved] - fm <= tol * fm
+                flat[moved] = fl[moved] - fm <= tol * fm.abs()
                 xl, fl, gl = xl.clone(), fl.clone(), gl.clone()
                 xl[moved], fl[moved], gl[moved] = xm, fm, gm
         else:
             opt.update(x_new - xl, g_new - gl)
-            flat = fl - f_new <= tol * f_new
+            flat = fl - f_new <= tol * f_new.abs()
             xl, fl, gl = x_new, f_new, g_new
         if any_failed or its_max >= max_iter:
             stop = its >= max_iter

@@ -77,6 +77,18 @@ def test_coincident_end_points() -> None:
     assert bool(torch.isfinite(result.curve(torch.linspace(0, 1, 5, dtype=torch.float64))).all())
 
 
+def test_a_zero_gradient_pair_converges_at_once() -> None:
+    """A curve in a flat zone of the decoder (a dead-ReLU-like step: the energy is positive
+    but its gradient is exactly zero) is a minimum: converged, without a step."""
+    metric = as_metric(lambda z: torch.cat([(z[:, :1] > 0.5).to(z.dtype), 0 * z], -1))
+    z0 = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    z1 = torch.tensor([[1.0, 0.3]], dtype=torch.float64)
+    for max_iter in (1, 10):
+        curve = CubicSpline(z0, z1)
+        result = minimize_energy(metric, curve, max_iter=max_iter, refine=False)
+        assert result.status == ["converged"] and result.iterations.tolist() == [0]
+
+
 def test_batch_gives_the_same_lengths_as_each_pair_alone() -> None:
     z0, z1 = _pairs(6, torch.float64, seed=3)
     together = connecting_geodesic(SPHERE, z0, z1).length
@@ -233,3 +245,8 @@ def test_chunked_evaluation_gives_the_same_result(monkeypatch: pytest.MonkeyPatc
     chunked = connecting_geodesic(SPHERE, z0, z1)
     torch.testing.assert_close(chunked.length, whole.length, rtol=1e-12, atol=0)
     assert chunked.status == whole.status
+    # too many pairs for dense basis rows of all: sparse rows, dense ones per running set
+    monkeypatch.setattr(energy, "DENSE_ENTRIES", 300)
+    sparse = connecting_geodesic(SPHERE, z0, z1)
+    torch.testing.assert_close(sparse.length, whole.length, rtol=1e-12, atol=0)
+    assert sparse.status == whole.status
