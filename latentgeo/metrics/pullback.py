@@ -258,7 +258,7 @@ class PullbackMetric(Metric):
                 self._parts_ok = False
         return self._parts_ok
 
-        # ------------------------------------------------------------ the protocol
+    # ------------------------------------------------------------ the protocol
 
     def _reduced_push(
         self, z: Tensor, tangents: Tensor

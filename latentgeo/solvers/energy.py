@@ -544,15 +544,8 @@ def _run_lbfgs(
             status[idx[done]] = CONVERGED
             write_back()
             keep = (~done).nonzero()[:, 0]
-            idx, xl, fl, gl, its, scl = (
-                idx[keep],
-                xl[keep],
-                fl[keep],
-                gl[keep],
-                its[keep],
-                scl[keep],
-            )
-            flat, d, slope = flat[keep], d[keep], slope[keep]
+            running = (idx, xl, fl, gl, its, scl, flat, d, slope)
+            idx, xl, fl, gl, its, scl, flat, d, slope = (v[keep] for v in running)
             opt.keep(keep)
             if idx.numel() == 0:
                 break
@@ -616,15 +609,8 @@ def _run_lbfgs(
             if bool(stop.any()):
                 write_back()
                 keep = (~stop).nonzero()[:, 0]
-                idx, xl, fl, gl, its, scl = (
-                    idx[keep],
-                    xl[keep],
-                    fl[keep],
-                    gl[keep],
-                    its[keep],
-                    scl[keep],
-                )
-                flat = flat[keep]
+                state = (idx, xl, fl, gl, its, scl, flat)
+                idx, xl, fl, gl, its, scl, flat = (v[keep] for v in state)
                 opt.keep(keep)
                 its_max = int(its.max()) if idx.numel() else 0
                 if idx.numel() == 0:
