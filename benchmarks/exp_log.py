@@ -113,7 +113,7 @@ def main() -> None:
         geomstats_worker(*args.geomstats_worker)
         return
 
-    from latentgeo.solvers import exp_map, log_map
+    from latentgeo.solvers import exp_map, exp_map_result, log_map_result
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     decoder = make_decoder(dtype).to(device)
@@ -129,7 +129,7 @@ def main() -> None:
     exp_map(decoder, z[:4], v[:4])  # warm-up (tracing, first-call costs)
     sync(device)
     start = time.perf_counter()
-    info = exp_map(decoder, z, v, return_info=True)
+    info = exp_map_result(decoder, z, v)
     sync(device)
     t_exp = time.perf_counter() - start
     ok = int(info.converged.sum())
@@ -155,7 +155,7 @@ def main() -> None:
     nl = min(args.n_log, args.n_exp)
     z0, v0, z1 = z[:nl], v[:nl], info.point[:nl]
     start = time.perf_counter()
-    log = log_map(decoder, z0, z1, init=args.log_init, return_info=True)
+    log = log_map_result(decoder, z0, z1, init=args.log_init)
     sync(device)
     t_log = time.perf_counter() - start
     ok = int(log.converged.sum())

@@ -15,12 +15,15 @@ from latentgeo.solvers.exp_log import (
     LogMapResult,
     ShootingError,
     exp_map,
+    exp_map_result,
     geodesic_curve,
     log_map,
+    log_map_result,
 )
 from latentgeo.solvers.hermite import HermiteCurve
 from latentgeo.solvers.ode import geodesic_acceleration, geodesic_residual
 from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import SolverError, Status
 
 __all__ = [
     "ExpMapResult",
@@ -29,13 +32,17 @@ __all__ = [
     "HermiteCurve",
     "LogMapResult",
     "ShootingError",
+    "SolverError",
+    "Status",
     "available_methods",
     "connecting_geodesic",
     "exp_map",
+    "exp_map_result",
     "geodesic_acceleration",
     "geodesic_curve",
     "geodesic_residual",
     "log_map",
+    "log_map_result",
     "minimize_energy",
     "register_method",
 ]

@@ -27,6 +27,7 @@ from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
 from latentgeo.solvers.ode import _acceleration
 from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import Status
 
 __all__: list[str] = []
 
@@ -98,8 +99,9 @@ def _bvp(
             positions and velocities, sampled uniformly in ``t``).
 
     Returns:
-        A :class:`GeodesicResult`; per pair, ``status`` is ``"converged"`` or
-        scipy's reason for failing and ``iterations`` its iteration count.
+        A :class:`GeodesicResult`; per pair, ``status`` is ``converged``,
+        ``failed`` (scipy's reason in ``message``) or ``nonfinite``, and
+        ``iterations`` scipy's iteration count.
     """
     if unused:
         raise TypeError(f"method='bvp' got unexpected options {sorted(unused)}")
@@ -121,7 +123,7 @@ def _bvp(
     knots = np.linspace(0.0, 1.0, num_knots)
     pos = np.zeros((b, num_knots, d))
     vel = np.zeros((b, num_knots, d))
-    converged, status, iterations = [], [], []
+    converged, status, messages, iterations = [], [], [], []
     for p in range(b):
 
         def bc(ya: np.ndarray, yb: np.ndarray, p: int = p) -> np.ndarray:
@@ -147,11 +149,13 @@ def _bvp(
                     max_nodes=max_nodes,
                 )
             ys = sol.sol(knots)
-            ok = bool(sol.success) and bool(np.isfinite(ys).all())
-            msg = "converged" if ok else f"bvp_failed: {sol.message}"
+            finite = bool(np.isfinite(ys).all())
+            ok = bool(sol.success) and finite
+            code = Status.CONVERGED if ok else (Status.FAILED if finite else Status.NON_FINITE)
+            msg = "" if ok else f"scipy solve_bvp: {sol.message}"
             iters = int(sol.niter)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
-            ok, msg, iters, ys = False, f"bvp_failed: {err}", 0, None
+            ok, code, msg, iters, ys = False, Status.FAILED, f"scipy solve_bvp: {err}", 0, None
         if ys is None or not np.isfinite(ys).all():
             s = knots[:, None]
             pos[p] = a_np[p] + s * (b_np[p] - a_np[p])
@@ -159,7 +163,8 @@ def _bvp(
         else:
             pos[p], vel[p] = ys[:d].T, ys[d:].T
         converged.append(ok)
-        status.append(msg)
+        status.append(code)
+        messages.append(msg)
         iterations.append(iters)
     pos_t = torch.as_tensor(pos, dtype=z0.dtype, device=z0.device)
     vel_t = torch.as_tensor(vel, dtype=z0.dtype, device=z0.device)
@@ -176,4 +181,5 @@ def _bvp(
         iterations=torch.tensor(iterations, device=z0.device),
         status=status,
         method="bvp",
+        message=messages,
     )

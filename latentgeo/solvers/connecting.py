@@ -21,24 +21,12 @@ from torch import Tensor
 
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.metrics import Metric, MetricLike, as_metric
-from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.result import GeodesicError, GeodesicResult
 
 __all__ = ["GeodesicError", "available_methods", "connecting_geodesic", "register_method"]
 
 MethodFn = Callable[..., GeodesicResult]
 _METHODS: dict[str, MethodFn] = {}
-
-
-class GeodesicError(RuntimeError):
-    """Raised by ``connecting_geodesic(..., throw=True)`` when some pair failed.
-
-    Attributes:
-        result: the full :class:`GeodesicResult`, with per-pair statuses.
-    """
-
-    def __init__(self, message: str, result: GeodesicResult) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
@@ -97,8 +85,6 @@ def connecting_geodesic(
     if method not in _METHODS:
         raise ValueError(f"method must be one of {available_methods()}, got {method!r}")
     result = _METHODS[method](metric, z0, z1, **options)
-    if throw and not result.all_converged:
-        failed = [i for i, ok in enumerate(result.converged.tolist()) if not ok]
-        shown = ", ".join(f"pair {i}: {result.status[i]}" for i in failed[:5])
-        raise GeodesicError(f"{len(failed)} of {result.num_pairs} pairs failed ({shown})", result)
+    if throw:
+        result.raise_if_failed()
     return result

@@ -79,15 +79,16 @@ from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import chunks
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import Status
 
 __all__ = ["minimize_energy"]
 
 RUNNING, CONVERGED, MAX_ITER, NAN, STALLED = 0, 1, 2, 3, 4
 STATUS = {
-    CONVERGED: "converged",
-    MAX_ITER: "max_iter",
-    NAN: "nan_energy",
-    STALLED: "line_search_failed",
+    CONVERGED: Status.CONVERGED,
+    MAX_ITER: Status.MAX_ITERATIONS,
+    NAN: Status.NON_FINITE,
+    STALLED: Status.LINE_SEARCH_FAILED,
 }
 CHORD_POINTS = 24  # default grid of the chord estimator while optimising
 CHUNK_POINTS = 2**16  # evaluation points per chunk of pairs (bounds memory)
@@ -858,7 +859,7 @@ def minimize_energy(
         >>> z1 = torch.tensor([[-0.5, 2.0]], dtype=torch.float64)
         >>> res = minimize_energy(as_metric(sphere), CubicSpline(z0, z1))
         >>> res.status, float((res.length / sphere.distance(z0, z1) - 1).abs()) < 1e-5
-        (['converged'], True)
+        ([Status.CONVERGED], True)
     """
     if estimator is None:
         estimator = "chord" if is_pullback(metric) else "metric"
@@ -1032,7 +1033,7 @@ def minimize_energy(
         energy=energy,
         converged=status == CONVERGED,
         iterations=iterations,
-        status=[STATUS.get(int(s), "max_iter") for s in status.tolist()],
+        status=[STATUS.get(int(s), Status.MAX_ITERATIONS) for s in status.tolist()],
         method="",
         info={"estimator": estimator, "optimizer": optimizer},
     )

@@ -10,6 +10,10 @@
   pairs in one batched integration. Each pair has its own backtracking step
   length and stops on its own.
 * ``connecting_geodesic(..., method="shooting")`` is the log map plus the path.
+
+:func:`exp_map` and :func:`log_map` return tensors; :func:`exp_map_result` and
+:func:`log_map_result` take the same arguments and return the whole result
+(per-pair :class:`~latentgeo.solvers.Status`, steps, residuals).
 """
 
 from __future__ import annotations
@@ -25,22 +29,35 @@ from latentgeo._validation import check_points, check_same_shape
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers.connecting import available_methods, connecting_geodesic, register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
-from latentgeo.solvers.ode import STATUS_MESSAGES, dopri5, geodesic_rhs, rk4
+from latentgeo.solvers.ode import dopri5, geodesic_rhs, rk4
 from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import (
+    SolverError,
+    Status,
+    converged_mask,
+    raise_if_failed,
+    statuses_from_codes,
+)
 
-__all__ = ["ExpMapResult", "LogMapResult", "ShootingError", "exp_map", "geodesic_curve", "log_map"]
+__all__ = [
+    "ExpMapResult",
+    "LogMapResult",
+    "ShootingError",
+    "exp_map",
+    "exp_map_result",
+    "geodesic_curve",
+    "log_map",
+    "log_map_result",
+]
 
 
-class ShootingError(RuntimeError):
-    """Raised by ``exp_map``/``log_map`` with ``throw=True`` when some pair failed.
+class ShootingError(SolverError):
+    """Raised by ``exp_map``/``log_map`` with ``throw=True`` (or a result's
+    ``raise_if_failed()``) when some pair failed.
 
     Attributes:
         result: the :class:`ExpMapResult` or :class:`LogMapResult`, with per-pair statuses.
     """
-
-    def __init__(self, message: str, result: ExpMapResult | LogMapResult) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 @dataclass
@@ -51,7 +68,8 @@ class ExpMapResult:
         point: ``exp_z(t v)``, shape ``(B, d)`` (NaN where the pair failed).
         velocity: ``γ̇(t)`` there, shape ``(B, d)``.
         converged: whether each pair reached time ``t``, ``(B,)`` bool.
-        status: per pair: ``"converged"``, ``"max_steps"``, ``"nonfinite"`` or ``"step_underflow"``.
+        status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
+            ``max_steps``, ``nonfinite`` or ``step_underflow``.
         steps: accepted integration steps per pair, ``(B,)``.
         times: the output times ``(T,)`` from 0 to ``t`` (only with ``return_path``).
         path: ``γ`` at those times, ``(B, T, d)`` (only with ``return_path``).
@@ -61,11 +79,15 @@ class ExpMapResult:
     point: Tensor
     velocity: Tensor
     converged: Tensor
-    status: list[str]
+    status: list[Status]
     steps: Tensor
     times: Tensor | None = None
     path: Tensor | None = None
     path_velocity: Tensor | None = None
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ShootingError` unless every pair reached its end time."""
+        raise_if_failed(self.status, self, ShootingError)
 
 
 @dataclass
@@ -77,8 +99,9 @@ class LogMapResult:
         residual: ``‖exp_{z0}(v) − z1‖`` of it, ``(B,)``.
         length: its Riemannian norm ``‖v‖_{G(z0)}``, the geodesic's length, ``(B,)``.
         converged: ``residual ≤ tol``, ``(B,)`` bool.
-        status: per pair: ``"converged"``, ``"max_iter"``, ``"stalled"`` (no step
-            length reduced the residual) or ``"nonfinite"``.
+        status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
+            ``max_iter``, ``line_search_failed`` (no step length reduced the
+            residual) or ``nonfinite``.
         iterations: Newton iterations per pair, ``(B,)``.
     """
 
@@ -86,8 +109,12 @@ class LogMapResult:
     residual: Tensor
     length: Tensor
     converged: Tensor
-    status: list[str]
+    status: list[Status]
     iterations: Tensor
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ShootingError` unless every pair converged."""
+        raise_if_failed(self.status, self, ShootingError)
 
 
 # ------------------------------------------------------------------- helpers
@@ -120,10 +147,6 @@ def _flatten_pair(metric: Metric, x: object, y: object, na: str, nb: str) -> tup
 
 def _needs_grad(*xs: Tensor) -> bool:
     return torch.is_grad_enabled() and any(x.requires_grad for x in xs)
-
-
-def _status_words(codes: Tensor) -> list[str]:
-    return [STATUS_MESSAGES[int(c)].split(":")[0] for c in codes.tolist()]
 
 
 # ------------------------------------------------------------------- exp map
@@ -175,9 +198,8 @@ def exp_map(
     max_steps: int = 10_000,
     return_path: bool = False,
     num_points: int = 33,
-    return_info: bool = False,
     throw: bool = False,
-) -> Any:
+) -> Tensor:
     """The exponential map ``exp_z(t v)``: the geodesic from ``z`` with velocity ``v``, at ``t``.
 
     All B geodesics are integrated independently in one batched call (each
@@ -194,16 +216,15 @@ def exp_map(
         atol: absolute tolerance per step (default 1e-10 in float64, 1e-6 in float32).
         steps: RK4 steps (``"rk4"``; rounded up to a multiple of ``num_points − 1``).
         max_steps: step attempts per pair before status ``"max_steps"`` (``"dopri5"``).
-        return_path: also return the geodesic at ``num_points`` equally spaced times.
+        return_path: return the geodesic at ``num_points`` equally spaced times instead.
         num_points: points on the returned path, including both ends.
-        return_info: return an :class:`ExpMapResult` (with per-pair statuses) instead.
         throw: raise :class:`ShootingError` if any pair failed.
 
     Returns:
         ``exp_z(t v)`` of shape ``(B, d)``; NaN for pairs that failed (a singular
         metric, a geodesic leaving the decoder's range of finite values, or an
         exhausted step budget). With ``return_path``: the path ``(B, T, d)``.
-        With ``return_info``: an :class:`ExpMapResult`.
+        :func:`exp_map_result` returns the whole :class:`ExpMapResult`.
 
     Gradients flow through the integration when ``z`` or ``v`` requires grad.
 
@@ -215,6 +236,55 @@ def exp_map(
         >>> v = torch.tensor([[0.3, -0.4]], dtype=torch.float64)
         >>> torch.allclose(exp_map(disk, z, v), disk.exp(z, v), atol=1e-8)
         True
+    """
+    info = exp_map_result(
+        metric_or_decoder,
+        z,
+        v,
+        t=t,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        steps=steps,
+        max_steps=max_steps,
+        num_points=num_points if return_path else 2,
+        throw=throw,
+    )
+    if return_path:
+        assert info.path is not None
+        return info.path
+    return info.point
+
+
+def exp_map_result(
+    metric_or_decoder: MetricLike,
+    z: Tensor,
+    v: Tensor,
+    *,
+    t: float = 1.0,
+    method: Literal["dopri5", "rk4"] = "dopri5",
+    rtol: float | None = None,
+    atol: float | None = None,
+    steps: int = 32,
+    max_steps: int = 10_000,
+    num_points: int = 2,
+    throw: bool = False,
+) -> ExpMapResult:
+    """:func:`exp_map` with the whole result: per-pair status, steps, and the path.
+
+    Arguments as :func:`exp_map`; the path at ``num_points`` equally spaced
+    times (``2``: the ends) is in ``times``, ``path`` and ``path_velocity``.
+
+    Returns:
+        An :class:`ExpMapResult`.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import PoincareDisk
+        >>> res = exp_map_result(PoincareDisk(), torch.zeros(2, 2, dtype=torch.float64),
+        ...                      torch.ones(2, 2, dtype=torch.float64))
+        >>> res.status, res.path.shape
+        ([Status.CONVERGED, Status.CONVERGED], torch.Size([2, 2, 2]))
     """
     metric = as_metric(metric_or_decoder)
     z2, v2 = _flatten_pair(metric, z, v, "z", "v")
@@ -238,29 +308,25 @@ def exp_map(
             atol=atol,
             steps=steps,
             max_steps=max_steps,
-            num_points=num_points if return_path else 2,
+            num_points=num_points,
         )
     vel = vel / t if t != 0.0 else v2.expand_as(vel)
-    ok = codes == 0
+    status = statuses_from_codes(codes)
+    ok = converged_mask(status, device=z2.device)
     point = torch.where(ok[:, None], pos[:, -1], torch.nan)
     info = ExpMapResult(
         point=point.reshape(*batch, d),
         velocity=torch.where(ok[:, None], vel[:, -1], torch.nan).reshape(*batch, d),
         converged=ok.reshape(batch),
-        status=_status_words(codes),
+        status=status,
         steps=n_steps.reshape(batch),
+        times=t * times,
+        path=pos.reshape(*batch, -1, d),
+        path_velocity=vel.reshape(*batch, -1, d),
     )
-    if return_path:
-        info.times = t * times
-        info.path = pos.reshape(*batch, -1, d)
-        info.path_velocity = vel.reshape(*batch, -1, d)
-    if throw and not bool(ok.all()):
-        bad = [i for i, good in enumerate(ok.tolist()) if not good]
-        shown = ", ".join(f"pair {i}: {info.status[i]}" for i in bad[:5])
-        raise ShootingError(f"exp_map failed for {len(bad)} of {ok.numel()} pairs ({shown})", info)
-    if return_info:
-        return info
-    return info.path if return_path else info.point
+    if throw:
+        info.raise_if_failed()
+    return info
 
 
 # ------------------------------------------------------------------- log map
@@ -344,7 +410,7 @@ def _log_map(
     delta = torch.zeros_like(best_v)
     alpha = torch.ones(b, dtype=z0.dtype, device=z0.device)
     iterations = torch.zeros(b, dtype=torch.long, device=z0.device)
-    status = ["max_iter"] * b
+    status = [Status.MAX_ITERATIONS] * b
     active = torch.ones(b, dtype=torch.bool, device=z0.device)
     first = True
     with torch.no_grad():
@@ -360,7 +426,7 @@ def _log_map(
             improved = finite & (rn < best_r[idx])
             if first:
                 for i in idx[~finite].tolist():
-                    status[i] = "nonfinite"
+                    status[i] = Status.NON_FINITE
                 active[idx[~finite]] = False
                 first = False
             up = idx[improved]
@@ -372,17 +438,17 @@ def _log_map(
             iterations[idx] += 1
             done = improved & (rn <= tol_b[idx])
             for i in idx[done].tolist():
-                status[i] = "converged"
+                status[i] = Status.CONVERGED
             active[idx[done]] = False
             stalled = ~improved & (alpha[idx] < 1e-4) & active[idx]
             for i in idx[stalled].tolist():
-                status[i] = "stalled"
+                status[i] = Status.LINE_SEARCH_FAILED
             active[idx[stalled]] = False
             step = improved & ~done
             if bool(step.any()):
                 delta[idx[step]] = _newton_direction(jac[step], r[step])
         length = metric._squared_norm(z0, best_v).clamp_min(0.0).sqrt()
-    converged = torch.tensor([s == "converged" for s in status], device=z0.device)
+    converged = converged_mask(status, device=z0.device)
     return LogMapResult(best_v, best_r, length, converged, status, iterations)
 
 
@@ -396,9 +462,8 @@ def log_map(
     max_iter: int = 25,
     tol: float | None = None,
     init_options: dict[str, Any] | None = None,
-    return_info: bool = False,
     throw: bool = False,
-) -> Any:
+) -> Tensor:
     """The logarithm map ``log_{z0}(z1)``: the initial velocity of the geodesic to ``z1``.
 
     Shooting: Newton's method on the end-point residual ``exp_{z0}(v) − z1``
@@ -421,13 +486,12 @@ def log_map(
         tol: stop a pair when ``‖exp_{z0}(v) − z1‖ ≤ tol · max(1, ‖z1 − z0‖)``
             (default 1e-10 in float64, 1e-5 in float32).
         init_options: options for ``connecting_geodesic`` when ``init="energy"``.
-        return_info: return a :class:`LogMapResult` (per-pair status, residual,
-            length, iterations) instead.
         throw: raise :class:`ShootingError` if any pair did not converge.
 
     Returns:
         ``v`` of shape ``(B, d)``, NaN for pairs that did not converge (their
-        best iterate is in the :class:`LogMapResult`).
+        best iterate, status and residual are in :func:`log_map_result`'s
+        :class:`LogMapResult`).
 
     Example:
         >>> import torch
@@ -438,6 +502,40 @@ def log_map(
         >>> v = log_map(disk, z0, z1, init="straight", steps=8)
         >>> torch.allclose(v, disk.log(z0, z1), atol=1e-4)
         True
+    """
+    info = log_map_result(
+        metric_or_decoder,
+        z0,
+        z1,
+        init=init,
+        steps=steps,
+        max_iter=max_iter,
+        tol=tol,
+        init_options=init_options,
+        throw=throw,
+    )
+    return torch.where(info.converged[:, None], info.velocity, torch.nan)
+
+
+def log_map_result(
+    metric_or_decoder: MetricLike,
+    z0: Tensor,
+    z1: Tensor,
+    *,
+    init: Literal["energy", "straight"] | Tensor = "energy",
+    steps: int = 32,
+    max_iter: int = 25,
+    tol: float | None = None,
+    init_options: dict[str, Any] | None = None,
+    throw: bool = False,
+) -> LogMapResult:
+    """:func:`log_map` with the whole result: per-pair status, residual, length, iterations.
+
+    Arguments as :func:`log_map`.
+
+    Returns:
+        A :class:`LogMapResult`; ``velocity`` holds the best iterate of every
+        pair, converged or not.
     """
     metric = as_metric(metric_or_decoder)
     z0c = check_points(z0, "z0", dim=metric.latent_dim)
@@ -457,14 +555,9 @@ def log_map(
         tol=tol,
         init_options=init_options,
     )
-    if throw and not bool(info.converged.all()):
-        bad = [i for i, good in enumerate(info.converged.tolist()) if not good]
-        shown = ", ".join(f"pair {i}: {info.status[i]}" for i in bad[:5])
-        n = info.converged.numel()
-        raise ShootingError(f"log_map failed for {len(bad)} of {n} pairs ({shown})", info)
-    if return_info:
-        return info
-    return torch.where(info.converged[:, None], info.velocity, torch.nan)
+    if throw:
+        info.raise_if_failed()
+    return info
 
 
 # ------------------------------------------------------- connecting method
@@ -487,7 +580,7 @@ def geodesic_curve(metric: Metric, z0: Tensor, v: Tensor, *, steps: int = 64) ->
     with torch.no_grad():
         res = rk4(rhs, torch.cat([z0, v], dim=-1), 1.0, steps, num_points=steps + 1)
     pos, vel = res.states[..., :d], res.states[..., d:]
-    bad = res.status != 0
+    bad = ~converged_mask(res.statuses, device=z0.device)
     if bool(bad.any()):
         s = res.times[None, :, None]
         pos[bad] = z0[bad, None] + s * v[bad, None]

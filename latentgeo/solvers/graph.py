@@ -34,10 +34,11 @@ from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import chunks
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import Status, converged_mask
 
 __all__ = ["knn_graph", "segment_lengths"]
 
-UNREACHABLE = "unreachable: the end points lie in different connected components of the k-NN graph"
+UNREACHABLE = "the end points lie in different connected components of the k-NN graph"
 
 
 def segment_lengths(
@@ -147,15 +148,16 @@ def _graph(
         num_knots: interior knots of the spline fitted to each graph path.
         samples: points per graph path used for that fit.
         refine: refine the spline with the energy solver (``False``: report the
-            fitted spline as it is; ``converged`` is then ``True`` for every reachable pair).
+            fitted spline as it is, with status ``not_solved``: no tolerance was checked).
         **energy_options: passed to :func:`~latentgeo.solvers.energy.minimize_energy`.
 
     Returns:
         A :class:`GeodesicResult`; ``info`` holds ``graph_length`` (the
         Riemannian length of each graph path, ``(B,)``), ``paths`` (node
         indices into ``cat([points, z0, z1])``) and ``components``. Pairs
-        whose end points are not connected have status ``"unreachable: …"``,
-        ``converged = False``, and the energy solver's straight-line result.
+        whose end points are not connected have status ``unreachable`` (the
+        reason in ``message``), ``converged = False``, and the energy solver's
+        straight-line result.
     """
     if points is None:
         raise ValueError(
@@ -226,13 +228,14 @@ def _graph(
         options.setdefault("refine", False)
     result = minimize_energy(metric, curve, z0=z0, z1=z1, **options)
     result.method = "graph"
-    unreachable = torch.as_tensor(~reachable, device=z0.device)
-    if not refine:
-        result.converged = ~unreachable & torch.isfinite(result.length)
-        result.status = ["converged" if c else "nan_energy" for c in result.converged.tolist()]
-    result.converged = result.converged & ~unreachable
+    if not refine:  # no solver ran: the fitted graph path is an initialisation, not a geodesic
+        finite = torch.isfinite(result.length).tolist()
+        result.status = [Status.NOT_SOLVED if f else Status.NON_FINITE for f in finite]
     result.status = [
-        UNREACHABLE if not r else s for r, s in zip(reachable, result.status, strict=True)
+        s if r else Status.combine(s, Status.UNREACHABLE)
+        for r, s in zip(reachable, result.status, strict=True)
     ]
+    result.message = ["" if r else UNREACHABLE for r in reachable]
+    result.converged = converged_mask(result.status, device=z0.device)
     result.info.update({"graph_length": graph_length, "paths": paths, "components": n_comp})
     return result

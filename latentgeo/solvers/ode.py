@@ -46,11 +46,11 @@ from latentgeo.metrics import (
 from latentgeo.metrics.christoffel import metric_derivative
 from latentgeo.metrics.embeddings import DecoderEmbedding
 from latentgeo.metrics.jacobians import chunks, forward_jacobian
+from latentgeo.solvers.status import Status, code, statuses_from_codes
 from latentgeo.solvers.taylor import TaylorPropagator, taylor_propagator
 from latentgeo.solvers.taylor import disable as disable_taylor
 
 __all__ = [
-    "STATUS_MESSAGES",
     "IntegrationResult",
     "dopri5",
     "geodesic_acceleration",
@@ -62,13 +62,11 @@ __all__ = [
 Form = Literal["auto", "pullback", "christoffel"]
 RHS = Callable[[Tensor], Tensor]
 
-#: Integer status codes of the integrators and what they mean.
-STATUS_MESSAGES = {
-    0: "converged",
-    1: "max_steps: the step budget ran out before the end time",
-    2: "nonfinite: NaN/Inf in the state (singular metric or diverging geodesic)",
-    3: "step_underflow: the adaptive step size fell below its minimum",
-}
+# the integrators keep per-solution status codes of :class:`Status` in a (B,) tensor
+_OK = code(Status.CONVERGED)
+_MAX_STEPS = code(Status.MAX_STEPS)
+_NON_FINITE = code(Status.NON_FINITE)
+_UNDERFLOW = code(Status.STEP_UNDERFLOW)
 
 
 # --------------------------------------------------------------------- the ODE
@@ -249,7 +247,8 @@ class IntegrationResult:
     Attributes:
         times: output times, shape ``(T,)``.
         states: the states at those times, shape ``(B, T, D)`` (NaN after a failure).
-        status: integer codes per solution, ``(B,)`` (see :data:`STATUS_MESSAGES`).
+        status: integer codes per solution, ``(B,)``: codes of
+            :class:`~latentgeo.solvers.Status` (see :attr:`statuses`).
         steps: accepted steps per solution, ``(B,)``.
         evaluations: batched right-hand-side calls made.
     """
@@ -261,9 +260,15 @@ class IntegrationResult:
     evaluations: int
 
     @property
+    def statuses(self) -> list[Status]:
+        """The status of each solution (``converged``, ``max_steps``, ``nonfinite``,
+        ``step_underflow``)."""
+        return statuses_from_codes(self.status)
+
+    @property
     def messages(self) -> list[str]:
         """The status of each solution in words."""
-        return [STATUS_MESSAGES[int(s)].split(":")[0] for s in self.status.tolist()]
+        return [s.value for s in self.statuses]
 
 
 def rk4(fn: RHS, y0: Tensor, t1: float, steps: int, *, num_points: int = 2) -> IntegrationResult:
@@ -281,7 +286,7 @@ def rk4(fn: RHS, y0: Tensor, t1: float, steps: int, *, num_points: int = 2) -> I
         num_points: output times ``linspace(0, t1, num_points)`` (``2``: start and end).
 
     Returns:
-        An :class:`IntegrationResult`; ``status`` is 2 where the state is not finite.
+        An :class:`IntegrationResult`; the status is ``nonfinite`` where the state is not finite.
 
     Example:
         >>> import torch
@@ -308,7 +313,7 @@ def rk4(fn: RHS, y0: Tensor, t1: float, steps: int, *, num_points: int = 2) -> I
             out.append(y)
     states = torch.stack(out, dim=1)
     finite = torch.isfinite(states).flatten(1).all(-1)
-    status = torch.where(finite, 0, 2).to(torch.long)
+    status = torch.where(finite, _OK, _NON_FINITE).to(torch.long)
     times = torch.linspace(0.0, t1, num_points, dtype=y0.dtype, device=y0.device)
     steps_t = torch.full((y0.shape[0],), total, dtype=torch.long, device=y0.device)
     return IntegrationResult(times, states, status, steps_t, 4 * total)
@@ -368,7 +373,7 @@ def dopri5(
         t_eval: increasing output times ``(T,)`` starting at 0.
         rtol: relative tolerance per step.
         atol: absolute tolerance per step.
-        max_steps: step attempts per solution before giving up (status 1).
+        max_steps: step attempts per solution before giving up (status ``max_steps``).
 
     Returns:
         An :class:`IntegrationResult`.
@@ -387,7 +392,7 @@ def dopri5(
     t_end = float(t_eval[-1])
     states = torch.full((b, n_out, dim), torch.nan, dtype=dtype, device=device)
     states[:, 0] = y0
-    status = torch.zeros(b, dtype=torch.long, device=device)
+    status = torch.full((b,), _OK, dtype=torch.long, device=device)
     steps = torch.zeros(b, dtype=torch.long, device=device)
     attempts = torch.zeros(b, dtype=torch.long, device=device)
     nxt = torch.ones(b, dtype=torch.long, device=device)  # index of the next output time
@@ -396,7 +401,7 @@ def dopri5(
     f = fn(y)
     evaluations = 1
     bad = ~torch.isfinite(f).all(-1)
-    status[bad] = 2
+    status[bad] = _NON_FINITE
     nxt[bad] = n_out
     h = _initial_step(fn, y, torch.where(bad[:, None], 0.0, f), rtol, atol)
     evaluations += 1
@@ -444,9 +449,9 @@ def dopri5(
         attempts[idx] += 1
         # failures
         under = ~accept & (h_next < h_min)
-        status[idx[under]] = torch.where(finite[under], 3, 2)
+        status[idx[under]] = torch.where(finite[under], _UNDERFLOW, _NON_FINITE)
         nxt[idx[under]] = n_out
         out_of_budget = (attempts[idx] >= max_steps) & (nxt[idx] < n_out)
-        status[idx[out_of_budget]] = 1
+        status[idx[out_of_budget]] = _MAX_STEPS
         nxt[idx[out_of_budget]] = n_out
     return IntegrationResult(t_eval, states, status, steps, evaluations)

@@ -7,7 +7,18 @@ from typing import Any
 
 from torch import Tensor, nn
 
-__all__ = ["GeodesicResult"]
+from latentgeo.solvers.status import SolverError, Status, raise_if_failed
+
+__all__ = ["GeodesicError", "GeodesicResult"]
+
+
+class GeodesicError(SolverError):
+    """Raised by ``connecting_geodesic(..., throw=True)`` (or
+    :meth:`GeodesicResult.raise_if_failed`) when some pair did not converge.
+
+    Attributes:
+        result: the full :class:`GeodesicResult`, with per-pair statuses.
+    """
 
 
 @dataclass
@@ -19,12 +30,15 @@ class GeodesicResult:
             for ``t`` of shape ``(T,)`` gives ``(B, T, d)``.
         length: Riemannian length of each curve, shape ``(B,)``.
         energy: energy ``∫ γ̇ᵀ G γ̇ dt`` of each curve over ``t ∈ [0, 1]``, shape ``(B,)``.
-        converged: whether each pair met the solver's tolerance, shape ``(B,)`` bool.
+        converged: whether each pair met the solver's stated tolerance, shape
+            ``(B,)`` bool; the same as ``status[i] == Status.CONVERGED``.
         iterations: iterations the solver ran (per pair ``(B,)`` tensor, or an int).
-        status: a human-readable message per pair (``"converged"``, ``"max_iter"``,
-            ``"nan_energy"``, ``"unreachable"``...).
+        status: one :class:`~latentgeo.solvers.Status` per pair (``"converged"``,
+            ``"max_iter"``, ``"nonfinite"``, ``"unreachable"``...; a ``str`` enum).
         method: the method that produced it.
         info: solver-specific extras (energy history, ...).
+        message: optional free-text detail per pair (scipy's message, graph
+            components), ``""`` where there is none.
     """
 
     curve: nn.Module
@@ -32,9 +46,13 @@ class GeodesicResult:
     energy: Tensor
     converged: Tensor
     iterations: Tensor | int
-    status: list[str]
+    status: list[Status]
     method: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    message: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = [Status(s) for s in self.status]
 
     @property
     def num_pairs(self) -> int:
@@ -45,3 +63,17 @@ class GeodesicResult:
     def all_converged(self) -> bool:
         """Whether every pair converged."""
         return bool(self.converged.all())
+
+    @property
+    def num_converged(self) -> int:
+        """How many pairs converged."""
+        return int(self.converged.sum())
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`GeodesicError` unless every pair converged.
+
+        Raises:
+            GeodesicError: naming the first failed pairs and their statuses; it
+                carries this result.
+        """
+        raise_if_failed(self.status, self, GeodesicError, messages=self.message or None)

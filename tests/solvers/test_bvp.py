@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from latentgeo.solvers import HermiteCurve, connecting_geodesic, geodesic_residual
+from latentgeo.solvers import HermiteCurve, Status, connecting_geodesic, geodesic_residual
 from latentgeo.testing import PoincareDisk, StereographicSphere
 
 
@@ -44,5 +44,5 @@ def test_bvp_failure_is_a_status_not_an_exception() -> None:
     z1 = torch.tensor([[-40.0, 30.0]], dtype=torch.float64)
     res = connecting_geodesic(sphere, z0, z1, method="bvp", tol=1e-12, max_nodes=31)
     assert not res.all_converged
-    assert res.status[0].startswith("bvp_failed")
+    assert res.status[0] is Status.FAILED and res.message[0].startswith("scipy solve_bvp")
     assert torch.isfinite(res.length).all()

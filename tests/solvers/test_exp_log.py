@@ -12,7 +12,9 @@ from latentgeo.solvers import (
     ShootingError,
     connecting_geodesic,
     exp_map,
+    exp_map_result,
     log_map,
+    log_map_result,
 )
 from latentgeo.testing import PoincareDisk, StereographicSphere
 
@@ -26,7 +28,7 @@ def test_sphere_exp_matches_great_circle_adaptive() -> None:
     sphere = StereographicSphere()
     z = torch.randn(8, 2, dtype=torch.float64)
     v = 0.6 * torch.randn(8, 2, dtype=torch.float64)
-    info = exp_map(sphere, z, v, rtol=1e-10, atol=1e-11, return_info=True)
+    info = exp_map_result(sphere, z, v, rtol=1e-10, atol=1e-11)
     assert isinstance(info, ExpMapResult)
     assert info.status == ["converged"] * 8 and bool(info.converged.all())
     torch.testing.assert_close(info.point, sphere.exp(z, v), rtol=0, atol=1e-8)
@@ -53,7 +55,7 @@ def test_poincare_exp_log_closed_forms() -> None:
     v = 0.4 * torch.randn(6, 2, dtype=torch.float64)
     end = exp_map(disk, z, v, rtol=1e-11, atol=1e-12)
     torch.testing.assert_close(end, disk.exp(z, v), rtol=0, atol=1e-9)
-    info = log_map(disk, z, disk.exp(z, v), init="straight", steps=16, return_info=True)
+    info = log_map_result(disk, z, disk.exp(z, v), init="straight", steps=16)
     assert isinstance(info, LogMapResult) and bool(info.converged.all())
     torch.testing.assert_close(info.velocity, disk.log(z, disk.exp(z, v)), rtol=0, atol=1e-5)
     torch.testing.assert_close(info.length, disk.distance(z, disk.exp(z, v)), rtol=1e-5, atol=0)
@@ -73,7 +75,7 @@ def test_log_map_energy_initialisation() -> None:
     sphere = StereographicSphere()
     z0 = torch.tensor([[1.0, 0.5], [-0.3, 0.2]], dtype=torch.float64)
     z1 = torch.tensor([[-0.5, 2.0], [0.4, -0.6]], dtype=torch.float64)
-    info = log_map(sphere, z0, z1, steps=16, return_info=True)  # init="energy"
+    info = log_map_result(sphere, z0, z1, steps=16)  # init="energy"
     assert bool(info.converged.all())
     assert int(info.iterations.max()) <= 4  # the energy solver's start is close
     torch.testing.assert_close(info.length, sphere.distance(z0, z1), rtol=1e-4, atol=0)
@@ -83,7 +85,7 @@ def test_path_times_and_negative_t() -> None:
     disk = PoincareDisk()
     z = torch.tensor([[0.1, -0.2]], dtype=torch.float64)
     v = torch.tensor([[0.5, 0.3]], dtype=torch.float64)
-    info = exp_map(disk, z, v, t=0.5, return_path=True, num_points=5, return_info=True)
+    info = exp_map_result(disk, z, v, t=0.5, num_points=5)
     assert info.path.shape == (1, 5, 2) and info.path_velocity.shape == (1, 5, 2)
     torch.testing.assert_close(info.times, torch.linspace(0, 0.5, 5, dtype=torch.float64))
     torch.testing.assert_close(info.path[:, 0], z)
@@ -122,7 +124,7 @@ def test_failed_pairs_are_reported_not_hidden() -> None:
 
     z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
     v = torch.tensor([[0.1, 0.1], [0.1, 0.1]], dtype=torch.float64)
-    info = exp_map(decoder, z, v, return_info=True)
+    info = exp_map_result(decoder, z, v)
     assert info.status == ["converged", "nonfinite"]
     assert info.converged.tolist() == [True, False]
     out = exp_map(decoder, z, v)
@@ -130,7 +132,7 @@ def test_failed_pairs_are_reported_not_hidden() -> None:
     with pytest.raises(ShootingError, match="pair 1: nonfinite") as err:
         exp_map(decoder, z, v, throw=True)
     assert isinstance(err.value.result, ExpMapResult)
-    bad = log_map(decoder, z, z + 0.1, init="straight", steps=4, return_info=True)
+    bad = log_map_result(decoder, z, z + 0.1, init="straight", steps=4)
     assert bad.status == ["converged", "nonfinite"] and bad.converged.tolist() == [True, False]
     out = log_map(decoder, z, z + 0.1, init="straight", steps=4)
     assert torch.isfinite(out[0]).all() and torch.isnan(out[1]).all()
@@ -178,10 +180,10 @@ def test_results_stay_on_the_device(device: torch.device) -> None:
     decoder = mlp(2, 4).double().to(device)
     z = torch.randn(3, 2, dtype=torch.float64, device=device)
     v = 0.3 * torch.randn(3, 2, dtype=torch.float64, device=device)
-    info = exp_map(decoder, z, v, return_info=True, return_path=True, num_points=4)
+    info = exp_map_result(decoder, z, v, num_points=4)
     assert info.point.device == z.device and info.path.device == z.device
     assert info.converged.device == z.device
-    back = log_map(decoder, z, info.point, init="straight", steps=8, return_info=True)
+    back = log_map_result(decoder, z, info.point, init="straight", steps=8)
     assert back.velocity.device == z.device and bool(back.converged.all())
     res = connecting_geodesic(decoder, z, info.point, method="shooting", init="straight", steps=8)
     assert res.length.device == z.device and res.curve(torch.linspace(0, 1, 3)).device == z.device

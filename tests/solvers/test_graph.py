@@ -10,7 +10,7 @@ from torch import nn
 from torch.distributions import Normal
 
 from latentgeo.metrics import as_metric
-from latentgeo.solvers import connecting_geodesic
+from latentgeo.solvers import Status, connecting_geodesic
 from latentgeo.solvers.graph import knn_graph, segment_lengths
 
 DT = torch.float64
@@ -58,7 +58,8 @@ def test_unreachable_pairs_get_a_status() -> None:
     z1 = torch.tensor([[10.0, 10.0], [0.0, 0.1]], dtype=DT)
     res = connecting_geodesic(lambda z: z, z0, z1, method="graph", points=torch.cat([a, b]), k=4)
     assert res.converged.tolist() == [False, True]
-    assert res.status[0].startswith("unreachable")
+    assert res.status == [Status.UNREACHABLE, Status.CONVERGED]
+    assert "connected components" in res.message[0] and res.message[1] == ""
     assert res.info["components"] == 2
     assert torch.isinf(res.info["graph_length"][0]) and torch.isfinite(res.length).all()
     torch.testing.assert_close(res.length[1], (z1[1] - z0[1]).norm(), rtol=1e-6, atol=0)
