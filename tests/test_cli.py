@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from latentgeo.cli import build_parser, main
-from latentgeo.experiments import RunDir, RunExistsError
-from latentgeo.experiments.reproduce import (
+from latentgeo.experiments import (
     CVSettings,
     KMeansSettings,
     RISettings,
+    RunDir,
+    RunExistsError,
     run_ensembles_cv,
     run_kmeans,
     run_relative_improvement,

@@ -66,7 +66,7 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    from latentgeo import __version__
+    from latentgeo._version import __version__
 
     dtype = _dtype_of(model)
     payload: dict[str, Any] = {
