@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from latentgeo.cli import demo, reproduce
+from latentgeo.cli.common import UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -55,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.run(args))
-    except RunExistsError as err:
-        print(f"latentgeo: {err}", file=sys.stderr)
+    except (RunExistsError, UsageError) as err:
+        print(f"latentgeo: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("latentgeo: interrupted; finished files are intact", file=sys.stderr)

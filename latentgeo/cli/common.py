@@ -3,8 +3,56 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-__all__ = ["add_common_options", "format_table", "parse_classes"]
+__all__ = [
+    "UsageError",
+    "add_common_options",
+    "format_table",
+    "nonnegative_int",
+    "parse_classes",
+    "positive_float",
+    "positive_int",
+]
+
+
+class UsageError(Exception):
+    """A user mistake on the command line: ``latentgeo`` prints the message and exits 2.
+
+    Raise it from a command's adaptor for values argparse cannot check alone
+    (a settings object refusing a combination, an unreadable path...).
+    """
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _parse(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _parse(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _parse(text, float, "a number")
+    if not (0.0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _parse(text: str, kind: type, what: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
 def add_common_options(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -32,5 +80,19 @@ def format_table(rows: list[list[str]]) -> str:
 
 
 def parse_classes(text: str) -> tuple[int, ...]:
-    """``"0,5,7"`` -> ``(0, 5, 7)``."""
-    return tuple(int(c) for c in text.split(",") if c.strip())
+    """argparse type: ``"0,5,7"`` -> ``(0, 5, 7)`` (digits 0-9, at least two, no repeats)."""
+    try:
+        classes = tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated digits such as 0,5,7, got {text!r}"
+        ) from None
+    if (
+        len(classes) < 2
+        or len(set(classes)) != len(classes)
+        or not all(0 <= c <= 9 for c in classes)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected at least two different digits 0-9 such as 0,5,7, got {text!r}"
+        )
+    return classes

@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from latentgeo.cli.common import add_common_options, parse_classes
+from latentgeo.cli.common import (
+    add_common_options,
+    parse_classes,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -81,11 +86,13 @@ def _add_ensembles_cv(rsub: Any) -> None:
         default="digits",
         help="digits: scikit-learn's 8x8 digits (offline); mnist: local MNIST files",
     )
-    cv.add_argument("--classes", default="0,5,7", help="digit classes (default: 0,5,7)")
     cv.add_argument(
-        "--repeats", type=int, default=None, help="retrainings per model (30 in the paper)"
+        "--classes", type=parse_classes, default=(0, 5, 7), help="digit classes (default: 0,5,7)"
     )
-    cv.add_argument("--pairs", type=int, default=None, help="test pairs")
+    cv.add_argument(
+        "--repeats", type=positive_int, default=None, help="retrainings per model (30 in the paper)"
+    )
+    cv.add_argument("--pairs", type=positive_int, default=None, help="test pairs")
     cv.set_defaults(run=lambda args: _report(ensembles_cv_from_args(args), args))
 
 
@@ -98,9 +105,13 @@ def _add_relative_improvement(rsub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_options(ri, "runs/relative-improvement")
-    ri.add_argument("--pairs", type=int, default=None, help="Monte-Carlo pairs (50 in the paper)")
-    ri.add_argument("--latent-dim", type=int, default=None, help="latent dimension (paper: 16)")
-    ri.add_argument("--step", type=float, default=1.0, help="step length (default: 1.0)")
+    ri.add_argument(
+        "--pairs", type=positive_int, default=None, help="Monte-Carlo pairs (50 in the paper)"
+    )
+    ri.add_argument(
+        "--latent-dim", type=positive_int, default=None, help="latent dimension (paper: 16)"
+    )
+    ri.add_argument("--step", type=positive_float, default=1.0, help="step length (default: 1.0)")
     ri.set_defaults(run=lambda args: _report(relative_improvement_from_args(args), args))
 
 
@@ -113,8 +124,8 @@ def _add_kmeans(rsub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_options(km, "runs/kmeans")
-    km.add_argument("--subsets", type=int, default=None, help="subsets per digit triple")
-    km.add_argument("--points", type=int, default=None, help="points per subset")
+    km.add_argument("--subsets", type=positive_int, default=None, help="subsets per digit triple")
+    km.add_argument("--points", type=positive_int, default=None, help="points per subset")
     km.set_defaults(run=lambda args: _report(kmeans_from_args(args), args))
 
 
@@ -132,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
 def ensembles_cv_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """``latentgeo reproduce ensembles-cv`` with parsed arguments."""
-    kw: dict[str, Any] = dict(data=args.data, classes=parse_classes(args.classes), seed=args.seed)
+    kw: dict[str, Any] = dict(data=args.data, classes=tuple(args.classes), seed=args.seed)
     if args.repeats is not None:
         kw["repeats"] = args.repeats
     if args.pairs is not None:
