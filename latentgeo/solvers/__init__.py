@@ -10,19 +10,19 @@ from latentgeo.solvers.connecting import (
 
 # Importing a method module registers its methods with connecting_geodesic.
 from latentgeo.solvers.energy import minimize_energy
-from latentgeo.solvers.exp_log import (
+from latentgeo.solvers.expmap import (
     ExpMapResult,
-    LogMapResult,
     ShootingError,
     exp_map,
     exp_map_result,
     geodesic_curve,
-    log_map,
-    log_map_result,
 )
 from latentgeo.solvers.hermite import HermiteCurve
+from latentgeo.solvers.integrators import IntegrationResult
+from latentgeo.solvers.logmap import LogMapResult
 from latentgeo.solvers.ode import geodesic_acceleration, geodesic_residual
 from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.shooting import log_map, log_map_result  # registers "shooting"
 from latentgeo.solvers.status import SolverError, Status
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "GeodesicError",
     "GeodesicResult",
     "HermiteCurve",
+    "IntegrationResult",
     "LogMapResult",
     "ShootingError",
     "SolverError",

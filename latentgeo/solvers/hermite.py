@@ -7,11 +7,16 @@ C¹, fourth-order accurate, and gives velocities in closed form.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from latentgeo.curves.base import Curve
+from latentgeo.curves.length import (
+    DEFAULT_NODES,
+    DEFAULT_POINTS,
+    gauss_legendre_times,
+    speeds_squared,
+)
 from latentgeo.metrics import Metric
 
 __all__ = ["HermiteCurve", "length_and_energy"]
@@ -100,20 +105,16 @@ class HermiteCurve(Curve):
         return pos, vel
 
 
-def length_and_energy(metric: Metric, curve: Curve, *, nodes: int = 4) -> tuple[Tensor, Tensor]:
+def length_and_energy(metric: Metric, curve: Curve) -> tuple[Tensor, Tensor]:
     """Length ``∫ ‖γ̇‖_G`` and energy ``∫ γ̇ᵀ G γ̇`` over ``[0, 1]``, per curve ``(B,)``.
 
-    Gauss–Legendre quadrature with ``nodes`` points on every span between the
-    curve's breakpoints, all spans and curves in one metric call.
+    The quadrature of :func:`~latentgeo.curves.curve_length` and
+    :func:`~latentgeo.curves.curve_energy` at their defaults (Gauss–Legendre
+    nodes span by span between the curve's breakpoints), in one metric call,
+    so a solver's reported length is the one ``curve_length`` gives its curve.
     """
-    x, w = np.polynomial.legendre.leggauss(nodes)
-    ref = curve.z0
-    xs = torch.as_tensor((x + 1) / 2, dtype=ref.dtype, device=ref.device)
-    ws = torch.as_tensor(w / 2, dtype=ref.dtype, device=ref.device)
-    bp = curve.breakpoints()  # (B, S + 1)
-    lo, width = bp[:, :-1], bp[:, 1:] - bp[:, :-1]
-    t = (lo[..., None] + width[..., None] * xs).reshape(bp.shape[0], -1)
-    weights = (width[..., None] * ws).reshape(bp.shape[0], -1)
-    pos, vel = curve.points_and_velocities(t.clamp(0.0, 1.0))
-    sq = metric._squared_norm(pos, vel).clamp_min(0.0)
-    return (weights * sq.sqrt()).sum(-1), (weights * sq).sum(-1)
+    t, w = gauss_legendre_times(curve.breakpoints(), nodes=DEFAULT_NODES, num_points=DEFAULT_POINTS)
+    pos, vel = curve._evaluate(t, derivative=True)
+    assert vel is not None
+    sq = speeds_squared(metric, pos, vel)
+    return (w * sq.clamp_min(0.0).sqrt()).sum(-1), (w * sq).sum(-1)

@@ -1,0 +1,322 @@
+"""The logarithm map to a stated tolerance: the energy geodesic, then a few quasi-Newton shots.
+
+:func:`log_map` finds ``v`` with ``exp_{z0}(v) = z1`` for B pairs at once:
+
+1. **Start** from the energy geodesic (``connecting_geodesic(method="spline")``):
+   its initial velocity, scaled to its length, is typically within 1e-3
+   relative of the answer.
+2. **Quasi-Newton** on the end-point residual ``r(v) = exp_{z0}(v) − z1``, one
+   batched exponential map per iteration and no Jacobian integration (the
+   variational equation costs ``d`` integrations): the Jacobian model starts
+   from ``G(z1)^{−1/2} G(z0)^{1/2}`` (exact for a linear map, the scaling of
+   a conformal metric) and learns from every shot by rank-one updates, the
+   Broyden secant ``B s = Δr`` and the Gauss lemma ``J v = γ̇(1)`` (exact).
+   Each pair has its own backtracking, per-step integrator tolerance and stop.
+3. **Stop** when the estimated velocity error is within ``atol + rtol·‖v‖``:
+   ``θ/(1 − θ)·‖δ‖`` for the Newton part (``θ = ‖δ_k‖ / ‖δ_{k−1}‖`` the
+   observed contraction; the classical stop of simplified Newton methods) plus
+   ``‖B⁻¹‖·e`` for the integrator's estimated end-point error ``e`` (the
+   integration tolerance is tightened until this term is a quarter of the
+   tolerance). The returned velocity is ``v + δ``.
+
+A pair that cannot meet the tolerance keeps its best iterate and says why:
+``max_iter``, ``integration_error`` (the Newton part converged, the
+integrator's error could not be brought under the tolerance),
+``line_search_failed`` or the integrator's ``nonfinite``/``max_steps``/``step_underflow``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from latentgeo._validation import check_points, check_same_shape
+from latentgeo.metrics import Metric
+from latentgeo.solvers.connecting import available_methods, connecting_geodesic
+from latentgeo.solvers.expmap import ShootingError
+from latentgeo.solvers.integrators import dopri5_rows
+from latentgeo.solvers.ode import geodesic_rhs
+from latentgeo.solvers.status import (
+    Status,
+    code,
+    converged_mask,
+    raise_if_failed,
+    statuses_from_codes,
+)
+
+__all__ = ["LogMapResult", "solve_log"]
+
+INT_SHARE = 0.5  # share of the tolerance left to the integration error
+MAX_THETA = 0.5  # contraction above which no convergence is claimed
+BACKTRACK = 0.7  # step length factor after a rejected trial
+MIN_ALPHA = 0.7**8  # at most 8 rejected trials in a row
+NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is converged
+FIRST_TAU = 1e-5  # per-step integrator tolerance of the first shot (at least rtol)
+_OK = code(Status.CONVERGED)
+_INTEGRATION = code(Status.INTEGRATION_ERROR)
+_MAX_ITER = code(Status.MAX_ITERATIONS)
+
+
+@dataclass
+class LogMapResult:
+    """What :func:`log_map` found for B pairs.
+
+    Attributes:
+        velocity: the velocity found, ``(B, d)`` (the best iterate for failed pairs).
+        residual: ``‖exp_{z0}(v) − z1‖`` at the last exponential map computed
+            (the returned velocity adds one more Newton correction), ``(B,)``.
+        length: its Riemannian norm ``‖v‖_{G(z0)}``, the geodesic's length, ``(B,)``.
+        converged: ``error ≤ atol + rtol·‖velocity‖``, ``(B,)`` bool.
+        status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
+            ``max_iter``, ``integration_error``, ``line_search_failed``,
+            ``nonfinite``, ``max_steps`` or ``step_underflow``.
+        iterations: exponential maps computed per pair, ``(B,)``.
+        error: estimated ``‖velocity − log_{z0}(z1)‖``, ``(B,)`` (``inf`` when unknown).
+    """
+
+    velocity: Tensor
+    residual: Tensor
+    length: Tensor
+    converged: Tensor
+    status: list[Status]
+    iterations: Tensor
+    error: Tensor | None = None
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ShootingError` unless every pair converged."""
+        raise_if_failed(self.status, self, ShootingError)
+
+
+# ------------------------------------------------------------------ the start
+def initial_velocity(
+    metric: Metric, z0: Tensor, z1: Tensor, init: object, init_options: dict[str, Any]
+) -> Tensor:
+    """The starting velocity ``(B, d)``: ``"energy"``, ``"straight"`` or a given tensor."""
+    if isinstance(init, Tensor):
+        v = check_points(init, "init", dim=z0.shape[-1])
+        check_same_shape(v, z0, "init", "z0")
+        return v.detach()
+    if init == "straight":
+        return z1 - z0
+    if init == "energy":
+        if "spline" not in available_methods():
+            return z1 - z0
+        res = connecting_geodesic(metric, z0, z1, **{"method": "spline", **init_options})
+        t0 = torch.zeros(1, dtype=z0.dtype, device=z0.device)
+        v = res.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
+        # the velocity of a constant-speed geodesic has norm = length
+        speed = metric._squared_norm(z0, v).clamp_min(0.0).sqrt()
+        scale = res.length.detach().to(v.dtype) / speed
+        scale = torch.where(torch.isfinite(scale) & (speed > 0), scale, 1.0)
+        v = v * scale[:, None]
+        return torch.where(torch.isfinite(v).all(-1, keepdim=True), v, z1 - z0)
+    raise ValueError(f"init must be 'energy', 'straight' or a (B, d) tensor, got {init!r}")
+
+
+def _sqrtm(g: Tensor) -> Tensor:
+    e, u = torch.linalg.eigh(g)
+    return (u * e.clamp_min(0.0).sqrt()[..., None, :]) @ u.mT
+
+
+def initial_jacobian(metric: Metric, z0: Tensor, z1: Tensor) -> Tensor:
+    """``G(z1)^{−1/2} G(z0)^{1/2}``, the model of ``∂ exp_{z0}(v) / ∂v`` to start from,
+    ``(B, d, d)``; the identity where it is not finite or singular."""
+    jac = torch.linalg.solve_ex(_sqrtm(metric.metric_tensor(z1)), _sqrtm(metric.metric_tensor(z0)))
+    ok = (jac.info == 0) & torch.isfinite(jac.result).flatten(1).all(-1)
+    eye = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device)
+    return torch.where(ok[:, None, None], jac.result, eye)
+
+
+# ------------------------------------------------------------------ the solver
+def _rank_one(jac: Tensor, s: Tensor, y: Tensor, use: Tensor) -> Tensor:
+    """``B + (y − B s) sᵀ / sᵀs`` (so that ``B s = y``) where ``use``, ``B`` elsewhere."""
+    ss = (s * s).sum(-1)
+    use = use & (ss > 0)
+    upd = (y - (jac @ s[..., None])[..., 0])[..., None] * s[..., None, :]
+    return jac + torch.where(use[:, None, None], upd / ss.clamp_min(1e-300)[:, None, None], 0.0)
+
+
+def _direction(jac: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+    """``(−B⁻¹ r, ‖B⁻¹‖₂)``; least squares and ``inf`` where ``B`` is singular."""
+    inv, info = torch.linalg.inv_ex(jac)
+    ok = (info == 0) & torch.isfinite(inv).flatten(1).all(-1)
+    inv = torch.where(ok[:, None, None], inv, torch.linalg.pinv(jac))
+    norm = torch.linalg.matrix_norm(inv, ord=2)
+    return -(inv @ r[..., None])[..., 0], torch.where(ok, norm, torch.inf)
+
+
+@dataclass
+class _Shot:
+    """One batched exponential map from the running pairs ``idx`` at trial velocities ``x``."""
+
+    idx: Tensor  # the pairs (A,)
+    x: Tensor  # trial velocities (A, d)
+    r: Tensor  # residuals exp(x) − z1 (A, d)
+    vel: Tensor  # end velocities γ̇(1) (A, d)
+    e: Tensor  # the integrator's end-point error estimates (A,)
+    codes: Tensor  # the integrator's status codes (A,)
+    tau: Tensor  # the per-step tolerances used (A,)
+
+
+@dataclass
+class _State:
+    """Per-pair state of the iteration, all ``(B, ...)``."""
+
+    v: Tensor  # the current (evaluated) iterate
+    r: Tensor  # its residual exp(v) − z1
+    e: Tensor  # the integrator's error estimate of exp(v)
+    jac: Tensor  # the Jacobian model B
+    delta: Tensor  # the next correction −B⁻¹ r
+    alpha: Tensor  # step length of the next trial
+    tau: Tensor  # per-step integrator tolerance of the next shot
+    answer: Tensor  # v + δ of the best estimate so far, the returned velocity
+    error: Tensor  # its estimated error
+    codes: Tensor  # status codes
+    active: Tensor  # pairs still iterating
+    shots: Tensor  # exponential maps computed
+
+
+class _LogSolver:
+    """The iteration of the module documentation for validated ``(B, d)`` tensors."""
+
+    def __init__(
+        self,
+        metric: Metric,
+        z0: Tensor,
+        z1: Tensor,
+        v: Tensor,
+        rtol: float,
+        atol: float,
+        max_steps: int,
+    ) -> None:
+        b = z0.shape[0]
+        self.metric, self.z0, self.z1, self.rtol, self.atol = metric, z0, z1, rtol, atol
+        self.rhs, self.max_steps = geodesic_rhs(metric), max_steps
+        self.floor = 10.0 * torch.finfo(z0.dtype).eps
+        self.ends = torch.tensor([0.0, 1.0], dtype=z0.dtype, device=z0.device)
+        inf = torch.full((b,), torch.inf, dtype=z0.dtype, device=z0.device)
+        longs = torch.zeros(b, dtype=torch.long, device=z0.device)
+        self.st = _State(
+            v=v.clone(),
+            r=torch.zeros_like(z0),
+            e=inf.clone(),
+            jac=initial_jacobian(metric, z0, z1),
+            delta=torch.zeros_like(z0),
+            alpha=torch.ones_like(inf),
+            tau=torch.full_like(inf, max(rtol, FIRST_TAU, self.floor)),
+            answer=v.clone(),
+            error=inf.clone(),
+            codes=longs + _MAX_ITER,
+            active=longs == 0,
+            shots=longs.clone(),
+        )
+
+    def shoot(self) -> _Shot:
+        st, d = self.st, self.z0.shape[1]
+        idx = st.active.nonzero().squeeze(1)
+        x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
+        tau = st.tau[idx]
+        y0 = torch.cat([self.z0[idx], x], -1)
+        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tau, atol=tau, max_steps=self.max_steps)
+        st.shots[idx] += 1
+        end, vel = res.states[:, -1, :d], res.states[:, -1, d:]
+        e = res.error[:, :d].norm(dim=-1)
+        return _Shot(idx, x, end - self.z1[idx], vel, e, res.status, tau)
+
+    def learn(self, shot: _Shot, first: bool) -> Tensor:
+        """Update the Jacobian models from a shot; return which trials are accepted."""
+        st, idx = self.st, shot.idx
+        finite = shot.codes == _OK
+        if first:
+            accept = finite
+            st.codes[idx[~finite]] = shot.codes[~finite]
+            st.active[idx[~finite]] = False
+        else:  # accept a decrease, or no increase beyond the integration errors
+            v, r, e = st.v[idx], st.r[idx], st.e[idx]
+            rn, rxn = r.norm(dim=-1), shot.r.norm(dim=-1)
+            accept = finite & (rxn <= rn + 2.0 * (shot.e + e))
+            s, y = shot.x - v, shot.r - r  # Broyden: B s = Δr, unless Δr is mostly noise
+            miss = (y - (st.jac[idx] @ s[..., None])[..., 0]).norm(dim=-1)
+            st.jac[idx] = _rank_one(st.jac[idx], s, y, finite & (miss > shot.e + e))
+        st.jac[idx] = _rank_one(st.jac[idx], shot.x, shot.vel, accept)  # Gauss: J(x) x = γ̇(1)
+        return accept
+
+    def reject(self, shot: _Shot, accept: Tensor, delta: Tensor) -> None:
+        """Rejected trials: half the step along the new direction, or give up."""
+        st = self.st
+        keep = ~accept & st.active[shot.idx]
+        rej = shot.idx[keep]
+        # the model has learnt from the failed trial: its new direction, a shorter step
+        st.alpha[rej] *= BACKTRACK
+        st.delta[rej] = delta[keep]
+        failed = rej[st.alpha[rej] < MIN_ALPHA]
+        st.codes[failed] = code(Status.LINE_SEARCH_FAILED)
+        st.active[failed] = False
+
+    def advance(self, shot: _Shot, accept: Tensor, delta: Tensor, inv_norm: Tensor) -> None:
+        """Accepted trials: the new iterate, its correction, error estimate and stop."""
+        st, a = self.st, shot.idx[accept]
+        x, delta = shot.x[accept], delta[accept]
+        taken, dn = (x - st.v[a]).norm(dim=-1), delta.norm(dim=-1)
+        theta = torch.where(taken > 0, dn / taken, torch.where(dn > 0, torch.inf, 0.0))
+        newton = torch.where(theta <= MAX_THETA, theta / (1.0 - theta) * dn, torch.inf)
+        answer = x + delta
+        bound = self.atol + self.rtol * answer.norm(dim=-1)
+        # a correction far below the tolerance (round-off level): the error is about ‖δ‖
+        tiny = (dn <= NEGLIGIBLE * bound) & (st.shots[a] > 1)
+        newton = torch.where(tiny, torch.minimum(newton, 2.0 * dn), newton)
+        integ = inv_norm[accept] * shot.e[accept]
+        st.v[a], st.r[a], st.e[a], st.delta[a] = x, shot.r[accept], shot.e[accept], delta
+        st.alpha[a] = 1.0
+        better = newton + integ < st.error[a]
+        st.answer[a[better]] = answer[better]
+        st.error[a[better]] = (newton + integ)[better]
+        done = newton + integ <= bound
+        newton_ok = newton <= bound
+        # had the budget ended now: the integration is to blame where the Newton part is fine
+        blame = torch.where(newton_ok, _INTEGRATION, _MAX_ITER)
+        st.codes[a] = torch.where(done, _OK, blame)
+        stuck = ~done & newton_ok & (shot.tau[accept] <= self.floor)  # nothing left to tighten
+        st.active[a[done | stuck]] = False
+        # from the second shot on any shot may be the last: its integration error gets its share
+        target = INT_SHARE * bound
+        shrink = (target / integ.clamp_min(1e-300)).pow(1.25).clamp(1e-3, 1.0)
+        st.tau[a] = (st.tau[a] * torch.where(integ > target, shrink, 1.0)).clamp_min(self.floor)
+
+    def result(self) -> LogMapResult:
+        st = self.st
+        status = statuses_from_codes(st.codes)
+        converged = converged_mask(status, device=self.z0.device)
+        # v + δ wherever its error could be estimated, else the last accepted iterate
+        velocity = torch.where(torch.isfinite(st.error)[:, None], st.answer, st.v)
+        length = self.metric._squared_norm(self.z0, velocity).clamp_min(0.0).sqrt()
+        residual = torch.where(torch.isfinite(st.e), st.r.norm(dim=-1), torch.inf)
+        return LogMapResult(velocity, residual, length, converged, status, st.shots, st.error)
+
+
+def solve_log(
+    metric: Metric,
+    z0: Tensor,
+    z1: Tensor,
+    v_init: Tensor,
+    *,
+    rtol: float,
+    atol: float,
+    max_iter: int,
+    max_steps: int,
+) -> LogMapResult:
+    """Quasi-Newton shooting from ``v_init`` for validated ``(B, d)`` tensors (no checks)."""
+    solver = _LogSolver(metric, z0, z1, v_init, rtol, atol, max_steps)
+    for it in range(max_iter):
+        if not bool(solver.st.active.any()):
+            break
+        shot = solver.shoot()
+        accept = solver.learn(shot, first=it == 0)
+        r = torch.where(accept[:, None], shot.r, solver.st.r[shot.idx])
+        delta, inv_norm = _direction(solver.st.jac[shot.idx], r)
+        solver.reject(shot, accept, delta)
+        solver.advance(shot, accept, delta, inv_norm)
+    return solver.result()

@@ -1,0 +1,236 @@
+"""The public logarithm map and ``connecting_geodesic(..., method="shooting")``.
+
+:func:`log_map` returns a tensor, :func:`log_map_result` the whole
+:class:`~latentgeo.solvers.LogMapResult`; the iteration is in
+:mod:`latentgeo.solvers.logmap`. The ``"shooting"`` method is the log map
+plus the geodesic through it (a :class:`~latentgeo.solvers.HermiteCurve`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from latentgeo.metrics import Metric, MetricLike, as_metric
+from latentgeo.solvers._checks import check_int
+from latentgeo.solvers.connecting import check_end_points, register_method
+from latentgeo.solvers.expmap import flatten_pair, geodesic_curve, tolerances
+from latentgeo.solvers.hermite import length_and_energy
+from latentgeo.solvers.logmap import LogMapResult, initial_velocity, solve_log
+from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import Status
+
+__all__ = ["log_map", "log_map_result"]
+
+Init = Literal["energy", "straight"] | Tensor
+
+
+def _check_options(
+    rtol: object, atol: object, max_iter: object, max_steps: object, init_options: object
+) -> None:
+    tolerances(torch.float64, rtol, atol)
+    check_int(max_iter, "max_iter")
+    check_int(max_steps, "max_steps")
+    if init_options is not None and not isinstance(init_options, dict):
+        raise TypeError(f"init_options must be a dict, got {type(init_options).__name__}")
+
+
+def _log_map(
+    metric: Metric,
+    z0: Tensor,
+    z1: Tensor,
+    *,
+    init: object = "energy",
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_iter: int = 20,
+    max_steps: int = 10_000,
+    init_options: dict[str, Any] | None = None,
+) -> LogMapResult:
+    """Validate the options, find the start, iterate (``z0``, ``z1`` validated ``(B, d)``)."""
+    _check_options(rtol, atol, max_iter, max_steps, init_options)
+    rtol_, atol_ = tolerances(z0.dtype, rtol, atol)
+    with torch.no_grad():
+        v0 = initial_velocity(metric, z0, z1, init, dict(init_options or {}))
+        return solve_log(
+            metric, z0, z1, v0, rtol=rtol_, atol=atol_, max_iter=max_iter, max_steps=max_steps
+        )
+
+
+def log_map(
+    metric_or_decoder: MetricLike,
+    z0: Tensor,
+    z1: Tensor,
+    *,
+    init: Init = "energy",
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_iter: int = 20,
+    max_steps: int = 10_000,
+    init_options: dict[str, Any] | None = None,
+    throw: bool = False,
+) -> Tensor:
+    """The logarithm map ``log_{z0}(z1)``: the initial velocity of the geodesic to ``z1``.
+
+    The energy geodesic's initial velocity, refined by quasi-Newton shooting
+    (one batched exponential map per iteration, no Jacobian integrations)
+    until the estimated error, integration error included, is within
+    ``atol + rtol·‖v‖`` (see :mod:`latentgeo.solvers.logmap`).
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z0: base points, shape ``(B, d)``.
+        z1: target points, shape ``(B, d)``.
+        init: the starting velocity: ``"energy"`` (the energy solver's geodesic,
+            ``connecting_geodesic(method="spline")``, its initial velocity scaled
+            to its length; the straight line if no energy solver is available),
+            ``"straight"`` (``z1 − z0``) or a ``(B, d)`` tensor.
+        rtol: relative tolerance on ``v``, ``> 0`` (default 1e-6 in float64, 1e-4 in float32).
+        atol: absolute tolerance on ``v``, ``≥ 0`` (default 1e-9 in float64, 1e-7 in float32).
+        max_iter: exponential maps per pair at most, ``≥ 1`` (at least two are
+            needed to estimate the error).
+        max_steps: integrator step attempts per exponential map, ``≥ 1``.
+        init_options: options for ``connecting_geodesic`` when ``init="energy"``.
+        throw: raise :class:`ShootingError` if any pair did not converge.
+
+    Returns:
+        ``v`` of shape ``(B, d)``, NaN for pairs that did not converge (their
+        best iterate, status and error estimate are in :func:`log_map_result`'s
+        :class:`LogMapResult`).
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import PoincareDisk
+        >>> disk = PoincareDisk()
+        >>> z0 = torch.tensor([[0.1, 0.2]], dtype=torch.float64)
+        >>> z1 = torch.tensor([[-0.3, 0.4]], dtype=torch.float64)
+        >>> v = log_map(disk, z0, z1)
+        >>> bool((v - disk.log(z0, z1)).norm() <= 1e-6 * disk.log(z0, z1).norm())
+        True
+    """
+    info = log_map_result(
+        metric_or_decoder,
+        z0,
+        z1,
+        init=init,
+        rtol=rtol,
+        atol=atol,
+        max_iter=max_iter,
+        max_steps=max_steps,
+        init_options=init_options,
+        throw=throw,
+    )
+    return torch.where(info.converged[:, None], info.velocity, torch.nan)
+
+
+def log_map_result(
+    metric_or_decoder: MetricLike,
+    z0: Tensor,
+    z1: Tensor,
+    *,
+    init: Init = "energy",
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_iter: int = 20,
+    max_steps: int = 10_000,
+    init_options: dict[str, Any] | None = None,
+    throw: bool = False,
+) -> LogMapResult:
+    """:func:`log_map` with the whole result: per-pair status, error estimate, residual, length.
+
+    Arguments as :func:`log_map`.
+
+    Returns:
+        A :class:`LogMapResult`; ``velocity`` holds every pair's answer,
+        converged or not (the best iterate of a failed pair).
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import PoincareDisk
+        >>> z0 = torch.zeros(1, 2, dtype=torch.float64)
+        >>> z1 = torch.tensor([[0.5, 0.0]], dtype=torch.float64)
+        >>> log_map_result(PoincareDisk(), z0, z1, max_iter=1).status  # one shot proves nothing
+        [Status.MAX_ITERATIONS]
+    """
+    _check_options(rtol, atol, max_iter, max_steps, init_options)
+    metric = as_metric(metric_or_decoder)
+    z0c, z1c = check_end_points(z0, z1, metric)
+    z0c, z1c = flatten_pair(metric, z0c, z1c, "z0", "z1")
+    info = _log_map(
+        metric,
+        z0c.detach(),
+        z1c.detach(),
+        init=init,
+        rtol=rtol,
+        atol=atol,
+        max_iter=max_iter,
+        max_steps=max_steps,
+        init_options=init_options,
+    )
+    if throw:
+        info.raise_if_failed()
+    return info
+
+
+@register_method("shooting")
+def _shooting(
+    metric: Metric,
+    z0: Tensor,
+    z1: Tensor,
+    *,
+    init: Init = "energy",
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_iter: int = 20,
+    max_steps: int = 10_000,
+    init_options: dict[str, Any] | None = None,
+    num_points: int = 33,
+) -> GeodesicResult:
+    """``connecting_geodesic(..., method="shooting")``: the log map, then the geodesic through it.
+
+    Options are those of :func:`log_map`, plus ``num_points`` (``≥ 2``), the
+    knots of the returned :class:`~latentgeo.solvers.HermiteCurve` (the
+    exponential map at equally spaced times, to the same tolerance). A pair
+    converges when its log map did. ``length`` and ``energy`` are
+    :func:`~latentgeo.curves.curve_length`'s default quadrature of that curve;
+    ``info["log_length"]`` is ``‖v‖_{G(z0)}``, the same length from the initial
+    velocity. Failed pairs keep their best shot, or the straight line if even
+    that was not finite.
+    """
+    check_int(num_points, "num_points", minimum=2)
+    _check_options(rtol, atol, max_iter, max_steps, init_options)
+    info = _log_map(
+        metric,
+        z0,
+        z1,
+        init=init,
+        rtol=rtol,
+        atol=atol,
+        max_iter=max_iter,
+        max_steps=max_steps,
+        init_options=init_options,
+    )
+    v = torch.where(torch.isfinite(info.velocity), info.velocity, z1 - z0)
+    curve = geodesic_curve(
+        metric, z0, v, num_points=num_points, rtol=rtol, atol=atol, max_steps=max_steps
+    )
+    with torch.no_grad():
+        length, energy = length_and_energy(metric, curve)
+    status: list[Status] = list(info.status)
+    return GeodesicResult(
+        curve=curve,
+        length=length,
+        energy=energy,
+        converged=info.converged,
+        iterations=info.iterations,
+        status=status,
+        method="shooting",
+        info={
+            "velocity": info.velocity,
+            "residual": info.residual,
+            "error": info.error,
+            "log_length": info.length,
+        },
+    )
