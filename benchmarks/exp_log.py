@@ -1,11 +1,19 @@
-"""Exponential and logarithm maps on an MLP decoder: time per map, and geomstats for comparison.
+"""Exponential and logarithm maps on MLP decoders: cost ratios, accuracy, and geomstats.
 
-Not a test. Decoder: a random MLP 2 → 64 → 64 → 784 (tanh). latentgeo computes
-``--n-exp`` exponential maps and ``--n-log`` logarithm maps, each in ONE batched
-call. geomstats 2.8.0 (``PullbackMetric`` on an ``ImmersedSet`` whose immersion
-is the same decoder, PyTorch backend, its default exp solver) computes a few
-exp maps at the same points, and the script prints the ratio of the times per
-map, both measured in this run, plus how far apart the two answers are.
+Not a test. Three parts, all measured in this run:
+
+1. Throughput: a random MLP 2 → 64 → 64 → 784 (tanh); ``--n-exp`` exponential
+   maps in ONE batched call (dopri5 and RK4, default tolerance).
+2. The log map's cost, at d = 2 (MLP 2 → 64 → 64 → 784), d = 16 and d = 50
+   (MLP d → 256 → 256 → 784, tanh): ``--log-pairs`` pairs (8 at d = 50)
+   ``z1 = exp_{z0}(v)``; the log map at its default tolerance (relative error
+   1e-6 in float64) divided by ``connecting_geodesic`` on the same pairs and by
+   one exponential map of the same tolerance (``exp_map`` at its default,
+   which is the same 1e-6), plus its relative error against ``v``.
+3. geomstats 2.8.0 (``PullbackMetric`` on an ``ImmersedSet`` whose immersion
+   is the same decoder, PyTorch backend, its default exp solver) computes a few
+   exp maps at the same points; the ratio of the times per map and how far
+   apart the two answers are.
 
 geomstats needs ``numpy < 2.3``; if it is not importable here, point
 ``--geomstats-python`` at an interpreter that has it (and this torch), e.g. a
@@ -15,6 +23,7 @@ environment: the geomstats part then runs in that interpreter.
 Usage::
 
     python benchmarks/exp_log.py                         # CPU, one thread, float64
+    python benchmarks/exp_log.py --dims 2 16             # skip d = 50
     python benchmarks/exp_log.py --device cuda --threads 0
     python benchmarks/exp_log.py --geomstats-python .venv-geomstats/bin/python
 """
@@ -28,17 +37,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
+T = TypeVar("T")
 
-def make_decoder(dtype: torch.dtype) -> nn.Module:
+
+def make_decoder(dtype: torch.dtype, d: int = 2) -> nn.Module:
     torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 784)
-    )
+    h = 64 if d == 2 else 256
+    net = nn.Sequential(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh(), nn.Linear(h, 784))
     return net.to(dtype).requires_grad_(False)
 
 
@@ -93,14 +105,50 @@ def run_geomstats(
         return dict(torch.load(o))
 
 
+def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
+def log_map_costs(d: int, n: int, dtype: torch.dtype, device: torch.device) -> dict[str, float]:
+    """The log map against connecting_geodesic and one exponential map, on n pairs at d."""
+    from latentgeo.solvers import connecting_geodesic, exp_map_result, log_map_result
+
+    decoder = make_decoder(dtype, d).to(device)
+    gen = torch.Generator().manual_seed(2)
+    z0 = torch.randn(n, d, generator=gen, dtype=dtype).to(device)
+    v = 0.5 * torch.randn(n, d, generator=gen, dtype=dtype).to(device)
+    z1 = exp_map_result(decoder, z0, v, rtol=1e-11, atol=0.0).point  # v is the answer
+    exp_map_result(decoder, z0[:2], v[:2])  # warm-up
+    connecting_geodesic(decoder, z0[:2], z1[:2])
+    log_map_result(decoder, z0[:2], z1[:2])
+    cg, t_cg = timed(lambda: connecting_geodesic(decoder, z0, z1), device)
+    _, t_exp = timed(lambda: exp_map_result(decoder, z0, v), device)
+    log, t_log = timed(lambda: log_map_result(decoder, z0, z1), device)
+    ok = log.converged
+    rel = (log.velocity - v).norm(dim=-1) / v.norm(dim=-1)
+    worst = rel[ok].max().item() if bool(ok.any()) else float("nan")
+    print(
+        f"log_map d={d:<2} ({n} pairs, default tolerance): {t_log:.2f} s; "
+        f"log / connecting_geodesic = {t_log / t_cg:.1f} ({t_cg:.2f} s, "
+        f"converged {cg.num_converged}/{n}); log / exp_map = {t_log / t_exp:.1f} "
+        f"({t_exp:.2f} s); log converged {int(ok.sum())}/{n}, exp maps per pair "
+        f"{log.iterations.double().mean().item():.1f}; max relative error {worst:.1e}"
+    )
+    return {"log_s": t_log, "cg_s": t_cg, "exp_s": t_exp, "max_rel_error": worst}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: leave as is)")
     parser.add_argument("--n-exp", type=int, default=1024)
-    parser.add_argument("--n-log", type=int, default=256)
-    parser.add_argument("--log-init", default="straight", choices=["straight", "energy"])
+    parser.add_argument("--log-pairs", type=int, default=16, help="pairs at d = 2 and 16")
+    parser.add_argument("--dims", type=int, nargs="*", default=[2, 16, 50])
     parser.add_argument("--geomstats-points", type=int, default=2)
     parser.add_argument("--geomstats-python", default=None)
     parser.add_argument("--skip-geomstats", action="store_true")
@@ -113,7 +161,7 @@ def main() -> None:
         geomstats_worker(*args.geomstats_worker)
         return
 
-    from latentgeo.solvers import exp_map, exp_map_result, log_map_result
+    from latentgeo.solvers import exp_map, exp_map_result
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     decoder = make_decoder(dtype).to(device)
@@ -142,33 +190,19 @@ def main() -> None:
     figures.update(exp_total_s=t_exp, exp_ms_per_map=1e3 * t_exp / args.n_exp)
 
     start = time.perf_counter()
-    rk = exp_map(decoder, z, v, method="rk4", steps=32)
+    rk = exp_map_result(decoder, z, v, method="rk4")
     sync(device)
     t_rk4 = time.perf_counter() - start
-    err = (rk - info.point).abs().max().item()
+    err = (rk.point - info.point).abs().max().item()
     print(
-        f"exp_map  (rk4, 32 steps):            {args.n_exp} maps in {t_rk4:.2f} s = "
-        f"{1e3 * t_rk4 / args.n_exp:.2f} ms/map; max |rk4 - dopri5| = {err:.1e}"
+        f"exp_map  (rk4, steps from step doubling): {args.n_exp} maps in {t_rk4:.2f} s = "
+        f"{1e3 * t_rk4 / args.n_exp:.2f} ms/map; converged {int(rk.converged.sum())}; "
+        f"steps {int(rk.steps.max())}; max |rk4 - dopri5| = {err:.1e}"
     )
     figures.update(rk4_ms_per_map=1e3 * t_rk4 / args.n_exp)
 
-    nl = min(args.n_log, args.n_exp)
-    z0, v0, z1 = z[:nl], v[:nl], info.point[:nl]
-    start = time.perf_counter()
-    log = log_map_result(decoder, z0, z1, init=args.log_init)
-    sync(device)
-    t_log = time.perf_counter() - start
-    ok = int(log.converged.sum())
-    good = log.converged
-    err = (log.velocity[good] - v0[good]).norm(dim=-1).max().item() if ok else float("nan")
-    statuses = {k: log.status.count(k) for k in sorted(set(log.status))}
-    print(
-        f"log_map  (init={args.log_init}, RK4 32 steps, Newton): {nl} maps in {t_log:.2f} s = "
-        f"{1e3 * t_log / nl:.2f} ms/map; converged {ok}/{nl} {statuses}; "
-        f"iterations mean {log.iterations.double().mean().item():.1f}; "
-        f"max |log(exp v) - v| over converged pairs = {err:.1e}"
-    )
-    figures.update(log_total_s=t_log, log_ms_per_map=1e3 * t_log / nl, log_converged=ok)
+    for d in args.dims:
+        figures[f"log_d{d}"] = log_map_costs(d, args.log_pairs if d != 50 else 8, dtype, device)
 
     if not args.skip_geomstats and args.geomstats_points > 0:
         k = args.geomstats_points
