@@ -225,7 +225,7 @@ def dopri5(
         >>> res = dopri5(lambda y: -y, y0, torch.tensor([0.0, 1.0]), rtol=1e-10, atol=1e-12)
         >>> res.messages, torch.allclose(res.states[:, -1], y0 * torch.exp(torch.tensor(-1.0)))
         (['converged', 'converged'], True)
-        >>> err = (res.states[:, -1] - y0 * torch.exp(torch.tensor(-1.0))).abs()
+        >>> err = (res.states[:, -1] - y0 * torch.exp(torch.tensor(-1.0, dtype=y0.dtype))).abs()
         >>> bool((err <= res.error).all())
         True
     """
