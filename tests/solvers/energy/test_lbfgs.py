@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from latentgeo.curves import CubicSpline
-from latentgeo.solvers.energy import _LBFGS
+from latentgeo.solvers.energy.lbfgs import LBFGSMemory
 
 
 def _two_loop(s: list[torch.Tensor], y: list[torch.Tensor], g: torch.Tensor, h0: torch.Tensor):
@@ -22,13 +22,13 @@ def _two_loop(s: list[torch.Tensor], y: list[torch.Tensor], g: torch.Tensor, h0:
     return -r
 
 
-def _memory(a: int, p: int, steps: int) -> tuple[_LBFGS, list[list[tuple]], torch.Tensor]:
+def _memory(a: int, p: int, steps: int) -> tuple[LBFGSMemory, list[list[tuple]], torch.Tensor]:
     """An L-BFGS memory after ``steps`` updates, and per pair the pairs ``(s, y)`` that
     are in its window (the last 4 updates) and passed the curvature test."""
     gen = torch.Generator().manual_seed(0)
     m = torch.randn(a, p, p, generator=gen, dtype=torch.float64)
     hess = m @ m.mT + p * torch.eye(p, dtype=torch.float64)
-    opt = _LBFGS(torch.zeros(a, p, dtype=torch.float64), history=4)
+    opt = LBFGSMemory(torch.zeros(a, p, dtype=torch.float64), history=4)
     slots: list[tuple] = []
     for k in range(steps):
         s = torch.randn(a, p, generator=gen, dtype=torch.float64)
