@@ -34,10 +34,11 @@ __all__ = ["FIRST_LEVEL_TOL", "Levels", "level_tolerance", "refine_fastest_spans
 FIRST_LEVEL_TOL = 1e-3  # least tolerance of the first refinement level
 
 
-def level_tolerance(tol: float, *, first: bool) -> float:
+def level_tolerance(tol: float, *, first: bool, can_refine: bool) -> float:
     """The tolerance of a level: the first of several levels only has to bring the curves
-    close (at least :data:`FIRST_LEVEL_TOL`)."""
-    return max(tol, FIRST_LEVEL_TOL) if first else tol
+    close (at least :data:`FIRST_LEVEL_TOL`); a level after which no pair can be refined
+    is solved to ``tol``, since its pairs are reported converged at it."""
+    return max(tol, FIRST_LEVEL_TOL) if first and can_refine else tol
 
 
 @dataclass

@@ -216,7 +216,8 @@ def _solve_levels(
         interior = active.breakpoints().shape[1] - 2
         tol = opts.tol
         if levels is not None:
-            tol = level_tolerance(opts.tol, first=levels.first(pairs))
+            first, can_refine = levels.first(pairs), interior < opts.max_knots
+            tol = level_tolerance(opts.tol, first=first, can_refine=can_refine)
         memory = None
         if levels is not None and opts.optimizer == "lbfgs":
             memory = carried if carried is not None else LBFGSMemory(state.x, opts.history)
