@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 
 from latentgeo.curves import CubicSpline
-from latentgeo.solvers.energy.lbfgs import LBFGSMemory
+from latentgeo.solvers import Status
+from latentgeo.solvers.energy.lbfgs import LBFGSMemory, RunningPairs, run_lbfgs
+from latentgeo.solvers.energy.problem import PairState
+from latentgeo.solvers.status import code, statuses_from_codes
 
 
 def _two_loop(s: list[torch.Tensor], y: list[torch.Tensor], g: torch.Tensor, h0: torch.Tensor):
@@ -88,3 +91,89 @@ def test_memory_carried_through_a_knot_refinement() -> None:
     torch.testing.assert_close((carried.s * carried.y).sum(-1), (opt.s * opt.y).sum(-1))
     back = torch.einsum("aij,amid->amjd", refinement, carried.y.reshape(2, 4, -1, 2))
     torch.testing.assert_close(back.reshape(2, 4, -1), opt.y)
+
+
+class Quadratics:
+    """``f_i(x) = ½ (x − c_i)ᵀ H_i (x − c_i) + 1``, independent per pair (not a curve: no
+    preconditioner)."""
+
+    linear = False
+
+    def __init__(self, hess: torch.Tensor, centre: torch.Tensor) -> None:
+        self.hess, self.centre = hess, centre
+
+    def value_and_grad(self, x: torch.Tensor, idx: torch.Tensor):
+        r = x - self.centre[idx]
+        hr = (self.hess[idx] @ r[..., None])[..., 0]
+        return 0.5 * (r * hr).sum(-1) + 1.0, hr
+
+
+def _quadratics(a: int, p: int) -> Quadratics:
+    gen = torch.Generator().manual_seed(3)
+    m = torch.randn(a, p, p, generator=gen, dtype=torch.float64)
+    scales = torch.logspace(0, 3, a, dtype=torch.float64)[:, None, None]  # conditioning
+    hess = (
+        m @ m.mT
+        + torch.eye(p, dtype=torch.float64)
+        + scales * torch.diag_embed(torch.rand(a, p, generator=gen, dtype=torch.float64))
+    )
+    return Quadratics(hess, torch.randn(a, p, generator=gen, dtype=torch.float64))
+
+
+def _state(objective: Quadratics, x: torch.Tensor) -> PairState:
+    a = x.shape[0]
+    f, g = objective.value_and_grad(x, torch.arange(a))
+    status = torch.full((a,), code(Status.MAX_ITERATIONS))
+    zero = torch.zeros(a, dtype=torch.long)
+    return PairState(x.clone(), f, g, status, zero, torch.ones(a, dtype=x.dtype), zero.bool())
+
+
+def test_run_lbfgs_solves_each_pair_as_if_alone() -> None:
+    objective = _quadratics(4, 6)
+    x0 = torch.zeros(4, 6, dtype=torch.float64)
+    together = _state(objective, x0)
+    run_lbfgs(objective, together, max_iter=200, tol=1e-12, history=5, precondition_every=10)  # type: ignore[arg-type]
+    assert statuses_from_codes(together.status) == [Status.CONVERGED] * 4
+    torch.testing.assert_close(together.x, objective.centre, rtol=0, atol=1e-5)
+    assert len(set(together.iterations.tolist())) > 1  # each pair stopped on its own
+    for i in range(4):
+        alone_objective = Quadratics(objective.hess[i : i + 1], objective.centre[i : i + 1])
+        alone = _state(alone_objective, x0[i : i + 1])
+        run_lbfgs(alone_objective, alone, max_iter=200, tol=1e-12, history=5, precondition_every=10)  # type: ignore[arg-type]
+        assert torch.equal(alone.x[0], together.x[i])
+        assert torch.equal(alone.iterations[0], together.iterations[i])
+
+
+def test_run_lbfgs_respects_the_budget_and_updates_the_memory() -> None:
+    objective = _quadratics(3, 5)
+    state = _state(objective, torch.zeros(3, 5, dtype=torch.float64))
+    start = state.f.clone()
+    memory = LBFGSMemory(state.x, history=4)
+    run_lbfgs(objective, state, max_iter=2, tol=1e-12, history=4, precondition_every=10,  # type: ignore[arg-type]
+              memory=memory)  # fmt: skip
+    assert state.iterations.tolist() == [2, 2, 2]
+    assert statuses_from_codes(state.status) == [Status.MAX_ITERATIONS] * 3
+    assert memory.updates == 2 and bool((memory.s[:, -2:] != 0).any(-1).all())
+    assert bool((state.f < start).all())
+    # nothing to do: no running pair
+    before = state.x.clone()
+    run_lbfgs(objective, state, max_iter=2, tol=1e-12, history=4, precondition_every=10)  # type: ignore[arg-type]
+    assert torch.equal(state.x, before)
+
+
+def test_running_pairs_subset_every_field() -> None:
+    a = 4
+    pairs = RunningPairs(
+        idx=torch.arange(a),
+        x=torch.randn(a, 3),
+        f=torch.randn(a),
+        g=torch.randn(a, 3),
+        iterations=torch.arange(a),
+        scale=torch.ones(a),
+        small_decrease=torch.tensor([True, False, True, False]),
+    )
+    keep = torch.tensor([3, 1])
+    sub = pairs.rows(keep)
+    for name, value in vars(pairs).items():
+        assert torch.equal(getattr(sub, name), value[keep]), name
+    torch.testing.assert_close(sub.first_scale(), 0.1 / pairs.g[keep].norm(dim=-1))

@@ -9,7 +9,7 @@ from latentgeo.curves import CubicSpline, DiscreteCurve, NeuralGeodesic
 from latentgeo.metrics import as_metric
 from latentgeo.solvers import connecting_geodesic
 from latentgeo.solvers.energy import problem
-from latentgeo.solvers.energy.problem import DenseRows, Objective, SparseRows, start_level
+from latentgeo.solvers.energy.problem import DenseRows, Objective, start_level
 from latentgeo.testing import StereographicSphere
 
 SPHERE = StereographicSphere()
@@ -68,9 +68,8 @@ def test_energies_and_gradients_match_the_curve_itself(
     curve = _curves(z0, z1)[kind]
     objective = Objective(as_metric(SPHERE), curve, estimator, None, 4, None)
     assert objective.linear == (kind != "neural")
-    if kind != "neural":
-        rows = objective._rows_for(torch.arange(4))
-        assert isinstance(rows.linear, DenseRows if dense else SparseRows)
+    if kind != "neural":  # every pair's dense rows kept, or none (sparse rows then)
+        assert isinstance(objective.all_rows, DenseRows) == dense
     x = objective.packing.flatten(curve)
     idx = torch.arange(4)
     f, g = objective.value_and_grad(x, idx)
