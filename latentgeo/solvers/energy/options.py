@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from latentgeo.curves import ESTIMATORS
+from latentgeo.curves.length import ESTIMATORS
 
 __all__ = ["OPTIMIZERS", "EnergyOptions", "explicit_options", "with_options"]
 
