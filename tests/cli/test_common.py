@@ -143,3 +143,30 @@ def test_redirected_runs_write_no_carriage_returns(
     assert ("\r" in err) is bars and "\r" not in out
     assert ("latentgeo: a step" in err) is info
     assert "files in" in out  # the result goes to stdout, whatever the flags
+
+
+def test_library_code_never_prints() -> None:
+    """Only the command line prints (its results); the library logs or returns."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "latentgeo"
+    printing = []
+    for path in package.rglob("*.py"):
+        if "cli" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                printing.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert printing == []
+
+
+def test_output_options_before_or_after_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import latentgeo.experiments.demo as demo
+
+    monkeypatch.setattr(demo, "run_demo", _fake_run_demo)
+    assert main(["--quiet", "demo", "--out", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["demo", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().err == ""
