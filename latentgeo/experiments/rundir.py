@@ -108,7 +108,8 @@ class RunDir:
 
     Args:
         path: the folder (its parents are created). It may not exist yet, be
-            empty, or hold an earlier latentgeo run.
+            empty, or hold an earlier latentgeo run. :attr:`path` is its
+            absolute form (a symbolic link's target).
         force: replace a finished run (at commit time only).
         seed: the run's seed, for ``run.json`` (default: read from the
             summary's ``"seed"`` or ``"settings"``).
@@ -140,7 +141,7 @@ class RunDir:
     def __init__(
         self, path: str | os.PathLike[str], *, force: bool = False, seed: int | None = None
     ) -> None:
-        target = Path(path)
+        target = Path(os.path.abspath(path))  # "." and "runs/.." have names to rename
         self.path = target.resolve() if target.is_symlink() else target
         self.force = force
         self.seed = seed

@@ -241,3 +241,14 @@ def test_killed_force_runs_leave_the_previous_result_intact(tmp_path: Path) -> N
             assert not (out.parent / left[0] / "summary.json").exists()
             RunDir(out, force=True).discard()  # ...until the next run into that folder
             assert sorted(p.name for p in out.parent.iterdir()) == ["run"]
+
+
+def test_a_symbolic_link_keeps_pointing_at_the_new_run(tmp_path: Path) -> None:
+    real = tmp_path / "disk" / "run"
+    _finished_run(real, "old")
+    link = tmp_path / "run"
+    link.symlink_to(real)
+    run = RunDir(link, force=True)
+    assert run.path == real.resolve()
+    run.write_summary({"tag": "new"})
+    assert link.is_symlink() and json.loads((link / "summary.json").read_text()) == {"tag": "new"}
