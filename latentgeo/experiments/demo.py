@@ -92,7 +92,7 @@ class DemoSettings:
             check_int(self, name, 2)
         check_int(self, "length_draws", 1)
         check_int(self, "graph_points", self.graph_k + 1, " (more than graph_k)")
-        check_int(self, "num_data", self.graph_points, " (at least graph_points)")
+        check_int(self, "num_data", self.graph_k + 1, " (more than graph_k)")
         check_number(self, "noise", positive=False)
         check_number(self, "lr")
         check_layers(self, "hidden")
