@@ -120,7 +120,10 @@ class RunDir:
             or is a non-empty folder that is not a latentgeo run.
 
     Files written before the commit live in :attr:`staging`; :attr:`written`
-    lists them under their final names in :attr:`path`.
+    lists them under their final names in :attr:`path`. Used as a context
+    manager (``with RunDir(out) as run: ...``), a block that ends without a
+    commit removes the staging folder at once; otherwise that happens when
+    the object is freed or the process exits.
 
     Example:
         >>> import tempfile, pathlib
