@@ -164,7 +164,9 @@ def add_common_options(p: argparse.ArgumentParser, default_out: str) -> None:
         default=default_out,
         help=f"output folder, written when the run is complete (default: {default_out})",
     )
-    p.add_argument("--quick", action="store_true", help="tiny settings: seconds, not minutes")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny settings, for a first look and for tests"
+    )
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--force",
