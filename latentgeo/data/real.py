@@ -21,6 +21,7 @@ __all__ = ["MNIST_FILES", "DataNotFoundError", "digits", "mnist", "read_idx"]
 class DataNotFoundError(LatentgeoError, FileNotFoundError):
     """Optional data (MNIST) is not on this machine; the message says how to get it."""
 
+
 #: The standard MNIST file names per split (each may also end in ``.gz``,
 #: and ``-idx`` may be written ``.idx``).
 MNIST_FILES = {
