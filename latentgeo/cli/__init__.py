@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from latentgeo.cli import demo, reproduce
+from latentgeo.cli import demo, distances, reproduce
 from latentgeo.cli.common import UsageError
 
 __all__ = ["build_parser", "main"]
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.set_defaults(print_help=parser.print_help, run=None)
     sub = parser.add_subparsers(dest="command")
-    for command in (demo, reproduce):
+    for command in (demo, reproduce, distances):
         command.add_parser(sub)
     return parser
 

@@ -1,0 +1,72 @@
+"""Where a job runs: a given Dask client, a scheduler address, or an embedded LocalCluster."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["check_workers", "connect"]
+
+
+def _workers_default() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: int | None) -> int | None:
+    """``workers`` itself if it is ``None`` or a positive int, else ``ValueError``."""
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise ValueError(f"workers must be None or a positive int, got {workers!r}")
+    return workers
+
+
+@contextmanager
+def connect(
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    timeout: float = 10.0,
+) -> Iterator[Any]:
+    """A Dask client: ``client`` itself, one connected to ``scheduler``, or one on an embedded
+    ``LocalCluster`` (``workers`` processes, one thread each, on 127.0.0.1, no dashboard).
+
+    What is opened here is closed on the way out; a given ``client`` is left open.
+
+    Raises:
+        ImportError: ``distributed`` is not installed.
+        ConnectionError: no scheduler answers at ``scheduler`` within ``timeout`` seconds.
+    """
+    if client is not None:
+        yield client
+        return
+    try:
+        import distributed
+    except ImportError as err:
+        raise ImportError(
+            'distance_matrix needs Dask distributed: pip install "latentgeo[distributed]"'
+        ) from err
+    if scheduler is not None:
+        try:
+            opened = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
+        except (OSError, ValueError) as err:  # TimeoutError is an OSError
+            raise ConnectionError(
+                f"cannot reach a Dask scheduler at {scheduler!r} within {timeout} s: {err}"
+            ) from err
+        with opened:
+            yield opened
+        return
+    n = _workers_default() if workers is None else check_workers(workers)
+    with (
+        distributed.LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as local,
+    ):  # fmt: skip
+        yield local
