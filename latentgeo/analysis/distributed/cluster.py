@@ -34,7 +34,8 @@ def connect(
     timeout: float = 10.0,
 ) -> Iterator[Any]:
     """A Dask client: ``client`` itself, one connected to ``scheduler``, or one on an embedded
-    ``LocalCluster`` (``workers`` processes, one thread each, on 127.0.0.1, no dashboard).
+    ``LocalCluster`` (``workers`` processes, one thread each, on 127.0.0.1; its HTTP server on
+    a free loopback port, never the shared 8787).
 
     What is opened here is closed on the way out; a given ``client`` is left open.
 
@@ -65,7 +66,7 @@ def connect(
     with (
         distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # loopback, any free port: never "8787 in use"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as local,
     ):  # fmt: skip

@@ -83,4 +83,5 @@ def complete_by_shortest_paths(
     # positive float, which no sum of lengths can tell from zero
     weights = np.maximum(np.asarray(length, dtype=np.float64)[ok], np.finfo(np.float64).tiny)
     graph = coo_matrix((weights, (i[ok], j[ok])), shape=(n, n)).tocsr()
-    return np.asarray(shortest_path(graph, method="D", directed=False))
+    dist = np.asarray(shortest_path(graph, method="D", directed=False))
+    return np.minimum(dist, dist.T)  # one Dijkstra per source sums in its own order: symmetrise

@@ -33,6 +33,7 @@ __all__ = [
     "SolveSettings",
     "TileResult",
     "TileTask",
+    "cache_info",
     "cached_metric",
     "file_sha256",
     "solve_tile",
@@ -245,6 +246,14 @@ class TileResult:
 _CACHE: dict[tuple[str, str, str, str, str], Metric] = {}
 _CACHE_SIZE = 4
 _LOCK = threading.Lock()
+_COUNTS = {"builds": 0, "hits": 0}
+
+
+def cache_info() -> dict[str, int]:
+    """This process's decoder cache: ``builds`` (decoders loaded), ``hits`` (tiles that
+    reused one) and ``size`` (decoders kept), like ``functools.lru_cache``'s ``cache_info``."""
+    with _LOCK:
+        return {**_COUNTS, "size": len(_CACHE)}
 
 
 def cached_metric(source: DecoderSource, settings: SolveSettings) -> Metric:
@@ -257,6 +266,7 @@ def cached_metric(source: DecoderSource, settings: SolveSettings) -> Metric:
     key = (source.kind, source.target, source.sha256, settings.dtype, settings.device)
     with _LOCK:
         metric = _CACHE.get(key)
+        _COUNTS["hits" if metric is not None else "builds"] += 1
         if metric is None:
             if settings.threads is not None:
                 torch.set_num_threads(settings.threads)

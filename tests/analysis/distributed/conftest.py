@@ -49,7 +49,7 @@ def points() -> torch.Tensor:
 
 @pytest.fixture(scope="session")
 def client() -> Iterator[Any]:
-    """A Dask client on a LocalCluster: 2 worker processes, 1 thread each, loopback, no dashboard."""
+    """A client of a LocalCluster: 2 worker processes, 1 thread each, loopback, no dashboard."""
     from distributed import Client, LocalCluster
 
     with (
@@ -58,7 +58,7 @@ def client() -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # loopback, any free port: never "8787 in use"
         ) as cluster,
         Client(cluster, set_as_default=False) as dask_client,
     ):

@@ -54,7 +54,7 @@ def test_same_configuration_reopens_another_is_refused_untouched(tmp_path: Path)
 
 def test_tiles_without_manifest_and_foreign_manifest_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a" / "tiles").mkdir(parents=True)
-    with pytest.raises(ConfigurationMismatchError, match="no manifest.json"):
+    with pytest.raises(ConfigurationMismatchError, match=r"no manifest\.json"):
         TileStore.open(tmp_path / "a", CONFIG)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "manifest.json").write_text('{"format": "other"}')
