@@ -7,7 +7,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["check_workers", "connect"]
+__all__ = ["WORKER_CONFIG", "check_workers", "connect"]
+
+#: Dask settings of the embedded cluster's workers. Dask's default
+#: ``MALLOC_TRIM_THRESHOLD_=65536`` makes glibc hand every freed block over 64 KiB back to
+#: the OS; the solvers' many short-lived tensors then page-fault again and again: a tile
+#: took 1.8-2x the CPU time of the same tile in process (measured, MLP 2-64-64-784,
+#: 128 pairs); unset, 1.0-1.05x. The statistical profiler (10 ms samples) only feeds a
+#: dashboard nobody reads here. Use the same settings on a cluster of your own
+#: (docs/distances-at-scale.md).
+WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def _workers_default() -> int:
@@ -35,7 +47,7 @@ def connect(
 ) -> Iterator[Any]:
     """A Dask client: ``client`` itself, one connected to ``scheduler``, or one on an embedded
     ``LocalCluster`` (``workers`` processes, one thread each, on 127.0.0.1; its HTTP server on
-    a free loopback port, never the shared 8787).
+    a free loopback port, never the shared 8787; workers set up by :data:`WORKER_CONFIG`).
 
     What is opened here is closed on the way out; a given ``client`` is left open.
 
@@ -63,11 +75,15 @@ def connect(
             yield opened
         return
     n = _workers_default() if workers is None else check_workers(workers)
-    with (
-        distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+    import dask
+
+    with dask.config.set(WORKER_CONFIG):  # read by the nannies as they spawn the workers
+        cluster = distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
             dashboard_address="127.0.0.1:0",  # loopback, any free port: never "8787 in use"
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as local,
-    ):  # fmt: skip
+        )
+    with cluster, distributed.Client(cluster, set_as_default=False) as local:
         yield local

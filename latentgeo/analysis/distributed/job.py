@@ -95,6 +95,15 @@ def distance_matrix(
         A :class:`DistanceMatrixResult`: the matrix, per-pair lengths, straight-line
         lengths and statuses, failed tiles with their errors, and tile counts.
 
+    Example (not run as a doctest: it starts worker processes)::
+
+        from latentgeo.models import save
+        save(decoder, "decoder.pt")
+        result = distance_matrix("decoder.pt", z, tile=256, out="runs/dist")  # z: (N, d)
+        result.matrix                      # (N, N)
+        result.counts()                    # {"converged": ..., "max_iter": ...}
+        # interrupted? the same call again computes only the missing tiles
+
     Raises:
         FileNotFoundError, latentgeo.models.CheckpointError: missing or damaged checkpoint.
         ValueError, TypeError: bad points (shape, NaN/Inf, dimension the decoder
@@ -153,7 +162,16 @@ class _Runner:
     ) -> None:
         self.job, self.client, self.retries, self.progress = job, client, retries, progress
         self.resumed = resumed
-        self.window = max(2, 2 * sum(client.nthreads().values()))
+        self._window, self._window_at = 2, -1.0
+
+    def window(self) -> int:
+        """Tasks to keep in flight: twice the cluster's threads (re-read at most once a
+        second, so that a cluster that scales up, or loses workers, gets what fits)."""
+        now = time.monotonic()
+        if now - self._window_at > 1.0:
+            self._window = max(2, 2 * sum(self.client.nthreads().values()))
+            self._window_at = now
+        return self._window
 
     def submit(self, k: int) -> Any:
         return self.client.submit(
@@ -178,7 +196,7 @@ class _Runner:
             tile_of[future.key] = k
             return future
 
-        active = {f for f in (submit_next() for _ in range(self.window)) if f is not None}
+        active = {f for f in (submit_next() for _ in range(self.window())) if f is not None}
         queue = as_completed(list(active), loop=self.client.loop)
         pairs_left = sum(plan.tile_size_of(k) for k in todo)
         pairs_done, done, start = 0, self.resumed, time.perf_counter()
@@ -201,8 +219,7 @@ class _Runner:
                     failed[k] = f"task {future.status}"
                 pairs_left -= size
                 future.release()
-                following = submit_next()
-                if following is not None:
+                while len(active) < self.window() and (following := submit_next()) is not None:
                     queue.add(following)
                     active.add(following)
                 if self.progress is not None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from latentgeo.analysis.distributed.cluster import connect
 from latentgeo.models import MLP, EnsembleDecoder, GaussianDecoder, RBFPrecision, save
 
 KINDS = ("mlp", "gaussian", "rbf", "ensemble")
@@ -49,18 +50,8 @@ def points() -> torch.Tensor:
 
 @pytest.fixture(scope="session")
 def client() -> Iterator[Any]:
-    """A client of a LocalCluster: 2 worker processes, 1 thread each, loopback, no dashboard."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",  # loopback, any free port: never "8787 in use"
-        ) as cluster,
-        Client(cluster, set_as_default=False) as dask_client,
-    ):
+    """A client of the embedded LocalCluster: 2 worker processes, 1 thread each, 127.0.0.1,
+    the HTTP server on a free loopback port; closed at the end of the session."""
+    with connect(workers=2) as dask_client:
         dask_client.run(exec, "import latentgeo.analysis.distributed.worker")  # warm the workers
         yield dask_client
