@@ -17,9 +17,12 @@ workers have imported torch and loaded the checkpoint); then, alternately,
 
 The fastest run of each is kept. Printed: pairs per second, the engine's
 overhead with 1 worker (``t_dask / t_in_process − 1``; the target is < 10 %
-at tiles of ≥ 256 pairs), the speed-up with 2 workers, and the largest
-difference between the matrices. Cluster start-up (seconds, once per job
-without a ``client``) is printed apart.
+at tiles of ≥ 256 pairs), in wall-clock time and in CPU time (all processes
+of the run: this one, which holds the scheduler, and the workers; on a
+shared machine the load inflates wall-clock times, much less CPU times), the
+speed-up with 2 workers, and the largest difference between the matrices.
+Cluster start-up (seconds, once per job without a ``client``) is printed
+apart.
 
 Then the sparse mode's error: on ``--sparse-points`` points, the dense matrix
 against ``neighbours=k`` for a few k (relative error of the off-diagonal
@@ -32,6 +35,7 @@ Run: ``python benchmarks/distributed.py [--points 64] [--tile 256] [--repeats 3]
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -60,10 +64,18 @@ def make_decoder(dtype: torch.dtype) -> MLP:
     return net.to(dtype)
 
 
-def timed(fn: Any) -> tuple[float, Any]:
-    start = time.perf_counter()
+def timed(fn: Any, client: Any = None) -> tuple[float, float, Any]:
+    """Wall-clock seconds, CPU seconds (this process, plus the workers' when a client is
+    given: on a shared machine CPU time is what the load does not inflate) and the result."""
+
+    def cpu() -> float:
+        workers = 0.0 if client is None else sum(client.run(time.process_time).values())
+        return time.process_time() + workers
+
+    cpu0, start = cpu(), time.perf_counter()
     out = fn()
-    return time.perf_counter() - start, out
+    wall = time.perf_counter() - start
+    return wall, cpu() - cpu0, out
 
 
 def compare(
@@ -73,16 +85,23 @@ def compare(
     with connect(workers=workers) as client:  # the embedded cluster distance_matrix starts
         startup = time.perf_counter() - start
         distance_matrix(ckpt, z[:3], tile=args.tile, client=client)  # warm: imports, checkpoint
-        best_local, best_dask, diff = float("inf"), float("inf"), 0.0
+        best = {"local": math.inf, "dask": math.inf, "cpu_local": math.inf, "cpu_dask": math.inf}
+        diff = 0.0
         for _ in range(args.repeats):
-            t_local, ref = timed(
+            t_local, c_local, ref = timed(
                 lambda: pairwise_geodesic_distances(decoder, z, chunk_size=args.tile)
             )
-            t_dask, res = timed(lambda: distance_matrix(ckpt, z, tile=args.tile, client=client))
-            best_local, best_dask = min(best_local, t_local), min(best_dask, t_dask)
+            t_dask, c_dask, res = timed(
+                lambda: distance_matrix(ckpt, z, tile=args.tile, client=client), client
+            )
+            for key, value in zip(best, (t_local, t_dask, c_local, c_dask), strict=True):
+                best[key] = min(best[key], value)
             diff = max(diff, float((res.matrix - ref).abs().max()))
-            print(f"  W={workers}: in process {t_local:7.2f} s, dask {t_dask:7.2f} s")
-    return {"startup": startup, "local": best_local, "dask": best_dask, "diff": diff}
+            print(
+                f"  W={workers}: in process {t_local:7.2f} s ({c_local:6.2f} s CPU), "
+                f"dask {t_dask:7.2f} s ({c_dask:6.2f} s CPU, all processes)"
+            )
+    return {"startup": startup, "diff": diff, **best}
 
 
 def sparse_error(args: argparse.Namespace, ckpt: Path, z: torch.Tensor) -> None:
@@ -126,15 +145,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = save(decoder, Path(tmp) / "decoder.pt")
         rows = {w: compare(w, args, ckpt, decoder, z) for w in (1, 2)}
-        print("\nworkers  in-process [pairs/s]  dask [pairs/s]  dask/in-process time  start-up [s]"
-              "  max |diff|")  # fmt: skip
+        print(
+            "\nworkers  in-process [pairs/s]  dask [pairs/s]  time ratio  CPU ratio"
+            "  start-up [s]  max |diff|"
+        )
         for w, r in rows.items():
             print(
                 f"{w:7d}  {pairs / r['local']:21.1f}  {pairs / r['dask']:14.1f}  "
-                f"{r['dask'] / r['local']:20.3f}  {r['startup']:12.1f}  {r['diff']:.1e}"
+                f"{r['dask'] / r['local']:10.3f}  {r['cpu_dask'] / r['cpu_local']:9.3f}  "
+                f"{r['startup']:12.1f}  {r['diff']:.1e}"
             )
         print(
-            f"overhead with 1 worker: {100 * (rows[1]['dask'] / rows[1]['local'] - 1):+.1f} %; "
+            f"overhead with 1 worker: {100 * (rows[1]['dask'] / rows[1]['local'] - 1):+.1f} % "
+            f"wall-clock, {100 * (rows[1]['cpu_dask'] / rows[1]['cpu_local'] - 1):+.1f} % CPU; "
             f"speed-up with 2 workers: {rows[2]['local'] / rows[2]['dask']:.2f}x"
         )
         gen = torch.Generator().manual_seed(1)

@@ -94,7 +94,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         + [str(tiles[k]) for k in ("total", "computed", "resumed", "failed")]
     )
     print(format_table(rows))
-    print(f"statuses: {summary['status_counts']}")
+    print("statuses: " + ", ".join(f"{k} {n}" for k, n in summary["status_counts"].items()))
     print(f"\n{summary['seconds']:.0f} s; files in {out}/: distances.npy, summary.json, tiles/")
 
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             job, scheduler=args.scheduler, workers=args.workers, timeout=args.timeout,
             progress=bar,
         )  # fmt: skip
-    except (ConnectionError, ImportError) as err:
+    except (ConnectionError, ImportError, ValueError) as err:  # refused before any tile
         raise UsageError(str(err)) from None
     finally:
         bar.close()

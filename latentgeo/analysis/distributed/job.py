@@ -139,6 +139,12 @@ def run_job(
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an int >= 0, got {retries!r}")
     check_workers(workers)
+    if client is not None and scheduler is not None:
+        raise ValueError("give a client or a scheduler address, not both")
+    if workers is not None and (client is not None or scheduler is not None):
+        raise ValueError(
+            "workers sizes the embedded local cluster: leave it None with a client or a scheduler"
+        )
     done = job.finished_tiles()
     todo = [k for k in range(job.plan.num_tiles) if k not in done]
     results: dict[int, TileResult] = {}

@@ -62,7 +62,9 @@ class DistanceJob:
 
     def finished_tiles(self) -> set[int]:
         """Tiles already in the output folder."""
-        return set() if self.store is None else self.store.done()
+        if self.store is None:
+            return set()
+        return {k for k in self.store.done() if k < self.plan.num_tiles}
 
 
 def _source(model: object) -> DecoderSource:

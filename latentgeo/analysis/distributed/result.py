@@ -108,8 +108,9 @@ class DistanceMatrixResult:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary: sizes, counts per status, tiles, failed tiles, length statistics."""
-        finite = self.length[torch.isfinite(self.length)]
-        ratio = finite / self.line_length[torch.isfinite(self.length)].clamp_min(1e-300)
+        ok = torch.isfinite(self.length)
+        finite = self.length[ok]
+        ratio = finite / self.line_length[ok].clamp_min(torch.finfo(self.length.dtype).tiny)
         return {
             "shape": list(self.matrix.shape),
             "num_pairs": self.num_pairs,

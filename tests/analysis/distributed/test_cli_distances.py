@@ -92,6 +92,7 @@ def test_refusals_exit_2_with_one_line(
         ((model, bad_points), [], "not a readable .npy"),
         ((model, three_d), [], "dimension d=3"),
         ((model, points_file), unreachable, "cannot reach a Dask scheduler"),
+        ((model, points_file), [*unreachable, "--workers", "2"], "embedded local cluster"),
     ]
     for (m, p), extra, message in cases:
         args = ["distances", "--out", out, "--quiet", "--model", m, "--points", str(p), *extra]
@@ -127,3 +128,11 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
         bar.close()
         text = stream.getvalue()
         assert ("150.0 pairs/s, ETA 5 s" in text) is shown and ("3/10" in text) is shown, text
+
+
+def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["distances", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "--neighbours" in text and "resumes" in text

@@ -93,6 +93,10 @@ def test_bad_run_options(
         _refused(tmp_path, checkpoints["mlp"], points, retries=-1)
     with pytest.raises(ValueError, match="workers"):
         _refused(tmp_path, checkpoints["mlp"], points, workers=0)
+    with pytest.raises(ValueError, match="not both"):
+        _refused(tmp_path, checkpoints["mlp"], points, scheduler="tcp://127.0.0.1:9")
+    with pytest.raises(ValueError, match="embedded local cluster"):
+        _refused(tmp_path, checkpoints["mlp"], points, workers=2)
 
 
 def test_a_module_is_not_a_checkpoint(points: torch.Tensor) -> None:
