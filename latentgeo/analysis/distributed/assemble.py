@@ -13,7 +13,7 @@ from latentgeo.analysis.distributed.worker import TileResult
 from latentgeo.solvers import Status
 
 if TYPE_CHECKING:
-    from latentgeo.analysis.distributed.job import DistanceJob
+    from latentgeo.analysis.distributed.plan import DistanceJob
 
 __all__ = ["assemble"]
 
