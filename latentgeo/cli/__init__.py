@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from latentgeo.cli import demo, reproduce
+from latentgeo.cli import demo, distances, reproduce
 from latentgeo.cli.common import (
     Parser,
     UsageError,
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_options(parser)
     parser.set_defaults(print_help=parser.print_help, run=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, reproduce):
+    for command in (demo, reproduce, distances):
         command.add_parser(sub)
     return parser
 
