@@ -8,9 +8,11 @@ from typing import Any
 
 from latentgeo.cli.common import (
     add_common_options,
+    make_settings,
     parse_classes,
     positive_float,
     positive_int,
+    show_progress,
 )
 
 __all__ = ["add_parser", "run"]
@@ -150,8 +152,8 @@ def ensembles_cv_from_args(args: argparse.Namespace) -> dict[str, Any]:
         kw["pairs"] = args.pairs
     from latentgeo.experiments.ensembles_cv import CVSettings, run_ensembles_cv
 
-    s = CVSettings.quick(**kw) if args.quick else CVSettings(**kw)
-    return run_ensembles_cv(args.out, s, force=args.force, progress=not args.quiet)
+    s = make_settings(CVSettings, args.quick, **kw)
+    return run_ensembles_cv(args.out, s, force=args.force, progress=show_progress(args))
 
 
 def relative_improvement_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -163,8 +165,8 @@ def relative_improvement_from_args(args: argparse.Namespace) -> dict[str, Any]:
         kw["latent_dim"] = args.latent_dim
     from latentgeo.experiments.relative_improvement import RISettings, run_relative_improvement
 
-    s = RISettings.quick(**kw) if args.quick else RISettings(**kw)
-    return run_relative_improvement(args.out, s, force=args.force, progress=not args.quiet)
+    s = make_settings(RISettings, args.quick, **kw)
+    return run_relative_improvement(args.out, s, force=args.force, progress=show_progress(args))
 
 
 def kmeans_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,5 +178,5 @@ def kmeans_from_args(args: argparse.Namespace) -> dict[str, Any]:
         kw["points"] = args.points
     from latentgeo.experiments.kmeans import KMeansSettings, run_kmeans
 
-    s = KMeansSettings.quick(**kw) if args.quick else KMeansSettings(**kw)
-    return run_kmeans(args.out, s, force=args.force, progress=not args.quiet)
+    s = make_settings(KMeansSettings, args.quick, **kw)
+    return run_kmeans(args.out, s, force=args.force, progress=show_progress(args))

@@ -15,6 +15,14 @@ import torch
 from tqdm.auto import tqdm
 
 from latentgeo.analysis import coefficient_of_variation, paired_t_test
+from latentgeo.experiments._checks import (
+    DATA_SETS,
+    check_choice,
+    check_digits,
+    check_int,
+    check_layers,
+    check_seed,
+)
 from latentgeo.experiments.common import (
     encode_means,
     finish_run,
@@ -46,6 +54,16 @@ class CVSettings:
     refine: bool = True
     max_iter: int = 50
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice(self, "data", DATA_SETS)
+        check_digits(self, "classes")
+        check_int(self, "repeats", 2, " (a coefficient of variation needs two retrainings)")
+        check_int(self, "pairs", 2, " (the paired t-test needs two pairs)")
+        for name in ("epochs", "members", "centres", "max_iter"):
+            check_int(self, name, 1)
+        check_layers(self, "hidden")
+        check_seed(self)
 
     @classmethod
     def quick(cls, **kw: Any) -> CVSettings:

@@ -16,6 +16,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from latentgeo.analysis import f_measure, kmedoids, pairwise_geodesic_distances
+from latentgeo.experiments._checks import (
+    DATA_SETS,
+    check_choice,
+    check_int,
+    check_layers,
+    check_number,
+    check_seed,
+)
 from latentgeo.experiments.common import (
     encode_means,
     finish_run,
@@ -47,6 +55,16 @@ class KMeansSettings:
     a: float = 2.0
     refine: bool = False
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice(self, "data", DATA_SETS)
+        check_int(self, "subsets", 1)
+        check_int(self, "points", 3, " (k-means with k = 3 clusters)")
+        for name in ("epochs", "centres"):
+            check_int(self, name, 1)
+        check_number(self, "a")
+        check_layers(self, "hidden")
+        check_seed(self)
 
     @classmethod
     def quick(cls, **kw: Any) -> KMeansSettings:

@@ -13,6 +13,14 @@ from typing import Any
 import torch
 
 from latentgeo.analysis import monte_carlo_relative_improvement
+from latentgeo.experiments._checks import (
+    DATA_SETS,
+    check_choice,
+    check_int,
+    check_layers,
+    check_number,
+    check_seed,
+)
 from latentgeo.experiments.common import finish_run, load_data, train_vae
 from latentgeo.experiments.rundir import RunDir
 from latentgeo.metrics import as_metric
@@ -33,6 +41,16 @@ class RISettings:
     hidden: tuple[int, ...] = (64, 64)
     max_iter: int = 100
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice(self, "data", DATA_SETS)
+        check_int(self, "latent_dim", 1)
+        check_int(self, "pairs", 2, " (a standard error needs two pairs)")
+        check_number(self, "step")
+        for name in ("epochs", "max_iter"):
+            check_int(self, name, 1)
+        check_layers(self, "hidden")
+        check_seed(self)
 
     @classmethod
     def quick(cls, **kw: Any) -> RISettings:

@@ -23,6 +23,7 @@ from latentgeo.metrics.measures import (
     volume_element,
 )
 from latentgeo.metrics.pullback import PullbackMetric
+from latentgeo.metrics.report import MetricCheck
 from latentgeo.metrics.rhvae import RHVAEMetric
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "FeatureMetric",
     "MeanMetric",
     "Metric",
+    "MetricCheck",
     "MetricLike",
     "PullbackMetric",
     "RHVAEMetric",

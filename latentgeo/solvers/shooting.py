@@ -190,14 +190,16 @@ def _shooting(
 ) -> GeodesicResult:
     """``connecting_geodesic(..., method="shooting")``: the log map, then the geodesic through it.
 
-    Options are those of :func:`log_map`, plus ``num_points`` (``≥ 2``), the
-    knots of the returned :class:`~latentgeo.solvers.HermiteCurve` (the
-    exponential map at equally spaced times, to the same tolerance). A pair
+    Options are those of :func:`log_map`, plus ``num_points``. A pair
     converges when its log map did. ``length`` and ``energy`` are
     :func:`~latentgeo.curves.curve_length`'s default quadrature of that curve;
     ``info["log_length"]`` is ``‖v‖_{G(z0)}``, the same length from the initial
     velocity. Failed pairs keep their best shot, or the straight line if even
     that was not finite.
+
+    Args:
+        num_points: knots of the returned :class:`~latentgeo.solvers.HermiteCurve`,
+            ``≥ 2`` (the exponential map at equally spaced times, to the same tolerance).
     """
     check_int(num_points, "num_points", minimum=2)
     _check_options(rtol, atol, max_iter, max_steps, init_options)
