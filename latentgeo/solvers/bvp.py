@@ -100,7 +100,8 @@ def _bvp(
 
     Returns:
         A :class:`GeodesicResult`; per pair, ``status`` is ``converged``,
-        ``failed`` (scipy's reason in ``message``) or ``nonfinite``, and
+        ``failed`` (scipy's reason in ``message``), ``nonfinite`` or
+        ``invalid_metric`` (a negative or non-finite squared norm on the curve), and
         ``iterations`` scipy's iteration count.
     """
     if unused:
@@ -173,6 +174,9 @@ def _bvp(
     curve = HermiteCurve(torch.as_tensor(knots, dtype=z0.dtype, device=z0.device), pos_t, vel_t)
     with torch.no_grad():
         length, energy = length_and_energy(metric, curve)
+    for p, bad in enumerate(torch.isnan(length).tolist()):  # a negative or non-finite |γ̇|²_G
+        if bad:
+            status[p], converged[p] = Status.combine(status[p], Status.INVALID_METRIC), False
     return GeodesicResult(
         curve=curve,
         length=length,

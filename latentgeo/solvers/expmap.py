@@ -33,6 +33,7 @@ from latentgeo.solvers.status import (
     raise_if_failed,
     statuses_from_codes,
 )
+from latentgeo.solvers.validity import INVALID, invalid_along
 
 __all__ = [
     "ExpMapResult",
@@ -68,7 +69,9 @@ class ExpMapResult:
         converged: whether each pair's estimated error is within the tolerance, ``(B,)`` bool.
         status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
             ``integration_error`` (the end was reached, the estimated error is
-            above the tolerance), ``max_steps``, ``nonfinite`` or ``step_underflow``.
+            above the tolerance), ``invalid_metric`` (a negative or non-finite
+            squared norm ``γ̇ᵀ G γ̇`` at an output time), ``max_steps``,
+            ``nonfinite`` or ``step_underflow``.
         steps: accepted integration steps per pair (the last integration), ``(B,)``.
         times: the output times ``(T,)`` from 0 to ``t``.
         path: ``γ`` at those times, ``(B, T, d)``.
@@ -361,7 +364,9 @@ def exp_map_result(
             num_points=num_points,
         )
     vel = out.vel / t if t != 0.0 else v2[:, None].expand_as(out.vel)
-    status = statuses_from_codes(out.codes)
+    # a negative or non-finite squared norm on the path: no geodesic of a metric
+    invalid = invalid_along(metric, out.pos.detach(), out.vel.detach())
+    status = statuses_from_codes(torch.where(invalid, INVALID, out.codes))
     ok = converged_mask(status, device=z2.device)
     reached = torch.isfinite(out.pos[:, -1]).all(-1, keepdim=True)
     info = ExpMapResult(

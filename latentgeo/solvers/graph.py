@@ -35,10 +35,15 @@ from latentgeo.metrics.jacobians import chunks
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, converged_mask
+from latentgeo.solvers.validity import invalid_squared_norms
 
 __all__ = ["knn_graph", "segment_lengths"]
 
 UNREACHABLE = "the end points lie in different connected components of the k-NN graph"
+BLOCKED = (
+    "the end points are joined in the k-NN graph only through edges that meet a negative "
+    "or non-finite squared norm (the metric is invalid there)"
+)
 
 
 def segment_lengths(
@@ -48,6 +53,8 @@ def segment_lengths(
 
     Gauss–Legendre quadrature of ``‖b − a‖_{G(a + s (b − a))}`` over ``s ∈ [0, 1]``
     with ``nodes`` points, in chunks of at most ``chunk_size`` metric evaluations.
+    NaN for a segment that meets a negative or non-finite squared norm
+    (:func:`~latentgeo.solvers.validity.invalid_squared_norms`): it has no length.
 
     Args:
         metric: the metric.
@@ -70,8 +77,9 @@ def segment_lengths(
     for sl in chunks(a.shape[0], per):
         aa, dd = a[sl], b[sl] - a[sl]
         pos = aa[:, None] + s[None, :, None] * dd[:, None]
-        sq = metric._squared_norm(pos, dd[:, None].expand_as(pos)).clamp_min(0.0)
-        out.append((sq.sqrt() * ws).sum(-1))
+        sq = metric._squared_norm(pos, dd[:, None].expand_as(pos))
+        length = (sq.clamp_min(0.0).sqrt() * ws).sum(-1)
+        out.append(torch.where(invalid_squared_norms(sq), torch.nan, length))
     return torch.cat(out) if out else a.new_zeros(0)
 
 
@@ -99,6 +107,16 @@ def knn_graph(nodes: Tensor, k: int, *, chunk_size: int = 4096) -> tuple[Tensor,
     lo, hi = torch.minimum(i[keep], j[keep]), torch.maximum(i[keep], j[keep])
     key = torch.unique(lo * n + hi)
     return key // n, key % n
+
+
+def _blocked_by_metric(
+    i: np.ndarray, j: np.ndarray, m: int, labels: np.ndarray, src: np.ndarray, dst: np.ndarray
+) -> np.ndarray:
+    """Which pairs ``(src, dst)`` apart in the graph of valid edges (component ``labels``)
+    would be joined by all the k-NN edges ``(i, j)``, invalid ones included, ``(B,)`` bool."""
+    every = coo_matrix((np.ones(i.shape[0]), (i, j)), shape=(m, m)).tocsr()
+    whole = connected_components(every, directed=False)[1]
+    return (labels[src] != labels[dst]) & (whole[src] == whole[dst])
 
 
 def _path(pred: np.ndarray, source: int, target: int) -> list[int]:
@@ -157,7 +175,10 @@ def _graph(
         indices into ``cat([points, z0, z1])``) and ``components``. Pairs
         whose end points are not connected have status ``unreachable`` (the
         reason in ``message``), ``converged = False``, and the energy solver's
-        straight-line result.
+        straight-line result; ``invalid_metric`` where they would be connected
+        but for edges whose squared norms are negative or not finite (such
+        edges are left out of the graph), or where the refined curve meets
+        such a squared norm.
     """
     if points is None:
         raise ValueError(
@@ -230,12 +251,21 @@ def _graph(
     result.method = "graph"
     if not refine:  # no solver ran: the fitted graph path is an initialisation, not a geodesic
         finite = torch.isfinite(result.length).tolist()
-        result.status = [Status.NOT_SOLVED if f else Status.NON_FINITE for f in finite]
+        result.status = [
+            s if s is Status.INVALID_METRIC else Status.NOT_SOLVED if f else Status.NON_FINITE
+            for s, f in zip(result.status, finite, strict=True)
+        ]
+    # apart only because the edges between them meet a negative or non-finite squared norm
+    blocked = _blocked_by_metric(i.cpu().numpy(), j.cpu().numpy(), m, labels, src, dst)
+    why = [Status.INVALID_METRIC if bl else Status.UNREACHABLE for bl in blocked]
     result.status = [
-        s if r else Status.combine(s, Status.UNREACHABLE)
-        for r, s in zip(reachable, result.status, strict=True)
+        s if r else Status.combine(s, w)
+        for r, s, w in zip(reachable, result.status, why, strict=True)
     ]
-    result.message = ["" if r else UNREACHABLE for r in reachable]
+    result.message = [
+        "" if r else BLOCKED if bl else UNREACHABLE
+        for r, bl in zip(reachable, blocked, strict=True)
+    ]
     result.converged = converged_mask(result.status, device=z0.device)
     result.info.update({"graph_length": graph_length, "paths": paths, "components": n_comp})
     return result

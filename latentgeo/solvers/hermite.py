@@ -18,6 +18,7 @@ from latentgeo.curves.length import (
     speeds_squared,
 )
 from latentgeo.metrics import Metric
+from latentgeo.solvers.validity import invalid_squared_norms
 
 __all__ = ["HermiteCurve", "length_and_energy"]
 
@@ -112,9 +113,15 @@ def length_and_energy(metric: Metric, curve: Curve) -> tuple[Tensor, Tensor]:
     :func:`~latentgeo.curves.curve_energy` at their defaults (Gauss–Legendre
     nodes span by span between the curve's breakpoints), in one metric call,
     so a solver's reported length is the one ``curve_length`` gives its curve.
+    Both are NaN for a curve that meets a negative or non-finite squared norm
+    at a finite point (:func:`~latentgeo.solvers.validity.invalid_squared_norms`):
+    the solver then reports ``invalid_metric``.
     """
     t, w = gauss_legendre_times(curve.breakpoints(), nodes=DEFAULT_NODES, num_points=DEFAULT_POINTS)
     pos, vel = curve._evaluate(t, derivative=True)
     assert vel is not None
     sq = speeds_squared(metric, pos, vel)
-    return (w * sq.clamp_min(0.0).sqrt()).sum(-1), (w * sq).sum(-1)
+    finite = torch.isfinite(pos).all(-1) & torch.isfinite(vel).all(-1)
+    invalid = invalid_squared_norms(sq, finite)
+    length = torch.where(invalid, torch.nan, (w * sq.clamp_min(0.0).sqrt()).sum(-1))
+    return length, torch.where(invalid, torch.nan, (w * sq).sum(-1))

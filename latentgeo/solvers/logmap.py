@@ -23,7 +23,8 @@
 A pair that cannot meet the tolerance keeps its best iterate and says why:
 ``max_iter``, ``integration_error`` (the Newton part converged, the
 integrator's error could not be brought under the tolerance),
-``line_search_failed`` or the integrator's ``nonfinite``/``max_steps``/``step_underflow``.
+``line_search_failed`` or the integrator's ``nonfinite``/``max_steps``/``step_underflow``;
+``invalid_metric`` where ``vᵀ G(z0) v`` of the answer is negative or not finite.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from latentgeo.solvers.status import (
     raise_if_failed,
     statuses_from_codes,
 )
+from latentgeo.solvers.validity import INVALID, invalid_squared_norms
 
 __all__ = ["LogMapResult", "solve_log"]
 
@@ -71,11 +73,12 @@ class LogMapResult:
         velocity: the velocity found, ``(B, d)`` (the best iterate for failed pairs).
         residual: ``‖exp_{z0}(v) − z1‖`` at the last exponential map computed
             (the returned velocity adds one more Newton correction), ``(B,)``.
-        length: its Riemannian norm ``‖v‖_{G(z0)}``, the geodesic's length, ``(B,)``.
+        length: its Riemannian norm ``‖v‖_{G(z0)}``, the geodesic's length, ``(B,)``
+            (NaN where ``vᵀ G(z0) v`` is negative or not finite: ``invalid_metric``).
         converged: ``error ≤ atol + rtol·‖velocity‖``, ``(B,)`` bool.
         status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
             ``max_iter``, ``integration_error``, ``line_search_failed``,
-            ``nonfinite``, ``max_steps`` or ``step_underflow``.
+            ``invalid_metric``, ``nonfinite``, ``max_steps`` or ``step_underflow``.
         iterations: exponential maps computed per pair, ``(B,)``.
         error: estimated ``‖velocity − log_{z0}(z1)‖``, ``(B,)`` (``inf`` when unknown).
     """
@@ -321,11 +324,15 @@ class _LogSolver:
 
     def result(self) -> LogMapResult:
         st = self.st
-        status = statuses_from_codes(st.codes)
-        converged = converged_mask(status, device=self.z0.device)
         # v + δ wherever its error could be estimated, else the last accepted iterate
         velocity = torch.where(torch.isfinite(st.error)[:, None], st.answer, st.v)
-        length = self.metric._squared_norm(self.z0, velocity).clamp_min(0.0).sqrt()
+        sq = self.metric._squared_norm(self.z0, velocity)
+        # ‖γ̇‖²_G is constant along a geodesic: its sign at z0 is its sign everywhere
+        invalid = invalid_squared_norms(sq[:, None], torch.isfinite(velocity).all(-1, True))
+        st.codes = torch.where(invalid, INVALID, st.codes)
+        status = statuses_from_codes(st.codes)
+        converged = converged_mask(status, device=self.z0.device)
+        length = torch.where(invalid, torch.nan, sq.clamp_min(0.0).sqrt())
         residual = torch.where(torch.isfinite(st.e), st.r.norm(dim=-1), torch.inf)
         return LogMapResult(velocity, residual, length, converged, status, st.shots, st.error)
 

@@ -21,6 +21,7 @@ from latentgeo.metrics import Metric
 from latentgeo.solvers.energy.problem import CurvePoints, pair_chunks
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, code, statuses_from_codes
+from latentgeo.solvers.validity import invalid_squared_norms
 
 __all__ = [
     "REPORT_NODES",
@@ -47,6 +48,7 @@ class Report:
     length: Tensor  # (A,)
     speed: Tensor  # |γ̇|_G at the quadrature times (A, M · q), detached
     node_speed: Tensor  # |γ̇|_G at u (A, M + 1), detached
+    invalid: Tensor  # a negative or non-finite γ̇ᵀ G γ̇ at a finite point (A,) bool
 
     def rows(self, idx: Tensor) -> Report:
         return Report(*(v[idx] for v in vars(self).values()))
@@ -64,11 +66,12 @@ class Finished:
 
 def _quadrature(
     metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor, t: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``(γ̇ᵀ G γ̇, |γ̇|_G)`` at times ``t`` ``(A, T)`` of the curves ``idx``, with the end
-    points replaced by ``z0``, ``z1`` ``(A, d)`` (so gradients reach them), in chunks."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(γ̇ᵀ G γ̇, |γ̇|_G, invalid)`` at times ``t`` ``(A, T)`` of the curves ``idx``, with
+    the end points replaced by ``z0``, ``z1`` ``(A, d)`` (so gradients reach them), in
+    chunks; ``invalid`` ``(A,)``: :func:`~latentgeo.solvers.validity.invalid_squared_norms`."""
     params = {f"curve.{n}": p.detach() for n, p in curve.named_parameters()}
-    sqs = []
+    sqs, finite = [], []
     for sl in pair_chunks(idx.numel(), t.shape[1]):
         rows = idx[sl]
         state = {k: v[rows] for k, v in params.items()}
@@ -77,8 +80,9 @@ def _quadrature(
         pos, vel = functional_call(CurvePoints(curve), state, (t[sl], True))
         assert vel is not None
         sqs.append(speeds_squared(metric, pos, vel))
+        finite.append(torch.isfinite(pos).all(-1) & torch.isfinite(vel).all(-1))
     sq = torch.cat(sqs)
-    return sq, sq.clamp_min(0.0).sqrt()
+    return sq, sq.clamp_min(0.0).sqrt(), invalid_squared_norms(sq, torch.cat(finite))
 
 
 def quadrature_energy(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
@@ -97,7 +101,7 @@ def report(metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor) ->
     u, t, w = (
         v[idx] for v in arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
     )
-    sq, speed = _quadrature(metric, curve, idx, z0, z1, torch.cat([t, u], 1))
+    sq, speed, invalid = _quadrature(metric, curve, idx, z0, z1, torch.cat([t, u], 1))
     n = t.shape[1]
     return Report(
         u=u,
@@ -106,6 +110,7 @@ def report(metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor) ->
         length=(w * speed[:, :n]).sum(-1),
         speed=speed[:, :n].detach(),
         node_speed=speed[:, n:].detach(),
+        invalid=invalid,
     )
 
 
@@ -125,10 +130,12 @@ def assemble_result(
     Each group's curves stop tracking gradients; lengths and energies are the
     reported quadrature on them (deterministic, differentiable in ``z0``,
     ``z1`` ``(B, d)``). ``status`` ``(B,)`` holds status codes; a pair whose
-    length is not finite is not converged.
+    length is not finite is not converged, and a pair whose curve meets a
+    negative or non-finite squared norm has status ``invalid_metric`` and NaN
+    length and energy.
     """
     parts: list[Curve] = []
-    lengths, energies = [], []
+    lengths, energies, invalids = [], [], []
     for group in finished:
         curve = group.curve
         curve.requires_grad_(False)  # the result is a fixed curve: it tracks no gradients
@@ -138,6 +145,7 @@ def assemble_result(
             rep = report(metric, curve, every, z0[group.pairs], z1[group.pairs])
         energies.append(rep.energy)
         lengths.append(rep.length)
+        invalids.append(rep.invalid)
         if reparametrize:
             curve = reparametrize_by_speeds(curve, rep.u, rep.w, rep.speed, rep.node_speed)
         parts.append(curve)
@@ -146,6 +154,11 @@ def assemble_result(
     length, energy = torch.cat(lengths)[inverse], torch.cat(energies)[inverse]
     converged = status == code(Status.CONVERGED)
     status[~torch.isfinite(length) & converged] = code(Status.NON_FINITE)
+    # a negative or non-finite squared norm on the curve: no length, whatever the optimiser said
+    invalid = torch.cat(invalids)[inverse]
+    status[invalid] = code(Status.INVALID_METRIC)
+    length = torch.where(invalid, torch.nan, length)
+    energy = torch.where(invalid, torch.nan, energy)
     index = [group.pairs for group in finished]
     return GeodesicResult(
         curve=parts[0] if len(parts) == 1 else CurveStack(parts, index),
