@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.metrics import MetricLike, as_metric
 from latentgeo.solvers import GeodesicResult, connecting_geodesic
@@ -48,14 +49,13 @@ def iter_geodesics(
     Yields:
         ``(rows, result)``: the slice of pairs solved and their :class:`GeodesicResult`.
     """
+    check_optional_int(chunk_size, "chunk_size")
     metric = as_metric(metric_or_decoder)
     z_a = check_points(z_a, "z_a", dim=metric.latent_dim)
     z_b = check_points(z_b, "z_b", dim=metric.latent_dim)
     if z_a.ndim != 2:
         raise ValueError(f"z_a must have shape (P, d), got {tuple(z_a.shape)}")
     check_same_shape(z_a, z_b, "z_a", "z_b")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size}")
     total = z_a.shape[0]
     step = total if chunk_size is None else chunk_size
     with tqdm(total=total, desc=desc, unit="pair", disable=not progress, leave=False) as bar:
@@ -99,6 +99,7 @@ def geodesic_distances(
         >>> d.round(decimals=3)
         tensor([2., 1.])
     """
+    check_optional_int(chunk_size, "chunk_size")
     parts = [
         res.length.detach()
         for _, res in iter_geodesics(
@@ -147,6 +148,7 @@ def pairwise_geodesic_distances(
                 [3., 0., 5.],
                 [4., 5., 0.]])
     """
+    check_optional_int(chunk_size, "chunk_size")
     metric = as_metric(metric_or_decoder)
     z = check_points(z, "z", dim=metric.latent_dim)
     if z.ndim != 2:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_int, check_number, check_optional_int
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.analysis.distances import iter_geodesics
 from latentgeo.metrics import MetricLike, as_metric, principal_directions
@@ -50,6 +51,7 @@ def straight_line_length(
         >>> straight_line_length(LinearMap(3 * torch.eye(2)), torch.zeros(1, 2), torch.ones(1, 2))
         tensor([4.2426])
     """
+    check_int(num_points, "num_points", minimum=2)
     metric = as_metric(metric_or_decoder)
     z0 = check_points(z0, "z0", dim=metric.latent_dim)
     z1 = check_points(z1, "z1", dim=metric.latent_dim)
@@ -127,6 +129,8 @@ def relative_improvement(
     Returns:
         An :class:`ImprovementResult`.
     """
+    check_int(num_points, "num_points", minimum=2)
+    check_optional_int(chunk_size, "chunk_size")
     metric = as_metric(metric_or_decoder)
     line = straight_line_length(metric, z0, z1, num_points=num_points)
     geo = torch.empty_like(line)
@@ -175,12 +179,13 @@ def michelis_pairs(
         >>> (z1 - z0)[:, 0].abs().max().item(), (z1 - z0)[:, 1].abs().tolist()
         (0.0, [1.0, 1.0, 1.0])
     """
+    check_int(num_pairs, "num_pairs")
+    check_optional_int(latent_dim, "latent_dim")
+    check_number(step_size, "step_size")
     metric = as_metric(metric_or_decoder)
     d = latent_dim if latent_dim is not None else metric.latent_dim
     if d is None:
         raise ValueError("latent_dim is needed: the metric does not know its latent dimension")
-    if num_pairs < 1:
-        raise ValueError(f"num_pairs must be >= 1, got {num_pairs}")
     z0 = torch.randn(num_pairs, d, generator=generator, dtype=dtype, device=device)
     _, vecs = principal_directions(metric, z0)
     v = vecs[..., 0].detach()  # top eigenvector, (B, d)
@@ -212,6 +217,8 @@ def monte_carlo_relative_improvement(
     Returns:
         An :class:`ImprovementResult`.
     """
+    check_int(num_points, "num_points", minimum=2)
+    check_optional_int(chunk_size, "chunk_size")
     z0, z1 = michelis_pairs(
         metric_or_decoder,
         num_pairs,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_int, check_optional_int
 from latentgeo.analysis.distances import pairwise_geodesic_distances
 from latentgeo.metrics import MetricLike
 
@@ -42,6 +43,12 @@ class KMeansResult:
     cost: float
     iterations: int
     distances: Tensor
+
+
+def _check_counts(k: object, num_restarts: object, max_iter: object) -> None:
+    check_int(k, "k")
+    check_int(num_restarts, "num_restarts")
+    check_int(max_iter, "max_iter")
 
 
 def _plus_plus_init(dist: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
@@ -84,6 +91,7 @@ def kmedoids(
         >>> res.labels[0] == res.labels[2], res.labels[0] != res.labels[3]
         (tensor(True), tensor(True))
     """
+    _check_counts(k, num_restarts, max_iter)
     if distances.ndim != 2 or distances.shape[0] != distances.shape[1]:
         raise ValueError(f"distances must have shape (N, N), got {tuple(distances.shape)}")
     n = distances.shape[0]
@@ -148,6 +156,8 @@ def geodesic_kmeans(
     Returns:
         A :class:`KMeansResult` whose ``distances`` are the geodesic distances.
     """
+    _check_counts(k, num_restarts, max_iter)
+    check_optional_int(chunk_size, "chunk_size")
     dist = pairwise_geodesic_distances(
         metric_or_decoder,
         z,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_int, check_number
 from latentgeo._validation import check_points
 from latentgeo.metrics import MetricLike, as_metric
 
@@ -36,6 +37,7 @@ def metric_inverse_sqrt(g: Tensor, *, eps: float = 1e-12) -> Tensor:
         tensor([[0.5000, 0.0000],
                 [0.0000, 2.0000]])
     """
+    check_number(eps, "eps", positive=False)
     vals, vecs = torch.linalg.eigh(0.5 * (g + g.mT))
     floor = eps * vals.amax(-1, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
     scale = vals.clamp_min(0.0).maximum(floor).rsqrt()
@@ -74,10 +76,9 @@ def riemannian_random_walk(
     z = check_points(z0, "z0")
     if z.ndim != 2:
         raise ValueError(f"z0 must have shape (W, d), got {tuple(z.shape)}")
-    if num_steps < 0:
-        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
-    if not step_size > 0:
-        raise ValueError(f"step_size must be positive, got {step_size}")
+    check_int(num_steps, "num_steps", minimum=0)
+    check_number(step_size, "step_size")
+    check_number(eps, "eps", positive=False)
     metric = as_metric(metric_or_decoder)
     scale = float(step_size) ** 0.5
     path = [z.detach()]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_int, check_number, check_optional_number
+
 __all__ = ["nearest_neighbour_spacing", "off_data_fraction"]
 
 
@@ -22,6 +24,7 @@ def nearest_neighbour_spacing(codes: Tensor, *, chunk_size: int = 4096) -> float
         >>> nearest_neighbour_spacing(torch.tensor([[0.0], [1.0], [3.0]]))
         1.0
     """
+    check_int(chunk_size, "chunk_size")
     if codes.ndim != 2 or codes.shape[0] < 2:
         raise ValueError(f"codes must have shape (N, d) with N >= 2, got {tuple(codes.shape)}")
     c = codes.detach()
@@ -60,6 +63,9 @@ def off_data_fraction(
         >>> off_data_fraction(line, codes)
         tensor([0.5000])
     """
+    check_number(factor, "factor")
+    check_optional_number(spacing, "spacing")
+    check_int(chunk_size, "chunk_size")
     if points.shape[-1] != codes.shape[-1]:
         raise ValueError(
             f"points (..., {points.shape[-1]}) and codes (N, {codes.shape[-1]}) differ in d"

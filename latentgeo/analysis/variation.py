@@ -16,6 +16,8 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from latentgeo._options import check_int
+
 __all__ = ["PairedTTest", "coefficient_of_variation", "paired_t_test"]
 
 
@@ -44,6 +46,7 @@ def coefficient_of_variation(distances: Tensor | np.ndarray, *, ddof: int = 1) -
         >>> coefficient_of_variation(np.array([[1.0, 10.0], [3.0, 10.0]]))
         array([0.70710678, 0.        ])
     """
+    check_int(ddof, "ddof", minimum=0)
     arr = _as_numpy(distances, "distances")
     if arr.ndim != 2:
         raise ValueError(f"distances must have shape (R, P), got {arr.shape}")

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_int
 from latentgeo.curves.base import Curve
 from latentgeo.curves.length import gauss_legendre_times, speeds_squared
 from latentgeo.metrics import MetricLike, as_metric
@@ -171,6 +172,8 @@ def constant_speed(
         >>> bool((speed / speed.mean() - 1).abs().max() < 1e-4)
         True
     """
+    check_int(min_pieces, "min_pieces")
+    check_int(nodes, "nodes")
     metric = as_metric(metric_or_decoder)
     u, t, w = arc_length_nodes(curve, min_pieces=min_pieces, nodes=nodes)
     pos, vel = curve._evaluate(t, derivative=True)

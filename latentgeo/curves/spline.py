@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from latentgeo._options import check_number
 from latentgeo.curves.base import Curve, check_times
 
 __all__ = ["CubicSpline", "gather_rows"]
@@ -307,8 +308,9 @@ class CubicSpline(Curve):
             t: times, shape ``(T,)`` or ``(B, T)``.
             points: targets, shape ``(B, T, d)``.
             ridge: relative Tikhonov regularisation (keeps unobserved control
-                points finite).
+                points finite), ``>= 0``.
         """
+        check_number(ridge, "ridge", positive=False)
         a = self.basis_matrix(t)
         if points.shape != (*a.shape[:2], self.dim):
             raise ValueError(

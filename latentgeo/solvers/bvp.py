@@ -23,6 +23,7 @@ from torch.func import jvp
 
 from latentgeo.curves import Curve
 from latentgeo.metrics import Metric
+from latentgeo.solvers._checks import check_int, check_number, check_optional_number
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
 from latentgeo.solvers.ode import _acceleration
@@ -89,14 +90,14 @@ def _bvp(
         metric: the metric.
         z0: start points ``(B, d)``.
         z1: end points ``(B, d)``.
-        num_nodes: nodes of the initial mesh.
-        tol: ``solve_bvp``'s relative tolerance on the collocation residuals.
-        bc_tol: its tolerance on the boundary conditions (default ``tol``).
-        max_nodes: most mesh nodes per pair before giving up.
+        num_nodes: nodes of the initial mesh, ``>= 2``.
+        tol: ``solve_bvp``'s relative tolerance on the collocation residuals, ``> 0``.
+        bc_tol: its tolerance on the boundary conditions, ``> 0`` (default ``tol``).
+        max_nodes: most mesh nodes per pair before giving up, ``>= 2``.
         init: an initial curve (e.g. an energy solver's or the graph method's
             result) instead of the straight line.
         num_knots: knots of the returned :class:`HermiteCurve` (the solution's
-            positions and velocities, sampled uniformly in ``t``).
+            positions and velocities, sampled uniformly in ``t``), ``>= 2``.
 
     Returns:
         A :class:`GeodesicResult`; per pair, ``status`` is ``converged``,
@@ -106,8 +107,11 @@ def _bvp(
     """
     if unused:
         raise TypeError(f"method='bvp' got unexpected options {sorted(unused)}")
-    if num_nodes < 2 or num_knots < 2:
-        raise ValueError("num_nodes and num_knots must be at least 2")
+    check_int(num_nodes, "num_nodes", minimum=2)
+    check_number(tol, "tol")
+    check_optional_number(bc_tol, "bc_tol")
+    check_int(max_nodes, "max_nodes", minimum=2)
+    check_int(num_knots, "num_knots", minimum=2)
     b, d = z0.shape
     z0d, z1d = z0.detach(), z1.detach()
     x = np.linspace(0.0, 1.0, num_nodes)

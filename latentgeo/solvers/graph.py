@@ -32,6 +32,7 @@ from latentgeo._validation import check_points
 from latentgeo.curves import CubicSpline
 from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import chunks
+from latentgeo.solvers._checks import check_int
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, converged_mask
@@ -161,10 +162,10 @@ def _graph(
         z1: end points ``(B, d)``.
         points: latent points ``(N, d)`` the graph is built on (required), e.g.
             the encoded training data; same dtype and device as ``z0``.
-        k: neighbours per point.
-        segment_nodes: Gauss–Legendre points per edge for its Riemannian length.
-        num_knots: interior knots of the spline fitted to each graph path.
-        samples: points per graph path used for that fit.
+        k: neighbours per point, ``>= 1``.
+        segment_nodes: Gauss–Legendre points per edge for its Riemannian length, ``>= 1``.
+        num_knots: interior knots of the spline fitted to each graph path, ``>= 0``.
+        samples: points per graph path used for that fit, ``>= 2``.
         refine: refine the spline with the energy solver (``False``: report the
             fitted spline as it is, with status ``not_solved``: no tolerance was checked).
         **energy_options: passed to :func:`~latentgeo.solvers.energy.minimize_energy`.
@@ -193,8 +194,10 @@ def _graph(
             f"points must have the dtype and device of z0 ({z0.dtype}, {z0.device}), got "
             f"{points.dtype} on {points.device}"
         )
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_int(k, "k")
+    check_int(segment_nodes, "segment_nodes")
+    check_int(num_knots, "num_knots", minimum=0)
+    check_int(samples, "samples", minimum=2)
     b, n = z0.shape[0], points.shape[0]
     nodes = torch.cat([points.detach(), z0.detach(), z1.detach()])
     m = nodes.shape[0]

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from latentgeo._options import check_int, check_number, check_optional_int
 from latentgeo.analysis.distributed.assemble import assemble
 from latentgeo.analysis.distributed.cluster import check_workers, connect
 from latentgeo.analysis.distributed.plan import DistanceJob, ModelRef, Points, plan_job
@@ -111,6 +112,11 @@ def distance_matrix(
         ConnectionError: no scheduler at ``scheduler`` within ``timeout``.
         ImportError: Dask is not installed.
     """
+    check_optional_int(workers, "workers")
+    check_optional_int(neighbours, "neighbours")
+    check_optional_int(threads, "threads")
+    check_int(retries, "retries", minimum=0)
+    check_number(timeout, "timeout")
     job = plan_job(
         model, z, z_b, tile=tile, out=out, neighbours=neighbours, method=method,
         solver_options=solver_options, dtype=dtype, device=device, threads=threads,
