@@ -28,7 +28,8 @@ from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
 from latentgeo.solvers.ode import _acceleration
 from latentgeo.solvers.result import GeodesicResult
-from latentgeo.solvers.status import Status
+from latentgeo.solvers.status import Status, converged_mask
+from latentgeo.solvers.validity import mark_invalid
 
 __all__: list[str] = []
 
@@ -70,6 +71,16 @@ class _System:
         return jac
 
 
+def _check_options(
+    num_nodes: object, tol: object, bc_tol: object, max_nodes: object, num_knots: object
+) -> None:
+    check_int(num_nodes, "num_nodes", minimum=2)
+    check_number(tol, "tol")
+    check_optional_number(bc_tol, "bc_tol")
+    check_int(max_nodes, "max_nodes", minimum=2)
+    check_int(num_knots, "num_knots", minimum=2)
+
+
 @register_method("bvp")
 def _bvp(
     metric: Metric,
@@ -107,11 +118,7 @@ def _bvp(
     """
     if unused:
         raise TypeError(f"method='bvp' got unexpected options {sorted(unused)}")
-    check_int(num_nodes, "num_nodes", minimum=2)
-    check_number(tol, "tol")
-    check_optional_number(bc_tol, "bc_tol")
-    check_int(max_nodes, "max_nodes", minimum=2)
-    check_int(num_knots, "num_knots", minimum=2)
+    _check_options(num_nodes, tol, bc_tol, max_nodes, num_knots)
     b, d = z0.shape
     z0d, z1d = z0.detach(), z1.detach()
     x = np.linspace(0.0, 1.0, num_nodes)
@@ -128,7 +135,7 @@ def _bvp(
     knots = np.linspace(0.0, 1.0, num_knots)
     pos = np.zeros((b, num_knots, d))
     vel = np.zeros((b, num_knots, d))
-    converged, status, messages, iterations = [], [], [], []
+    status, messages, iterations = [], [], []
     for p in range(b):
 
         def bc(ya: np.ndarray, yb: np.ndarray, p: int = p) -> np.ndarray:
@@ -167,7 +174,6 @@ def _bvp(
             vel[p] = b_np[p] - a_np[p]
         else:
             pos[p], vel[p] = ys[:d].T, ys[d:].T
-        converged.append(ok)
         status.append(code)
         messages.append(msg)
         iterations.append(iters)
@@ -178,14 +184,12 @@ def _bvp(
     curve = HermiteCurve(torch.as_tensor(knots, dtype=z0.dtype, device=z0.device), pos_t, vel_t)
     with torch.no_grad():
         length, energy = length_and_energy(metric, curve)
-    for p, bad in enumerate(torch.isnan(length).tolist()):  # a negative or non-finite |γ̇|²_G
-        if bad:
-            status[p], converged[p] = Status.combine(status[p], Status.INVALID_METRIC), False
+    status = mark_invalid(status, torch.isnan(length))  # a negative or non-finite |γ̇|²_G
     return GeodesicResult(
         curve=curve,
         length=length,
         energy=energy,
-        converged=torch.tensor(converged, device=z0.device),
+        converged=converged_mask(status, device=z0.device),
         iterations=torch.tensor(iterations, device=z0.device),
         status=status,
         method="bvp",

@@ -120,6 +120,28 @@ def _blocked_by_metric(
     return (labels[src] != labels[dst]) & (whole[src] == whole[dst])
 
 
+def _set_statuses(
+    result: GeodesicResult, refine: bool, reachable: np.ndarray, blocked: np.ndarray
+) -> None:
+    """The graph's verdicts on top of the energy solver's statuses, in place."""
+    if not refine:  # no solver ran: the fitted graph path is an initialisation, not a geodesic
+        finite = torch.isfinite(result.length).tolist()
+        result.status = [
+            s if s is Status.INVALID_METRIC else Status.NOT_SOLVED if f else Status.NON_FINITE
+            for s, f in zip(result.status, finite, strict=True)
+        ]
+    why = [Status.INVALID_METRIC if bl else Status.UNREACHABLE for bl in blocked]
+    result.status = [
+        s if r else Status.combine(s, w)
+        for r, s, w in zip(reachable, result.status, why, strict=True)
+    ]
+    result.message = [
+        "" if r else BLOCKED if bl else UNREACHABLE
+        for r, bl in zip(reachable, blocked, strict=True)
+    ]
+    result.converged = converged_mask(result.status, device=result.length.device)
+
+
 def _path(pred: np.ndarray, source: int, target: int) -> list[int]:
     out = [target]
     while out[-1] != source:
@@ -252,23 +274,8 @@ def _graph(
         options.setdefault("refine", False)
     result = minimize_energy(metric, curve, z0=z0, z1=z1, **options)
     result.method = "graph"
-    if not refine:  # no solver ran: the fitted graph path is an initialisation, not a geodesic
-        finite = torch.isfinite(result.length).tolist()
-        result.status = [
-            s if s is Status.INVALID_METRIC else Status.NOT_SOLVED if f else Status.NON_FINITE
-            for s, f in zip(result.status, finite, strict=True)
-        ]
     # apart only because the edges between them meet a negative or non-finite squared norm
     blocked = _blocked_by_metric(i.cpu().numpy(), j.cpu().numpy(), m, labels, src, dst)
-    why = [Status.INVALID_METRIC if bl else Status.UNREACHABLE for bl in blocked]
-    result.status = [
-        s if r else Status.combine(s, w)
-        for r, s, w in zip(reachable, result.status, why, strict=True)
-    ]
-    result.message = [
-        "" if r else BLOCKED if bl else UNREACHABLE
-        for r, bl in zip(reachable, blocked, strict=True)
-    ]
-    result.converged = converged_mask(result.status, device=z0.device)
+    _set_statuses(result, refine, reachable, blocked)
     result.info.update({"graph_length": graph_length, "paths": paths, "components": n_comp})
     return result

@@ -20,7 +20,8 @@ from latentgeo.solvers.expmap import flatten_pair, geodesic_curve, tolerances
 from latentgeo.solvers.hermite import length_and_energy
 from latentgeo.solvers.logmap import LogMapResult, initial_velocity, solve_log
 from latentgeo.solvers.result import GeodesicResult
-from latentgeo.solvers.status import Status, converged_mask
+from latentgeo.solvers.status import converged_mask
+from latentgeo.solvers.validity import mark_invalid
 
 __all__ = ["log_map", "log_map_result"]
 
@@ -221,10 +222,7 @@ def _shooting(
     with torch.no_grad():
         length, energy = length_and_energy(metric, curve)
     # NaN: the curve meets a negative or non-finite squared norm (the log map may not, at z0)
-    status = [
-        s if bool(ok) else Status.combine(s, Status.INVALID_METRIC)
-        for s, ok in zip(info.status, (~torch.isnan(length)).tolist(), strict=True)
-    ]
+    status = mark_invalid(info.status, torch.isnan(length))
     return GeodesicResult(
         curve=curve,
         length=length,

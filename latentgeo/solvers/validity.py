@@ -15,6 +15,8 @@ null direction can come out slightly negative, an indefinite metric much more.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -22,7 +24,7 @@ from latentgeo.curves.length import speeds_squared
 from latentgeo.metrics import Metric
 from latentgeo.solvers.status import Status, code
 
-__all__ = ["INVALID", "invalid_along", "invalid_squared_norms", "negative_rtol"]
+__all__ = ["INVALID", "invalid_along", "invalid_squared_norms", "mark_invalid", "negative_rtol"]
 
 INVALID = code(Status.INVALID_METRIC)
 
@@ -70,3 +72,12 @@ def invalid_along(metric: Metric, pos: Tensor, vel: Tensor) -> Tensor:
         pos = torch.where(finite[..., None], pos, 0.0)
         vel = torch.where(finite[..., None], vel, 0.0)
         return invalid_squared_norms(speeds_squared(metric, pos, vel), finite)
+
+
+def mark_invalid(status: Sequence[Status], invalid: Tensor) -> list[Status]:
+    """``status`` with ``invalid_metric`` combined in where ``invalid`` ``(B,)`` holds."""
+    bad = invalid.tolist()
+    return [
+        Status.combine(s, Status.INVALID_METRIC) if b else s
+        for s, b in zip(status, bad, strict=True)
+    ]
