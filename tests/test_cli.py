@@ -146,6 +146,8 @@ def test_reproduce_experiments_end_to_end_on_tiny_settings(tmp_path: Path) -> No
         progress=False,
     )
     assert 0.0 <= ri["min"] <= ri["mean"] <= ri["max"] < 1.0
+    assert f"converged {ri['converged']}/3" in ri["report"][1]
+    assert (ri["converged"] < 3) == any("pairs converged (< 90 %)" in r for r in ri["report"])
     km = run_kmeans(
         tmp_path / "km",
         KMeansSettings.quick(subsets=1, points=12, epochs=2, centres=8),
