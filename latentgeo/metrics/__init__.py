@@ -5,6 +5,7 @@ become metrics.
 """
 
 from latentgeo.metrics.base import Metric, ScaledMetric, SumMetric
+from latentgeo.metrics.checks import check_eval_mode
 from latentgeo.metrics.christoffel import christoffel_symbols
 from latentgeo.metrics.dispatch import MetricLike, as_metric, expected_metric
 from latentgeo.metrics.embeddings import (
@@ -24,12 +25,14 @@ from latentgeo.metrics.measures import (
 )
 from latentgeo.metrics.pullback import PullbackMetric
 from latentgeo.metrics.rhvae import RHVAEMetric
+from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
 __all__ = [
     "ConcatEmbedding",
     "DecoderEmbedding",
     "ExplicitMetric",
     "FeatureMetric",
+    "GeodesicTerms",
     "MeanMetric",
     "Metric",
     "MetricLike",
@@ -38,7 +41,9 @@ __all__ = [
     "ScaledMetric",
     "SumMetric",
     "as_metric",
+    "check_eval_mode",
     "christoffel_symbols",
+    "christoffel_terms",
     "condition_number",
     "embedding_module",
     "expected_metric",
