@@ -125,10 +125,10 @@ def _unary(
 ELEMENTWISE: list[Rule] = [
     _unary("tanh", lambda x, y: 1.0 - y * y, lambda x, y, g: -2.0 * y * g,
            "1 − y²", "−2y(1 − y²)",
-           functions=(torch.tanh, F.tanh), methods=("tanh",), modules=(nn.Tanh,)),
+           functions=(torch.tanh,), methods=("tanh",), modules=(nn.Tanh,)),
     _unary("sigmoid", lambda x, y: y * (1.0 - y), lambda x, y, g: g * (1.0 - 2.0 * y),
            "y(1 − y)", "y(1 − y)(1 − 2y)",
-           functions=(torch.sigmoid, F.sigmoid), methods=("sigmoid",), modules=(nn.Sigmoid,)),
+           functions=(torch.sigmoid,), methods=("sigmoid",), modules=(nn.Sigmoid,)),
     _unary("exp", lambda x, y: y, lambda x, y, g: y, "y", "y",
            functions=(torch.exp,), methods=("exp",)),
     _unary("log", lambda x, y: 1.0 / x, lambda x, y, g: -g * g, "1/x", "−1/x²",

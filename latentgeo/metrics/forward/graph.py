@@ -156,7 +156,12 @@ def _is_view(root: nn.Module, node: fx.Node) -> bool:
 
 
 def _functionalize(root: nn.Module, graph: fx.Graph, inplace: set[fx.Node]) -> str | None:
-    """Redirect the uses after each in-place call to its result; ``None``, or why not."""
+    """Redirect the uses after each in-place call to its result; ``None``, or why not.
+
+    A call writing into ``x`` is made functional when no other tensor sharing ``x``'s
+    memory (a view of it, what it is a view of, other views of that) is read after
+    the call: only then does running it on a copy change nothing else.
+    """
     order = {n: i for i, n in enumerate(graph.nodes)}
     root_of: dict[fx.Node, fx.Node] = {}
     versions: dict[fx.Node, list[fx.Node]] = {}
@@ -169,13 +174,11 @@ def _functionalize(root: nn.Module, graph: fx.Graph, inplace: set[fx.Node]) -> s
         assert isinstance(target, fx.Node)
         base = root_of.get(target, target)
         members = [base, *versions.get(base, [])]
-        if _is_view(root, base):
-            return f"{node.name} writes into a view ({base.name})"
-        for member in members:
-            for user in member.users:
-                viewed = user is not node and _is_view(root, user)
-                if viewed and _used_after(root, user, order[node], order):
-                    return f"{node.name} writes into a tensor whose view {user.name} is read later"
+        for alias in _aliases(root, base, inplace) - set(members):
+            if order[alias] >= order[node]:
+                continue  # the call itself, or taken from its result
+            if any(order[user] > order[node] for user in alias.users):
+                return f"{node.name} writes into memory that {alias.name} shares and reads later"
         for member in members:
             for user in list(member.users):
                 if order[user] > order[node]:
@@ -185,12 +188,20 @@ def _functionalize(root: nn.Module, graph: fx.Graph, inplace: set[fx.Node]) -> s
     return None
 
 
-def _used_after(root: nn.Module, node: fx.Node, index: int, order: dict[fx.Node, int]) -> bool:
-    """Whether ``node``, or a view of it, is used after position ``index``."""
-    for user in node.users:
-        if order[user] > index or (_is_view(root, user) and _used_after(root, user, index, order)):
-            return True
-    return False
+def _aliases(root: nn.Module, node: fx.Node, inplace: set[fx.Node]) -> set[fx.Node]:
+    """The nodes whose values may share memory with ``node``'s (views up and down)."""
+    while _is_view(root, node) and node.args and isinstance(node.args[0], fx.Node):
+        node = node.args[0]
+    found, stack = {node}, [node]
+    while stack:
+        current = stack.pop()
+        for user in current.users:
+            first = user.args[0] if user.args else None
+            sharing = _is_view(root, user) or user in inplace
+            if first is current and sharing and user not in found:
+                found.add(user)
+                stack.append(user)
+    return found
 
 
 def _resolve(root: nn.Module, program: Program, inplace: set[fx.Node]) -> None:

@@ -285,7 +285,7 @@ LAYERS: list[Rule] = [
     *[Rule(f"F.{fn.__name__}", linear(_functional(fn, weight_at=1)), "conv(ẋ, W)", "conv(ẍ, W)",
            functions=(fn,), check=_weights_constant) for fn in _CONV_FUNCTIONS + _CONV_T_FUNCTIONS],
     Rule("resampling", linear(_interpolate), "interpolate(ẋ)", "interpolate(ẍ)",
-         functions=(F.interpolate, F.upsample),
+         functions=(F.interpolate,),
          modules=(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d),
          check=_weights_constant, notes="every mode is linear in the input"),
     Rule("pooling and shuffles", linear(_parameterless), "pool(ẋ)", "pool(ẍ)",

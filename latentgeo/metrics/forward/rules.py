@@ -60,6 +60,8 @@ for _rule in RULES:
 INPLACE_FUNCTIONS: dict[Any, Any] = {}
 for _fn in list(FUNCTIONS):
     _fn_name = getattr(_fn, "__name__", "")
+    if "dropout" in _fn_name:  # torch.dropout_ & co. take other arguments: the generic path
+        continue
     for _namespace in (torch, F):
         _inplace = getattr(_namespace, _fn_name + "_", None)
         if _fn_name and callable(_inplace) and _inplace not in FUNCTIONS:
