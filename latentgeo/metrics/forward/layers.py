@@ -17,7 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from latentgeo.metrics.forward.jet import Call, Jet, Rule, Site, jet_map, linear, product
+from latentgeo.metrics.forward.jet import (
+    Call,
+    Jet,
+    Rule,
+    Site,
+    elementwise,
+    jet_map,
+    linear,
+    product,
+)
 
 __all__ = ["LAYERS", "TrainingModeError", "random_in_training"]
 
@@ -267,6 +276,17 @@ def random_in_training(function: Any, args: tuple[Any, ...], kwargs: dict[str, A
     return bool(kwargs.get("training", args[2] if len(args) > 2 else default))
 
 
+def _rrelu_slope(call: Call) -> dict[str, Any]:
+    m: Any = call.module
+    if m.training:
+        raise TrainingModeError("RReLU is in training mode (random slopes): call decoder.eval()")
+    return {"slope": (m.lower + m.upper) / 2.0}
+
+
+def _rrelu(x: Tensor, y: Tensor, slope: float) -> Tensor:
+    return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, slope))
+
+
 def _dropout_function(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
     return ts[0]
 
@@ -313,6 +333,9 @@ LAYERS: list[Rule] = [
          functions=(F.instance_norm,), modules=(nn.InstanceNorm1d, nn.InstanceNorm2d,
                                                 nn.InstanceNorm3d),
          check=_weights_constant, kind="normalisation"),
+    Rule("RReLU (eval)", elementwise(_rrelu, None, _rrelu_slope), "1 (x > 0), (lower + upper)/2",
+         "0", modules=(nn.RReLU,), check=_single_input, kind="element-wise",
+         notes="eval mode only; training mode is an error"),
     Rule("Dropout (eval)", linear(_dropout_module), "ẋ", "ẍ", modules=_DROPOUT_MODULES,
          check=_single_input, notes="eval mode only; training mode is an error"),
     Rule("F.dropout (training=False)", linear(_dropout_function), "ẋ", "ẍ",

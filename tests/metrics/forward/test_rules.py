@@ -406,6 +406,7 @@ MODULE_EXAMPLES: dict[type[nn.Module], list[Example]] = {
     nn.Hardtanh: [_layer(nn.Hardtanh(-0.4, 0.6))],
     nn.ReLU: [_layer(nn.ReLU()), _layer(nn.ReLU(inplace=True))],
     nn.ReLU6: [_layer(nn.ReLU6())],
+    nn.RReLU: [_layer(nn.RReLU(0.1, 0.3))],
 }  # fmt: skip
 for _cls, _rule in MODULES.items():
     if _cls not in MODULE_EXAMPLES:
