@@ -23,8 +23,10 @@ def _problem(module: nn.Module) -> str | None:
     """Why ``module`` makes a decoder's output random or batch-dependent, or ``None``."""
     if isinstance(module, _BatchNorm):
         if module.training:
-            return "is in training mode: it normalises with the batch's statistics and updates "\
+            return (
+                "is in training mode: it normalises with the batch's statistics and updates "
                 "its running statistics"
+            )
         if not module.track_running_stats or module.running_var is None:
             return "has no running statistics: it normalises with the batch's statistics"
         return None

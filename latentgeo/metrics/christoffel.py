@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from latentgeo._validation import check_points
-from latentgeo.metrics.base import Metric
 from latentgeo.metrics.dispatch import MetricLike, as_metric
 from latentgeo.metrics.terms import metric_derivative
 

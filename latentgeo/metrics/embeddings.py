@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import singledispatch
+from typing import cast
 
 import torch
 from torch import Tensor, fx, nn
@@ -70,7 +71,7 @@ def _(output: Tensor, batch: int) -> Tensor:
 
 @output_embedding.register
 def _(output: fx.Proxy, batch: int) -> Tensor:  # a tensor, while torch.fx traces the decoder
-    return output.reshape(batch, -1)  # type: ignore[no-any-return]
+    return cast(Tensor, output.reshape(batch, -1))
 
 
 @output_embedding.register

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import jvp
 
 from latentgeo._validation import check_points, check_tangent
 from latentgeo.exceptions import PerformanceWarning, warn_once
@@ -20,45 +19,19 @@ from latentgeo.metrics.forward import (
     UnsupportedOperation,
     fast_path_report,
 )
-from latentgeo.metrics.jacobians import chunks, forward_jacobian, push_tangents, reverse_jacobian
+from latentgeo.metrics.jacobians import chunks, push_tangents, reverse_jacobian
+from latentgeo.metrics.pullback_parts import (
+    Pieces,
+    check_module_dtype,
+    gram,
+    gram_chords,
+    nested_terms,
+    terms_from_pieces,
+    widening,
+)
 from latentgeo.metrics.terms import GeodesicTerms
 
 __all__ = ["PullbackMetric"]
-
-Pieces = list[tuple[Tensor, Tensor | None]]  # (J_p T (K, n, ·), its Gram matrix or None)
-
-
-def _gram(linear: nn.Linear) -> Tensor:
-    return linear.weight.mT @ linear.weight
-
-
-def _widening(linear: nn.Linear | None) -> bool:
-    return linear is not None and linear.out_features > linear.in_features
-
-
-def _gram_chords(h: Tensor, gram: Tensor) -> Tensor:
-    """``‖W Δh‖²`` along ``h (B, N, hidden)`` as ``Δhᵀ (WᵀW) Δh``, ``(B, N − 1)``."""
-    dh = h[:, 1:] - h[:, :-1]
-    return ((dh @ gram) * dh).sum(-1)
-
-
-def _check_module_dtype(module: object, z: Tensor, name: str = "the decoder") -> None:
-    """Raise a clear error when a module's floating parameters differ from ``z`` in dtype/device."""
-    if not isinstance(module, nn.Module):
-        return
-    for p in module.parameters():
-        if torch.is_floating_point(p):
-            if p.dtype != z.dtype:
-                raise TypeError(
-                    f"z has dtype {z.dtype} but {name}'s parameters are {p.dtype}; convert one "
-                    f"of them (e.g. metric.to({z.dtype}) or z.to({p.dtype}))"
-                )
-            if p.device != z.device:
-                raise ValueError(
-                    f"z is on {z.device} but {name}'s parameters are on {p.device}; move one "
-                    f"of them (e.g. metric.to(z.device))"
-                )
-            return
 
 
 class PullbackMetric(Metric):
@@ -201,20 +174,20 @@ class PullbackMetric(Metric):
     # ------------------------------------------------------------ the protocol
     def metric_tensor(self, z: Tensor) -> Tensor:
         z = check_points(z, "z", dim=self.latent_dim)
-        _check_module_dtype(self.embed, z)
+        check_module_dtype(self.embed, z)
         return self._metric_tensor(z)
 
     def squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
         z = check_points(z, "z", dim=self.latent_dim)
         v = check_tangent(z, v, "v")
-        _check_module_dtype(self.embed, z)
+        check_module_dtype(self.embed, z)
         return self._squared_norm(z, v)
 
     def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
         z = check_points(z, "z", dim=self.latent_dim)
         u = check_tangent(z, u, "u")
         v = check_tangent(z, v, "v")
-        _check_module_dtype(self.embed, z)
+        check_module_dtype(self.embed, z)
         return self._inner(z, u, v)
 
     def jacobian(self, z: Tensor) -> Tensor:
@@ -227,7 +200,7 @@ class PullbackMetric(Metric):
             ``J`` of shape ``(..., m, d)``.
         """
         z = check_points(z, "z", dim=self.latent_dim)
-        _check_module_dtype(self.embed, z)
+        check_module_dtype(self.embed, z)
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
         parts = [self._chunk_rows(flat[sl]).mT for sl in chunks(flat.shape[0], self.chunk_size)]
@@ -258,9 +231,9 @@ class PullbackMetric(Metric):
                 parts.append(rows @ rows.mT)  # batched GEMM on the strided view: no copy of J
                 continue
             g = zc.new_zeros(n, d, d)
-            for pushed, gram in reduced:
+            for pushed, weights in reduced:
                 rows = pushed.transpose(0, 1)  # (n, d, ·): a strided view, not a copy
-                g = g + (rows @ rows.mT if gram is None else rows @ (gram @ rows.mT))
+                g = g + (rows @ rows.mT if weights is None else rows @ (weights @ rows.mT))
             parts.append(g)
         g = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
         return g.reshape(*batch, d, d)
@@ -274,9 +247,9 @@ class PullbackMetric(Metric):
             tangent = vf[sl].unsqueeze(0)
             reduced = self._reduced_push(zf[sl], tangent)
             total = None
-            for pushed, gram in reduced or [(self._push(zf[sl], tangent), None)]:
+            for pushed, weights in reduced or [(self._push(zf[sl], tangent), None)]:
                 q = pushed[0]  # (n, ·)
-                term = ((q if gram is None else q @ gram) * q).sum(-1)
+                term = ((q if weights is None else q @ weights) * q).sum(-1)
                 total = term if total is None else total + term
             parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
         return torch.cat(parts, 0).reshape(batch)
@@ -290,9 +263,9 @@ class PullbackMetric(Metric):
             tangents = torch.stack([uf[sl], vf[sl]])
             reduced = self._reduced_push(zf[sl], tangents)
             total = None
-            for pushed, gram in reduced or [(self._push(zf[sl], tangents), None)]:
+            for pushed, weights in reduced or [(self._push(zf[sl], tangents), None)]:
                 ju, jv = pushed
-                term = ((ju if gram is None else ju @ gram) * jv).sum(-1)
+                term = ((ju if weights is None else ju @ weights) * jv).sum(-1)
                 total = term if total is None else total + term
             parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
         return torch.cat(parts, 0).reshape(batch)
@@ -305,10 +278,10 @@ class PullbackMetric(Metric):
         64 hidden units to 784 pixels this skips the widest product entirely.
         """
         prop = self._first
-        if prop is None or not _widening(prop.final_linear):
+        if prop is None or not widening(prop.final_linear):
             return None
         linear, pushed = prop.push_to_final_linear(z, tangents)
-        return pushed, _gram(linear)
+        return pushed, gram(linear)
 
     def _reduced_push(self, z: Tensor, tangents: Tensor) -> Pieces | None:
         """``J T`` for ``z (n, d)``, ``T (K, n, d)`` as parts ``(P_i (K, n, ·), M_i)`` with
@@ -327,7 +300,7 @@ class PullbackMetric(Metric):
             if prop is not None and self._parts_checked(z):
                 parts = prop.tangent_parts(z, tangents)
                 if parts is not None:
-                    return [(t, None if w is None else _gram(w)) for t, w in parts]
+                    return [(t, None if w is None else gram(w)) for t, w in parts]
         except UnsupportedOperation as err:
             self._fall_back(err)
         return None
@@ -354,7 +327,7 @@ class PullbackMetric(Metric):
         return bool(self._parts_ok)
 
     def chords(self, pos: Tensor) -> Tensor:
-        """Squared chords ``‖φ(xᵢ₊₁) − φ(xᵢ)‖²`` along polylines ``pos (B, N, d)`` -> ``(B, N − 1)``.
+        """Squared chords ``‖φ(xᵢ₊₁) − φ(xᵢ)‖²`` along polylines ``pos (B, N, d)``: ``(B, N − 1)``.
 
         When ``embed`` ends with a widening linear layer ``W h + b``, the chords
         are ``Δhᵀ (WᵀW) Δh`` in the hidden space: the output is never computed
@@ -366,15 +339,15 @@ class PullbackMetric(Metric):
         flat = pos.reshape(-1, d)
         prop = self._first
         try:
-            if prop is not None and _widening(prop.final_linear):
+            if prop is not None and widening(prop.final_linear):
                 linear, h = prop.values_to_final_linear(flat)
-                return _gram_chords(h.reshape(b, n, -1), _gram(linear))
+                return gram_chords(h.reshape(b, n, -1), gram(linear))
             if prop is not None and self._parts_checked(flat):
                 total = pos.new_zeros(b, n - 1)
                 for value, part_linear in prop.chord_parts(flat) or []:
                     v = value.reshape(b, n, -1)
                     if part_linear is not None:
-                        total = total + _gram_chords(v, _gram(part_linear))
+                        total = total + gram_chords(v, gram(part_linear))
                     else:
                         diff = v[:, 1:] - v[:, :-1]
                         total = total + (diff * diff).sum(-1)
@@ -413,13 +386,13 @@ class PullbackMetric(Metric):
             return None
         n, d = z.shape
         basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
-        if _widening(prop.final_linear):
+        if widening(prop.final_linear):
             linear, first, second = prop.push_to_final_linear(z, basis, v)
-            return [(first, second, _gram(linear))]
+            return [(first, second, gram(linear))]
         if self._parts_checked(z):
             parts = prop.tangent_parts(z, basis, v)
             if parts is not None:
-                return [(f, s, None if w is None else _gram(w)) for f, s, w in parts]
+                return [(f, s, None if w is None else gram(w)) for f, s, w in parts]
         _, first, second = prop(z, basis, v)
         return [(first, second, None)]
 
@@ -429,27 +402,7 @@ class PullbackMetric(Metric):
         except UnsupportedOperation as err:
             self._fall_back(err)
             return None
-        if pieces is None:
-            return None
-        n, d = z.shape
-        g, b = z.new_zeros(n, d, d), z.new_zeros(n, d)
-        for first, second, gram in pieces:
-            rows = first.transpose(0, 1)  # (n, d, ·)
-            if gram is not None:
-                g = g + rows @ (gram @ rows.mT)
-                second = second @ gram
-            else:
-                g = g + rows @ rows.mT
-            b = b + (rows @ second.unsqueeze(-1)).squeeze(-1)
-        return GeodesicTerms(g, b)
+        return None if pieces is None else terms_from_pieces(pieces, z)
 
     def _nested_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
-        """The generic path: ``J`` by batched JVPs, ``∂²f[v, v]`` by a JVP of a JVP."""
-        f = self.flat_embedding
-
-        def along_v(y: Tensor) -> Tensor:
-            return jvp(f, (y,), (v,))[1]
-
-        jac = forward_jacobian(f, z)  # (n, m, d)
-        second = jvp(along_v, (z,), (v,))[1]  # (n, m)
-        return GeodesicTerms(jac.mT @ jac, torch.einsum("nmd,nm->nd", jac, second))
+        return nested_terms(self.flat_embedding, z, v)

@@ -14,17 +14,20 @@ with ``∂G`` by forward mode through the metric tensor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
 from latentgeo.metrics.jacobians import forward_jacobian
 
-if TYPE_CHECKING:
-    from latentgeo.metrics.base import Metric
-
 __all__ = ["GeodesicTerms", "christoffel_terms", "metric_derivative"]
+
+
+class TensorField(Protocol):
+    """What the Christoffel form needs of a metric (any :class:`~latentgeo.metrics.Metric`)."""
+
+    def _metric_tensor(self, z: Tensor) -> Tensor: ...
 
 
 class GeodesicTerms(NamedTuple):
@@ -56,7 +59,7 @@ class GeodesicTerms(NamedTuple):
         return torch.where((info == 0)[:, None], -sol, torch.nan)
 
 
-def metric_derivative(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor]:
+def metric_derivative(metric: TensorField, z: Tensor) -> tuple[Tensor, Tensor]:
     """``G(z)`` and its derivative ``∂G`` for validated points ``z`` of shape ``(N, d)``.
 
     Args:
@@ -71,7 +74,8 @@ def metric_derivative(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor]:
         >>> import torch
         >>> from latentgeo.metrics import ExplicitMetric
         >>> g = ExplicitMetric(lambda z: z[..., :1, None] * torch.eye(2))  # G = z₀ I
-        >>> metric_derivative(g, torch.ones(1, 2))[1][0, :, :, 0]  # ∂G/∂z₀ = I
+        >>> _, dg = metric_derivative(g, torch.ones(1, 2))
+        >>> dg[0, :, :, 0]  # ∂G/∂z₀ = I
         tensor([[1., 0.],
                 [0., 1.]])
     """
@@ -85,7 +89,7 @@ def metric_derivative(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor]:
     return g, dg
 
 
-def christoffel_terms(metric: Metric, z: Tensor, v: Tensor) -> GeodesicTerms:
+def christoffel_terms(metric: TensorField, z: Tensor, v: Tensor) -> GeodesicTerms:
     """``(G, ∂G[v] v − ½ ∇(vᵀ G v))`` by forward mode through the metric tensor.
 
     Works for any metric; points and velocities ``(N, d)``, not validated.

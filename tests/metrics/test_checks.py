@@ -22,7 +22,9 @@ TRAINING = {
     "AlphaDropout": (lambda: _net(nn.AlphaDropout(0.2)), "drops units at random"),
     "BatchNorm1d": (lambda: _net(nn.BatchNorm1d(4)), "batch's statistics"),
     "InstanceNorm1d": (
-        lambda: nn.Sequential(nn.Unflatten(1, (2, 2)), nn.InstanceNorm1d(2, track_running_stats=True)),
+        lambda: nn.Sequential(
+            nn.Unflatten(1, (2, 2)), nn.InstanceNorm1d(2, track_running_stats=True)
+        ),
         "running statistics",
     ),
     "RReLU": (lambda: _net(nn.RReLU()), "random"),
@@ -34,9 +36,11 @@ def test_layers_in_training_mode_are_refused_with_the_cure(kind: str) -> None:
     make, reason = TRAINING[kind]
     decoder = make().train()
     index = "1"
-    with pytest.raises(ValueError, match=rf"layer '{index}' \({kind}\).*{reason}.*decoder\.eval\(\)"):
+    with pytest.raises(
+        ValueError, match=rf"layer '{index}' \({kind}\).*{reason}.*decoder\.eval\(\)"
+    ):
         as_metric(decoder)
-    with pytest.raises(ValueError, match="decoder.eval()"):
+    with pytest.raises(ValueError, match=r"decoder\.eval\(\)"):
         PullbackMetric(decoder)
     assert decoder.training  # the error changed nothing
     as_metric(decoder.eval())  # in eval mode: fine
@@ -72,7 +76,7 @@ def test_a_layer_switched_to_training_after_the_metric_was_built_is_an_error() -
     decoder = conv_decoder().double()
     metric = as_metric(decoder)
     decoder.train()
-    with pytest.raises(ValueError, match="BatchNorm2d.*decoder.eval()"):
+    with pytest.raises(ValueError, match=r"BatchNorm2d.*decoder\.eval\(\)"):
         metric.metric_tensor(torch.zeros(2, 3, dtype=torch.float64))
 
 

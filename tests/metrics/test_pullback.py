@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentgeo.metrics import PullbackMetric, as_metric
-from latentgeo.testing import LinearMap, Paraboloid, StereographicSphere, tolerance
-
 from latentgeo.exceptions import PerformanceWarning
+from latentgeo.metrics import PullbackMetric, as_metric
 from latentgeo.metrics.forward import fast_path_report
+from latentgeo.testing import LinearMap, Paraboloid, StereographicSphere, tolerance
 
 from .reference import (
     GaussianMLP,
@@ -327,3 +326,27 @@ def test_calls_without_a_rule_are_named_once_when_the_metric_is_built() -> None:
     z = torch.randn(3, 2, dtype=torch.float64)
     jac = autograd_jacobian(decoder, z)
     torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac)
+
+
+def test_what_the_engine_cannot_run_switches_to_the_generic_path_once_and_says_so() -> None:
+    """A call without a rule taking a tuple of tensors cannot take the per-node generic path:
+    the metric says so, uses torch.func from then on, and stays exact."""
+
+    class TupleArgument(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(2, 6)
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return torch.dstack(torch.chunk(torch.tanh(self.a(z)), 2, -1)).flatten(1)
+
+    decoder = TupleArgument().double()
+    with pytest.warns(PerformanceWarning, match=r"torch\.dstack"):
+        metric = as_metric(decoder)
+    z = torch.randn(3, 2, dtype=torch.float64)
+    jac = autograd_jacobian(decoder, z)
+    with pytest.warns(PerformanceWarning, match="uses torch.func from now on"):
+        g = metric.metric_tensor(z)
+    torch.testing.assert_close(g, jac.mT @ jac)
+    assert metric._get_propagator() is None
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac)  # no second warning

@@ -182,7 +182,7 @@ def _where(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
     n = call.out.ndim
     a = 0.0 if ta is None else lift(ta, n)
     b = 0.0 if tb is None else lift(tb, n)
-    return full(torch.where(cond, a, b), call.out)  # type: ignore[arg-type]
+    return full(torch.where(cond, a, b), call.out)
 
 
 def _masked_fill(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:

@@ -73,6 +73,21 @@ def _mish2(x: Tensor, y: Tensor, g1: Tensor) -> Tensor:
     return (1.0 - t * t) * s * (2.0 + x * (1.0 - s - 2.0 * t * s))
 
 
+def _silu(x: Tensor, y: Tensor) -> Tensor:
+    s = torch.sigmoid(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def _silu2(x: Tensor, y: Tensor, g1: Tensor) -> Tensor:
+    s = torch.sigmoid(x)
+    return s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
+
+
+def _hardswish(x: Tensor, y: Tensor) -> Tensor:
+    middle = torch.where(x <= 3, x / 3.0 + 0.5, torch.ones_like(x))
+    return torch.where(x < -3, torch.zeros_like(x), middle)
+
+
 def _softplus(x: Tensor, y: Tensor, beta: float, threshold: float) -> Tensor:
     return _where(x * beta > threshold, 1.0, torch.sigmoid(beta * x), x)
 
@@ -81,7 +96,7 @@ def _softplus2(x: Tensor, y: Tensor, g1: Tensor, beta: float, threshold: float) 
     return _where(x * beta > threshold, 0.0, beta * g1 * (1.0 - g1), x)
 
 
-def _clamp(x: Tensor, y: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+def _clamp(x: Tensor, y: Tensor, min: Any = None, max: Any = None) -> Tensor:
     inside = torch.ones_like(x, dtype=torch.bool)
     if min is not None:
         inside = inside & (x >= min)
@@ -179,9 +194,7 @@ ELEMENTWISE: list[Rule] = [
            "β σ(βx)(1 − σ(βx)) (βx ≤ threshold, else 0)",
            functions=(F.softplus,), modules=(nn.Softplus,),
            spec=(("beta", 1.0), ("threshold", 20.0))),
-    _unary("silu",
-           lambda x, y: torch.sigmoid(x) * (1.0 + x * (1.0 - torch.sigmoid(x))),
-           lambda x, y, g: (lambda s: s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s)))(torch.sigmoid(x)),
+    _unary("silu", _silu, _silu2,
            "s(1 + x(1 − s)), s = σ(x)", "s(1 − s)(2 + x(1 − 2s))",
            functions=(F.silu,), modules=(nn.SiLU,)),
     Rule("gelu", elementwise(_gelu, _gelu2, _gelu_options), "Φ(x) + x φ(x) (tanh form: its "
@@ -194,7 +207,8 @@ ELEMENTWISE: list[Rule] = [
            functions=(F.logsigmoid,), modules=(nn.LogSigmoid,)),
     _unary("softsign", lambda x, y: 1.0 / (1.0 + x.abs()) ** 2,
            lambda x, y, g: -2.0 * torch.sgn(x) / (1.0 + x.abs()) ** 3,
-           "1/(1 + |x|)²", "−2 sign(x)/(1 + |x|)³", functions=(F.softsign,), modules=(nn.Softsign,)),
+           "1/(1 + |x|)²", "−2 sign(x)/(1 + |x|)³", functions=(F.softsign,),
+           modules=(nn.Softsign,)),
     _unary("hardtanh",
            lambda x, y, min_val, max_val: ((x > min_val) & (x < max_val)).to(x.dtype), None,
            "[min < x < max]", "0", functions=(F.hardtanh,), modules=(nn.Hardtanh, nn.ReLU6),
@@ -204,15 +218,15 @@ ELEMENTWISE: list[Rule] = [
     _unary("hardsigmoid", lambda x, y: ((x > -3) & (x < 3)).to(x.dtype) / 6.0, None,
            "1/6 (|x| < 3)", "0", functions=(F.hardsigmoid,), modules=(nn.Hardsigmoid,)),
     _unary("hardswish",
-           lambda x, y: torch.where(x < -3, 0.0 * x, torch.where(x <= 3, x / 3.0 + 0.5, 1.0 + 0.0 * x)),
+           _hardswish,
            lambda x, y, g: ((x > -3) & (x < 3)).to(x.dtype) / 3.0,
            "0 (x < −3), x/3 + 1/2 (|x| ≤ 3), 1", "1/3 (|x| < 3)",
            functions=(F.hardswish,), modules=(nn.Hardswish,)),
     _unary("clamp", _clamp, None, "[min ≤ x ≤ max]", "0",
            functions=(torch.clamp, torch.clip), methods=("clamp", "clip"),
            spec=(("min", None), ("max", None))),
-    _unary("clamp_min", lambda x, y, min: (x >= min).to(x.dtype), None, "[x ≥ min]", "0",  # noqa: A006
+    _unary("clamp_min", lambda x, y, min: (x >= min).to(x.dtype), None, "[x ≥ min]", "0",
            methods=("clamp_min",), functions=(torch.clamp_min,), spec=(("min", None),)),
-    _unary("clamp_max", lambda x, y, max: (x <= max).to(x.dtype), None, "[x ≤ max]", "0",  # noqa: A006
+    _unary("clamp_max", lambda x, y, max: (x <= max).to(x.dtype), None, "[x ≤ max]", "0",
            methods=("clamp_max",), functions=(torch.clamp_max,), spec=(("max", None),)),
 ]  # fmt: skip

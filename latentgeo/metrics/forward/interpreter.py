@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, fx, nn
@@ -133,7 +133,7 @@ class Interpreter:
 
     def _function(self, node: fx.Node) -> Callable[..., Any]:
         if node.op == "call_module":
-            return self.root.get_submodule(str(node.target))  # type: ignore[no-any-return]
+            return self.root.get_submodule(str(node.target))
         if node.op == "call_method":
             name = str(node.target)
             return lambda self_, *a, **k: getattr(self_, name)(*a, **k)
@@ -152,8 +152,8 @@ class Interpreter:
         if not any(j is not None for j in jets) and not _kw_jets(node, env):
             return out, None
         if node.target is operator.getitem and isinstance(args[0], (tuple, list)):
-            source = jets[0]  # an element of a tuple output
-            return out, source[args[1]] if isinstance(source, (tuple, list)) else None
+            source, index = jets[0], cast(int, args[1])  # an element of a tuple output
+            return out, source[index] if isinstance(source, (tuple, list)) else None
         if not _differentiable(out):
             return out, None
         jet = None
@@ -197,7 +197,10 @@ class Interpreter:
         vs = tuple(f[-1] for f in firsts)
         second = jvp(lambda *p: jvp(call, p, vs)[1], primals, vs)[1]
         if any(j.second is not None for j in jets):
-            zeros = [torch.zeros_like(p) if j.second is None else j.second for j, p in zip(jets, primals, strict=True)]
+            zeros = [
+                torch.zeros_like(p) if j.second is None else j.second
+                for j, p in zip(jets, primals, strict=True)
+            ]
             second = _add(second, push(*zeros))
         return _pack(first, second)
 
@@ -207,7 +210,7 @@ class Interpreter:
         except (RuntimeError, NotImplementedError, ValueError) as err:
             if is_out_of_memory(err):
                 raise
-            message = f"{step.label}: torch.func.vmap cannot batch it; its tangents are pushed one at a time"
+            message = f"{step.label}: torch.func.vmap cannot batch it; tangents go one at a time"
             warn_once(self.root, PerformanceWarning(message))
             k = firsts[0].shape[0]
             pushed = [push(*(t[i] for t in firsts)) for i in range(k)]

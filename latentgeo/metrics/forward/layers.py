@@ -84,7 +84,8 @@ def _padding_zeros(site: Site) -> str | None:
 
 # ------------------------------------------------------------------ linear layers
 def _linear_module(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
-    return F.linear(ts[0], call.module.weight)  # type: ignore[union-attr]
+    module: Any = call.module
+    return F.linear(ts[0], module.weight)
 
 
 def _conv_module(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
@@ -100,7 +101,9 @@ def _conv_module(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
         fn = _CONV_T[kind]
 
         def apply(t: Tensor) -> Tensor:
-            return fn(t, m.weight, None, m.stride, m.padding, m.output_padding, m.groups, m.dilation)
+            return fn(
+                t, m.weight, None, m.stride, m.padding, m.output_padding, m.groups, m.dilation
+            )
 
     return _fold(apply, ts[0], call.args[0], len(m.kernel_size))
 

@@ -49,8 +49,12 @@ FUNCTIONS: dict[Any, Rule] = {}
 METHODS: dict[str, Rule] = {}
 MODULES: dict[type[nn.Module], Rule] = {}
 for _rule in RULES:
-    for _table, _keys in ((FUNCTIONS, _rule.functions), (METHODS, _rule.methods),
-                          (MODULES, _rule.modules)):  # fmt: skip
+    _entries: list[tuple[dict[Any, Rule], tuple[Any, ...]]] = [
+        (FUNCTIONS, _rule.functions),
+        (METHODS, _rule.methods),
+        (MODULES, _rule.modules),
+    ]
+    for _table, _keys in _entries:
         for _key in _keys:
             if _key in _table and _table[_key] is not _rule:  # one rule per operation
                 raise RuntimeError(f"two rules for {_key!r}: {_table[_key].name}, {_rule.name}")
@@ -90,7 +94,11 @@ CONSTANT_METHODS = frozenset(
     }
 )  # fmt: skip
 
-_PREFIXES = (("torch.nn.functional.", "F."), ("torch.nn.modules.", "nn."), ("_operator.", "operator."))
+_PREFIXES = (
+    ("torch.nn.functional.", "F."),
+    ("torch.nn.modules.", "nn."),
+    ("_operator.", "operator."),
+)
 
 
 def function_name(fn: Any) -> str:

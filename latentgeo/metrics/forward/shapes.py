@@ -96,7 +96,8 @@ def _getitem(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
     index = call.args[1] if isinstance(call.args[1], tuple) else (call.args[1],)
     if not _index_ok(index):
         return None  # advanced indexing would move the K dimension
-    return ts[0][(slice(None), *index)]
+    key = (slice(None), *index)  # K stays in front
+    return ts[0][key]
 
 
 def _getitem_check(site: Site) -> str | None:
@@ -116,7 +117,10 @@ def _join(fn: Any) -> Any:
         if parsed is None or not isinstance(ts[0], (list, tuple)):
             return None
         tensors, dim = parsed
-        parts = [t if t is not None else zeros_like_tangent(x, k) for t, x in zip(ts[0], tensors)]
+        parts = [
+            t if t is not None else zeros_like_tangent(x, k)
+            for t, x in zip(ts[0], tensors, strict=True)
+        ]
         return fn(parts, dim=_tdim(dim))
 
     return apply

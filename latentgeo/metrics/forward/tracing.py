@@ -116,7 +116,7 @@ def _distributions_on_proxies() -> Iterator[None]:
     validate = Distribution._validate_args
     independent_init = Independent.__init__
     Distribution.set_default_validate_args(False)
-    Independent.__init__ = _independent_while_tracing  # type: ignore[method-assign]
+    Independent.__init__ = _independent_while_tracing  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:

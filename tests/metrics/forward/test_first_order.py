@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp
 
-from latentgeo.metrics import PullbackMetric
 from latentgeo.exceptions import PerformanceWarning
+from latentgeo.metrics import PullbackMetric
 from latentgeo.metrics.forward import TangentPropagator, try_tangent_propagator
 from latentgeo.testing import tolerance
 

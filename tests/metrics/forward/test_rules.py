@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import operator
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor, fx, nn
+from torch import Tensor, nn
 from torch.func import jvp
 
 from latentgeo.metrics.forward import TangentPropagator, TaylorPropagator, traced_graph
@@ -157,14 +158,19 @@ FUNCTION_EXAMPLES: dict[Any, list[Example]] = {
     F.linear: [Example(lambda s, x: F.linear(x, s.w.T, s.bias))],
     torch.where: [Example(lambda s, x: torch.where(x > 0, x, x * x))],
     torch.masked_fill: [Example(lambda s, x: torch.masked_fill(x, s.mask, 0.5))],
-    torch.sum: [Example(lambda s, x: torch.sum(x, -1, keepdim=True)), Example(lambda s, x: torch.sum(x))],
+    torch.sum: [
+        Example(lambda s, x: torch.sum(x, -1, keepdim=True)),
+        Example(lambda s, x: torch.sum(x)),
+    ],
     torch.mean: [Example(lambda s, x: torch.mean(x, dim=(0, 1)))],
     F.softmax: [Example(lambda s, x: F.softmax(x, dim=-1))],
     torch.softmax: [Example(lambda s, x: torch.softmax(x, 1))],
     F.log_softmax: [Example(lambda s, x: F.log_softmax(x, dim=-1))],
     torch.log_softmax: [Example(lambda s, x: torch.log_softmax(x, 1))],
-    torch.logsumexp: [Example(lambda s, x: torch.logsumexp(x, 1)),
-                      Example(lambda s, x: torch.logsumexp(x, -1, keepdim=True))],
+    torch.logsumexp: [
+        Example(lambda s, x: torch.logsumexp(x, 1)),
+        Example(lambda s, x: torch.logsumexp(x, -1, keepdim=True)),
+    ],
     torch.reshape: [Example(lambda s, x: torch.reshape(x, (N, 5, 1)))],
     torch.flatten: [Example(lambda s, x: torch.flatten(x, 1), shape=(2, 3))],
     torch.unflatten: [Example(lambda s, x: torch.unflatten(x, 1, (5, 1)))],
@@ -189,16 +195,27 @@ FUNCTION_EXAMPLES: dict[Any, list[Example]] = {
     torch.concatenate: [Example(lambda s, x: torch.concatenate([x, 2 * x], 0))],
     torch.stack: [Example(lambda s, x: torch.stack([x, torch.zeros_like(x), x * x], dim=-1))],
     torch.broadcast_tensors: [
-        Example(lambda s, x: _join(torch.broadcast_tensors(x.reshape(N, 5, 1), x[:, :2].reshape(N, 1, 2)), 2))
+        Example(
+            lambda s, x: _join(
+                torch.broadcast_tensors(x.reshape(N, 5, 1), x[:, :2].reshape(N, 1, 2)), 2
+            )
+        )
     ],
     torch.chunk: [Example(lambda s, x: _join(torch.chunk(x, 2, dim=1), 2))],
-    torch.split: [Example(lambda s, x: _join(torch.split(x, [2, 3], 1), 2)),
-                  Example(lambda s, x: torch.split(x, 2)[1])],
+    torch.split: [
+        Example(lambda s, x: _join(torch.split(x, [2, 3], 1), 2)),
+        Example(lambda s, x: torch.split(x, 2)[1]),
+    ],
     torch.tensor_split: [Example(lambda s, x: _join(torch.tensor_split(x, 3, dim=1), 3))],
-    torch.unbind: [Example(lambda s, x: _join(torch.unbind(x), N)),
-                   Example(lambda s, x: _join(torch.unbind(x, 1), 5))],
+    torch.unbind: [
+        Example(lambda s, x: _join(torch.unbind(x), N)),
+        Example(lambda s, x: _join(torch.unbind(x, 1), 5)),
+    ],
     torch.flip: [Example(lambda s, x: torch.flip(x, [0, 1]))],
-    torch.roll: [Example(lambda s, x: torch.roll(x, 2, 1)), Example(lambda s, x: torch.roll(x, (1, 2), (0, 1)))],
+    torch.roll: [
+        Example(lambda s, x: torch.roll(x, 2, 1)),
+        Example(lambda s, x: torch.roll(x, (1, 2), (0, 1))),
+    ],
     torch.narrow: [Example(lambda s, x: torch.narrow(x, 1, 1, 3))],
     torch.select: [Example(lambda s, x: torch.select(x, 1, 2))],
     F.pad: [
@@ -220,36 +237,57 @@ FUNCTION_EXAMPLES: dict[Any, list[Example]] = {
     F.pixel_unshuffle: [Example(lambda s, x: F.pixel_unshuffle(x, 2), shape=(1, 4, 4))],
     F.conv1d: [Example(lambda s, x: F.conv1d(x, W4, s.bias[:2], padding=1), shape=(2, 6))],
     F.conv2d: [Example(lambda s, x: F.conv2d(x, W4[..., None], None, 1, "same"), shape=(2, 4, 4))],
-    F.conv3d: [Example(lambda s, x: F.conv3d(x, W4[..., None, None], stride=2), shape=(2, 4, 3, 3))],
-    F.conv_transpose1d: [Example(lambda s, x: F.conv_transpose1d(x, W4, s.bias[:2], 2), shape=(2, 3))],
+    F.conv3d: [
+        Example(lambda s, x: F.conv3d(x, W4[..., None, None], stride=2), shape=(2, 4, 3, 3))
+    ],
+    F.conv_transpose1d: [
+        Example(lambda s, x: F.conv_transpose1d(x, W4, s.bias[:2], 2), shape=(2, 3))
+    ],
     F.conv_transpose2d: [
         Example(lambda s, x: F.conv_transpose2d(x, W4[..., None], padding=(1, 0)), shape=(2, 3, 3))
     ],
     F.conv_transpose3d: [
-        Example(lambda s, x: F.conv_transpose3d(x, W4[..., None, None], groups=1), shape=(2, 2, 2, 1))
+        Example(
+            lambda s, x: F.conv_transpose3d(x, W4[..., None, None], groups=1), shape=(2, 2, 2, 1)
+        )
     ],
     F.batch_norm: [
-        Example(lambda s, x: F.batch_norm(x, s.bias[:2], s.w[0, :2].abs(), s.w[1, :2], s.bias[:2],
-                                          False, 0.1, 1e-3), shape=(2, 3))
+        Example(
+            lambda s, x: F.batch_norm(
+                x, s.bias[:2], s.w[0, :2].abs(), s.w[1, :2], s.bias[:2], False, 0.1, 1e-3
+            ),
+            shape=(2, 3),
+        )
     ],
-    F.layer_norm: [Example(lambda s, x: F.layer_norm(x, (2, 3), s.w[:2, :3], s.w[2:4, :3]),
-                           shape=(2, 2, 3),
-                           reference=lambda s, x: _normalised(x, (-2, -1)) * s.w[:2, :3]
-                           + s.w[2:4, :3])],
+    F.layer_norm: [
+        Example(
+            lambda s, x: F.layer_norm(x, (2, 3), s.w[:2, :3], s.w[2:4, :3]),
+            shape=(2, 2, 3),
+            reference=lambda s, x: _normalised(x, (-2, -1)) * s.w[:2, :3] + s.w[2:4, :3],
+        )
+    ],
     F.group_norm: [Example(lambda s, x: F.group_norm(x, 2, s.bias, s.w[0]), shape=(4, 3))],
-    F.instance_norm: [Example(lambda s, x: F.instance_norm(x, weight=s.bias[:2]), shape=(2, 5),
-                              reference=lambda s, x: _normalised(x, (-1,)) * s.bias[:2, None]),
-                      Example(lambda s, x: F.instance_norm(x, s.bias[:2], s.w[0, :2].abs(),
-                                                           use_input_stats=False), shape=(2, 5))],
+    F.instance_norm: [
+        Example(
+            lambda s, x: F.instance_norm(x, weight=s.bias[:2]),
+            shape=(2, 5),
+            reference=lambda s, x: _normalised(x, (-1,)) * s.bias[:2, None],
+        ),
+        Example(
+            lambda s, x: F.instance_norm(x, s.bias[:2], s.w[0, :2].abs(), use_input_stats=False),
+            shape=(2, 5),
+        ),
+    ],
     F.dropout: [Example(lambda s, x: F.dropout(x, 0.5, training=False))],
     F.dropout1d: [Example(lambda s, x: F.dropout1d(x, 0.5, False), shape=(2, 3))],
     F.dropout2d: [Example(lambda s, x: F.dropout2d(x, 0.5, False), shape=(2, 3, 2))],
-    F.hardsigmoid: [Example(lambda s, x: F.hardsigmoid(x), reference=lambda s, x: _hardsigmoid(x),
-                            tol=1e-7)],
+    F.hardsigmoid: [
+        Example(lambda s, x: F.hardsigmoid(x), reference=lambda s, x: _hardsigmoid(x), tol=1e-7)
+    ],
     F.dropout3d: [Example(lambda s, x: F.dropout3d(x, 0.5, False), shape=(2, 3, 2, 1))],
     F.alpha_dropout: [Example(lambda s, x: F.alpha_dropout(x, 0.5))],
     F.feature_alpha_dropout: [Example(lambda s, x: F.feature_alpha_dropout(x, 0.5), shape=(2, 3))],
-}  # fmt: skip
+}
 
 
 def _method(name: str, *args: Any, shape: tuple[int, ...] = (5,), domain: str = "real") -> Example:
@@ -314,10 +352,12 @@ METHOD_EXAMPLES: dict[str, list[Example]] = {
     "roll": [_method("roll", 1, 1)],
     "narrow": [_method("narrow", 1, 0, 2)],
     "select": [_method("select", 0, 1)],
-}  # fmt: skip
+}
 for _name, _rule in METHODS.items():
     if _rule.kind == "element-wise" and _name not in METHOD_EXAMPLES:
-        METHOD_EXAMPLES[_name] = [_method(_name, domain="positive" if _name in POSITIVE else "real")]
+        METHOD_EXAMPLES[_name] = [
+            _method(_name, domain="positive" if _name in POSITIVE else "real")
+        ]
 
 
 def _layer(layer: nn.Module, shape: tuple[int, ...] = (5,), domain: str = "real") -> Example:
@@ -346,14 +386,18 @@ def _instance_norm_with_statistics() -> nn.Module:
 MODULE_EXAMPLES: dict[type[nn.Module], list[Example]] = {
     nn.Linear: [_layer(nn.Linear(5, 7))],
     nn.Conv1d: [_layer(nn.Conv1d(2, 3, 3, padding=1, dilation=1), (2, 6))],
-    nn.Conv2d: [_layer(nn.Conv2d(2, 4, 3, stride=2, groups=2), (2, 5, 5)),
-                _layer(nn.Conv2d(2, 2, 3, padding="same"), (2, 4, 4))],
+    nn.Conv2d: [
+        _layer(nn.Conv2d(2, 4, 3, stride=2, groups=2), (2, 5, 5)),
+        _layer(nn.Conv2d(2, 2, 3, padding="same"), (2, 4, 4)),
+    ],
     nn.Conv3d: [_layer(nn.Conv3d(2, 2, 2), (2, 3, 3, 2))],
     nn.ConvTranspose1d: [_layer(nn.ConvTranspose1d(2, 3, 3, stride=2, output_padding=1), (2, 4))],
     nn.ConvTranspose2d: [_layer(nn.ConvTranspose2d(2, 2, 4, 2, 1), (2, 3, 3))],
     nn.ConvTranspose3d: [_layer(nn.ConvTranspose3d(2, 1, 2, stride=2), (2, 2, 2, 1))],
-    nn.Upsample: [_layer(nn.Upsample(scale_factor=2), (2, 3, 3)),
-                  _layer(nn.Upsample(size=(5, 4), mode="bilinear", align_corners=True), (2, 3, 3))],
+    nn.Upsample: [
+        _layer(nn.Upsample(scale_factor=2), (2, 3, 3)),
+        _layer(nn.Upsample(size=(5, 4), mode="bilinear", align_corners=True), (2, 3, 3)),
+    ],
     nn.UpsamplingNearest2d: [_layer(nn.UpsamplingNearest2d(scale_factor=2), (1, 2, 3))],
     nn.UpsamplingBilinear2d: [_layer(nn.UpsamplingBilinear2d(scale_factor=2), (1, 2, 3))],
     nn.AvgPool1d: [_layer(nn.AvgPool1d(2), (2, 6))],
@@ -364,26 +408,64 @@ MODULE_EXAMPLES: dict[type[nn.Module], list[Example]] = {
     nn.AdaptiveAvgPool3d: [_layer(nn.AdaptiveAvgPool3d(1), (1, 2, 2, 3))],
     nn.PixelShuffle: [_layer(nn.PixelShuffle(2), (4, 2, 3))],
     nn.PixelUnshuffle: [_layer(nn.PixelUnshuffle(2), (1, 4, 2))],
-    nn.BatchNorm1d: [_layer(_batch_norm(nn.BatchNorm1d, (5,)), (5,)),
-                     _layer(_batch_norm(nn.BatchNorm1d, (2, 3)), (2, 3))],
+    nn.BatchNorm1d: [
+        _layer(_batch_norm(nn.BatchNorm1d, (5,)), (5,)),
+        _layer(_batch_norm(nn.BatchNorm1d, (2, 3)), (2, 3)),
+    ],
     nn.BatchNorm2d: [_layer(_batch_norm(nn.BatchNorm2d, (2, 3, 3)), (2, 3, 3))],
     nn.BatchNorm3d: [_layer(_batch_norm(nn.BatchNorm3d, (2, 2, 2, 2)), (2, 2, 2, 2))],
-    nn.LayerNorm: [Example(lambda s, x: s.layer(x), layer=nn.LayerNorm(5),
-                           reference=lambda s, x: _normalised(x, (-1,)) * s.layer.weight
-                           + s.layer.bias),
-                   Example(lambda s, x: s.layer(x), (2, 2, 3), layer=nn.LayerNorm((2, 3), bias=False),
-                           reference=lambda s, x: _normalised(x, (-2, -1)) * s.layer.weight)],
-    nn.GroupNorm: [_layer(nn.GroupNorm(2, 4), (4, 3)), _layer(nn.GroupNorm(1, 2, affine=False), (2, 2, 2))],
-    nn.InstanceNorm1d: [Example(lambda s, x: s.layer(x), (2, 5), layer=nn.InstanceNorm1d(2, affine=True),
-                                reference=lambda s, x: _normalised(x, (-1,)) * s.layer.weight[:, None]
-                                + s.layer.bias[:, None])],
-    nn.InstanceNorm2d: [Example(lambda s, x: s.layer(x), (2, 3, 3), layer=nn.InstanceNorm2d(2),
-                                reference=lambda s, x: _normalised(x, (-2, -1))),
-                        _layer(_instance_norm_with_statistics(), (2, 3, 3))],
-    nn.InstanceNorm3d: [Example(lambda s, x: s.layer(x), (1, 2, 2, 2), layer=nn.InstanceNorm3d(1),
-                                reference=lambda s, x: _normalised(x, (-3, -2, -1)))],
-    nn.Hardsigmoid: [Example(lambda s, x: s.layer(x), layer=nn.Hardsigmoid(),
-                             reference=lambda s, x: _hardsigmoid(x), tol=1e-7)],
+    nn.LayerNorm: [
+        Example(
+            lambda s, x: s.layer(x),
+            layer=nn.LayerNorm(5),
+            reference=lambda s, x: _normalised(x, (-1,)) * s.layer.weight + s.layer.bias,
+        ),
+        Example(
+            lambda s, x: s.layer(x),
+            (2, 2, 3),
+            layer=nn.LayerNorm((2, 3), bias=False),
+            reference=lambda s, x: _normalised(x, (-2, -1)) * s.layer.weight,
+        ),
+    ],
+    nn.GroupNorm: [
+        _layer(nn.GroupNorm(2, 4), (4, 3)),
+        _layer(nn.GroupNorm(1, 2, affine=False), (2, 2, 2)),
+    ],
+    nn.InstanceNorm1d: [
+        Example(
+            lambda s, x: s.layer(x),
+            (2, 5),
+            layer=nn.InstanceNorm1d(2, affine=True),
+            reference=lambda s, x: (
+                _normalised(x, (-1,)) * s.layer.weight[:, None] + s.layer.bias[:, None]
+            ),
+        )
+    ],
+    nn.InstanceNorm2d: [
+        Example(
+            lambda s, x: s.layer(x),
+            (2, 3, 3),
+            layer=nn.InstanceNorm2d(2),
+            reference=lambda s, x: _normalised(x, (-2, -1)),
+        ),
+        _layer(_instance_norm_with_statistics(), (2, 3, 3)),
+    ],
+    nn.InstanceNorm3d: [
+        Example(
+            lambda s, x: s.layer(x),
+            (1, 2, 2, 2),
+            layer=nn.InstanceNorm3d(1),
+            reference=lambda s, x: _normalised(x, (-3, -2, -1)),
+        )
+    ],
+    nn.Hardsigmoid: [
+        Example(
+            lambda s, x: s.layer(x),
+            layer=nn.Hardsigmoid(),
+            reference=lambda s, x: _hardsigmoid(x),
+            tol=1e-7,
+        )
+    ],
     nn.Dropout1d: [_layer(nn.Dropout1d(), (2, 3))],
     nn.Dropout2d: [_layer(nn.Dropout2d(), (2, 3, 2))],
     nn.Dropout3d: [_layer(nn.Dropout3d(), (2, 3, 2, 1))],
@@ -407,7 +489,7 @@ MODULE_EXAMPLES: dict[type[nn.Module], list[Example]] = {
     nn.ReLU: [_layer(nn.ReLU()), _layer(nn.ReLU(inplace=True))],
     nn.ReLU6: [_layer(nn.ReLU6())],
     nn.RReLU: [_layer(nn.RReLU(0.1, 0.3))],
-}  # fmt: skip
+}
 for _cls, _rule in MODULES.items():
     if _cls not in MODULE_EXAMPLES:
         MODULE_EXAMPLES[_cls] = [_layer(_cls())]
@@ -416,9 +498,12 @@ for _fn, _rule in FUNCTIONS.items():
         name = _rule.name
         FUNCTION_EXAMPLES[_fn] = [_unary(_fn, domain="positive" if name in POSITIVE else "real")]
 INPLACE_ARGS: dict[str, tuple[Any, ...]] = {
-    "clamp": (-0.5, 0.8), "clamp_min": (0.1,), "clamp_max": (0.2,), "hardtanh": (-0.5, 0.7),
+    "clamp": (-0.5, 0.8),
+    "clamp_min": (0.1,),
+    "clamp_max": (0.2,),
+    "hardtanh": (-0.5, 0.7),
     "pow": (3,),
-}  # fmt: skip
+}
 
 
 def _inplace(fn: Callable[..., Any], args: tuple[Any, ...]) -> Op:
@@ -435,9 +520,11 @@ def _inplace(fn: Callable[..., Any], args: tuple[Any, ...]) -> Op:
 for _inplace_fn, _fn in INPLACE_FUNCTIONS.items():
     _name = FUNCTIONS[_fn].name
     FUNCTION_EXAMPLES[_inplace_fn] = [
-        Example(_inplace(_inplace_fn, INPLACE_ARGS.get(_name, ())),
-                domain="positive" if _name in POSITIVE else "real")
-    ]  # fmt: skip
+        Example(
+            _inplace(_inplace_fn, INPLACE_ARGS.get(_name, ())),
+            domain="positive" if _name in POSITIVE else "real",
+        )
+    ]
 
 
 def _inplace_method(name: str, args: tuple[Any, ...], live_other: bool) -> Op:
@@ -454,9 +541,11 @@ _BINARY = ("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
 for _name, _rule in METHODS.items():
     if hasattr(Tensor, _name + "_") and (_rule.kind == "element-wise" or _name in _BINARY):
         METHOD_EXAMPLES[_name + "_"] = [
-            Example(_inplace_method(_name + "_", INPLACE_ARGS.get(_rule.name, ()), _name in _BINARY),
-                    domain="positive" if _name in POSITIVE else "real")
-        ]  # fmt: skip
+            Example(
+                _inplace_method(_name + "_", INPLACE_ARGS.get(_rule.name, ()), _name in _BINARY),
+                domain="positive" if _name in POSITIVE else "real",
+            )
+        ]
 
 
 def _keys() -> list[tuple[str, Any]]:
@@ -480,8 +569,10 @@ def _key_id(key: tuple[str, Any]) -> str:
 def _examples(key: tuple[str, Any]) -> list[Example]:
     kind, target = key
     table: dict[Any, list[Example]] = {
-        "function": FUNCTION_EXAMPLES, "method": METHOD_EXAMPLES, "module": MODULE_EXAMPLES
-    }[kind]  # fmt: skip
+        "function": FUNCTION_EXAMPLES,
+        "method": METHOD_EXAMPLES,
+        "module": MODULE_EXAMPLES,
+    }[kind]
     return table.get(target, [])
 
 
@@ -505,6 +596,15 @@ def _traces_to(module: Case, key: tuple[str, Any]) -> bool:
     return False
 
 
+def _second_order_reference(example: Example, module: Case, z: Tensor, v: Tensor) -> Tensor:
+    """``∂²f[v, v]`` by jvp of jvp, on the plain-operation twin of the example if it has one."""
+    g: nn.Module = module
+    if example.reference is not None:
+        g = Case(Example(example.reference, example.shape, example.domain, example.layer))
+        torch.testing.assert_close(g(z), module(z), rtol=1e-12, atol=1e-12)
+    return jvp(lambda x: jvp(g, (x,), (v,))[1], (z,), (v,))[1]
+
+
 @pytest.mark.parametrize("key", _keys(), ids=_key_id)
 def test_rule_matches_torch_func(key: tuple[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     def no_fallback(*args: object, **kwargs: object) -> Tensor:
@@ -525,18 +625,21 @@ def test_rule_matches_torch_func(key: tuple[str, Any], monkeypatch: pytest.Monke
             return module(x)
 
         reference = torch.stack([jvp(f, (z,), (t,))[1] for t in tangents])
-        g = f
-        if example.reference is not None:
-            plain = Example(example.reference, example.shape, example.domain, example.layer)
-            g = Case(plain)
-            torch.testing.assert_close(g(z), module(z), rtol=1e-12, atol=1e-12)
-        nested = jvp(lambda x: jvp(g, (x,), (v,))[1], (z,), (v,))[1]
+        nested = _second_order_reference(example, module, z, v)
         tol = {"rtol": example.tol, "atol": example.tol}
         torch.testing.assert_close(out, module(z), **tol)
         torch.testing.assert_close(pushed, reference, **tol)
         torch.testing.assert_close(flat, module(z), **tol)
         torch.testing.assert_close(cols, reference, **tol)
         torch.testing.assert_close(second, nested, **tol)
+
+
+def test_the_documented_table_is_the_table() -> None:
+    """docs/forward-mode.md carries ``rules_table()`` verbatim (regenerate it from there)."""
+    page = (Path(__file__).resolve().parents[3] / "docs" / "forward-mode.md").read_text()
+    start = page.index("-->\n", page.index("<!-- rules-table")) + len("-->\n")
+    end = page.index("<!-- /rules-table -->")
+    assert page[start:end] == rules_table()
 
 
 def test_the_table_renders_one_row_per_rule() -> None:
