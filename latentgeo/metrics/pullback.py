@@ -23,10 +23,10 @@ from latentgeo.metrics.jacobians import chunks, push_tangents, reverse_jacobian
 from latentgeo.metrics.pullback_parts import (
     Pieces,
     check_module_dtype,
-    gram,
-    gram_chords,
+    head_chords,
     nested_terms,
     terms_from_pieces,
+    through_head,
     widening,
 )
 from latentgeo.metrics.terms import GeodesicTerms
@@ -271,7 +271,9 @@ class PullbackMetric(Metric):
         return torch.cat(parts, 0).reshape(batch)
 
     # ------------------------------------------------------------ the shortcuts
-    def _final_linear_push(self, z: Tensor, tangents: Tensor) -> tuple[Tensor, Tensor] | None:
+    def _final_linear_push(
+        self, z: Tensor, tangents: Tensor
+    ) -> tuple[Tensor, Tensor | None] | None:
         """``(J_h T, WᵀW)`` when ``embed`` ends with a linear layer ``W h + b`` wider than h.
 
         ``Tᵀ Jᵀ J T = (J_h T)ᵀ (WᵀW) (J_h T)``: for a decoder whose last layer maps
@@ -281,7 +283,8 @@ class PullbackMetric(Metric):
         if prop is None or not widening(prop.final_linear):
             return None
         linear, pushed = prop.push_to_final_linear(z, tangents)
-        return pushed, gram(linear)
+        (pushed,), weights = through_head(linear, pushed)
+        return pushed, weights
 
     def _reduced_push(self, z: Tensor, tangents: Tensor) -> Pieces | None:
         """``J T`` for ``z (n, d)``, ``T (K, n, d)`` as parts ``(P_i (K, n, ·), M_i)`` with
@@ -300,7 +303,13 @@ class PullbackMetric(Metric):
             if prop is not None and self._parts_checked(z):
                 parts = prop.tangent_parts(z, tangents)
                 if parts is not None:
-                    return [(t, None if w is None else gram(w)) for t, w in parts]
+                    pieces: Pieces = []
+                    for t, w in parts:
+                        weights = None
+                        if w is not None:
+                            (t,), weights = through_head(w, t)
+                        pieces.append((t, weights))
+                    return pieces
         except UnsupportedOperation as err:
             self._fall_back(err)
         return None
@@ -341,13 +350,13 @@ class PullbackMetric(Metric):
         try:
             if prop is not None and widening(prop.final_linear):
                 linear, h = prop.values_to_final_linear(flat)
-                return gram_chords(h.reshape(b, n, -1), gram(linear))
+                return head_chords(h.reshape(b, n, -1), linear)
             if prop is not None and self._parts_checked(flat):
                 total = pos.new_zeros(b, n - 1)
                 for value, part_linear in prop.chord_parts(flat) or []:
                     v = value.reshape(b, n, -1)
                     if part_linear is not None:
-                        total = total + gram_chords(v, gram(part_linear))
+                        total = total + head_chords(v, part_linear)
                     else:
                         diff = v[:, 1:] - v[:, :-1]
                         total = total + (diff * diff).sum(-1)
@@ -388,11 +397,16 @@ class PullbackMetric(Metric):
         basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
         if widening(prop.final_linear):
             linear, first, second = prop.push_to_final_linear(z, basis, v)
-            return [(first, second, gram(linear))]
+            (first, second), weights = through_head(linear, first, second)
+            return [(first, second, weights)]
         if self._parts_checked(z):
             parts = prop.tangent_parts(z, basis, v)
             if parts is not None:
-                return [(f, s, None if w is None else gram(w)) for f, s, w in parts]
+                pieces = []
+                for f, s, w in parts:
+                    (f, s), weights = ([f, s], None) if w is None else through_head(w, f, s)
+                    pieces.append((f, s, weights))
+                return pieces
         _, first, second = prop(z, basis, v)
         return [(first, second, None)]
 

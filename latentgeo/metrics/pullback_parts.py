@@ -22,8 +22,10 @@ __all__ = [
     "check_module_dtype",
     "gram",
     "gram_chords",
+    "head_chords",
     "nested_terms",
     "terms_from_pieces",
+    "through_head",
     "widening",
 ]
 
@@ -63,6 +65,31 @@ def check_module_dtype(module: object, z: Tensor, name: str = "the decoder") -> 
                     f"of them (e.g. metric.to(z.device))"
                 )
             return
+
+
+def _gram_cheaper(linear: nn.Linear, rows: int) -> bool:
+    """Whether ``aᵀ (WᵀW) b`` over ``rows`` vectors costs less than applying ``W`` to them:
+    ``rows·h·m`` multiply-adds against ``h²·m + rows·h²``."""
+    h, m = linear.in_features, linear.out_features
+    return rows * (m - h) > h * m
+
+
+def through_head(linear: nn.Linear, *tangents: Tensor) -> tuple[list[Tensor], Tensor | None]:
+    """Tangents ``(…, h)`` before a linear head, and the head's Gram matrix ``WᵀW``; or, for so
+    few vectors that forming ``WᵀW`` would cost more, the tangents after it and ``None``."""
+    rows = tangents[0].numel() // linear.in_features
+    if _gram_cheaper(linear, rows):
+        return list(tangents), gram(linear)
+    weight = linear.weight
+    return [torch.nn.functional.linear(t, weight) for t in tangents], None
+
+
+def head_chords(h: Tensor, linear: nn.Linear) -> Tensor:
+    """``‖W Δh‖²`` along ``h (B, N, hidden)``, ``(B, N − 1)``, the cheaper way."""
+    if _gram_cheaper(linear, h.shape[0] * h.shape[1]):
+        return gram_chords(h, gram(linear))
+    diff = torch.nn.functional.linear(h[:, 1:] - h[:, :-1], linear.weight)
+    return (diff * diff).sum(-1)
 
 
 def terms_from_pieces(pieces: list[tuple[Tensor, Tensor, Any]], z: Tensor) -> GeodesicTerms:
