@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +24,7 @@ from latentgeo.metrics.pullback_parts import (
     check_module_dtype,
     head_chords,
     nested_terms,
-    terms_from_pieces,
+    taylor_terms,
     through_head,
     widening,
 )
@@ -381,42 +380,19 @@ class PullbackMetric(Metric):
         for sl in chunks(z.shape[0], self.chunk_size):
             terms = self._taylor_terms(z[sl], v[sl])
             if terms is None:
-                terms = self._nested_terms(z[sl], v[sl])
+                terms = nested_terms(self.flat_embedding, z[sl], v[sl])
             gs.append(terms.g)
             bs.append(terms.b)
         if len(gs) == 1:
             return GeodesicTerms(gs[0], bs[0])
         return GeodesicTerms(torch.cat(gs), torch.cat(bs))
 
-    def _taylor_pieces(self, z: Tensor, v: Tensor) -> list[tuple[Tensor, Tensor, Any]] | None:
-        """``(J_p, ∂²p[v, v], Gram or None)`` per piece, by the second-order propagator."""
-        prop = self._second
-        if prop is None:
-            return None
-        n, d = z.shape
-        basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
-        if widening(prop.final_linear):
-            linear, first, second = prop.push_to_final_linear(z, basis, v)
-            (first, second), weights = through_head(linear, first, second)
-            return [(first, second, weights)]
-        if self._parts_checked(z):
-            parts = prop.tangent_parts(z, basis, v)
-            if parts is not None:
-                pieces = []
-                for f, s, w in parts:
-                    (f, s), weights = ([f, s], None) if w is None else through_head(w, f, s)
-                    pieces.append((f, s, weights))
-                return pieces
-        _, first, second = prop(z, basis, v)
-        return [(first, second, None)]
-
     def _taylor_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms | None:
+        """The terms by the second-order propagator (``None``: not traced)."""
+        if self._second is None:
+            return None
         try:
-            pieces = self._taylor_pieces(z, v)
+            return taylor_terms(self._second, z, v, self._parts_checked(z))
         except UnsupportedOperation as err:
             self._fall_back(err)
             return None
-        return None if pieces is None else terms_from_pieces(pieces, z)
-
-    def _nested_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
-        return nested_terms(self.flat_embedding, z, v)

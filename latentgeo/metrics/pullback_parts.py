@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp
 
+from latentgeo.metrics.forward import TaylorPropagator
 from latentgeo.metrics.jacobians import FlatMap, forward_jacobian
 from latentgeo.metrics.terms import GeodesicTerms
 
@@ -24,6 +25,7 @@ __all__ = [
     "gram_chords",
     "head_chords",
     "nested_terms",
+    "taylor_terms",
     "terms_from_pieces",
     "through_head",
     "widening",
@@ -90,6 +92,28 @@ def head_chords(h: Tensor, linear: nn.Linear) -> Tensor:
         return gram_chords(h, gram(linear))
     diff = torch.nn.functional.linear(h[:, 1:] - h[:, :-1], linear.weight)
     return (diff * diff).sum(-1)
+
+
+def taylor_terms(prop: TaylorPropagator, z: Tensor, v: Tensor, parts: bool) -> GeodesicTerms:
+    """``(JᵀJ, Jᵀ ∂²f[v, v])`` by one second-order pass, through a final widening linear
+    layer or (``parts``: checked to add up to the output) concatenated linear heads."""
+    n, d = z.shape
+    basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
+    pieces: list[tuple[Tensor, Tensor, Any]] = []
+    final = prop.final_linear
+    heads = prop.tangent_parts(z, basis, v) if parts and not widening(final) else None
+    if final is not None and widening(final):
+        linear, first, second = prop.push_to_final_linear(z, basis, v)
+        (first, second), weights = through_head(linear, first, second)
+        pieces.append((first, second, weights))
+    elif heads is not None:
+        for f, s, w in heads:
+            (f, s), weights = ([f, s], None) if w is None else through_head(w, f, s)
+            pieces.append((f, s, weights))
+    else:
+        _, first, second = prop(z, basis, v)
+        pieces.append((first, second, None))
+    return terms_from_pieces(pieces, z)
 
 
 def terms_from_pieces(pieces: list[tuple[Tensor, Tensor, Any]], z: Tensor) -> GeodesicTerms:

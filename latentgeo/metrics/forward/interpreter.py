@@ -148,9 +148,9 @@ class Interpreter:
         out = _invoke(fn, args, kwargs, step.inplace)
         if values_only or not step.live:
             return out, None
+        if not any(env[n][1] is not None for n in node.all_input_nodes):
+            return out, None  # constant in z at run time
         jets = _jets_of(node.args, env)
-        if not any(j is not None for j in jets) and not _kw_jets(node, env):
-            return out, None
         if node.target is operator.getitem and isinstance(args[0], (tuple, list)):
             source, index = jets[0], cast(int, args[1])  # an element of a tuple output
             return out, source[index] if isinstance(source, (tuple, list)) else None
@@ -240,10 +240,6 @@ def _jets_of(args: Any, env: Env) -> tuple[Any, ...]:
         return None
 
     return tuple(of(a) for a in args)
-
-
-def _kw_jets(node: fx.Node, env: Env) -> bool:
-    return any(env[n][1] is not None for n in node.all_input_nodes)
 
 
 def _pack(first: Any, second: Any) -> Any:

@@ -108,16 +108,16 @@ def _conv_module(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
     return _fold(apply, ts[0], call.args[0], len(m.kernel_size))
 
 
-def _functional(fn: Callable[..., Tensor], weight_at: int | None = None) -> Any:
-    """A rule for a functional layer ``fn(x, *args)`` linear in ``x`` (a weight, if any,
-    at position ``weight_at``; the bias at the next position is dropped)."""
+def _functional(fn: Callable[..., Tensor], bias_at: int | None = None) -> Any:
+    """A rule for a functional layer ``fn(x, *args)`` linear in ``x``; a bias (the argument
+    ``bias_at`` after ``x``, or ``bias=``) is dropped: it shifts the output, not its tangent."""
 
     def apply(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
         args = list(call.args[1:])
         kwargs = dict(call.kwargs)
-        if weight_at is not None:
-            if len(args) > weight_at:
-                args[weight_at] = None  # the bias: constant
+        if bias_at is not None:
+            if len(args) > bias_at:
+                args[bias_at] = None
             kwargs.pop("bias", None)
         spatial = _SPATIAL.get(fn, call.args[0].ndim - 2)
         return _fold(lambda t: fn(t, *args, **kwargs), ts[0], call.args[0], spatial)
@@ -305,7 +305,7 @@ LAYERS: list[Rule] = [
     Rule("convolution", linear(_conv_module), "conv(ẋ, W)", "conv(ẍ, W)",
          modules=tuple(_CONV) + tuple(_CONV_T), check=_padding_zeros,
          notes="zero padding only (other padding modes use the generic path)"),
-    *[Rule(f"F.{fn.__name__}", linear(_functional(fn, weight_at=1)), "conv(ẋ, W)", "conv(ẍ, W)",
+    *[Rule(f"F.{fn.__name__}", linear(_functional(fn, bias_at=1)), "conv(ẋ, W)", "conv(ẍ, W)",
            functions=(fn,), check=_weights_constant) for fn in _CONV_FUNCTIONS + _CONV_T_FUNCTIONS],
     Rule("resampling", linear(_interpolate), "interpolate(ẋ)", "interpolate(ẍ)",
          functions=(F.interpolate,),
