@@ -82,7 +82,6 @@ class Program:
         output: the node the module returns (``None`` if it returns a container).
         unsupported: labels of the live calls without a rule, in graph order.
         aliasing: why in-place operations could not be made functional (``None``: they could).
-        free_after: per node, the values no later node needs.
     """
 
     graph: fx.Graph
@@ -91,7 +90,6 @@ class Program:
     output: fx.Node | None = None
     unsupported: list[str] = field(default_factory=list)
     aliasing: str | None = None
-    free_after: dict[fx.Node, list[fx.Node]] = field(default_factory=dict)
 
 
 _PROGRAMS: weakref.WeakKeyDictionary[Trace, Program] = weakref.WeakKeyDictionary()
@@ -205,7 +203,7 @@ def _aliases(root: nn.Module, node: fx.Node, inplace: set[fx.Node]) -> set[fx.No
 
 
 def _resolve(root: nn.Module, program: Program, inplace: set[fx.Node]) -> None:
-    """Liveness, the rule of each live call, the unsupported calls and when to free values."""
+    """Liveness, the rule of each live call, and the calls without one."""
     live: set[fx.Node] = set()
     seen: set[str] = set()
     nodes = list(program.graph.nodes)
@@ -230,12 +228,6 @@ def _resolve(root: nn.Module, program: Program, inplace: set[fx.Node]) -> None:
         program.steps[node] = step
     output = nodes[-1]
     program.output = output.args[0] if isinstance(output.args[0], fx.Node) else None
-    last: dict[fx.Node, fx.Node] = {}
-    for node in nodes:
-        for source in node.all_input_nodes:
-            last[source] = node
-    for source, user in last.items():
-        program.free_after.setdefault(user, []).append(source)
 
 
 def _constant(node: fx.Node) -> bool:
