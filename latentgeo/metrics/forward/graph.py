@@ -41,7 +41,7 @@ from latentgeo.metrics.forward.rules import (
     function_name,
     module_name,
 )
-from latentgeo.metrics.forward.shapes import VIEW_ATTRIBUTES
+from latentgeo.metrics.forward.shapes import CONSTANT_ATTRIBUTES, VIEW_ATTRIBUTES
 from latentgeo.metrics.forward.tracing import Trace
 
 __all__ = ["Program", "Step", "prepare"]
@@ -235,7 +235,7 @@ def _constant(node: fx.Node) -> bool:
         return str(node.target) in CONSTANT_METHODS
     if node.op == "call_function":
         if node.target is builtins.getattr:
-            return node.args[1] not in VIEW_ATTRIBUTES
+            return node.args[1] in CONSTANT_ATTRIBUTES
         try:
             return node.target in CONSTANT_FUNCTIONS
         except TypeError:  # an unhashable callable

@@ -19,10 +19,15 @@ from torch import Tensor, nn
 from latentgeo.metrics.forward.elementwise import only_first_live
 from latentgeo.metrics.forward.jet import Call, Rule, Site, full, lift, linear, zeros_like_tangent
 
-__all__ = ["SHAPES", "VIEW_ATTRIBUTES"]
+__all__ = ["CONSTANT_ATTRIBUTES", "SHAPES", "VIEW_ATTRIBUTES"]
 
-#: attributes read with ``getattr`` that are tensors (views); any other one is a constant
+#: tensor attributes read with ``getattr`` that are views of the tensor (with a rule)
 VIEW_ATTRIBUTES = frozenset({"T", "mT"})
+#: attributes that carry no tangent (``.data`` is detached, like ``detach()``)
+CONSTANT_ATTRIBUTES = frozenset(
+    {"shape", "dtype", "device", "ndim", "layout", "is_cuda", "requires_grad", "data", "grad",
+     "is_leaf", "names"}
+)  # fmt: skip
 
 
 def _tdim(d: int) -> int:
@@ -54,6 +59,9 @@ def _transpose(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
 
 def _attribute(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
     name, t = call.args[1], ts[0]
+    if isinstance(call.args[0], tuple):  # a field of ``torch.topk(...)`` & co.
+        index = _field_index(call.args[0], name)
+        return None if index is None or not isinstance(t, (tuple, list)) else t[index]
     if name == "mT":
         return t.transpose(-1, -2)
     if name == "T":
@@ -62,7 +70,13 @@ def _attribute(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
 
 
 def _attribute_check(site: Site) -> str | None:
-    return None if site.args[1] in VIEW_ATTRIBUTES else f"attribute {site.args[1]!r}"
+    return None  # a view attribute, or a field of a named tuple (else: the generic path)
+
+
+def _field_index(value: tuple[Any, ...], name: str) -> int | None:
+    """The position of field ``name`` of a named tuple (``torch.return_types``), if any."""
+    field = getattr(value, name, None)
+    return next((i for i, item in enumerate(value) if item is field), None)
 
 
 def _permute(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
@@ -203,6 +217,31 @@ def _module_pad(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
     return F.pad(ts[0], call.module.padding)  # type: ignore[arg-type]
 
 
+#: functions returning ``(values, indices)``: where their ``dim`` argument is, and its default
+_SELECTIONS: dict[str, tuple[int, int | None]] = {
+    "max": (1, None), "min": (1, None), "topk": (2, -1), "sort": (1, -1),
+}  # fmt: skip
+
+
+def _selection(name: str) -> Any:
+    """``max``/``min`` along a dimension, ``topk``, ``sort``: the values are entries of the
+    input, so their tangents are the same entries of its tangents (``indices``: none)."""
+    position, default = _SELECTIONS[name]
+
+    def apply(call: Call, ts: tuple[Any, ...], k: int) -> Any:
+        out, x = call.out, call.args[0]
+        dim = call.kwargs.get("dim", call.args[position] if len(call.args) > position else default)
+        if not isinstance(out, tuple) or len(out) != 2 or not isinstance(dim, int):
+            return None  # e.g. torch.max(x): one value, the generic path
+        values, indices = out
+        dim = dim % x.ndim
+        index = indices if values.ndim == x.ndim else indices.unsqueeze(dim)
+        t = ts[0].gather(dim + 1, index.expand(ts[0].shape[0], *index.shape))
+        return (t if values.ndim == x.ndim else t.squeeze(dim + 1)), None
+
+    return apply
+
+
 def _identity(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
     return ts[0]
 
@@ -254,6 +293,10 @@ SHAPES: list[Rule] = [
     Rule("constant pad", linear(_module_pad), "pad(ẋ) with zeros", "pad(ẍ) with zeros",
          modules=(nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d,
                   nn.ConstantPad3d)),
+    *[Rule(name, linear(_selection(name)), f"ẋ at the {name} indices",
+           f"ẍ at the {name} indices", functions=(getattr(torch, name),), methods=(name,),
+           check=only_first_live, notes="along a dimension (a global max/min: generic path)")
+      for name in _SELECTIONS],
     Rule("identity", linear(_identity), "ẋ", "ẍ", functions=(operator.pos,),
          methods=("positive",), modules=(nn.Identity,)),
 ]  # fmt: skip

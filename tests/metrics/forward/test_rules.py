@@ -182,7 +182,11 @@ FUNCTION_EXAMPLES: dict[Any, list[Example]] = {
     torch.swapaxes: [Example(lambda s, x: torch.swapaxes(x, 0, 2), shape=(2, 3))],
     torch.swapdims: [Example(lambda s, x: torch.swapdims(x, -1, 1), shape=(2, 3))],
     torch.t: [Example(lambda s, x: torch.t(x))],
-    getattr: [Example(lambda s, x: x.T), Example(lambda s, x: x.mT, shape=(2, 3))],
+    getattr: [
+        Example(lambda s, x: x.T),
+        Example(lambda s, x: x.mT, shape=(2, 3)),
+        Example(lambda s, x: torch.topk(x, 2).values + x.max(1).values[:, None]),
+    ],
     torch.permute: [Example(lambda s, x: torch.permute(x, (2, 0, 1)), shape=(2, 3))],
     torch.broadcast_to: [Example(lambda s, x: torch.broadcast_to(x, (2, N, 5)))],
     operator.getitem: [
@@ -212,6 +216,13 @@ FUNCTION_EXAMPLES: dict[Any, list[Example]] = {
         Example(lambda s, x: _join(torch.unbind(x, 1), 5)),
     ],
     torch.flip: [Example(lambda s, x: torch.flip(x, [0, 1]))],
+    torch.max: [Example(lambda s, x: _join(torch.max(x, 1), 1))],
+    torch.min: [Example(lambda s, x: torch.min(x, dim=0, keepdim=True).values)],
+    torch.topk: [
+        Example(lambda s, x: torch.topk(x, 2)[0]),
+        Example(lambda s, x: torch.topk(x, 1, 0).values),
+    ],
+    torch.sort: [Example(lambda s, x: torch.sort(x, descending=True).values)],
     torch.roll: [
         Example(lambda s, x: torch.roll(x, 2, 1)),
         Example(lambda s, x: torch.roll(x, (1, 2), (0, 1))),
@@ -349,6 +360,10 @@ METHOD_EXAMPLES: dict[str, list[Example]] = {
     "unbind": [Example(lambda s, x: _join(x.unbind(1), 5))],
     "repeat": [_method("repeat", 2, 1), _method("repeat", 2, 1, 3)],
     "flip": [_method("flip", 1), _method("flip", [0, 1])],
+    "max": [Example(lambda s, x: x.max(-1)[0])],
+    "min": [Example(lambda s, x: x.min(1, True).values)],
+    "topk": [Example(lambda s, x: x.topk(3, dim=1, largest=False).values)],
+    "sort": [Example(lambda s, x: x.sort(0)[0])],
     "roll": [_method("roll", 1, 1)],
     "narrow": [_method("narrow", 1, 0, 2)],
     "select": [_method("select", 0, 1)],
