@@ -24,6 +24,7 @@ from latentgeo.metrics.measures import (
     volume_element,
 )
 from latentgeo.metrics.pullback import PullbackMetric
+from latentgeo.metrics.report import MetricCheck
 from latentgeo.metrics.rhvae import RHVAEMetric
 from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
@@ -35,6 +36,7 @@ __all__ = [
     "GeodesicTerms",
     "MeanMetric",
     "Metric",
+    "MetricCheck",
     "MetricLike",
     "PullbackMetric",
     "RHVAEMetric",

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from latentgeo._validation import check_points, check_tangent
+from latentgeo.metrics.report import MetricCheck, check_tensor
 from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
 __all__ = ["Metric", "ScaledMetric", "SumMetric"]
@@ -114,6 +115,31 @@ class Metric(nn.Module, abc.ABC):
     def norm(self, z: Tensor, v: Tensor) -> Tensor:
         """The length ``sqrt(vᵀ G(z) v)`` of tangent vectors; shapes as :meth:`squared_norm`."""
         return self.squared_norm(z, v).clamp_min(0.0).sqrt()
+
+    def check(self, z: Tensor, *, rtol: float | None = None) -> MetricCheck:
+        """Whether this is a metric at the points ``z``: ``G`` finite, symmetric and PSD.
+
+        Args:
+            z: points of shape ``(..., d)`` (flattened to ``N`` points in the report).
+            rtol: relative tolerance of the symmetry and sign checks (default
+                ``1000 · d · eps``).
+
+        Returns:
+            A :class:`~latentgeo.metrics.MetricCheck` with per-point flags, ``ok``,
+            ``reasons`` and ``raise_if_invalid()``.
+
+        Example:
+            >>> import torch
+            >>> from latentgeo.metrics import ExplicitMetric
+            >>> bad = ExplicitMetric(torch.diag_embed)  # G(z) = diag(z): indefinite where z < 0
+            >>> report = bad.check(torch.tensor([[1.0, 2.0], [-1.0, 2.0]]))
+            >>> report.ok, report.psd
+            (False, tensor([ True, False]))
+            >>> print(report.reasons[0].replace("; ", ";\\n"))
+            G is not positive semi-definite at 1 of 2 points (first: point 1;
+            smallest eigenvalue -1)
+        """
+        return check_tensor(self.metric_tensor(z), rtol)
 
     # ------------------------------------------------------- unchecked internals
     @abc.abstractmethod

@@ -234,19 +234,3 @@ def test_minimize_energy_updates_the_curve_in_place() -> None:
     result = minimize_energy(as_metric(SPHERE), curve, refine=False, reparametrize=False)
     assert result.curve is curve
     torch.testing.assert_close(result.length, SPHERE.distance(z0, z1), rtol=1e-4, atol=0)
-
-
-def test_chunked_evaluation_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    import latentgeo.solvers.energy as energy
-
-    z0, z1 = _pairs(5, torch.float64, seed=4)
-    whole = connecting_geodesic(SPHERE, z0, z1)
-    monkeypatch.setattr(energy, "CHUNK_POINTS", 50)
-    chunked = connecting_geodesic(SPHERE, z0, z1)
-    torch.testing.assert_close(chunked.length, whole.length, rtol=1e-12, atol=0)
-    assert chunked.status == whole.status
-    # too many pairs for dense basis rows of all: sparse rows, dense ones per running set
-    monkeypatch.setattr(energy, "DENSE_ENTRIES", 300)
-    sparse = connecting_geodesic(SPHERE, z0, z1)
-    torch.testing.assert_close(sparse.length, whole.length, rtol=1e-12, atol=0)
-    assert sparse.status == whole.status
