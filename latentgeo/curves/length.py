@@ -109,7 +109,7 @@ def is_pullback(metric: Metric) -> bool:
 def speeds_squared(metric: Metric, pos: Tensor, vel: Tensor) -> Tensor:
     """``γ̇ᵀ G(γ) γ̇`` for points and velocities ``(B, T, d)`` -> ``(B, T)`` (unchecked)."""
     b, n, d = pos.shape
-    return metric._squared_norm(pos.reshape(-1, d), vel.reshape(-1, d)).reshape(b, n)
+    return metric.squared_norm(pos.reshape(-1, d), vel.reshape(-1, d), validate=False).reshape(b, n)
 
 
 def chord_differences(

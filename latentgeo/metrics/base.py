@@ -70,16 +70,19 @@ class Metric(nn.Module, abc.ABC):
     latent_dim: int | None = None
 
     # ----------------------------------------------------------------- public API
-    def metric_tensor(self, z: Tensor) -> Tensor:
+    def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:
         """The metric tensor ``G(z)``.
 
         Args:
             z: points of shape ``(..., d)``.
+            validate: check the shape, dtype and values of ``z`` first (solvers pass
+                ``False`` for points they have built themselves).
 
         Returns:
             Tensor of shape ``(..., d, d)``, symmetric positive semi-definite.
         """
-        z = check_points(z, "z", dim=self.latent_dim)
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
         return self._metric_tensor(z)
 
     def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
@@ -98,18 +101,21 @@ class Metric(nn.Module, abc.ABC):
         v = check_tangent(z, v, "v")
         return self._inner(z, u, v)
 
-    def squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+    def squared_norm(self, z: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
         """The squared length ``vᵀ G(z) v`` of tangent vectors.
 
         Args:
             z: points of shape ``(..., d)``.
             v: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
+            validate: check the shapes, dtypes and values of ``z`` and ``v`` first
+                (solvers pass ``False`` for inputs they have built themselves).
 
         Returns:
             Tensor of the broadcast batch shape ``(...)``.
         """
-        z = check_points(z, "z", dim=self.latent_dim)
-        v = check_tangent(z, v, "v")
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            v = check_tangent(z, v, "v")
         return self._squared_norm(z, v)
 
     def norm(self, z: Tensor, v: Tensor) -> Tensor:

@@ -171,15 +171,17 @@ class PullbackMetric(Metric):
         return True
 
     # ------------------------------------------------------------ the protocol
-    def metric_tensor(self, z: Tensor) -> Tensor:
-        z = check_points(z, "z", dim=self.latent_dim)
-        check_module_dtype(self.embed, z)
+    def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            check_module_dtype(self.embed, z)
         return self._metric_tensor(z)
 
-    def squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
-        z = check_points(z, "z", dim=self.latent_dim)
-        v = check_tangent(z, v, "v")
-        check_module_dtype(self.embed, z)
+    def squared_norm(self, z: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            v = check_tangent(z, v, "v")
+            check_module_dtype(self.embed, z)
         return self._squared_norm(z, v)
 
     def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:

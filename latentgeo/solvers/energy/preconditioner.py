@@ -50,7 +50,9 @@ def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
     n = n_inner + 2
     control = gather_rows(objective.control_points(x, idx), t_idx)
     pos = (basis.values[..., None] * control).sum(-2)
-    g = objective.metric._metric_tensor(pos.reshape(-1, d)).reshape(*pos.shape, d)  # (A, T, d, d)
+    g = objective.metric.metric_tensor(pos.reshape(-1, d), validate=False).reshape(
+        *pos.shape, d
+    )  # (A, T, d, d)
     outer = w[..., None, None] * dvals[..., :, None] * dvals[..., None, :]  # (A, T, k, k)
     contrib = outer[..., None, None] * g[:, :, None, None]  # (A, T, k, k, d, d)
     flat_idx = (t_idx[..., :, None] * n + t_idx[..., None, :]).reshape(a, -1)

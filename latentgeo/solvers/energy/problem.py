@@ -14,14 +14,13 @@ place.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from latentgeo.curves import Curve, gather_rows
+from latentgeo.curves import Curve, LinearInControlPoints, gather_rows
 from latentgeo.curves.length import chord_differences, gauss_legendre_times, speeds_squared
 from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import chunks
@@ -225,9 +224,8 @@ class Objective:
         self.span_weights: Tensor | None = None
         self.eval_basis: LocalBasis | None = None
         self.all_rows: DenseRows | None = None
-        if hasattr(curve, "_linear_basis") and self.packing.names == ["inner"]:
-            linear_basis: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
-            linear_basis = curve._linear_basis  # type: ignore[assignment]
+        if isinstance(curve, LinearInControlPoints) and self.packing.names == ["inner"]:
+            linear_basis = curve.linear_basis
             tk, self.span_weights = gauss_legendre_times(curve.breakpoints(), nodes=2)
             both = LocalBasis(*linear_basis(torch.cat([tk, self.times], 1)))
             self.span_basis, self.eval_basis = both.split(tk.shape[1])
