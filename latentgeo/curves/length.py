@@ -193,10 +193,13 @@ def chord_differences(
     b, n, d = pos.shape
     flat = pos.reshape(-1, d)
     members = _members(metric)
-    xs = torch.stack([f(flat).reshape(b, n, -1) for f in members])  # (K, B, N, m)
-    k = torch.randint(len(members), (b, n), generator=generator)
-    k = k.to(pos.device)[None, ..., None].expand(1, b, n, xs.shape[-1])
-    x = xs.gather(0, k)[0]
+    k = torch.randint(len(members), (b * n,), generator=generator).to(pos.device)
+    # each point goes through its drawn member only (K times fewer decoder passes
+    # than decoding every point with every member); one loop over members, not points
+    rows = [(k == j).nonzero().squeeze(-1) for j in range(len(members))]
+    outs = [f(flat[r]) for f, r in zip(members, rows, strict=True) if r.numel() > 0]
+    order = torch.cat([r for r in rows if r.numel() > 0])
+    x = torch.cat(outs)[torch.argsort(order)].reshape(b, n, -1)
     diff = x[:, 1:] - x[:, :-1]
     return (diff * diff).sum(-1)
 
