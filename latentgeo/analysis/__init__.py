@@ -4,7 +4,8 @@
   (all pairs, chunked);
 * Michelis et al.: :func:`relative_improvement`, :func:`michelis_pairs`,
   :func:`monte_carlo_relative_improvement`;
-* Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`;
+* Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`,
+  :func:`compare_retrainings` (both over converged pairs, with the counts);
 * Arvanitidis et al.: :func:`riemannian_random_walk`, :func:`geodesic_kmeans`
   (with :func:`kmedoids` and :func:`f_measure`);
 * :func:`off_data_fraction`: how much of a curve leaves the data.
@@ -25,13 +26,21 @@ from latentgeo.analysis.improvement import (
 from latentgeo.analysis.kmeans import KMeansResult, f_measure, geodesic_kmeans, kmedoids
 from latentgeo.analysis.random_walk import metric_inverse_sqrt, riemannian_random_walk
 from latentgeo.analysis.support import nearest_neighbour_spacing, off_data_fraction
-from latentgeo.analysis.variation import PairedTTest, coefficient_of_variation, paired_t_test
+from latentgeo.analysis.variation import (
+    PairedTTest,
+    RetrainingComparison,
+    coefficient_of_variation,
+    compare_retrainings,
+    paired_t_test,
+)
 
 __all__ = [
     "ImprovementResult",
     "KMeansResult",
     "PairedTTest",
+    "RetrainingComparison",
     "coefficient_of_variation",
+    "compare_retrainings",
     "f_measure",
     "geodesic_distances",
     "geodesic_kmeans",

@@ -17,6 +17,7 @@ from latentgeo.analysis import (
     relative_improvement,
     straight_line_length,
 )
+from latentgeo.solvers import Status
 from latentgeo.testing import LinearMap, StereographicSphere
 
 
@@ -118,3 +119,37 @@ def test_input_errors() -> None:
         pairwise_geodesic_distances(sphere, torch.zeros(3))
     with pytest.raises(ValueError, match="latent_dim"):
         michelis_pairs(sphere, 3)
+
+
+def test_independent_chord_score_measures_line_and_curve_alike() -> None:
+    sphere = StereographicSphere()
+    z0 = torch.tensor([[1.0, 0.5], [-1.0, 1.0]], dtype=torch.float64)
+    z1 = torch.tensor([[-0.5, 2.0], [1.0, 1.5]], dtype=torch.float64)
+    res = relative_improvement(sphere, z0, z1, score="chord", score_points=2048)
+    assert res.score == "chord" and res.status == ["converged", "converged"]
+    # a dense polyline in R^3 is within ~h^2 of the arc length: both curves, one estimator
+    torch.testing.assert_close(
+        res.line_length, straight_line_length(sphere, z0, z1), rtol=1e-5, atol=0
+    )
+    torch.testing.assert_close(res.geodesic_length, sphere.distance(z0, z1), rtol=1e-5, atol=0)
+    assert bool((res.relative_improvement > 1e-3).all())
+    with pytest.raises(ValueError, match="score"):
+        relative_improvement(sphere, z0, z1, score="nope")
+    with pytest.raises(ValueError, match="score_points"):
+        relative_improvement(sphere, z0, z1, score="chord", score_points=1)
+
+
+def test_means_are_over_converged_pairs_unless_asked() -> None:
+    sphere = StereographicSphere()
+    z0 = torch.tensor([[1.0, 0.5], [-1.0, 1.0], [0.3, -1.2]], dtype=torch.float64)
+    z1 = torch.tensor([[-0.5, 2.0], [1.0, 1.5], [-1.5, 0.2]], dtype=torch.float64)
+    stopped = relative_improvement(sphere, z0, z1, max_iter=1)
+    assert stopped.num_converged == 0 and stopped.num_pairs == 3
+    assert all(s == Status.MAX_ITERATIONS for s in stopped.status)
+    assert math.isnan(stopped.mean) and math.isnan(stopped.standard_error)
+    every = relative_improvement(sphere, z0, z1, max_iter=1, include_all=True)
+    assert every.mean == pytest.approx(float(every.relative_improvement.mean()))
+    done = relative_improvement(sphere, z0, z1)
+    keep = done.converged
+    assert done.num_converged == int(keep.sum()) > 0
+    assert done.mean == pytest.approx(float(done.relative_improvement[keep].mean()))
