@@ -1,7 +1,7 @@
 """Analyses of the seed papers.
 
 * distances: :func:`geodesic_distances` (pairs), :func:`pairwise_geodesic_distances`
-  (all pairs, chunked);
+  (all pairs, chunked), :func:`pairwise_geodesics` (the same with per-pair statuses);
 * Michelis et al.: :func:`relative_improvement`, :func:`michelis_pairs`,
   :func:`monte_carlo_relative_improvement`;
 * Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`,
@@ -12,9 +12,11 @@
 """
 
 from latentgeo.analysis.distances import (
+    PairwiseDistances,
     geodesic_distances,
     iter_geodesics,
     pairwise_geodesic_distances,
+    pairwise_geodesics,
 )
 from latentgeo.analysis.improvement import (
     ImprovementResult,
@@ -38,6 +40,7 @@ __all__ = [
     "ImprovementResult",
     "KMeansResult",
     "PairedTTest",
+    "PairwiseDistances",
     "RetrainingComparison",
     "coefficient_of_variation",
     "compare_retrainings",
@@ -53,6 +56,7 @@ __all__ = [
     "off_data_fraction",
     "paired_t_test",
     "pairwise_geodesic_distances",
+    "pairwise_geodesics",
     "relative_improvement",
     "riemannian_random_walk",
     "straight_line_length",

@@ -9,6 +9,7 @@ many pairs there are.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,9 +18,15 @@ from tqdm.auto import tqdm
 
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.metrics import MetricLike, as_metric
-from latentgeo.solvers import GeodesicResult, connecting_geodesic
+from latentgeo.solvers import GeodesicResult, Status, connecting_geodesic
 
-__all__ = ["geodesic_distances", "iter_geodesics", "pairwise_geodesic_distances"]
+__all__ = [
+    "PairwiseDistances",
+    "geodesic_distances",
+    "iter_geodesics",
+    "pairwise_geodesic_distances",
+    "pairwise_geodesics",
+]
 
 
 def iter_geodesics(
@@ -168,3 +175,77 @@ def pairwise_geodesic_distances(
     out[i, j] = dist
     out[j, i] = dist
     return out
+
+
+@dataclass
+class PairwiseDistances:
+    """All-pairs geodesic distances with what the solver said about each pair.
+
+    Attributes:
+        distances: ``(N, N)`` symmetric, zero diagonal.
+        converged: ``(N, N)`` bool, symmetric; the diagonal is ``True``.
+        status: one :class:`~latentgeo.solvers.Status` per pair ``i < j``, in the
+            order of ``torch.triu_indices(N, N, offset=1)``.
+    """
+
+    distances: Tensor
+    converged: Tensor
+    status: list[Status]
+
+    @property
+    def num_pairs(self) -> int:
+        """``N (N − 1) / 2``."""
+        return len(self.status)
+
+    @property
+    def num_converged(self) -> int:
+        """How many pairs ``i < j`` converged."""
+        return sum(1 for s in self.status if s is Status.CONVERGED)
+
+
+def pairwise_geodesics(
+    metric_or_decoder: MetricLike,
+    z: Tensor,
+    *,
+    chunk_size: int | None = 256,
+    progress: bool = False,
+    method: str = "spline",
+    **solver_options: Any,
+) -> PairwiseDistances:
+    """:func:`pairwise_geodesic_distances` with the per-pair statuses and converged counts.
+
+    Args: as :func:`pairwise_geodesic_distances`.
+
+    Returns:
+        A :class:`PairwiseDistances`.
+
+    Example:
+        >>> from latentgeo.testing import LinearMap
+        >>> z = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+        >>> table = pairwise_geodesics(LinearMap(torch.eye(2)), z)
+        >>> table.num_converged, table.num_pairs, float(table.distances[1, 2])
+        (3, 3, 5.0)
+    """
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    if z.ndim != 2:
+        raise ValueError(f"z must have shape (N, d), got {tuple(z.shape)}")
+    n = z.shape[0]
+    out = torch.zeros(n, n, dtype=z.dtype, device=z.device)
+    ok = torch.eye(n, dtype=torch.bool, device=z.device)
+    i, j = torch.triu_indices(n, n, offset=1, device=z.device)
+    status: list[Status] = []
+    for rows, res in iter_geodesics(
+        metric,
+        z[i],
+        z[j],
+        chunk_size=chunk_size,
+        progress=progress,
+        method=method,
+        **solver_options,
+    ):
+        a, b = i[rows], j[rows]
+        out[a, b] = out[b, a] = res.length.detach().to(z.dtype)
+        ok[a, b] = ok[b, a] = res.converged.to(z.device)
+        status += res.status
+    return PairwiseDistances(out, ok, status)

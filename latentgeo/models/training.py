@@ -126,6 +126,7 @@ def fit(
     grad_clip: float | None = None,
     val_data: object | None = None,
     eval_every: int = 1,
+    min_delta: float = 0.0,
 ) -> History:
     """Train a model (typically a :class:`~latentgeo.models.VAE`) with Adam.
 
@@ -156,6 +157,9 @@ def fit(
             then all of ``data`` is trained on.
         eval_every: validate every this many epochs (and after the last one);
             ``History.val_loss`` has one entry per validation.
+        min_delta: early stopping counts a validation loss as better only if it is
+            lower than the best so far by more than this (in the loss's units, nats
+            per data point); 0: any decrease.
 
     Returns:
         A :class:`History`.
@@ -176,6 +180,8 @@ def fit(
     if not (isinstance(val_fraction, (int, float)) and 0.0 <= val_fraction < 1.0):
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     eval_every = _check_int(eval_every, "eval_every", 1)
+    if not (isinstance(min_delta, (int, float)) and min_delta >= 0 and math.isfinite(min_delta)):
+        raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
     if val_data is not None and val_fraction > 0:
         raise ValueError("give either val_data or val_fraction > 0, not both")
     if early_stopping is not None:
@@ -228,6 +234,7 @@ def fit(
 
     history = History()
     best_val, best_epoch, best_state = math.inf, -1, None
+    ref_val, ref_epoch = math.inf, -1
     was_training = model.training
     model.train()
     start_time = time.perf_counter()
@@ -257,10 +264,13 @@ def fit(
                 postfix["val"] = f"{history.val_loss[-1]:.4g}"
             bar.set_postfix(postfix)
             if early_stopping is not None and validated:
-                if history.val_loss[-1] < best_val:
-                    best_val, best_epoch = history.val_loss[-1], epoch
+                val = history.val_loss[-1]
+                if val < ref_val - min_delta:  # a real improvement: patience restarts
+                    ref_val, ref_epoch = val, epoch
+                if val < best_val:  # the best weights are kept, small gains included
+                    best_val, best_epoch = val, epoch
                     best_state = copy.deepcopy(model.state_dict())
-                elif epoch - best_epoch >= early_stopping:
+                if epoch - ref_epoch >= early_stopping:
                     history.stopped_early = True
                     break
     finally:

@@ -14,6 +14,7 @@ from latentgeo.analysis import (
     michelis_pairs,
     monte_carlo_relative_improvement,
     pairwise_geodesic_distances,
+    pairwise_geodesics,
     relative_improvement,
     straight_line_length,
 )
@@ -153,3 +154,15 @@ def test_means_are_over_converged_pairs_unless_asked() -> None:
     keep = done.converged
     assert done.num_converged == int(keep.sum()) > 0
     assert done.mean == pytest.approx(float(done.relative_improvement[keep].mean()))
+
+
+def test_pairwise_geodesics_report_statuses_in_triu_order() -> None:
+    sphere = StereographicSphere()
+    z = torch.tensor([[1.0, 0.5], [-0.5, 2.0], [-1.0, 1.0], [0.3, -1.2]], dtype=torch.float64)
+    table = pairwise_geodesics(sphere, z, chunk_size=4)
+    assert table.num_pairs == 6 and table.num_converged == 6
+    torch.testing.assert_close(table.distances, pairwise_geodesic_distances(sphere, z))
+    assert bool(table.converged.all()) and bool((table.converged == table.converged.T).all())
+    stopped = pairwise_geodesics(sphere, z, chunk_size=4, max_iter=1)
+    assert stopped.num_converged == 0 and set(stopped.status) == {Status.MAX_ITERATIONS}
+    assert bool(stopped.converged.diagonal().all()) and not bool(stopped.converged[0, 1])
