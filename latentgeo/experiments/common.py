@@ -20,6 +20,7 @@ Budgets (:data:`BUDGETS`), the same code at three sizes:
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
@@ -29,7 +30,7 @@ from torch import Tensor
 
 from latentgeo._atomic import write_json
 from latentgeo.data import LabeledData, digits, mnist
-from latentgeo.experiments.rundir import RunDir
+from latentgeo.experiments.rundir import RunDir, RunExistsError
 from latentgeo.models import VAE, calibrate_rbf, fit, load, make_ensemble_vae, make_rbf_vae, save
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "finish_run",
     "load_data",
     "load_splits",
+    "machine_load",
     "train_or_load",
 ]
 
@@ -229,6 +231,9 @@ class Resumable:
     A run's ``settings.json`` is written first; a rerun in the same folder
     reuses the files only if its settings are the same (else it refuses,
     unless ``force``, which recomputes everything).
+
+    Raises:
+        RunExistsError: the folder holds an unfinished run with other settings.
     """
 
     def __init__(self, run: RunDir, settings: Any, *, force: bool) -> None:
@@ -237,7 +242,7 @@ class Resumable:
         found = self.read("settings.json")
         self.resuming = found is not None and not force
         if self.resuming and found != current:
-            raise ValueError(
+            raise RunExistsError(
                 f"{self.path} holds an unfinished run with other settings; pass --force to "
                 "start it again or choose another folder with --out"
             )
@@ -260,6 +265,15 @@ class Resumable:
         """Write ``obj`` as JSON to ``name`` (atomically, sub-folders created)."""
         (self.path / name).parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path / name, obj)
+
+
+def machine_load() -> dict[str, Any]:
+    """CPU count and the 1-minute load average now (``None`` where the OS has none)."""
+    try:
+        load: float | None = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"cpus": os.cpu_count(), "load_average_1min": load}
 
 
 def encode_means(vae: VAE, x: Tensor) -> Tensor:

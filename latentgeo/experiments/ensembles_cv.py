@@ -41,6 +41,7 @@ from latentgeo.experiments.common import (
     converged_note,
     finish_run,
     load_splits,
+    machine_load,
     train_or_load,
 )
 from latentgeo.experiments.rundir import RunDir
@@ -128,6 +129,7 @@ class CVSettings:
     """Settings of :func:`run_ensembles_cv`; :meth:`for_budget` gives the three budgets."""
 
     data: str = "mnist3"
+    classes: tuple[int, ...] | None = None
     budget: str = "cpu"
     repeats: int = 5
     pairs: int = 30
@@ -171,6 +173,12 @@ class CVSettings:
     def quick(cls, **kw: Any) -> CVSettings:
         """The smoke test (``for_budget("quick")``)."""
         return cls.for_budget("quick", **kw)
+
+
+def _data(s: CVSettings) -> tuple[str, tuple[int, ...] | None]:
+    """The data set and classes of ``s`` (``classes`` overrides the name's)."""
+    data, classes = DATA[s.data]
+    return data, s.classes if s.classes is not None else classes
 
 
 def pick_test_pairs(labels: Tensor, num_pairs: int, *, seed: int = 37) -> tuple[Tensor, Tensor]:
@@ -380,9 +388,9 @@ def run_ensembles_cv(
         The summary (also in ``out/summary.json``).
     """
     run = RunDir(out, force=force)
-    start = time.perf_counter()
+    start, load = time.perf_counter(), machine_load()
     store = Resumable(run, s, force=force)
-    splits = load_splits(*DATA[s.data])
+    splits = load_splits(*_data(s))
     pairs = pick_test_pairs(splits.test.y, s.pairs, seed=s.pair_seed)
     results = []
     for r in tqdm(range(s.repeats), desc="retrainings", disable=not progress, leave=False):
@@ -403,6 +411,7 @@ def run_ensembles_cv(
     evidence = f"budget {s.budget}, seed {s.seed}, {s.repeats} retrainings x {s.pairs} pairs"
     _figure(run, comps, evidence)
     summary = _summary(s, results, comps, compute)
+    summary["machine"] = {"start": load, "end": machine_load()}
     return finish_run(run, summary, start, s)
 
 
@@ -513,7 +522,7 @@ def _summary(
     dec, mean = _summary_of(comps["decorrelated"]), _summary_of(comps["mean metric"])
     train = {k: _training_summary(results, k) for k in ("ensemble", "rbf")}
     quick = s.budget == "quick"
-    data, classes = DATA[s.data]
+    data, classes = _data(s)
     lines = [NOT_A_RESULT] if quick else []
     lines.append(
         f"ensembles-cv: {data} classes {list(classes) if classes else 'all'}, d = {s.latent_dim}; "

@@ -39,6 +39,7 @@ from latentgeo.experiments.common import (
     encode_means,
     finish_run,
     load_splits,
+    machine_load,
     train_or_load,
 )
 from latentgeo.experiments.rundir import RunDir
@@ -244,7 +245,7 @@ def run_kmeans(
         The summary (also in ``out/summary.json``).
     """
     run = RunDir(out, force=force)
-    start = time.perf_counter()
+    start, load = time.perf_counter(), machine_load()
     store = Resumable(run, s, force=force)
     results = {"".join(map(str, t)): _triple(store, run, s, t, progress) for t in TRIPLES}
     rows = [
@@ -255,7 +256,9 @@ def run_kmeans(
         )
     ]
     run.write_csv("f_measure.csv", ["digits", "subset", "geodesic", "euclidean"], rows)
-    return finish_run(run, _summary(s, results), start, s)
+    summary = _summary(s, results)
+    summary["machine"] = {"start": load, "end": machine_load()}
+    return finish_run(run, summary, start, s)
 
 
 def _summary(s: KMeansSettings, results: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from latentgeo.experiments.common import (
     converged_note,
     finish_run,
     load_splits,
+    machine_load,
     train_or_load,
 )
 from latentgeo.experiments.rundir import RunDir
@@ -165,7 +166,7 @@ def run_relative_improvement(
         The summary (also in ``out/summary.json``).
     """
     run = RunDir(out, force=force)
-    start = time.perf_counter()
+    start, load = time.perf_counter(), machine_load()
     store = Resumable(run, s, force=force)
     splits = _splits(s)
     vae, training = train_or_load(
@@ -207,7 +208,9 @@ def run_relative_improvement(
             "seconds": round(time.perf_counter() - t0, 2),
         }
         store.write("tables/pairs.json", table)
-    return finish_run(run, _summarise(run, s, training, table), start, s)
+    summary = _summarise(run, s, training, table)
+    summary["machine"] = {"start": load, "end": machine_load()}
+    return finish_run(run, summary, start, s)
 
 
 def _summarise(
@@ -251,7 +254,8 @@ def _summarise(
         f"relative-improvement: {s.data}, {s.per_digit} images per digit, d = {s.latent_dim}, "
         f"{s.pairs} pairs, step {s.step}; budget {s.budget}, seed {s.seed}",
         f"training: final validation loss {training['final_val_loss']:.2f} after "
-        f"{training['epochs']} epochs (early stopping {'ended it' if training['stopped_early'] else 'did not end it'})",
+        f"{training['epochs']} epochs (early stopping "
+        f"{'ended it' if training['stopped_early'] else 'did not end it'})",
         f"relative improvement (dense data-space polyline, {s.score_points} points, line and "
         f"curve alike): mean {100 * mean:.2f} % +- {100 * se:.2f} % (SE) over {n} {over}; "
         f"{conv}; range {100 * used.min():.2f}..{100 * used.max():.2f} %, "
