@@ -18,7 +18,7 @@ origin, and ``z1 = z0 + step · v``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.analysis.distances import iter_geodesics
-from latentgeo.curves import CubicSpline, curve_length
+from latentgeo.curves import CubicSpline, Curve, curve_length
 from latentgeo.metrics import MetricLike, as_metric, principal_directions
 from latentgeo.solvers import Status
 
@@ -194,9 +194,10 @@ def relative_improvement(
         if score == "chord":
             with torch.no_grad():
                 straight = CubicSpline(z0[rows].detach(), z1[rows].detach())
-                opts = dict(estimator="chord", num_points=score_points)
-                line[rows] = curve_length(metric, straight, **opts).to(line.dtype)
-                geo[rows] = curve_length(metric, res.curve, **opts).to(line.dtype)
+                for out, curve in ((line, straight), (geo, cast(Curve, res.curve))):
+                    out[rows] = curve_length(
+                        metric, curve, estimator="chord", num_points=score_points
+                    ).to(line.dtype)
         else:
             geo[rows] = res.length.detach().to(line.dtype)
         converged[rows] = res.converged.to(line.device)

@@ -223,6 +223,14 @@ def _uncertainty(decoder: Any, codes: Tensor) -> tuple[dict[str, float], float]:
     return stats, float(torch.cat([u_hole, u_data]).max())
 
 
+def _title(kind: str, vae: VAE, uncertainty: dict[str, float]) -> str:
+    ratio = f"{uncertainty['ratio']:.1f}x"
+    if kind == "rbf":
+        zeta = float(getattr(vae.decoder.scale, "zeta", float("nan")))
+        return f"rbf: σ in the hole {ratio} the data's (ceiling ζ^-1/2 = {zeta**-0.5:.3g})"
+    return f"{kind}: members' disagreement in the hole {ratio} that on the data"
+
+
 def _model(
     kind: str,
     x: Tensor,
@@ -268,7 +276,7 @@ def _model(
         straight=(z0, z1),
         resolution=s.resolution,
         vmax=top if kind == "ensemble" else None,
-        title=f"{kind}: uncertainty in the hole {uncertainty['ratio']:.1f}x that on the data",
+        title=_title(kind, vae, uncertainty),
     )
     run.save_figure(f"latent_{kind}.png", fig)
     model = {

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from latentgeo.analysis import RetrainingComparison, compare_retrainings
-from latentgeo.curves import CubicSpline, curve_length
+from latentgeo.curves import CubicSpline, Curve, curve_length
 from latentgeo.experiments.common import (
     BUDGETS,
     NOT_A_RESULT,
@@ -239,7 +239,11 @@ def _ensemble_table(metric: Metric, z0: Tensor, z1: Tensor, s: CVSettings, seed:
     )
     with torch.no_grad():
         sampled = curve_length(
-            metric, dec.curve, estimator="sampled", num_points=s.length_points, generator=gen
+            metric,
+            cast(Curve, dec.curve),
+            estimator="sampled",
+            num_points=s.length_points,
+            generator=gen,
         )
         line = curve_length(
             metric,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +100,7 @@ def _param(model: nn.Module) -> Tensor:
 
 
 def _adam(
-    model: nn.Module, params: list[Tensor], lr: float, weight_decay: float
+    model: nn.Module, params: Sequence[Tensor], lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     """Adam, fused where torch offers it on the parameters' device (about 10x faster
     steps on CPU for the millions of parameters of an ensemble); ``foreach`` otherwise."""

@@ -449,8 +449,8 @@ def plot_latent_space(
         plot_background(ax, values, extent, cmap=cmap, label=label, vmin=vmin, vmax=vmax)
     if codes is not None:
         plot_points(ax, codes, labels)
-    if straight is not None:
-        plot_straight_lines(ax, straight[0], straight[1])
+    if straight is not None:  # a colour that shows on dark and light backgrounds alike
+        plot_straight_lines(ax, straight[0], straight[1], color="deepskyblue")
     if curves is not None and converged is not None:
         plot_solved_curves(ax, curves, converged)
     elif curves is not None:
