@@ -105,6 +105,8 @@ class Recipe:
         batch_size: mini-batch size.
         max_epochs: most epochs.
         patience: early stopping patience in epochs (on the fixed validation split).
+        min_delta: a validation loss must drop by more than this (nats per image) to
+            count as an improvement (the best weights are kept all the same).
         eval_every: validate every this many epochs.
         grad_clip: global gradient-norm clipping (``None``: none).
         weight_decay: Adam's L2 penalty.
@@ -126,6 +128,7 @@ class Recipe:
     batch_size: int
     max_epochs: int
     patience: int | None
+    min_delta: float = 0.0
     eval_every: int = 1
     grad_clip: float | None = None
     weight_decay: float = 0.0
@@ -198,6 +201,7 @@ def train_or_load(
         lr=recipe.lr,
         seed=seed,
         early_stopping=recipe.patience,
+        min_delta=recipe.min_delta,
         eval_every=recipe.eval_every,
         grad_clip=recipe.grad_clip,
         weight_decay=recipe.weight_decay,

@@ -68,7 +68,7 @@ class DemoSettings:
     num_pairs: int = 12
     graph_points: int = 250
     graph_k: int = 10
-    max_iter_rbf: int = 60
+    max_iter_rbf: int = 300
     max_knots: int = 16
     max_iter_ensemble: int = 300
     ensemble_lr: float = 0.02
@@ -85,15 +85,15 @@ class DemoSettings:
         return cls(
             seed=seed,
             num_data=400,
-            epochs=20,
+            epochs=40,
             rbf_epochs=100,
-            num_members=4,
+            num_members=6,
             num_centres=32,
             num_pairs=4,
             graph_points=120,
-            max_iter_rbf=15,
+            max_iter_rbf=100,
             max_knots=8,
-            max_iter_ensemble=60,
+            max_iter_ensemble=150,
             length_draws=2,
             resolution=40,
         )
@@ -192,7 +192,6 @@ def _geodesics(
         z0,
         z1,
         **graph,
-        estimator="metric",
         max_iter=s.max_iter_rbf,
         max_knots=s.max_knots,
     )
