@@ -17,6 +17,7 @@ from latentgeo.analysis.distances import (
     iter_geodesics,
     pairwise_geodesic_distances,
     pairwise_geodesics,
+    round_robin,
 )
 from latentgeo.analysis.improvement import (
     ImprovementResult,
@@ -59,5 +60,6 @@ __all__ = [
     "pairwise_geodesics",
     "relative_improvement",
     "riemannian_random_walk",
+    "round_robin",
     "straight_line_length",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "iter_geodesics",
     "pairwise_geodesic_distances",
     "pairwise_geodesics",
+    "round_robin",
 ]
 
 
@@ -203,21 +204,59 @@ class PairwiseDistances:
         return sum(1 for s in self.status if s is Status.CONVERGED)
 
 
+def round_robin(n: int) -> list[Tensor]:
+    """Rounds of disjoint pairs that together hold every pair ``i < j`` of ``range(n)`` once.
+
+    The circle method of round-robin tournaments: ``n − 1`` rounds (``n`` for odd
+    ``n``) in which no index appears twice. Solvers that build a graph on the
+    end points (``method="graph"``) need this: an end point repeated many times
+    in one call fills its own k-NN neighbourhood with copies of itself.
+
+    Returns:
+        One ``(n_r, 2)`` long tensor per round, each row ``(i, j)`` with ``i < j``.
+
+    Example:
+        >>> [r.tolist() for r in round_robin(4)]
+        [[[0, 3], [1, 2]], [[0, 2], [1, 3]], [[0, 1], [2, 3]]]
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    m = n + n % 2
+    ring = torch.arange(m)
+    rounds = []
+    for _ in range(m - 1):
+        a, b = ring[: m // 2], ring.flip(0)[: m // 2]
+        pairs = torch.stack([torch.minimum(a, b), torch.maximum(a, b)], -1)
+        rounds.append(pairs[(pairs < n).all(-1)])
+        ring = torch.cat([ring[:1], ring[-1:], ring[1:-1]])
+    return rounds
+
+
 def pairwise_geodesics(
     metric_or_decoder: MetricLike,
     z: Tensor,
     *,
     chunk_size: int | None = 256,
     progress: bool = False,
+    disjoint: bool = False,
     method: str = "spline",
     **solver_options: Any,
 ) -> PairwiseDistances:
     """:func:`pairwise_geodesic_distances` with the per-pair statuses and converged counts.
 
-    Args: as :func:`pairwise_geodesic_distances`.
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points, shape ``(N, d)``.
+        chunk_size: pairs per batched solve (``None``: all at once).
+        progress: show a progress bar.
+        disjoint: solve the pairs in :func:`round_robin` rounds, one solve per
+            round, so that no point is an end point twice in one solve (what
+            ``method="graph"`` needs; ``chunk_size`` is then unused).
+        method: solver method (default ``"spline"``).
+        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
 
     Returns:
-        A :class:`PairwiseDistances`.
+        A :class:`PairwiseDistances`; ``status`` in the order of ``torch.triu_indices``.
 
     Example:
         >>> from latentgeo.testing import LinearMap
@@ -233,19 +272,25 @@ def pairwise_geodesics(
     n = z.shape[0]
     out = torch.zeros(n, n, dtype=z.dtype, device=z.device)
     ok = torch.eye(n, dtype=torch.bool, device=z.device)
-    i, j = torch.triu_indices(n, n, offset=1, device=z.device)
-    status: list[Status] = []
-    for rows, res in iter_geodesics(
-        metric,
-        z[i],
-        z[j],
-        chunk_size=chunk_size,
-        progress=progress,
-        method=method,
-        **solver_options,
-    ):
-        a, b = i[rows], j[rows]
-        out[a, b] = out[b, a] = res.length.detach().to(z.dtype)
-        ok[a, b] = ok[b, a] = res.converged.to(z.device)
-        status += res.status
-    return PairwiseDistances(out, ok, status)
+    codes = torch.full((n, n), -1, dtype=torch.long)
+    if n < 2:
+        return PairwiseDistances(out, ok, [])
+    if disjoint:
+        batches = [r.to(z.device) for r in round_robin(n)]
+    else:
+        i, j = torch.triu_indices(n, n, offset=1, device=z.device)
+        step = i.numel() if chunk_size is None else chunk_size
+        batches = [torch.stack([i, j], -1)[k : k + step] for k in range(0, i.numel(), step)]
+    members = list(Status)
+    with tqdm(
+        total=n * (n - 1) // 2, desc="geodesics", unit="pair", disable=not progress, leave=False
+    ) as bar:
+        for pairs in batches:
+            a, b = pairs[:, 0], pairs[:, 1]
+            res = connecting_geodesic(metric, z[a], z[b], method=method, **solver_options)
+            out[a, b] = out[b, a] = res.length.detach().to(z.dtype)
+            ok[a, b] = ok[b, a] = res.converged.to(z.device)
+            codes[a.cpu(), b.cpu()] = torch.tensor([members.index(st) for st in res.status])
+            bar.update(a.numel())
+    i, j = torch.triu_indices(n, n, offset=1)
+    return PairwiseDistances(out, ok, [members[c] for c in codes[i, j].tolist()])

@@ -77,7 +77,12 @@ PAPER_RECIPE = Recipe(
 
 _BUDGETS: dict[str, dict[str, Any]] = {
     "paper": dict(per_digit=1000, subsets=10, points=300, recipe=PAPER_RECIPE),
-    "cpu": dict(per_digit=1000, subsets=5, points=60, recipe=replace(PAPER_RECIPE, patience=5)),
+    "cpu": dict(
+        per_digit=1000,
+        subsets=5,
+        points=60,
+        recipe=replace(PAPER_RECIPE, patience=5, min_delta=0.5),
+    ),
     "quick": dict(
         per_digit=40,
         subsets=1,
@@ -159,7 +164,7 @@ def _subset_table(
     res = pairwise_geodesics(
         metric,
         codes[idx],
-        chunk_size=None,
+        disjoint=True,  # each point once per solve: the graph is built on the end points
         method="graph",
         points=graph,
         k=s.graph_k,

@@ -78,7 +78,9 @@ _BUDGETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         per_digit=1000,
         pairs=100,
-        recipe=replace(PAPER_RECIPE, lr=1e-3, batch_size=64, max_epochs=80, patience=4),
+        recipe=replace(
+            PAPER_RECIPE, lr=1e-3, batch_size=64, max_epochs=80, patience=4, min_delta=0.2
+        ),
     ),
     "quick": dict(
         per_digit=60,

@@ -16,6 +16,7 @@ from latentgeo.analysis import (
     pairwise_geodesic_distances,
     pairwise_geodesics,
     relative_improvement,
+    round_robin,
     straight_line_length,
 )
 from latentgeo.solvers import Status
@@ -166,3 +167,32 @@ def test_pairwise_geodesics_report_statuses_in_triu_order() -> None:
     stopped = pairwise_geodesics(sphere, z, chunk_size=4, max_iter=1)
     assert stopped.num_converged == 0 and set(stopped.status) == {Status.MAX_ITERATIONS}
     assert bool(stopped.converged.diagonal().all()) and not bool(stopped.converged[0, 1])
+
+
+@pytest.mark.parametrize("n", [2, 5, 8])
+def test_round_robin_holds_every_pair_once_in_disjoint_rounds(n: int) -> None:
+    rounds = round_robin(n)
+    assert len(rounds) == n - 1 + n % 2
+    seen = [tuple(p) for r in rounds for p in r.tolist()]
+    assert sorted(seen) == [(i, j) for i in range(n) for j in range(i + 1, n)]
+    for r in rounds:
+        assert r.flatten().unique().numel() == r.numel()  # no index twice in a round
+    with pytest.raises(ValueError, match="n must be"):
+        round_robin(1)
+
+
+def test_disjoint_rounds_give_the_same_table_and_serve_the_graph_method() -> None:
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    plain = pairwise_geodesics(sphere, z)
+    rounds = pairwise_geodesics(sphere, z, disjoint=True)
+    torch.testing.assert_close(rounds.distances, plain.distances, rtol=1e-6, atol=1e-9)
+    assert rounds.status == plain.status
+    # the graph method builds its graph on the end points: each point once per solve
+    cloud = torch.randn(200, 2, generator=gen, dtype=torch.float64)
+    graph = pairwise_geodesics(
+        sphere, z, disjoint=True, method="graph", points=cloud, k=8, max_iter=200
+    )
+    assert graph.num_converged == graph.num_pairs == 21
+    torch.testing.assert_close(graph.distances, plain.distances, rtol=1e-4, atol=1e-6)
