@@ -238,7 +238,7 @@ def pairwise_geodesics(
     *,
     chunk_size: int | None = 256,
     progress: bool = False,
-    disjoint: bool = False,
+    max_repeats: int | None = None,
     method: str = "spline",
     **solver_options: Any,
 ) -> PairwiseDistances:
@@ -249,9 +249,11 @@ def pairwise_geodesics(
         z: points, shape ``(N, d)``.
         chunk_size: pairs per batched solve (``None``: all at once).
         progress: show a progress bar.
-        disjoint: solve the pairs in :func:`round_robin` rounds, one solve per
-            round, so that no point is an end point twice in one solve (what
-            ``method="graph"`` needs; ``chunk_size`` is then unused).
+        max_repeats: at most this many pairs of one solve share a point: the pairs
+            are solved ``max_repeats`` :func:`round_robin` rounds at a time
+            (``chunk_size`` is then unused). ``method="graph"`` needs it: it builds
+            its k-NN graph on the end points too, and a point repeated more than
+            ``k`` times fills its neighbourhood with its own copies. ``None``: no limit.
         method: solver method (default ``"spline"``).
         **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
 
@@ -275,8 +277,14 @@ def pairwise_geodesics(
     codes = torch.full((n, n), -1, dtype=torch.long)
     if n < 2:
         return PairwiseDistances(out, ok, [])
-    if disjoint:
-        batches = [r.to(z.device) for r in round_robin(n)]
+    if max_repeats is not None:
+        if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
+            raise ValueError(f"max_repeats must be None or an int >= 1, got {max_repeats!r}")
+        rounds = round_robin(n)
+        batches = [
+            torch.cat(rounds[k : k + max_repeats]).to(z.device)
+            for k in range(0, len(rounds), max_repeats)
+        ]
     else:
         i, j = torch.triu_indices(n, n, offset=1, device=z.device)
         step = i.numel() if chunk_size is None else chunk_size

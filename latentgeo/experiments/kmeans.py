@@ -81,7 +81,7 @@ _BUDGETS: dict[str, dict[str, Any]] = {
         per_digit=1000,
         subsets=5,
         points=60,
-        recipe=replace(PAPER_RECIPE, patience=5, min_delta=0.5),
+        recipe=replace(PAPER_RECIPE, lr=2e-3, patience=4, min_delta=0.5),
     ),
     "quick": dict(
         per_digit=40,
@@ -104,8 +104,9 @@ class KMeansSettings:
     subsets: int = 5
     points: int = 60
     recipe: Recipe = field(default_factory=lambda: _BUDGETS["cpu"]["recipe"])
-    graph_points: int = 400
-    graph_k: int = 10
+    graph_points: int = 300
+    graph_k: int = 12
+    max_repeats: int = 4
     max_iter: int = 200
     restarts: int = 10
     seed: int = 0
@@ -164,7 +165,9 @@ def _subset_table(
     res = pairwise_geodesics(
         metric,
         codes[idx],
-        disjoint=True,  # each point once per solve: the graph is built on the end points
+        # the graph is built on the end points too: a point at most max_repeats times per
+        # solve keeps its k-NN neighbourhood from filling with its own copies
+        max_repeats=s.max_repeats,
         method="graph",
         points=graph,
         k=s.graph_k,

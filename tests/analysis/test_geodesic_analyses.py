@@ -186,13 +186,15 @@ def test_disjoint_rounds_give_the_same_table_and_serve_the_graph_method() -> Non
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(7, 2, generator=gen, dtype=torch.float64)
     plain = pairwise_geodesics(sphere, z)
-    rounds = pairwise_geodesics(sphere, z, disjoint=True)
+    rounds = pairwise_geodesics(sphere, z, max_repeats=2)
     torch.testing.assert_close(rounds.distances, plain.distances, rtol=1e-6, atol=1e-9)
     assert rounds.status == plain.status
+    with pytest.raises(ValueError, match="max_repeats"):
+        pairwise_geodesics(sphere, z, max_repeats=0)
     # the graph method builds its graph on the end points: each point once per solve
     cloud = torch.randn(200, 2, generator=gen, dtype=torch.float64)
     graph = pairwise_geodesics(
-        sphere, z, disjoint=True, method="graph", points=cloud, k=8, max_iter=200
+        sphere, z, max_repeats=1, method="graph", points=cloud, k=8, max_iter=200
     )
     assert graph.num_converged == graph.num_pairs == 21
     torch.testing.assert_close(graph.distances, plain.distances, rtol=1e-4, atol=1e-6)
