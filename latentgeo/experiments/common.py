@@ -39,6 +39,7 @@ __all__ = [
     "Recipe",
     "Resumable",
     "Splits",
+    "command_line",
     "converged_note",
     "encode_means",
     "finish_run",
@@ -284,6 +285,19 @@ def encode_means(vae: VAE, x: Tensor) -> Tensor:
     """The encoder means of ``x`` (no gradients)."""
     with torch.no_grad():
         return vae.encode(x).mean
+
+
+def command_line(experiment: str, s: Any) -> str:
+    """The ``latentgeo reproduce`` command that runs settings ``s`` (budget, data, seed).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> command_line("kmeans", SimpleNamespace(budget="quick", data="mnist", seed=3))
+        'latentgeo reproduce kmeans --data mnist --quick --seed 3'
+    """
+    budget = "--quick" if s.budget == "quick" else f"--budget {s.budget}"
+    seed = f" --seed {s.seed}" if s.seed else ""
+    return f"latentgeo reproduce {experiment} --data {s.data} {budget}{seed}"
 
 
 def converged_note(converged: int, total: int, what: str = "pairs") -> str:

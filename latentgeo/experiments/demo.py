@@ -374,6 +374,7 @@ def run_demo(
     run.write_csv("distances.csv", HEADER, rows)
     summary["settings"] = asdict(s)
     summary["seed"] = s.seed
+    summary["command"] = "latentgeo demo" + (" --quick" if s == DemoSettings.quick(s.seed) else "")
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["environment"] = {
         "torch": torch.__version__,

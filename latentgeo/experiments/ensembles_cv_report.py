@@ -8,7 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from latentgeo.analysis import RetrainingComparison
-from latentgeo.experiments.common import NOT_A_RESULT, Splits, converged_note
+from latentgeo.experiments.common import NOT_A_RESULT, Splits, command_line, converged_note
 from latentgeo.experiments.rundir import RunDir
 from latentgeo.viz import plot_cv_histograms
 
@@ -219,6 +219,6 @@ def summarise(
         "training": train,
         "compute_seconds": round(compute, 2),
         "paper": paper,
-        "command": f"latentgeo reproduce ensembles-cv --data {s.data} --budget {s.budget}",
+        "command": command_line("ensembles-cv", s),
         "report": lines,
     }

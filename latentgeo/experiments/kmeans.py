@@ -35,6 +35,7 @@ from latentgeo.experiments.common import (
     Recipe,
     Resumable,
     Splits,
+    command_line,
     converged_note,
     encode_means,
     finish_run,
@@ -301,6 +302,6 @@ def _summary(s: KMeansSettings, results: dict[str, Any]) -> dict[str, Any]:
         "num_pairs": total,
         "compute_seconds": round(compute, 2),
         "paper": PAPER,
-        "command": f"latentgeo reproduce kmeans --budget {s.budget}",
+        "command": command_line("kmeans", s),
         "report": lines,
     }

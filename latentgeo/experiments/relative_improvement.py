@@ -38,6 +38,7 @@ from latentgeo.experiments.common import (
     Recipe,
     Resumable,
     Splits,
+    command_line,
     converged_note,
     finish_run,
     load_splits,
@@ -288,6 +289,6 @@ def _summarise(
         "training": training,
         "compute_seconds": round(training["seconds"] + table["seconds"], 2),
         "paper": PAPER,
-        "command": f"latentgeo reproduce relative-improvement --budget {s.budget}",
+        "command": command_line("relative-improvement", s),
         "report": lines,
     }
