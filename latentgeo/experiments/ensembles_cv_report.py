@@ -47,7 +47,7 @@ def write_figure(run: RunDir, comps: dict[str, RetrainingComparison], evidence: 
     """``cv_histogram.png``: per-pair CVs, ensemble vs RBF, one panel per ensemble distance."""
     from latentgeo.viz import new_figure
 
-    fig, axes = new_figure(2, size=(11.0, 4.2))
+    fig, axes = new_figure(2, size=(6.0, 4.6))
     for ax, (name, cmp) in zip(axes, comps.items(), strict=True):
         if cmp.num_used == 0:
             ax.set_title(f"{name}: no pair converged everywhere")
@@ -57,7 +57,7 @@ def write_figure(run: RunDir, comps: dict[str, RetrainingComparison], evidence: 
             cmp.cv_a[cmp.used],
             cmp.cv_b[cmp.used],
             ax=ax,
-            labels=(f"ensemble ({name})", "RBF"),
+            labels=(f"ensemble, {name}", "RBF"),
             title=f"{name}: t = {t} over {cmp.num_used} pairs",
             note=f"ensemble {converged_note(cmp.converged_a, cmp.total, 'solves')}; "
             f"RBF {converged_note(cmp.converged_b, cmp.total, 'solves')}\n{evidence}",
