@@ -1,7 +1,9 @@
 """Analyses of the seed papers.
 
 * distances: :func:`geodesic_distances` (pairs), :func:`pairwise_geodesic_distances`
-  (all pairs, chunked), :func:`pairwise_geodesics` (the same with per-pair statuses);
+  (all pairs, chunked, in this process), :func:`pairwise_geodesics` (the same with
+  per-pair statuses), :func:`distance_matrix` (on Dask workers, resumable;
+  :mod:`latentgeo.analysis.distributed`, Dask imported only when a job runs);
 * Michelis et al.: :func:`relative_improvement`, :func:`michelis_pairs`,
   :func:`monte_carlo_relative_improvement`;
 * Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`,
@@ -18,6 +20,12 @@ from latentgeo.analysis.distances import (
     pairwise_geodesic_distances,
     pairwise_geodesics,
     round_robin,
+)
+from latentgeo.analysis.distributed import (
+    DecoderSource,
+    DistanceMatrixResult,
+    JobProgress,
+    distance_matrix,
 )
 from latentgeo.analysis.improvement import (
     ImprovementResult,
@@ -38,13 +46,17 @@ from latentgeo.analysis.variation import (
 )
 
 __all__ = [
+    "DecoderSource",
+    "DistanceMatrixResult",
     "ImprovementResult",
+    "JobProgress",
     "KMeansResult",
     "PairedTTest",
     "PairwiseDistances",
     "RetrainingComparison",
     "coefficient_of_variation",
     "compare_retrainings",
+    "distance_matrix",
     "f_measure",
     "geodesic_distances",
     "geodesic_kmeans",

@@ -216,8 +216,11 @@ def round_robin(n: int) -> list[Tensor]:
         One ``(n_r, 2)`` long tensor per round, each row ``(i, j)`` with ``i < j``.
 
     Example:
-        >>> [r.tolist() for r in round_robin(4)]
-        [[[0, 3], [1, 2]], [[0, 2], [1, 3]], [[0, 1], [2, 3]]]
+        >>> for r in round_robin(4):
+        ...     print(*map(tuple, r.tolist()))
+        (0, 3) (1, 2)
+        (0, 2) (1, 3)
+        (0, 1) (2, 3)
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2, got {n!r}")

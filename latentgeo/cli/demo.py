@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from latentgeo.cli.common import add_common_options, format_table
+from latentgeo.cli.common import add_common_options, format_table, make_settings, show_progress
 
 __all__ = ["add_parser", "run"]
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo with parsed arguments; returns the exit code."""
     from latentgeo.experiments.demo import DemoSettings, run_demo
 
-    settings = DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
-    summary = run_demo(args.out, settings, force=args.force, progress=not args.quiet)
+    settings = make_settings(DemoSettings, args.quick, seed=args.seed)
+    summary = run_demo(args.out, settings, force=args.force, progress=show_progress(args))
     _print_summary(summary, args.out)
     return 0

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Any
 
 from latentgeo.cli.common import (
-    UsageError,
     add_common_options,
+    make_settings,
     parse_classes,
     positive_float,
     positive_int,
+    show_progress,
 )
 
 __all__ = ["add_parser", "run"]
@@ -19,8 +21,8 @@ __all__ = ["add_parser", "run"]
 EPILOG = """\
 Each experiment has two honest budgets and a smoke test:
   --budget paper   the paper's sizes (a GPU or a long CPU run); resumable: every
-                   trained model and distance table is a file in --out, and the
-                   same command picks up where it stopped
+                   trained model and distance table is a file in OUT.parts/
+                   beside --out, and the same command picks up where it stopped
   --budget cpu     about 45 minutes on 2 CPU cores, sized so that the paper's
                    conclusion is still testable (the default)
   --quick          seconds to minutes; its outputs say they are NOT a result
@@ -174,12 +176,11 @@ def _report(summary: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def _settings(cls: Any, args: argparse.Namespace, **overrides: Any) -> Any:
-    """``cls.for_budget`` from the parsed options; a refused combination is a usage error."""
-    kw = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return cls.for_budget("quick" if args.quick else args.budget, seed=args.seed, **kw)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    """``cls.for_budget`` from the parsed options; a refused value is a usage error
+    naming its option (:func:`~latentgeo.cli.common.make_settings`)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    budget = "quick" if args.quick else args.budget
+    return make_settings(functools.partial(cls.for_budget, budget), False, seed=args.seed, **given)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,7 +196,7 @@ def ensembles_cv_from_args(args: argparse.Namespace) -> dict[str, Any]:
     s = _settings(
         CVSettings, args, data=args.data, classes=classes, repeats=args.repeats, pairs=args.pairs
     )
-    return run_ensembles_cv(args.out, s, force=args.force, progress=not args.quiet)
+    return run_ensembles_cv(args.out, s, force=args.force, progress=show_progress(args))
 
 
 def relative_improvement_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,7 +211,7 @@ def relative_improvement_from_args(args: argparse.Namespace) -> dict[str, Any]:
         latent_dim=args.latent_dim,
         step=args.step,
     )
-    return run_relative_improvement(args.out, s, force=args.force, progress=not args.quiet)
+    return run_relative_improvement(args.out, s, force=args.force, progress=show_progress(args))
 
 
 def kmeans_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -218,4 +219,4 @@ def kmeans_from_args(args: argparse.Namespace) -> dict[str, Any]:
     from latentgeo.experiments.kmeans import KMeansSettings, run_kmeans
 
     s = _settings(KMeansSettings, args, data=args.data, subsets=args.subsets, points=args.points)
-    return run_kmeans(args.out, s, force=args.force, progress=not args.quiet)
+    return run_kmeans(args.out, s, force=args.force, progress=show_progress(args))

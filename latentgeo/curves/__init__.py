@@ -10,7 +10,7 @@ from latentgeo.curves.discrete import DiscreteCurve
 from latentgeo.curves.length import ESTIMATORS, curve_energy, curve_length
 from latentgeo.curves.neural import NeuralGeodesic
 from latentgeo.curves.reparam import ReparametrizedCurve, constant_speed
-from latentgeo.curves.spline import CubicSpline
+from latentgeo.curves.spline import CubicSpline, gather_rows
 from latentgeo.curves.stack import CurveStack
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "constant_speed",
     "curve_energy",
     "curve_length",
+    "gather_rows",
 ]

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from latentgeo.data.dataset import LabeledData
+from latentgeo.exceptions import LatentgeoError
 
 __all__ = [
     "MNIST3",
@@ -21,11 +22,17 @@ __all__ = [
     "MNIST_INSTALL",
     "MNIST_SPLITS",
     "SPLIT_SEED",
+    "DataNotFoundError",
     "digits",
     "fit_val_indices",
     "mnist",
     "read_idx",
 ]
+
+
+class DataNotFoundError(LatentgeoError, FileNotFoundError):
+    """Optional data (MNIST) is not on this machine; the message says how to get it."""
+
 
 #: The standard MNIST file names per split (each may also end in ``.gz``,
 #: and ``-idx`` may be written ``.idx``).
@@ -202,8 +209,8 @@ def mnist(
         :class:`LabeledData` with ``x`` ``(N, 784)`` in ``[0, 1]`` and ``y`` ``(N,)`` (``int64``).
 
     Raises:
-        FileNotFoundError: the files are nowhere; the message lists where it looked
-            and the install line.
+        DataNotFoundError: the files are nowhere (a ``FileNotFoundError``); the
+            message lists where it looked and the install line.
         ValueError: a bad ``split``, or corrupt files.
     """
     if split not in MNIST_SPLITS:
@@ -227,9 +234,10 @@ def mnist(
         x = torch.as_tensor(xi.reshape(xi.shape[0], -1) / 255.0, dtype=dtype)
         y = torch.as_tensor(yi.astype(np.int64))
         return _select(x, y, classes)
-    looked = "\n".join(f"  {f}" for f in folders) or "  (nowhere: no root and LATENTGEO_DATA unset)"
-    raise FileNotFoundError(
-        f"MNIST {split} files {image_stem}[.gz] and {label_stem}[.gz] not found. Looked in:\n"
-        f"{looked}\nInstall them once with `{MNIST_INSTALL}` (the README's MNIST extra), "
-        "or pass root=FOLDER / set LATENTGEO_DATA=FOLDER; latentgeo never downloads data."
+    looked = ", ".join(map(str, folders)) or "nowhere (no root, LATENTGEO_DATA unset)"
+    raise DataNotFoundError(
+        f"MNIST {split} files {image_stem}[.gz] and {label_stem}[.gz] not found; looked in: "
+        f"{looked}\nget them once with `{MNIST_INSTALL}` (the README's MNIST extra), or set "
+        "LATENTGEO_DATA=FOLDER (or pass root=FOLDER) to a folder holding them; latentgeo "
+        "never downloads data"
     )

@@ -8,8 +8,10 @@ Budgets (:data:`BUDGETS`), the same code at three sizes:
 
 * ``"paper"``: the paper's sizes (retrainings, pairs, full training); for a
   GPU or a long CPU run. Resumable: every trained model and every distance
-  table is a file in the run folder (``models/``, ``tables/``), and a rerun
-  with the same settings picks up where it stopped.
+  table is a file in ``OUT.parts/`` next to the run folder ``OUT``
+  (``models/``, ``tables/``; the run folder itself appears only whole, see
+  :class:`~latentgeo.experiments.RunDir`), and a rerun with the same
+  settings picks up where it stopped.
 * ``"cpu"``: what fits in about 45 minutes on 2 CPU cores, chosen so that the
   paper's conclusion is still testable; training is early-stopped on a fixed
   validation split and its final validation losses are reported.
@@ -23,6 +25,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -46,6 +49,7 @@ __all__ = [
     "load_data",
     "load_splits",
     "machine_load",
+    "parts_folder",
     "train_or_load",
 ]
 
@@ -225,51 +229,78 @@ def train_or_load(
         report["rbf_final_nll"] = nll[-1] if nll else float("nan")
     report["seconds"] = round(time.perf_counter() - t0, 2)
     vae.eval()
-    save(vae, model_file)
+    save(vae, store.file(f"models/{name}.pt"))
     store.write(f"models/{name}.json", report)
     return vae, report
 
 
 class Resumable:
-    """The resumable part of a run folder: JSON files under sub-folders, read back on a rerun.
+    """The resumable parts of a run: JSON and model files in ``OUT.parts/``, read back on a rerun.
 
-    A run's ``settings.json`` is written first; a rerun in the same folder
-    reuses the files only if its settings are the same (else it refuses,
-    unless ``force``, which recomputes everything).
+    They live next to the run folder ``OUT`` (:func:`parts_folder`), not in
+    it: a :class:`~latentgeo.experiments.RunDir` builds ``OUT`` in a staging
+    folder that an interrupted run loses, while the parts stay. They are kept
+    after the run is complete (the trained models, for further analyses). The
+    parts' ``settings.json`` is written first; a rerun reuses the files only if
+    its settings are the same (else it refuses, unless ``force``, which
+    recomputes everything).
 
     Raises:
-        RunExistsError: the folder holds an unfinished run with other settings.
+        RunExistsError: the parts folder holds the parts of a run with other settings.
     """
 
     def __init__(self, run: RunDir, settings: Any, *, force: bool) -> None:
-        self.run, self.path = run, run.path
-        current = json.loads(json.dumps(asdict(settings)))
+        self.run, self.path = run, parts_folder(run.path)
+        self._settings = json.loads(json.dumps(asdict(settings)))
         found = self.read("settings.json")
         self.resuming = found is not None and not force
-        if self.resuming and found != current:
+        if self.resuming and found != self._settings:
             raise RunExistsError(
-                f"{self.path} holds an unfinished run with other settings; pass --force to "
+                f"{self.path} holds the parts of a run with other settings; pass --force to "
                 "start it again or choose another folder with --out"
             )
         if not self.resuming:
             self._clear()
-        self.write("settings.json", current)
+        self._started = self.resuming
 
     def _clear(self) -> None:
         for sub in ("models", "tables"):
             for p in (self.path / sub).glob("*") if (self.path / sub).is_dir() else []:
                 if p.suffix in (".json", ".pt"):
                     p.unlink()
+        (self.path / "settings.json").unlink(missing_ok=True)
 
     def read(self, name: str) -> Any:
         """The JSON object in ``name``, or ``None`` if there is none."""
         p = self.path / name
         return json.loads(p.read_text()) if p.is_file() else None
 
-    def write(self, name: str, obj: Any) -> None:
-        """Write ``obj`` as JSON to ``name`` (atomically, sub-folders created)."""
+    def file(self, name: str) -> Path:
+        """The path of part ``name``, to write it (the folder and ``settings.json`` made first).
+
+        Nothing is created before a run writes its first part, so a run that
+        fails early (missing data, a bad value) leaves no folder behind.
+        """
+        if not self._started:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json(self.path / "settings.json", self._settings)
+            self._started = True
         (self.path / name).parent.mkdir(parents=True, exist_ok=True)
-        write_json(self.path / name, obj)
+        return self.path / name
+
+    def write(self, name: str, obj: Any) -> None:
+        """Write ``obj`` as JSON to part ``name`` (atomically)."""
+        write_json(self.file(name), obj)
+
+
+def parts_folder(out: Path) -> Path:
+    """Where the resumable parts of the run in ``out`` live: ``out.parts`` beside it.
+
+    Example:
+        >>> parts_folder(Path("/runs/cv"))
+        PosixPath('/runs/cv.parts')
+    """
+    return out.with_name(out.name + ".parts")
 
 
 def machine_load() -> dict[str, Any]:

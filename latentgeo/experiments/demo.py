@@ -38,6 +38,12 @@ from tqdm.auto import tqdm
 from latentgeo.analysis import nearest_neighbour_spacing, off_data_fraction, straight_line_length
 from latentgeo.curves import CubicSpline, curve_length
 from latentgeo.data import ring
+from latentgeo.experiments._checks import (
+    check_int,
+    check_layers,
+    check_number,
+    check_seed,
+)
 from latentgeo.experiments.rundir import RunDir
 from latentgeo.metrics import Metric, as_metric
 from latentgeo.models import VAE, calibrate_rbf, fit, make_ensemble_vae, make_rbf_vae
@@ -78,6 +84,21 @@ class DemoSettings:
     length_draws: int = 8
     curve_points: int = 64
     resolution: int = 90
+
+    def __post_init__(self) -> None:
+        check_seed(self)
+        for name in ("epochs", "rbf_epochs", "batch_size", "num_members", "num_centres"):
+            check_int(self, name, 1)
+        for name in ("num_pairs", "graph_k", "max_iter_rbf", "max_knots", "max_iter_ensemble"):
+            check_int(self, name, 1)
+        for name in ("sampled_points", "curve_points", "resolution"):
+            check_int(self, name, 2)
+        check_int(self, "length_draws", 1)
+        check_int(self, "graph_points", self.graph_k + 1, " (more than graph_k)")
+        check_int(self, "num_data", self.graph_k + 1, " (more than graph_k)")
+        check_number(self, "noise", positive=False)
+        check_number(self, "lr")
+        check_layers(self, "hidden")
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoSettings:
@@ -227,7 +248,7 @@ def _title(kind: str, vae: VAE, uncertainty: dict[str, float]) -> str:
     if kind == "rbf":
         zeta = float(getattr(vae.decoder.scale, "zeta", float("nan")))
         return f"rbf: σ in the hole {ratio} the data's (ceiling ζ^-1/2 = {zeta**-0.5:.3g})"
-    return f"{kind}: members' disagreement in the hole {ratio} that on the data"
+    return f"{kind}: members' disagreement\nin the hole {ratio} that on the data"
 
 
 def _model(

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from latentgeo.analysis import compare_retrainings
 from latentgeo.curves import CubicSpline, Curve, curve_length
+from latentgeo.experiments._checks import check_choice, check_digits, check_int, check_seed
 from latentgeo.experiments.common import (
     BUDGETS,
     Recipe,
@@ -151,17 +152,18 @@ class CVSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.data not in DATA:
-            raise ValueError(f"data must be one of {sorted(DATA)}, got {self.data!r}")
-        if self.budget not in BUDGETS:
-            raise ValueError(f"budget must be one of {BUDGETS}, got {self.budget!r}")
-        if self.endpoints not in ("sample", "mean"):
-            raise ValueError(f"endpoints must be 'sample' or 'mean', got {self.endpoints!r}")
-        if self.repeats < 2 or self.pairs < 2:
-            raise ValueError(
-                f"repeats and pairs must be >= 2 (a CV and a paired test need them), got "
-                f"repeats={self.repeats}, pairs={self.pairs}"
-            )
+        check_choice(self, "data", tuple(DATA))
+        check_choice(self, "budget", BUDGETS)
+        if self.classes is not None:
+            check_digits(self, "classes")
+        check_int(self, "repeats", 2, " (a coefficient of variation needs two retrainings)")
+        check_int(self, "pairs", 2, " (the paired t-test needs two pairs)")
+        for name in ("latent_dim", "members", "knots", "max_iter", "lbfgs_iter", "geo_patience"):
+            check_int(self, name, 1)
+        for name in ("energy_points", "length_points"):
+            check_int(self, name, 2, " (a polyline needs two points)")
+        check_choice(self, "endpoints", ("sample", "mean"))
+        check_seed(self)
 
     @classmethod
     def for_budget(cls, budget: str = "cpu", **overrides: Any) -> CVSettings:
@@ -342,7 +344,8 @@ def run_ensembles_cv(
     """Syrota et al.'s protocol: CV of each pair's geodesic distance over retrainings.
 
     Resumable: every retraining's models (``models/``) and distance tables
-    (``tables/``) are files; a rerun with the same settings reads them back.
+    (``tables/``) are files in ``out.parts/``; a rerun with the same settings
+    reads them back.
 
     Returns:
         The summary (also in ``out/summary.json``).

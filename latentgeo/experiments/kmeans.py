@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from latentgeo.analysis import f_measure, kmedoids, pairwise_geodesics
 from latentgeo.data import LabeledData, mnist
+from latentgeo.experiments._checks import DATA_SETS, check_choice, check_int, check_seed
 from latentgeo.experiments.common import (
     BUDGETS,
     NOT_A_RESULT,
@@ -113,12 +114,14 @@ class KMeansSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.data not in ("mnist", "digits"):
-            raise ValueError(f"data must be 'mnist' or 'digits', got {self.data!r}")
-        if self.budget not in BUDGETS:
-            raise ValueError(f"budget must be one of {BUDGETS}, got {self.budget!r}")
-        if self.points < 3:
-            raise ValueError(f"points must be >= 3 (three clusters), got {self.points}")
+        check_choice(self, "data", DATA_SETS)
+        check_choice(self, "budget", BUDGETS)
+        check_int(self, "points", 3, " (k-medoids with k = 3 clusters)")
+        for name in ("per_digit", "subsets", "graph_points", "graph_k", "max_repeats"):
+            check_int(self, name, 1)
+        for name in ("max_iter", "restarts"):
+            check_int(self, name, 1)
+        check_seed(self)
 
     @classmethod
     def for_budget(cls, budget: str = "cpu", **overrides: Any) -> KMeansSettings:
@@ -247,7 +250,7 @@ def run_kmeans(
     """Geodesic vs Euclidean k-medoids (k = 3) on digit triples, F-measure per subset.
 
     Resumable: each triple's model (``models/``) and each subset's geodesic
-    distance table (``tables/``) are files; a rerun with the same settings
+    distance table (``tables/``) are files in ``out.parts/``; a rerun with the same settings
     reads them back.
 
     Returns:

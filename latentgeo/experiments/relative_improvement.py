@@ -32,6 +32,13 @@ import torch
 from latentgeo.analysis import relative_improvement
 from latentgeo.analysis.improvement import michelis_pairs
 from latentgeo.data import LabeledData, mnist
+from latentgeo.experiments._checks import (
+    DATA_SETS,
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+)
 from latentgeo.experiments.common import (
     BUDGETS,
     NOT_A_RESULT,
@@ -120,12 +127,14 @@ class RISettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.data not in ("mnist", "digits"):
-            raise ValueError(f"data must be 'mnist' or 'digits', got {self.data!r}")
-        if self.budget not in BUDGETS:
-            raise ValueError(f"budget must be one of {BUDGETS}, got {self.budget!r}")
-        if self.pairs < 2:
-            raise ValueError(f"pairs must be >= 2 (a standard error needs them), got {self.pairs}")
+        check_choice(self, "data", DATA_SETS)
+        check_choice(self, "budget", BUDGETS)
+        check_int(self, "pairs", 2, " (a standard error needs two pairs)")
+        for name in ("per_digit", "latent_dim", "max_iter"):
+            check_int(self, name, 1)
+        check_int(self, "score_points", 2, " (a polyline needs two points)")
+        check_number(self, "step")
+        check_seed(self)
 
     @classmethod
     def for_budget(cls, budget: str = "cpu", **overrides: Any) -> RISettings:
@@ -163,7 +172,8 @@ def run_relative_improvement(
     """Algorithm 1 of Michelis et al. on an RBF-precision VAE, scored independently.
 
     Resumable: the trained model (``models/``) and the pairs' table
-    (``tables/``) are files; a rerun with the same settings reads them back.
+    (``tables/``) are files in ``out.parts/``; a rerun with the same settings
+    reads them back.
 
     Returns:
         The summary (also in ``out/summary.json``).

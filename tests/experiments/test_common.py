@@ -64,26 +64,36 @@ def test_mnist3_splits_are_the_papers() -> None:
 
 def test_models_are_trained_once_and_read_back(tmp_path: Path) -> None:
     splits = load_splits("digits", (0, 1))
-    store = Resumable(RunDir(tmp_path), _Settings(), force=False)
+    store = Resumable(RunDir(tmp_path / "run"), _Settings(), force=False)
+    assert store.path == tmp_path / "run.parts"  # beside the run, not in its staging folder
     vae, report = train_or_load(store, "m", "rbf", TINY, splits, latent_dim=2, seed=0)
     assert report["epochs"] == 2 and report["fit_images"] == splits.fit.x.shape[0]
     assert "rbf_final_nll" in report and report["final_val_loss"] == report["final_val_loss"]
-    stamp = (tmp_path / "models" / "m.pt").stat().st_mtime_ns
+    stamp = (store.path / "models" / "m.pt").stat().st_mtime_ns
     again, report2 = train_or_load(store, "m", "rbf", TINY, splits, latent_dim=2, seed=0)
-    assert report2 == report and (tmp_path / "models" / "m.pt").stat().st_mtime_ns == stamp
+    assert report2 == report and (store.path / "models" / "m.pt").stat().st_mtime_ns == stamp
     z = torch.randn(5, 2)
     torch.testing.assert_close(again.decoder(z).mean, vae.decoder(z).mean)
 
 
 def test_a_folder_with_other_settings_is_refused_unless_forced(tmp_path: Path) -> None:
-    store = Resumable(RunDir(tmp_path), _Settings(1), force=False)
+    out = tmp_path / "run"
+    store = Resumable(RunDir(out), _Settings(1), force=False)
     store.write("tables/t.json", {"a": 1})
-    assert Resumable(RunDir(tmp_path), _Settings(1), force=False).read("tables/t.json") == {"a": 1}
+    assert Resumable(RunDir(out), _Settings(1), force=False).read("tables/t.json") == {"a": 1}
     with pytest.raises(RunExistsError, match="other settings"):
-        Resumable(RunDir(tmp_path), _Settings(2), force=False)
-    fresh = Resumable(RunDir(tmp_path), _Settings(2), force=True)
+        Resumable(RunDir(out), _Settings(2), force=False)
+    fresh = Resumable(RunDir(out), _Settings(2), force=True)
     assert fresh.read("tables/t.json") is None  # force recomputes everything
+    assert fresh.read("settings.json") is None  # until it writes its first part
+    fresh.write("tables/u.json", {"b": 2})
     assert fresh.read("settings.json") == {"size": 2}
+
+
+def test_a_run_that_writes_no_part_leaves_no_folder(tmp_path: Path) -> None:
+    store = Resumable(RunDir(tmp_path / "run"), _Settings(), force=False)
+    assert store.read("tables/t.json") is None
+    assert not store.path.exists()  # a run failing early (no data) leaves nothing behind
 
 
 def test_converged_notes_warn_below_90_percent() -> None:

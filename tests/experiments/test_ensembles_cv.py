@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,20 +82,23 @@ def test_converged_counts_are_the_solvers_statuses(quick_run: tuple[Path, dict])
         assert summary[key]["converged_ensemble"] == ok
     ok_rbf = sum(r["status"] == "converged" for r in rows if r["model"] == "rbf")
     assert summary["decorrelated"]["converged_rbf"] == ok_rbf
-    for r in json.loads((out / "tables" / "ensemble_r00.json").read_text())["sampled"]["status"]:
+    parts = out.with_name("run.parts")
+    for r in json.loads((parts / "tables" / "ensemble_r00.json").read_text())["sampled"]["status"]:
         assert r != Status.NOT_SOLVED.value  # a solver ran on every pair
 
 
 def test_a_rerun_picks_up_the_files_of_an_unfinished_run(quick_run: tuple[Path, dict]) -> None:
     out, summary = quick_run
-    (out / "summary.json").unlink()  # as if the run had stopped before its end
-    files = sorted((out / "models").glob("*")) + sorted((out / "tables").glob("*"))
+    shutil.rmtree(out)  # as if the run had stopped before its end (never committed)
+    parts = out.with_name("run.parts")  # what it had done is kept beside it
+    files = sorted((parts / "models").glob("*")) + sorted((parts / "tables").glob("*"))
+    assert {p.parent.name for p in files} == {"models", "tables"}
     stamps = {p: p.stat().st_mtime_ns for p in files}
     again = run_ensembles_cv(
         out, CVSettings.quick(data="digits", repeats=2, pairs=4), progress=False
     )
     assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing recomputed
     assert again["decorrelated"] == summary["decorrelated"]
-    (out / "summary.json").unlink()
+    shutil.rmtree(out)
     with pytest.raises(RunExistsError, match="other settings"):
         run_ensembles_cv(out, CVSettings.quick(data="digits", repeats=3, pairs=4), progress=False)
