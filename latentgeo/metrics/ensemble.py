@@ -96,9 +96,13 @@ class MeanMetric(Metric):
         """
         b, n, d = pos.shape
         flat = pos.reshape(-1, d)
-        xs = torch.stack([m.flat_embedding(flat).reshape(b, n, -1) for m in self.metrics()])
-        k = torch.randint(len(self), (b, n), generator=generator)
-        k = k.to(pos.device)[None, ..., None].expand(1, b, n, xs.shape[-1])
-        x = xs.gather(0, k)[0]
+        k = torch.randint(len(self), (b, n), generator=generator).to(pos.device).reshape(-1)
+        # each point goes through its drawn member only (K times fewer decoder passes
+        # than embedding every point with every member); one loop over members, not points
+        rows = [(k == j).nonzero().squeeze(-1) for j in range(len(self))]
+        used = [(m, r) for m, r in zip(self.metrics(), rows, strict=True) if r.numel() > 0]
+        outs = torch.cat([m.flat_embedding(flat[r]) for m, r in used])
+        order = torch.cat([r for _, r in used])
+        x = outs[torch.argsort(order)].reshape(b, n, -1)
         diff = x[:, 1:] - x[:, :-1]
         return (diff * diff).sum(-1)

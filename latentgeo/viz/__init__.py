@@ -3,7 +3,8 @@
 * fields on a latent grid: :func:`volume_map`, :func:`log_volume_map`,
   :func:`uncertainty_map` (ensemble disagreement or Gaussian ``σ``);
 * drawing: :func:`plot_background`, :func:`plot_points`, :func:`plot_curves`,
-  :func:`plot_straight_lines`, :func:`plot_indicatrices`, and the one-call
+  :func:`plot_straight_lines`, :func:`plot_solved_curves` (non-converged
+  curves dashed and counted), :func:`plot_indicatrices`, and the one-call
   :func:`plot_latent_space`;
 * the seed papers' histograms: :func:`plot_cv_histograms`,
   :func:`plot_relative_improvement`;
@@ -30,6 +31,7 @@ from latentgeo.viz.latent import (
     plot_indicatrices,
     plot_latent_space,
     plot_points,
+    plot_solved_curves,
     plot_straight_lines,
 )
 
@@ -49,6 +51,7 @@ __all__ = [
     "plot_latent_space",
     "plot_points",
     "plot_relative_improvement",
+    "plot_solved_curves",
     "plot_straight_lines",
     "save_figure",
     "uncertainty_map",

@@ -81,8 +81,14 @@ def plot_background(
     cmap: str = "viridis",
     label: str | None = None,
     colorbar: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> AxesImage:
     """A scalar field on a latent grid as an image.
+
+    Colours span ``[vmin, vmax]`` (default: the field's range). Where the field
+    goes beyond them the colour bar says so: an arrow at the clipped end and
+    ``(clipped at ...)`` in its label; a clipped field is never shown silently.
 
     Args:
         ax: where to draw.
@@ -91,19 +97,46 @@ def plot_background(
         cmap: matplotlib colour map.
         label: colour-bar label.
         colorbar: draw a colour bar.
+        vmin: value of the lowest colour (``None``: the field's minimum).
+        vmax: value of the highest colour (``None``: the field's maximum).
 
     Returns:
         The image.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> values = np.arange(4.0).reshape(2, 2)
+        >>> im = plot_background(ax, values, (0, 1, 0, 1), label="u", vmax=2.0)
+        >>> fig.axes[-1].get_ylabel()
+        'u (clipped above 2)'
+        >>> plt.close(fig)
     """
     arr = _np(values)
     if arr.ndim != 2:
         raise ValueError(f"values must have shape (R, C), got {arr.shape}")
     arr = np.where(np.isfinite(arr), arr, np.nan)
-    image = ax.imshow(arr, extent=extent, origin="lower", cmap=cmap, aspect="auto")
+    image = ax.imshow(
+        arr, extent=extent, origin="lower", cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax
+    )
     if colorbar and ax.figure is not None:
-        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85)
-        if label:
-            bar.set_label(label)
+        finite = arr[np.isfinite(arr)]
+        low = vmin is not None and finite.size > 0 and bool((finite < vmin).any())
+        high = vmax is not None and finite.size > 0 and bool((finite > vmax).any())
+        extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+            (low, high), "both"
+        )
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85, extend=extend)
+        clipped = []
+        if low:
+            clipped.append(f"below {vmin:.3g}")
+        if high:
+            clipped.append(f"above {vmax:.3g}")
+        text = label or ""
+        if clipped:
+            text = f"{text} (clipped {' and '.join(clipped)})".strip()
+        if text:
+            bar.set_label(text)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     return image
@@ -173,6 +206,7 @@ def plot_curves(
     alpha: float = 0.95,
     label: str | None = None,
     endpoints: bool = True,
+    linestyle: str = "-",
 ) -> LineCollection:
     """Curves sampled at T times, shape ``(B, T, 2)`` (or one curve ``(T, 2)``).
 
@@ -185,13 +219,57 @@ def plot_curves(
     if arr.ndim != 3 or arr.shape[-1] != 2:
         raise ValueError(f"curves must have shape (B, T, 2), got {arr.shape}")
     lines = LineCollection(
-        list(arr), colors=color, linewidths=linewidth, alpha=alpha, label=label, zorder=3
+        list(arr),
+        colors=color,
+        linewidths=linewidth,
+        alpha=alpha,
+        label=label,
+        zorder=3,
+        linestyles=linestyle,
     )
     ax.add_collection(lines)
-    if endpoints:
+    if endpoints and arr.shape[0] > 0:
         ends = np.concatenate([arr[:, 0], arr[:, -1]])
         ax.scatter(ends[:, 0], ends[:, 1], s=14, c=color, edgecolors="k", linewidths=0.5, zorder=4)
     return lines
+
+
+def plot_solved_curves(
+    ax: Axes,
+    curves: Tensor | np.ndarray,
+    converged: Tensor | np.ndarray,
+    *,
+    color: str = "tab:red",
+    what: str = "geodesic",
+) -> None:
+    """Solver output ``(B, T, 2)``: converged curves solid, the others dashed, both counted.
+
+    The legend says ``"geodesic: k/B converged"`` and, if any did not,
+    ``"not converged (dashed): B − k"``.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> plot_solved_curves(ax, np.zeros((3, 5, 2)), np.array([True, False, True]))
+        >>> for t in ax.get_legend().get_texts():
+        ...     print(t.get_text())
+        geodesic: 2/3 converged
+        not converged (dashed): 1
+        >>> plt.close(fig)
+    """
+    arr = _np(curves)
+    ok = _np(converged).astype(bool).reshape(-1)
+    if arr.ndim != 3 or ok.shape[0] != arr.shape[0]:
+        raise ValueError(
+            f"curves must have shape (B, T, 2) and converged (B,), got {arr.shape} and {ok.shape}"
+        )
+    n, k = ok.size, int(ok.sum())
+    plot_curves(ax, arr[ok], color=color, label=f"{what}: {k}/{n} converged")
+    if k < n:
+        plot_curves(
+            ax, arr[~ok], color=color, linestyle="--", label=f"not converged (dashed): {n - k}"
+        )
+    ax.legend(loc="upper right", fontsize="small", framealpha=0.7)
 
 
 def plot_straight_lines(
@@ -301,6 +379,9 @@ def plot_latent_space(
     resolution: int = 80,
     title: str | None = None,
     ax: Axes | None = None,
+    converged: Tensor | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Figure:
     """One picture of a 2-d latent space: background, codes, curves, straight lines.
 
@@ -318,6 +399,11 @@ def plot_latent_space(
         resolution: grid points per side of the background.
         title: axes title.
         ax: draw here instead of on a new figure.
+        converged: ``(B,)`` bool, the solver's verdict per curve: converged curves
+            are drawn solid, the others dashed, both counted in the legend
+            (:func:`plot_solved_curves`).
+        vmin: lowest colour of the background (``None``: its minimum).
+        vmax: highest colour of the background; the colour bar says when it clips.
 
     Returns:
         The figure.
@@ -362,12 +448,14 @@ def plot_latent_space(
                 "background must be 'volume', 'log_volume', 'uncertainty' or None, "
                 f"got {background!r}"
             )
-        plot_background(ax, values, extent, cmap=cmap, label=label)
+        plot_background(ax, values, extent, cmap=cmap, label=label, vmin=vmin, vmax=vmax)
     if codes is not None:
         plot_points(ax, codes, labels)
-    if straight is not None:
-        plot_straight_lines(ax, straight[0], straight[1])
-    if curves is not None:
+    if straight is not None:  # a colour that shows on dark and light backgrounds alike
+        plot_straight_lines(ax, straight[0], straight[1], color="deepskyblue")
+    if curves is not None and converged is not None:
+        plot_solved_curves(ax, curves, converged)
+    elif curves is not None:
         plot_curves(ax, curves, label="geodesic")
     if indicatrix_centres is not None:
         if geometry is None:
