@@ -174,6 +174,74 @@ def fit(
         3
     """
     x = as_data_tensor(data)
+    epochs, batch_size, eval_every = _check_fit_options(
+        epochs, batch_size, lr, val_fraction, eval_every, min_delta, val_data, early_stopping,
+        ensemble_mode, grad_clip,
+    )  # fmt: skip
+    loss_fn = getattr(model, "training_loss", None)
+    if not callable(loss_fn):
+        raise TypeError(
+            f"fit trains models with a training_loss(x, *, generator, ensemble_mode) method "
+            f"(such as latentgeo.models.VAE), got {type(model).__name__}"
+        )
+    p0 = _param(model)
+    device, dtype = p0.device, p0.dtype
+    cpu_gen = torch.Generator().manual_seed(seed)
+    x_train, x_val = _split(x.to(device=device, dtype=dtype), val_fraction, val_data, cpu_gen)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
+    step = _Step(loss_fn, _adam(model, params, lr, weight_decay), params, grad_clip,
+                 [m for m in model.modules() if isinstance(m, RBFPrecision)])  # fmt: skip
+    gen = torch.Generator(device=device).manual_seed(seed)
+    stopping = _EarlyStopping(early_stopping, min_delta)
+    history = History()
+    was_training = model.training
+    model.train()
+    start_time = time.perf_counter()
+    bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
+    try:
+        for epoch in bar:
+            order = torch.randperm(x_train.shape[0], generator=cpu_gen).to(device)
+            history.train_loss.append(step.epoch(x_train[order], batch_size, gen, ensemble_mode))
+            history.samples += x_train.shape[0]
+            postfix: dict[str, Any] = {"loss": f"{history.train_loss[-1]:.4g}"}
+            validated = x_val.shape[0] > 0 and (
+                epoch % eval_every == eval_every - 1 or epoch == epochs - 1
+            )
+            if validated:
+                history.val_loss.append(_validation_loss(loss_fn, x_val, batch_size, seed + 1))
+                history.val_epochs.append(epoch)
+                postfix["val"] = f"{history.val_loss[-1]:.4g}"
+            bar.set_postfix(postfix)
+            if validated and stopping.update(model, history.val_loss[-1], epoch):
+                history.stopped_early = True
+                break
+    finally:
+        bar.close()
+        history.seconds = time.perf_counter() - start_time
+        model.train(was_training)
+    if stopping.best_state is not None:
+        model.load_state_dict(stopping.best_state)
+        history.best_epoch = stopping.best_epoch
+    else:
+        history.best_epoch = len(history.train_loss) - 1
+    return history
+
+
+def _check_fit_options(
+    epochs: object,
+    batch_size: object,
+    lr: object,
+    val_fraction: object,
+    eval_every: object,
+    min_delta: object,
+    val_data: object,
+    early_stopping: object,
+    ensemble_mode: object,
+    grad_clip: object,
+) -> tuple[int, int, int]:
+    """:func:`fit`'s options checked at the call: ``(epochs, batch_size, eval_every)``."""
     epochs = _check_int(epochs, "epochs", 0)
     batch_size = _check_int(batch_size, "batch_size", 1)
     if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
@@ -193,97 +261,89 @@ def fit(
             )
     if ensemble_mode not in ENSEMBLE_MODES:
         raise ValueError(f"ensemble_mode must be one of {ENSEMBLE_MODES}, got {ensemble_mode!r}")
-    if grad_clip is not None and not grad_clip > 0:
+    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
         raise ValueError(f"grad_clip must be None or positive, got {grad_clip!r}")
-    loss_fn = getattr(model, "training_loss", None)
-    if not callable(loss_fn):
-        raise TypeError(
-            f"fit trains models with a training_loss(x, *, generator, ensemble_mode) method "
-            f"(such as latentgeo.models.VAE), got {type(model).__name__}"
-        )
-    p0 = _param(model)
-    device, dtype = p0.device, p0.dtype
-    x = x.to(device=device, dtype=dtype)
+    return epochs, batch_size, eval_every
 
+
+def _split(
+    x: Tensor, val_fraction: float, val_data: object, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """``(x_train, x_val)``: a held-out share drawn with ``generator``, or ``val_data``."""
     n = x.shape[0]
-    cpu_gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=cpu_gen).to(device)
+    perm = torch.randperm(n, generator=generator).to(x.device)
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
     if n - n_val < 1:
         raise ValueError(f"val_fraction={val_fraction} leaves no training data out of {n} points")
     x_val, x_train = x[perm[:n_val]], x[perm[n_val:]]
     if val_data is not None:
-        x_val = as_data_tensor(val_data, "val_data").to(device=device, dtype=dtype)
-        n_val = x_val.shape[0]
-    n_train = x_train.shape[0]
-    gen = torch.Generator(device=device).manual_seed(seed)
+        x_val = as_data_tensor(val_data, "val_data").to(device=x.device, dtype=x.dtype)
+    return x_train, x_val
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
-    opt = _adam(model, params, lr, weight_decay)
-    projected = [m for m in model.modules() if isinstance(m, RBFPrecision)]
 
-    def validate() -> float:
-        g = torch.Generator(device=device).manual_seed(seed + 1)
-        with torch.no_grad():
-            total = 0.0
-            for start in range(0, n_val, batch_size):
-                xb = x_val[start : start + batch_size]
-                total += float(loss_fn(xb, generator=g, ensemble_mode="all")) * xb.shape[0]
-        return total / n_val
+@dataclass
+class _Step:
+    """One optimiser step per mini-batch: loss, backward, clipping, Adam, projection."""
 
-    history = History()
-    best_val, best_epoch, best_state = math.inf, -1, None
-    ref_val, ref_epoch = math.inf, -1
-    was_training = model.training
-    model.train()
-    start_time = time.perf_counter()
-    bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
-    try:
-        for epoch in bar:
-            order = torch.randperm(n_train, generator=cpu_gen).to(device)
-            total = 0.0
-            for start in range(0, n_train, batch_size):
-                xb = x_train[order[start : start + batch_size]]
-                loss = loss_fn(xb, generator=gen, ensemble_mode=ensemble_mode)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(params, grad_clip)
-                opt.step()
-                for m in projected:
-                    m.project_()
-                total += float(loss.detach()) * xb.shape[0]
-            history.train_loss.append(total / n_train)
-            history.samples += n_train
-            postfix: dict[str, Any] = {"loss": f"{history.train_loss[-1]:.4g}"}
-            validated = n_val > 0 and (epoch % eval_every == eval_every - 1 or epoch == epochs - 1)
-            if validated:
-                history.val_loss.append(validate())
-                history.val_epochs.append(epoch)
-                postfix["val"] = f"{history.val_loss[-1]:.4g}"
-            bar.set_postfix(postfix)
-            if early_stopping is not None and validated:
-                val = history.val_loss[-1]
-                if val < ref_val - min_delta:  # a real improvement: patience restarts
-                    ref_val, ref_epoch = val, epoch
-                if val < best_val:  # the best weights are kept, small gains included
-                    best_val, best_epoch = val, epoch
-                    best_state = copy.deepcopy(model.state_dict())
-                if epoch - ref_epoch >= early_stopping:
-                    history.stopped_early = True
-                    break
-    finally:
-        bar.close()
-        history.seconds = time.perf_counter() - start_time
-        model.train(was_training)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        history.best_epoch = best_epoch
-    else:
-        history.best_epoch = len(history.train_loss) - 1
-    return history
+    loss_fn: Any
+    optimiser: torch.optim.Optimizer
+    params: list[nn.Parameter]
+    grad_clip: float | None
+    projected: list[RBFPrecision]
+
+    def epoch(
+        self, x: Tensor, batch_size: int, generator: torch.Generator, ensemble_mode: str
+    ) -> float:
+        """One pass over ``x`` (already shuffled); the mean training loss."""
+        total = 0.0
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start : start + batch_size]
+            loss = self.loss_fn(xb, generator=generator, ensemble_mode=ensemble_mode)
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            self.optimiser.step()
+            for m in self.projected:
+                m.project_()
+            total += float(loss.detach()) * xb.shape[0]
+        return total / x.shape[0]
+
+
+def _validation_loss(loss_fn: Any, x_val: Tensor, batch_size: int, seed: int) -> float:
+    """The mean loss over ``x_val`` with all ensemble members, sampling seeded by ``seed``."""
+    g = torch.Generator(device=x_val.device).manual_seed(seed)
+    with torch.no_grad():
+        total = 0.0
+        for start in range(0, x_val.shape[0], batch_size):
+            xb = x_val[start : start + batch_size]
+            total += float(loss_fn(xb, generator=g, ensemble_mode="all")) * xb.shape[0]
+    return total / x_val.shape[0]
+
+
+@dataclass
+class _EarlyStopping:
+    """Patience counted from the last improvement by more than ``min_delta``; the best
+    weights (small gains included) kept for restoring."""
+
+    patience: int | None
+    min_delta: float
+    ref_val: float = math.inf
+    ref_epoch: int = -1
+    best_val: float = math.inf
+    best_epoch: int = -1
+    best_state: dict[str, Any] | None = None
+
+    def update(self, model: nn.Module, val: float, epoch: int) -> bool:
+        """Record a validation loss; whether to stop now."""
+        if self.patience is None:
+            return False
+        if val < self.ref_val - self.min_delta:  # a real improvement: patience restarts
+            self.ref_val, self.ref_epoch = val, epoch
+        if val < self.best_val:
+            self.best_val, self.best_epoch = val, epoch
+            self.best_state = copy.deepcopy(model.state_dict())
+        return epoch - self.ref_epoch >= self.patience
 
 
 def calibrate_rbf(

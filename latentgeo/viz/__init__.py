@@ -11,6 +11,7 @@
 * :func:`save_figure` writes atomically.
 """
 
+from latentgeo.viz.curves import plot_curves, plot_solved_curves, plot_straight_lines
 from latentgeo.viz.fields import (
     Extent,
     bounds_around,
@@ -27,12 +28,9 @@ from latentgeo.viz.latent import (
     indicatrix_points,
     new_figure,
     plot_background,
-    plot_curves,
     plot_indicatrices,
     plot_latent_space,
     plot_points,
-    plot_solved_curves,
-    plot_straight_lines,
 )
 
 __all__ = [
