@@ -11,6 +11,7 @@ from latentgeo.geometry.curvature import (
     scalar_curvature,
     sectional_curvature,
 )
+from latentgeo.geometry.means import FrechetMeanResult, LogMaps, frechet_mean, log_maps
 from latentgeo.geometry.transport import (
     TransportResult,
     parallel_transport,
@@ -19,9 +20,13 @@ from latentgeo.geometry.transport import (
 )
 
 __all__ = [
+    "FrechetMeanResult",
+    "LogMaps",
     "TransportResult",
     "connection",
     "curvature_map",
+    "frechet_mean",
+    "log_maps",
     "parallel_transport",
     "parallel_transport_result",
     "riemann_tensor",

@@ -168,8 +168,8 @@ def sectional_curvature(
     resolve_form(metric, form)
     z, u, v = torch.broadcast_tensors(z, u, v)
     batch, d = z.shape[:-1], z.shape[-1]
-    flat = [x.reshape(-1, d) for x in (z, u, v)]
-    return _sectional_rows(metric, *flat, form).reshape(batch)
+    k = _sectional_rows(metric, z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d), form)
+    return k.reshape(batch)
 
 
 def _frame_pairs(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -117,7 +117,7 @@ def _curve_at(curve: Curve, t: Tensor, rows: Tensor, batch: int) -> tuple[Tensor
     if isinstance(curve, Curve):
         pos, vel = curve.points_and_velocities(tt)
     else:
-        pos, vel = curve(tt), curve.velocity(tt)  # type: ignore[operator]
+        pos, vel = curve(tt), curve.velocity(tt)
     return pos[rows, 0], vel[rows, 0]
 
 
@@ -195,7 +195,7 @@ def transport_along_curve(
     with torch.no_grad():
         tt = t_out.expand(batch, -1)
         points = curve(tt).detach()
-        velocities = curve.velocity(tt).detach()  # type: ignore[operator]
+        velocities = curve.velocity(tt).detach()
     return _result(path, t_out, points, velocities, status, res.steps, w.ndim == 2, throw)
 
 

@@ -16,6 +16,7 @@ from latentgeo.metrics.embeddings import (
 from latentgeo.metrics.ensemble import MeanMetric
 from latentgeo.metrics.explicit import ExplicitMetric
 from latentgeo.metrics.feature import FeatureMetric
+from latentgeo.metrics.local_pca import LocalPCAMetric
 from latentgeo.metrics.measures import (
     condition_number,
     log_volume_element,
@@ -30,6 +31,7 @@ __all__ = [
     "DecoderEmbedding",
     "ExplicitMetric",
     "FeatureMetric",
+    "LocalPCAMetric",
     "MeanMetric",
     "Metric",
     "MetricLike",
