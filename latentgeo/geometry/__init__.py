@@ -11,6 +11,14 @@ from latentgeo.geometry.curvature import (
     scalar_curvature,
     sectional_curvature,
 )
+from latentgeo.geometry.interpolation import (
+    Interpolation,
+    decode_curve,
+    decoded_mean,
+    straight_line,
+)
+from latentgeo.geometry.land import LAND, MonteCarloVolume, standard_draws, tangent_volume
+from latentgeo.geometry.land_fit import LANDFit, fit_land
 from latentgeo.geometry.means import FrechetMeanResult, LogMaps, frechet_mean, log_maps
 from latentgeo.geometry.transport import (
     TransportResult,
@@ -20,11 +28,18 @@ from latentgeo.geometry.transport import (
 )
 
 __all__ = [
+    "LAND",
     "FrechetMeanResult",
+    "Interpolation",
+    "LANDFit",
     "LogMaps",
+    "MonteCarloVolume",
     "TransportResult",
     "connection",
     "curvature_map",
+    "decode_curve",
+    "decoded_mean",
+    "fit_land",
     "frechet_mean",
     "log_maps",
     "parallel_transport",
@@ -32,5 +47,8 @@ __all__ = [
     "riemann_tensor",
     "scalar_curvature",
     "sectional_curvature",
+    "standard_draws",
+    "straight_line",
+    "tangent_volume",
     "transport_along_curve",
 ]
