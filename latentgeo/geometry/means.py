@@ -7,7 +7,9 @@ The Fréchet mean of points ``x_n`` with weights ``w_n`` minimises
 .. math::
     μ ← \\exp_μ\\big(τ \\, \\bar v\\big),\\qquad \\bar v = \\frac{Σ_n w_n \\log_μ(x_n)}{Σ_n w_n},
 
-halving ``τ`` for a set whose ``F`` would grow. S sets are solved at once
+with a Barzilai–Borwein step length ``τ`` (``step_size`` at first; curvature
+makes the Hessian of ``F`` differ from the identity, so a fixed ``τ = 1`` can
+crawl or oscillate), halving ``τ`` for a set whose ``F`` would grow. S sets are solved at once
 (k cluster means, say): every log map of every active set in one batched
 call, every step in one batched exponential map. Two ways to the log maps:
 
@@ -183,10 +185,11 @@ class _Pairs:
         return sets[self.set_idx].nonzero().squeeze(1)
 
     def summarise(self, rows: Tensor, v: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
-        """``(F, v̄)`` per set for the pairs ``rows`` (zeros for other sets)."""
+        """``(F, v̄)`` per set from the pairs ``rows`` of ``v (P, d)``, ``length (P,)``
+        (zeros for sets without rows; ``rows`` must hold all pairs of their sets)."""
         s, wt = self.set_idx[rows], self.weight[rows]
-        f = v.new_zeros(self.num_sets).index_add_(0, s, wt * length**2)
-        vbar = v.new_zeros(self.num_sets, v.shape[1]).index_add_(0, s, wt[:, None] * v)
+        f = v.new_zeros(self.num_sets).index_add_(0, s, wt * length[rows] ** 2)
+        vbar = v.new_zeros(self.num_sets, v.shape[1]).index_add_(0, s, wt[:, None] * v[rows])
         total = self.total.clamp_min(torch.finfo(v.dtype).tiny)
         return 0.5 * f / total, vbar / total[:, None]
 
@@ -350,6 +353,16 @@ class _Descent:
         for r, st, t in zip(rows.tolist(), new.status, take.tolist(), strict=True):
             if t:
                 self.log_status[r] = st
+        # Barzilai–Borwein step for the next iteration: τ = ⟨s, s⟩ / ⟨s, y⟩ with the step
+        # s = τ v̄ and the gradient change y = v̄ − v̄_new (coordinates; exact for flat metrics)
+        step_vec = self.step[:, None] * self.vbar
+        grad_change = self.vbar - vbar_try
+        ss = self.metric._inner(trial, step_vec, step_vec)
+        sy = self.metric._inner(trial, step_vec, grad_change)
+        ok = better & (sy > 0) & torch.isfinite(ss / sy)
+        bb = torch.where(ok, ss / torch.where(ok, sy, 1.0), self.step_size)
+        self.step = torch.where(better, bb.clamp(1e-3 * self.step_size, 1e3 * self.step_size),
+                                self.step)  # fmt: skip
         self.mu[better], self.f[better] = trial[better], f_try[better]
         self.vbar[better] = vbar_try[better]
         self.iterations[better] += 1
