@@ -92,7 +92,7 @@ class _EM:
         near = torch.where(self.ok, self.logs.norm(dim=-1), torch.inf).argmin(0)
         r = torch.nn.functional.one_hot(near, k).T.to(x.dtype)  # (K, N) hard start
         self.weights = r.sum(1) / n
-        self.cov = self._second_moment(r)
+        self.cov = self._second_moment(r, cfg["floor"])
         self.mc = self._estimate()
         self.mean_step = torch.full((k,), float(cfg["mean_step"]), dtype=x.dtype, device=x.device)
 
@@ -107,14 +107,14 @@ class _EM:
             res.velocity.reshape(k, n, -1)
         ).all(-1)
 
-    def _second_moment(self, r: Tensor) -> Tensor:
+    def _second_moment(self, r: Tensor, floor: float = 0.0) -> Tensor:
         r = torch.where(self.ok, r, 0.0)
         logs = torch.where(self.ok[..., None], self.logs, 0.0)
         s = torch.einsum("kn,kni,knj->kij", r, logs, logs)
         s = s / r.sum(1).clamp_min(1e-300)[:, None, None]
         eye = torch.eye(s.shape[-1], dtype=s.dtype, device=s.device)
-        floor = self.cfg["floor"] * s.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-300)
-        return 0.5 * (s + s.mT) + floor[:, None, None] * eye
+        ridge = floor * s.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-300)
+        return 0.5 * (s + s.mT) + ridge[:, None, None] * eye
 
     def _estimate(self) -> MonteCarloVolume:
         return MonteCarloVolume.estimate(

@@ -56,8 +56,10 @@ def test_paraboloid_closed_forms(dtype: torch.dtype) -> None:
 
 @pytest.mark.parametrize("kind", ["mlp", "local-pca"])
 def test_riemann_tensor_and_both_forms_agree(kind: str, dtype: torch.dtype) -> None:
-    metric = mlp_metric(3, dtype) if kind == "mlp" else LocalPCAMetric(
-        torch.randn(40, 3, dtype=dtype), sigma=0.8, rho=0.05
+    metric = (
+        mlp_metric(3, dtype)
+        if kind == "mlp"
+        else LocalPCAMetric(torch.randn(40, 3, dtype=dtype), sigma=0.8, rho=0.05)
     )
     z = 0.5 * torch.randn(64, 3, dtype=dtype)
     u, v = torch.randn(2, 64, 3, dtype=dtype)
@@ -69,10 +71,12 @@ def test_riemann_tensor_and_both_forms_agree(kind: str, dtype: torch.dtype) -> N
     rtol, atol = tolerance(dtype, ops=2000)
     for form in ("christoffel", "acceleration"):
         got = sectional_curvature(metric, z, u, v, form=form)  # type: ignore[arg-type]
-        torch.testing.assert_close(got, expected, rtol=rtol, atol=atol * float(expected.abs().max()))
+        scale = atol * float(expected.abs().max())
+        torch.testing.assert_close(got, expected, rtol=rtol, atol=scale)
     # the symmetries of the Riemann tensor
-    torch.testing.assert_close(r, -r.transpose(1, 2), rtol=rtol, atol=atol * float(r.abs().max()))
-    torch.testing.assert_close(r, r.permute(0, 3, 4, 1, 2), rtol=rtol, atol=atol * float(r.abs().max()))
+    scale = atol * float(r.abs().max())
+    torch.testing.assert_close(r, -r.transpose(1, 2), rtol=rtol, atol=scale)
+    torch.testing.assert_close(r, r.permute(0, 3, 4, 1, 2), rtol=rtol, atol=scale)
 
 
 def test_scalar_curvature(dtype: torch.dtype) -> None:

@@ -1,4 +1,4 @@
-"""Parallel transport against the sphere's closed form, holonomy, and conservation of inner products."""
+"""Parallel transport: the sphere's closed form, holonomy, conservation of inner products."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_radial_transport_in_the_disk_scales_by_the_conformal_factor(dtype: torc
     line = DiscreteCurve(torch.zeros_like(z1), z1, num_points=2)
     w = torch.randn(64, 2, dtype=dtype)
     out = transport_along_curve(PoincareDisk(), line, w, **tight(dtype)).vectors
-    factor = (1 - (z1 * z1).sum(-1, keepdim=True))  # λ(0) / λ(z1) with λ = 2 / (1 − |z|²)
+    factor = 1 - (z1 * z1).sum(-1, keepdim=True)  # λ(0) / λ(z1) with λ = 2 / (1 − |z|²)
     tol = 1e-9 if dtype == torch.float64 else 1e-4
     torch.testing.assert_close(out, factor * w, rtol=tol, atol=tol)
 
