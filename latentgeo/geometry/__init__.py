@@ -1,7 +1,22 @@
-"""Geometry beyond distances: parallel transport, curvature, Fréchet means, the LAND.
+"""Geometry beyond distances: transport, curvature, Fréchet means, the LAND, interpolations.
+
+Built on the batched exponential and logarithm maps of :mod:`latentgeo.solvers`
+and forward-mode derivatives of the metric; every function takes a metric or a
+decoder and works on many points (pairs, curves, sets) at once.
 
 * connection and transport: :func:`connection` (``Γ(u, w)``),
-  :func:`parallel_transport` (along ``exp_z(t v)``), :func:`transport_along_curve`;
+  :func:`parallel_transport` (along ``exp_z(t v)``, integrated with the
+  geodesic), :func:`transport_along_curve` (along any curve module);
+* curvature: :func:`riemann_tensor` (small ``d``), :func:`sectional_curvature`
+  (any ``d``), :func:`scalar_curvature`, :func:`curvature_map`;
+* means: :func:`frechet_mean` (Karcher means of S sets at once), :func:`log_maps`;
+* distributions: :class:`LAND` (a locally adaptive normal distribution, or a
+  mixture of them) and :func:`fit_land` (EM);
+* interpolations: :func:`decode_curve` (decoded at even arc length),
+  :func:`straight_line`, :func:`decoded_mean`.
+
+The local diagonal PCA metric of the LAND paper is
+:class:`latentgeo.metrics.LocalPCAMetric`.
 """
 
 from latentgeo.geometry.connection import connection
