@@ -13,8 +13,7 @@ import importlib
 from types import ModuleType
 
 from latentgeo import curves, metrics, models, solvers
-
-__version__ = "0.1.0"
+from latentgeo._version import __version__
 
 _LAZY = ("analysis", "data", "experiments", "geometry", "testing", "viz")
 

@@ -3,6 +3,11 @@
 Every writer puts its content into a temporary file in the destination's
 folder and then moves it into place with :func:`os.replace`, which is atomic
 on POSIX and Windows when both paths are on the same file system.
+
+The temporary file is created with mode ``0o666`` less the process's umask
+(``0644`` under the usual ``022``), like any file the user creates, so that
+results in a shared folder are readable by others (:func:`tempfile.mkstemp`
+would give ``0600``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,19 +43,27 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> A
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        dir=final.parent,
-        prefix=f".{final.name}.",
-        suffix=final.suffix if suffix is None else suffix,
-    )
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _new_file(final.parent, f".{final.name}.", final.suffix if suffix is None else suffix)
     try:
         yield tmp
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty file with a fresh name in ``folder``, mode ``0o666`` less the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(name, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return name
+    raise FileExistsError(f"no free temporary file name in {folder}")  # pragma: no cover
 
 
 def _write_with(path: str | os.PathLike[str], write: Callable[[IO[str]], None]) -> Path:

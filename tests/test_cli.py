@@ -1,32 +1,64 @@
-"""The ``latentgeo`` command: the demo's files and numbers, refusals, help."""
+"""The ``latentgeo`` command: the demo's files and numbers, refusals, help.
+
+Bad values: tests/cli/test_errors.py; logging and progress: tests/cli/test_common.py;
+run folders: tests/experiments/test_rundir.py.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from latentgeo.cli import build_parser, main
-from latentgeo.experiments import RunDir, RunExistsError
-from latentgeo.experiments.reproduce import (
+from latentgeo.experiments import (
     CVSettings,
     KMeansSettings,
     RISettings,
+    RunDir,
     run_ensembles_cv,
     run_kmeans,
     run_relative_improvement,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """``latentgeo demo --quick`` as a user runs it, its output redirected to pipes."""
     out = tmp_path_factory.mktemp("demo") / "run"
-    assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 0
-    return out
+    proc = subprocess.run(
+        [sys.executable, "-m", "latentgeo.cli", "demo", "--quick", "--out", str(out)],
+        capture_output=True, text=True, check=False, umask=0o022,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_dir(demo_run: tuple[Path, str, str]) -> Path:
+    return demo_run[0]
+
+
+def test_a_redirected_demo_writes_no_progress_bars(demo_run: tuple[Path, str, str]) -> None:
+    out, stdout, stderr = demo_run
+    assert "\r" not in stdout and "\r" not in stderr
+    assert stderr.splitlines() == [f"latentgeo: run complete: {out}"]  # logs on stderr
+    assert "files in" in stdout and "improvement" in stdout  # the result on stdout
+    record = json.loads((out / "run.json").read_text())
+    assert record["command"] == ["latentgeo", "demo", "--quick", "--out", str(out)]
+    assert record["completed"] is True and record["seed"] == 0
+    assert [p.name for p in out.parent.iterdir()] == ["run"]  # no staging folder left
+    for p in [out, *out.iterdir()]:  # readable by others under umask 022
+        assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p.name
 
 
 def test_demo_quick_writes_all_files(demo_dir: Path) -> None:
@@ -70,16 +102,6 @@ def test_reproduce_commands_refuse_to_overwrite(tmp_path: Path) -> None:
     for experiment in ("ensembles-cv", "relative-improvement", "kmeans"):
         argv = ["reproduce", experiment, "--quick", "--quiet", "--out", str(tmp_path)]
         assert main(argv) == 2
-
-
-def test_run_dir_force_and_unfinished_runs(tmp_path: Path) -> None:
-    run = RunDir(tmp_path / "r")
-    run.write_json("partial.json", {"a": 1})
-    RunDir(tmp_path / "r")  # unfinished: fine
-    run.write_summary({})
-    with pytest.raises(RunExistsError):
-        RunDir(tmp_path / "r")
-    RunDir(tmp_path / "r", force=True)
 
 
 @pytest.mark.parametrize(

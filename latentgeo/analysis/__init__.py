@@ -1,7 +1,9 @@
 """Analyses of the seed papers.
 
 * distances: :func:`geodesic_distances` (pairs), :func:`pairwise_geodesic_distances`
-  (all pairs, chunked);
+  (all pairs, chunked, in this process), :func:`distance_matrix` (on Dask
+  workers, resumable; :mod:`latentgeo.analysis.distributed`, Dask imported
+  only when a job runs);
 * Michelis et al.: :func:`relative_improvement`, :func:`michelis_pairs`,
   :func:`monte_carlo_relative_improvement`;
 * Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`;
@@ -14,6 +16,12 @@ from latentgeo.analysis.distances import (
     geodesic_distances,
     iter_geodesics,
     pairwise_geodesic_distances,
+)
+from latentgeo.analysis.distributed import (
+    DecoderSource,
+    DistanceMatrixResult,
+    JobProgress,
+    distance_matrix,
 )
 from latentgeo.analysis.improvement import (
     ImprovementResult,
@@ -28,10 +36,14 @@ from latentgeo.analysis.support import nearest_neighbour_spacing, off_data_fract
 from latentgeo.analysis.variation import PairedTTest, coefficient_of_variation, paired_t_test
 
 __all__ = [
+    "DecoderSource",
+    "DistanceMatrixResult",
     "ImprovementResult",
+    "JobProgress",
     "KMeansResult",
     "PairedTTest",
     "coefficient_of_variation",
+    "distance_matrix",
     "f_measure",
     "geodesic_distances",
     "geodesic_kmeans",

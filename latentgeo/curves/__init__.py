@@ -5,12 +5,12 @@ Every curve kind holds B curves ``[0, 1] → R^d`` from ``z0`` to ``z1``
 for ``t`` of shape ``(T,)``.
 """
 
-from latentgeo.curves.base import Curve
+from latentgeo.curves.base import Curve, LinearInControlPoints
 from latentgeo.curves.discrete import DiscreteCurve
 from latentgeo.curves.length import ESTIMATORS, curve_energy, curve_length
 from latentgeo.curves.neural import NeuralGeodesic
 from latentgeo.curves.reparam import ReparametrizedCurve, constant_speed
-from latentgeo.curves.spline import CubicSpline
+from latentgeo.curves.spline import CubicSpline, gather_rows
 from latentgeo.curves.stack import CurveStack
 
 __all__ = [
@@ -19,9 +19,11 @@ __all__ = [
     "Curve",
     "CurveStack",
     "DiscreteCurve",
+    "LinearInControlPoints",
     "NeuralGeodesic",
     "ReparametrizedCurve",
     "constant_speed",
     "curve_energy",
     "curve_length",
+    "gather_rows",
 ]

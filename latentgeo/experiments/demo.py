@@ -39,6 +39,12 @@ from tqdm.auto import tqdm
 from latentgeo.analysis import nearest_neighbour_spacing, off_data_fraction, straight_line_length
 from latentgeo.curves import CubicSpline, curve_length
 from latentgeo.data import ring
+from latentgeo.experiments._checks import (
+    check_int,
+    check_layers,
+    check_number,
+    check_seed,
+)
 from latentgeo.experiments.rundir import RunDir
 from latentgeo.metrics import Metric, as_metric
 from latentgeo.models import VAE, calibrate_rbf, fit, make_ensemble_vae, make_rbf_vae
@@ -75,6 +81,21 @@ class DemoSettings:
     length_draws: int = 8
     curve_points: int = 64
     resolution: int = 90
+
+    def __post_init__(self) -> None:
+        check_seed(self)
+        for name in ("epochs", "rbf_epochs", "batch_size", "num_members", "num_centres"):
+            check_int(self, name, 1)
+        for name in ("num_pairs", "graph_k", "max_iter_rbf", "max_knots", "max_iter_ensemble"):
+            check_int(self, name, 1)
+        for name in ("sampled_points", "curve_points", "resolution"):
+            check_int(self, name, 2)
+        check_int(self, "length_draws", 1)
+        check_int(self, "graph_points", self.graph_k + 1, " (more than graph_k)")
+        check_int(self, "num_data", self.graph_k + 1, " (more than graph_k)")
+        check_number(self, "noise", positive=False)
+        check_number(self, "lr")
+        check_layers(self, "hidden")
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoSettings:

@@ -82,8 +82,10 @@ def _basis_jvp(fn: object, z: Tensor) -> Tensor:
 
 def metric_jet(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor]:
     """``G`` ``(N, d, d)`` and ``∂G`` ``(N, d, d, d)`` with ``dg[n, a, b, c] = ∂_c G_ab``."""
-    g = metric._metric_tensor(z)
-    dg = _basis_jvp(metric._metric_tensor, z)  # (d, N, d, d), index c first
+    g = metric.metric_tensor(z, validate=False)
+    dg = _basis_jvp(
+        lambda y: metric.metric_tensor(y, validate=False), z
+    )  # (d, N, d, d), index c first
     return g, dg.permute(1, 2, 3, 0)
 
 
@@ -160,7 +162,7 @@ def second_directional(
     """``D_p D_q (aᵀ G(z) b)``, ``a, b`` held fixed: all ``(N, d)`` -> ``(N,)`` (forward mode)."""
 
     def phi(y: Tensor) -> Tensor:
-        return metric._inner(y, a, b)
+        return metric.inner(y, a, b, validate=False)
 
     def first(y: Tensor) -> Tensor:
         return jvp(phi, (y,), (q,))[1]

@@ -127,7 +127,7 @@ def _sectional_rows(
     guu, guv, gvv = _gammas(metric, z, u, v, form, jet)
     left = torch.cat([u, v, u, guv, guu])
     right = torch.cat([u, v, v, guv, gvv])
-    ip = metric._inner(z.repeat(5, 1), left, right).reshape(5, n)
+    ip = metric.inner(z.repeat(5, 1), left, right, validate=False).reshape(5, n)
     num = hess[:n] - 0.5 * hess[n : 2 * n] - 0.5 * hess[2 * n :] + ip[3] - ip[4]
     den = ip[0] * ip[1] - ip[2] ** 2
     return num / den
@@ -174,7 +174,7 @@ def sectional_curvature(
 
 def _frame_pairs(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """A ``G``-orthonormal frame's pairs ``i < j``: ``(u, v)`` of shape ``(N, P, d)`` and ``G``."""
-    g = metric._metric_tensor(z)
+    g = metric.metric_tensor(z, validate=False)
     chol, info = torch.linalg.cholesky_ex(0.5 * (g + g.mT))
     eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device).expand_as(g)
     frame = torch.linalg.solve_triangular(chol.mT, eye, upper=True)  # columns: Lᵀ e = basis

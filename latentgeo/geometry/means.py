@@ -89,7 +89,7 @@ def log_maps(
     opts = dict(options or {})
     if callable(method):
         v = method(base, target)
-        length = metric._squared_norm(base, v).clamp_min(0.0).sqrt()
+        length = metric.squared_norm(base, v, validate=False).clamp_min(0.0).sqrt()
         ok = torch.isfinite(v).all(-1) & torch.isfinite(length)
         return LogMaps(
             v, length, [Status.CONVERGED if o else Status.NON_FINITE for o in ok.tolist()]
@@ -105,7 +105,7 @@ def log_maps(
     t0 = torch.zeros(1, dtype=base.dtype, device=base.device)
     with torch.no_grad():
         v = geo.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
-        speed = metric._squared_norm(base, v).clamp_min(0.0).sqrt()
+        speed = metric.squared_norm(base, v, validate=False).clamp_min(0.0).sqrt()
         length = geo.length.detach().to(base.dtype)
         scale = torch.where(speed > 0, length / torch.where(speed > 0, speed, 1.0), 0.0)
     return LogMaps(v * scale[:, None], length, list(geo.status))
@@ -309,7 +309,7 @@ class _Descent:
         return torch.tensor([s is None for s in self.status], device=self.x.device)
 
     def gradient_norm(self) -> Tensor:
-        return self.metric._squared_norm(self.mu, self.vbar).clamp_min(0.0).sqrt()
+        return self.metric.squared_norm(self.mu, self.vbar, validate=False).clamp_min(0.0).sqrt()
 
     def iterate(self, tol: float) -> bool:
         """Check convergence, then one trial step per running set; ``False`` once all stopped."""
@@ -357,8 +357,8 @@ class _Descent:
         # s = τ v̄ and the gradient change y = v̄ − v̄_new (coordinates; exact for flat metrics)
         step_vec = self.step[:, None] * self.vbar
         grad_change = self.vbar - vbar_try
-        ss = self.metric._inner(trial, step_vec, step_vec)
-        sy = self.metric._inner(trial, step_vec, grad_change)
+        ss = self.metric.inner(trial, step_vec, step_vec, validate=False)
+        sy = self.metric.inner(trial, step_vec, grad_change, validate=False)
         ok = better & (sy > 0) & torch.isfinite(ss / sy)
         bb = torch.where(ok, ss / torch.where(ok, sy, 1.0), self.step_size)
         self.step = torch.where(better, bb.clamp(1e-3 * self.step_size, 1e3 * self.step_size),

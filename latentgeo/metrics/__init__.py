@@ -5,6 +5,7 @@ become metrics.
 """
 
 from latentgeo.metrics.base import Metric, ScaledMetric, SumMetric
+from latentgeo.metrics.checks import check_eval_mode
 from latentgeo.metrics.christoffel import christoffel_symbols
 from latentgeo.metrics.dispatch import MetricLike, as_metric, expected_metric
 from latentgeo.metrics.embeddings import (
@@ -24,23 +25,29 @@ from latentgeo.metrics.measures import (
     volume_element,
 )
 from latentgeo.metrics.pullback import PullbackMetric
+from latentgeo.metrics.report import MetricCheck
 from latentgeo.metrics.rhvae import RHVAEMetric
+from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
 __all__ = [
     "ConcatEmbedding",
     "DecoderEmbedding",
     "ExplicitMetric",
     "FeatureMetric",
+    "GeodesicTerms",
     "LocalPCAMetric",
     "MeanMetric",
     "Metric",
+    "MetricCheck",
     "MetricLike",
     "PullbackMetric",
     "RHVAEMetric",
     "ScaledMetric",
     "SumMetric",
     "as_metric",
+    "check_eval_mode",
     "christoffel_symbols",
+    "christoffel_terms",
     "condition_number",
     "embedding_module",
     "expected_metric",

@@ -7,8 +7,9 @@ open to extension with ``as_metric.register``):
 the object                                     its metric
 =============================================  =============================================
 a :class:`Metric`                              itself
-a :class:`~latentgeo.models.EnsembleDecoder`,  the mean of the members' metrics
-a list, tuple or ``nn.ModuleList`` of decoders
+a list, tuple or ``nn.ModuleList`` of decoders  the mean of the members' metrics
+(and :class:`~latentgeo.models.EnsembleDecoder`,
+registered by :mod:`latentgeo.models`)
 any other callable (decoder)                   the pull-back of ``output_embedding`` of what
                                                it returns: Jᵀ J for a Tensor, the expected
                                                metric for a Normal, Fisher–Rao for
@@ -16,6 +17,10 @@ any other callable (decoder)                   the pull-back of ``output_embeddi
 =============================================  =============================================
 
 A decoder followed by a feature map is :class:`~latentgeo.metrics.FeatureMetric`.
+
+This module knows nothing of :mod:`latentgeo.models`: the models register
+their own rules (``as_metric.register``, ``embedding_module.register``) when
+they are imported, so the layers stay one-way.
 """
 
 from __future__ import annotations
@@ -30,9 +35,8 @@ from latentgeo.metrics.base import Metric
 from latentgeo.metrics.embeddings import DecoderEmbedding, embedding_module
 from latentgeo.metrics.ensemble import MeanMetric
 from latentgeo.metrics.pullback import PullbackMetric
-from latentgeo.models.ensemble import EnsembleDecoder
 
-__all__ = ["MetricLike", "as_metric", "expected_metric"]
+__all__ = ["MetricLike", "as_metric", "ensemble_metric", "expected_metric"]
 
 MetricLike = Metric | Callable[..., Any] | list[Any] | tuple[Any, ...] | nn.ModuleList
 
@@ -62,7 +66,6 @@ def as_metric(obj: object) -> Metric:
                 [0., 5.]])
     """
     if callable(obj):
-        _register_model_embeddings()
         fast = embedding_module(obj)
         return PullbackMetric(fast if fast is not None else DecoderEmbedding(obj))
     raise TypeError(
@@ -72,32 +75,30 @@ def as_metric(obj: object) -> Metric:
     )
 
 
-def _register_model_embeddings() -> None:
-    """Import the traceable embeddings of latentgeo's own decoders (registered on import)."""
-    import latentgeo.models.metric_embeddings  # noqa: F401
-
-
 @as_metric.register
 def _(obj: Metric) -> Metric:
     return obj
 
 
-def _ensemble(members: list[Any] | tuple[Any, ...] | nn.ModuleList) -> Metric:
+def ensemble_metric(members: list[Any] | tuple[Any, ...] | nn.ModuleList) -> Metric:
+    """The mean of the members' metrics, ``(1/K) Σ_k G_k``.
+
+    Args:
+        members: K decoders (or metrics), K >= 1.
+
+    Returns:
+        A :class:`~latentgeo.metrics.MeanMetric`.
+    """
     if len(members) == 0:
         raise ValueError("an ensemble of decoders needs at least one member, got none")
     return MeanMetric([as_metric(m) for m in members])
-
-
-@as_metric.register
-def _(obj: EnsembleDecoder) -> Metric:
-    return _ensemble(list(obj.members))
 
 
 @as_metric.register(list)
 @as_metric.register(tuple)
 @as_metric.register(nn.ModuleList)
 def _(obj: list[Any] | tuple[Any, ...] | nn.ModuleList) -> Metric:
-    return _ensemble(obj)
+    return ensemble_metric(obj)
 
 
 def expected_metric(decoder: MetricLike, z: Tensor) -> Tensor:

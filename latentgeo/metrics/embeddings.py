@@ -21,7 +21,7 @@ The map is open to extension: register a new output type with
 For speed, a decoder *type* may also register an equivalent traceable module
 with ``embedding_module.register(MyDecoder)``: the pull-back of a module that
 ``torch.fx`` can trace runs through the fast traced forward mode
-(:mod:`latentgeo.metrics.forward_mode`) instead of ``torch.func``, which
+(:mod:`latentgeo.metrics.forward`) instead of ``torch.func``, which
 cannot be used on code that builds ``torch.distributions`` objects.
 """
 
@@ -29,10 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import singledispatch
+from typing import cast
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 from torch.distributions import Bernoulli, Categorical, Independent, Normal
+
+from latentgeo.metrics.forward import fast_path_report
+from latentgeo.metrics.forward.tracing import register_wrapper
 
 __all__ = ["ConcatEmbedding", "DecoderEmbedding", "embedding_module", "output_embedding"]
 
@@ -63,6 +67,11 @@ def output_embedding(output: object, batch: int) -> Tensor:
 @output_embedding.register
 def _(output: Tensor, batch: int) -> Tensor:
     return output.reshape(batch, -1)
+
+
+@output_embedding.register
+def _(output: fx.Proxy, batch: int) -> Tensor:  # a tensor, while torch.fx traces the decoder
+    return cast(Tensor, output.reshape(batch, -1))
 
 
 @output_embedding.register
@@ -102,6 +111,10 @@ class DecoderEmbedding(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         """Embed the decoder's output at ``z`` of shape ``(N, d)`` into ``(N, m)``."""
         return output_embedding(self.decoder(z), z.shape[0])
+
+
+# the embeddings ``as_metric`` builds for one decoder share the decoder's trace
+register_wrapper(DecoderEmbedding, lambda wrapper: wrapper.decoder)
 
 
 class ConcatEmbedding(nn.Module):
@@ -148,8 +161,6 @@ def embedding_module(decoder: object) -> nn.Module | None:
         when it is a module that ``torch.fx`` can trace (a traced module returns
         a tensor: building a distribution cannot be traced), else ``None``.
     """
-    from latentgeo.metrics.forward_mode import try_tangent_propagator
-
-    if isinstance(decoder, nn.Module) and try_tangent_propagator(decoder) is not None:
+    if isinstance(decoder, nn.Module) and fast_path_report(decoder).usable:
         return decoder
     return None

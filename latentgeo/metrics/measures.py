@@ -21,11 +21,27 @@ def _eigh(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
     return torch.linalg.eigh(g)
 
 
+def _log_eigenvalues(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log λ_i(G(z)), singular)``: ``(..., d)`` in float64 (where the device has it)
+    and ``(...)`` bool. The spectrum of ``G`` is computed in float64 even for float32
+    input (a ``d × d`` cast costs nothing), so it is not rounded a second time;
+    eigenvalues are clamped at the input dtype's smallest normal number."""
+    g = as_metric(metric_or_decoder).metric_tensor(z)
+    g = 0.5 * (g + g.mT)
+    wide = g.double() if g.dtype == torch.float32 and g.device.type != "mps" else g
+    eigvals = torch.linalg.eigvalsh(wide)
+    tiny = torch.finfo(g.dtype).tiny
+    return eigvals.clamp_min(tiny).log(), (eigvals <= tiny).any(-1)
+
+
 def log_volume_element(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
     """``log sqrt(det G(z)) = ½ Σ_i log λ_i(z)``, stable for near-singular ``G``.
 
     Eigenvalues are clamped at the dtype's smallest normal number, so a
     rank-deficient ``G`` gives a large negative number rather than ``-inf``/NaN.
+    The spectrum is computed in float64 (also for float32 input), and the sum
+    of logarithms never overflows: at ``d = 50`` in float32 the product of the
+    eigenvalues leaves float32's range long before their log-sum does.
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
@@ -40,13 +56,19 @@ def log_volume_element(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
         >>> log_volume_element(PullbackMetric(lambda z: 3 * z), torch.zeros(4, 2))
         tensor([2.1972, 2.1972, 2.1972, 2.1972])
     """
-    eigvals, _ = _eigh(metric_or_decoder, z)
-    tiny = torch.finfo(eigvals.dtype).tiny
-    return 0.5 * eigvals.clamp_min(tiny).log().sum(-1)
+    logs, _ = _log_eigenvalues(metric_or_decoder, z)
+    return (0.5 * logs.sum(-1)).to(_dtype_of(z, logs))
 
 
 def volume_element(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
     """The Riemannian volume element (magnification factor) ``sqrt(det G(z))``.
+
+    Computed as ``exp`` of :func:`log_volume_element` (the log-sum of the
+    eigenvalues, in float64), so it is finite and accurate whenever the volume
+    itself is representable: in float32 for volumes in about
+    ``[1.2e-38, 3.4e38]``, whatever ``d`` (a product of ``d = 50``
+    eigenvalues would overflow at ``5.9e24`` and underflow at ``5.9e-26``).
+    Outside that range it is ``inf`` or ``0``; use :func:`log_volume_element`.
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
@@ -61,8 +83,13 @@ def volume_element(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
         >>> volume_element(PullbackMetric(lambda z: 3 * z), torch.zeros(2))
         tensor(9.)
     """
-    eigvals, _ = _eigh(metric_or_decoder, z)
-    return eigvals.clamp_min(0.0).prod(-1).sqrt()
+    logs, singular = _log_eigenvalues(metric_or_decoder, z)
+    vol = torch.where(singular, 0.0, (0.5 * logs.sum(-1)).exp())
+    return vol.to(_dtype_of(z, logs))
+
+
+def _dtype_of(z: object, fallback: Tensor) -> torch.dtype:
+    return z.dtype if isinstance(z, Tensor) and z.is_floating_point() else fallback.dtype
 
 
 def principal_directions(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:

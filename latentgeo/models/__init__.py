@@ -22,6 +22,7 @@ Example:
     2
 """
 
+from latentgeo.models import metric_embeddings  # noqa: F401  (registers the models' metrics)
 from latentgeo.models.checkpoints import CheckpointError, load, save
 from latentgeo.models.config import from_spec, register_model, to_spec
 from latentgeo.models.decoders import BernoulliDecoder, GaussianDecoder

@@ -1,4 +1,9 @@
-"""Traceable metric embeddings of latentgeo's decoders (fast forward mode).
+"""How latentgeo's decoders become metrics: registered into :mod:`latentgeo.metrics`.
+
+:mod:`latentgeo.metrics` knows nothing of the models (the layers are one-way):
+importing :mod:`latentgeo.models` registers here that an
+:class:`~latentgeo.models.EnsembleDecoder`'s metric is the mean of its members'
+metrics, and the traceable metric embeddings of the stochastic decoders.
 
 A :class:`~latentgeo.models.GaussianDecoder` returns a ``Normal``, which
 ``torch.fx`` cannot trace; its metric is the pull-back of ``z ↦ (μ(z), σ(z))``,
@@ -12,8 +17,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from latentgeo.metrics import Metric, as_metric
+from latentgeo.metrics.dispatch import ensemble_metric
 from latentgeo.metrics.embeddings import ConcatEmbedding, embedding_module
 from latentgeo.models.decoders import BernoulliDecoder, GaussianDecoder
+from latentgeo.models.ensemble import EnsembleDecoder
 
 __all__ = ["FisherRaoBernoulliEmbedding"]
 
@@ -40,3 +48,8 @@ def _(decoder: GaussianDecoder) -> nn.Module | None:
 @embedding_module.register
 def _(decoder: BernoulliDecoder) -> nn.Module | None:
     return FisherRaoBernoulliEmbedding(decoder.logits)
+
+
+@as_metric.register
+def _(decoder: EnsembleDecoder) -> Metric:
+    return ensemble_metric(list(decoder.members))

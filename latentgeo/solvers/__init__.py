@@ -3,13 +3,21 @@
 from latentgeo.solvers import bvp, graph  # noqa: F401  (register "bvp" and "graph")
 from latentgeo.solvers.connecting import (
     GeodesicError,
+    GeodesicMethod,
     available_methods,
     connecting_geodesic,
     register_method,
 )
 
 # Importing a method module registers its methods with connecting_geodesic.
-from latentgeo.solvers.energy import minimize_energy
+from latentgeo.solvers.energy import (
+    DiscreteEnergy,
+    EnergyMethod,
+    EnergyOptions,
+    NeuralEnergy,
+    SplineEnergy,
+    minimize_energy,
+)
 from latentgeo.solvers.exp_log import (
     ExpMapResult,
     LogMapResult,
@@ -26,13 +34,19 @@ from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import SolverError, Status
 
 __all__ = [
+    "DiscreteEnergy",
+    "EnergyMethod",
+    "EnergyOptions",
     "ExpMapResult",
     "GeodesicError",
+    "GeodesicMethod",
     "GeodesicResult",
     "HermiteCurve",
     "LogMapResult",
+    "NeuralEnergy",
     "ShootingError",
     "SolverError",
+    "SplineEnergy",
     "Status",
     "available_methods",
     "connecting_geodesic",

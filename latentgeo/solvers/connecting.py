@@ -1,13 +1,22 @@
 """``connecting_geodesic``: one entry point, many methods.
 
-Each method is a function registered under a name with :func:`register_method`:
+A method is either an object with a ``solve`` method (a
+:class:`GeodesicMethod`, e.g. :class:`~latentgeo.solvers.SplineEnergy`),
+which holds its own options:
+
+.. code-block:: python
+
+    connecting_geodesic(metric, z0, z1, method=SplineEnergy(num_knots=6, max_iter=500))
+
+or a name registered with :func:`register_method`, whose options are
+keywords of ``connecting_geodesic``:
 
 .. code-block:: python
 
     @register_method("spline")
     def _spline(metric: Metric, z0: Tensor, z1: Tensor, **options) -> GeodesicResult: ...
 
-It receives a validated :class:`~latentgeo.metrics.Metric` and end points
+Either receives a validated :class:`~latentgeo.metrics.Metric` and end points
 ``z0, z1`` of shape ``(B, d)`` (finite, same dtype and device), and returns a
 :class:`GeodesicResult`. ``connecting_geodesic`` handles ``throw``.
 """
@@ -15,7 +24,7 @@ It receives a validated :class:`~latentgeo.metrics.Metric` and end points
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
@@ -23,10 +32,26 @@ from latentgeo._validation import check_points, check_same_shape
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers.result import GeodesicError, GeodesicResult
 
-__all__ = ["GeodesicError", "available_methods", "connecting_geodesic", "register_method"]
+__all__ = [
+    "GeodesicError",
+    "GeodesicMethod",
+    "available_methods",
+    "connecting_geodesic",
+    "register_method",
+]
 
 MethodFn = Callable[..., GeodesicResult]
 _METHODS: dict[str, MethodFn] = {}
+
+
+@runtime_checkable
+class GeodesicMethod(Protocol):
+    """What ``connecting_geodesic(..., method=obj)`` accepts besides a name: any object
+    with this ``solve`` method, holding its own options."""
+
+    def solve(self, metric: Metric, z0: Tensor, z1: Tensor) -> GeodesicResult:
+        """Geodesics between ``z0`` and ``z1`` ``(B, d)`` (validated) under ``metric``."""
+        ...
 
 
 def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
@@ -61,7 +86,7 @@ def connecting_geodesic(
     z0: Tensor,
     z1: Tensor,
     *,
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     throw: bool = False,
     **options: Any,
 ) -> GeodesicResult:
@@ -71,20 +96,42 @@ def connecting_geodesic(
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
         z0: start points, shape ``(B, d)``.
         z1: end points, shape ``(B, d)``.
-        method: one of :func:`available_methods` (``"spline"`` by default).
+        method: one of :func:`available_methods` (``"spline"`` by default), or
+            a method object (a :class:`GeodesicMethod`, such as
+            ``SplineEnergy(num_knots=6, max_iter=500)``, the same as
+            ``method="spline", num_knots=6, max_iter=500``).
         throw: raise :class:`GeodesicError` if any pair did not converge
             (``False``: report it per pair in the result).
-        **options: passed to the method (see each method's documentation).
+        **options: passed to a named method (see each method's
+            documentation); a method object holds its own.
 
     Returns:
         A :class:`GeodesicResult` with per-pair ``length``, ``energy``,
         ``converged`` and ``status``, in the dtype and device of ``z0``.
+
+    Raises:
+        ValueError: an unknown method name, or bad end points or options.
+        TypeError: ``method`` is neither a name nor a method object, or keyword
+            options given next to a method object.
     """
     metric = as_metric(metric_or_decoder)
     z0, z1 = check_end_points(z0, z1, metric)
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {available_methods()}, got {method!r}")
-    result = _METHODS[method](metric, z0, z1, **options)
+    if isinstance(method, str):
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {available_methods()}, got {method!r}")
+        result = _METHODS[method](metric, z0, z1, **options)
+    elif isinstance(method, GeodesicMethod):
+        if options:
+            raise TypeError(
+                f"options {sorted(options)} cannot go with a method object: give them to "
+                f"{type(method).__name__}(...)"
+            )
+        result = method.solve(metric, z0, z1)
+    else:
+        raise TypeError(
+            f"method must be a name in {available_methods()} or an object with a "
+            f"solve(metric, z0, z1) method, got {type(method).__name__}"
+        )
     if throw:
         result.raise_if_failed()
     return result

@@ -376,7 +376,7 @@ def _initial_velocity(
         t0 = torch.zeros(1, dtype=z0.dtype, device=z0.device)
         v = res.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
         # the velocity of a constant-speed geodesic has norm = length
-        speed = metric._squared_norm(z0, v).clamp_min(0.0).sqrt()
+        speed = metric.squared_norm(z0, v, validate=False).clamp_min(0.0).sqrt()
         scale = res.length.detach().to(v.dtype) / speed
         scale = torch.where(torch.isfinite(scale) & (speed > 0), scale, 1.0)
         v = v * scale[:, None]
@@ -447,7 +447,7 @@ def _log_map(
             step = improved & ~done
             if bool(step.any()):
                 delta[idx[step]] = _newton_direction(jac[step], r[step])
-        length = metric._squared_norm(z0, best_v).clamp_min(0.0).sqrt()
+        length = metric.squared_norm(z0, best_v, validate=False).clamp_min(0.0).sqrt()
     converged = converged_mask(status, device=z0.device)
     return LogMapResult(best_v, best_r, length, converged, status, iterations)
 

@@ -70,7 +70,7 @@ def segment_lengths(
     for sl in chunks(a.shape[0], per):
         aa, dd = a[sl], b[sl] - a[sl]
         pos = aa[:, None] + s[None, :, None] * dd[:, None]
-        sq = metric._squared_norm(pos, dd[:, None].expand_as(pos)).clamp_min(0.0)
+        sq = metric.squared_norm(pos, dd[:, None].expand_as(pos), validate=False).clamp_min(0.0)
         out.append((sq.sqrt() * ws).sum(-1))
     return torch.cat(out) if out else a.new_zeros(0)
 

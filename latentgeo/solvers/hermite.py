@@ -115,5 +115,5 @@ def length_and_energy(metric: Metric, curve: Curve, *, nodes: int = 4) -> tuple[
     t = (lo[..., None] + width[..., None] * xs).reshape(bp.shape[0], -1)
     weights = (width[..., None] * ws).reshape(bp.shape[0], -1)
     pos, vel = curve.points_and_velocities(t.clamp(0.0, 1.0))
-    sq = metric._squared_norm(pos, vel).clamp_min(0.0)
+    sq = metric.squared_norm(pos, vel, validate=False).clamp_min(0.0)
     return (weights * sq.sqrt()).sum(-1), (weights * sq).sum(-1)

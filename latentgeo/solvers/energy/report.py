@@ -1,0 +1,159 @@
+"""What ``minimize_energy`` reports: quadrature lengths and energies, and the result.
+
+Whatever energy was minimised, the reported ``length`` and ``energy`` are
+Gauss–Legendre quadratures of the metric (:data:`REPORT_NODES` nodes per
+piece, spans cut into at least :data:`REPORT_PIECES` pieces), with the end
+points put in so that they are differentiable with respect to ``z0``, ``z1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from latentgeo.curves import Curve, CurveStack
+from latentgeo.curves.length import speeds_squared
+from latentgeo.curves.reparam import arc_length_nodes, reparametrize_by_speeds
+from latentgeo.metrics import Metric
+from latentgeo.solvers.energy.problem import CurvePoints, pair_chunks
+from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import Status, code, statuses_from_codes
+
+__all__ = [
+    "REPORT_NODES",
+    "REPORT_PIECES",
+    "Finished",
+    "Report",
+    "assemble_result",
+    "quadrature_energy",
+    "report",
+]
+
+REPORT_NODES = 3  # Gauss–Legendre nodes per piece for the reported length and energy
+REPORT_PIECES = 8  # at least this many pieces (spans are cut into equal pieces)
+
+
+@dataclass
+class Report:
+    """The reported quadrature of some curves: energies and lengths (differentiable in the
+    end points), and the speeds the constant-speed reparametrisation needs."""
+
+    u: Tensor  # piece boundaries (A, M + 1)
+    w: Tensor  # quadrature weights (A, M · q)
+    energy: Tensor  # (A,)
+    length: Tensor  # (A,)
+    speed: Tensor  # |γ̇|_G at the quadrature times (A, M · q), detached
+    node_speed: Tensor  # |γ̇|_G at u (A, M + 1), detached
+
+    def rows(self, idx: Tensor) -> Report:
+        return Report(*(v[idx] for v in vars(self).values()))
+
+
+@dataclass
+class Finished:
+    """Pairs that are done: their rows ``pairs`` in the batch, their final curves, and
+    their report if it was already computed (when comparing refinement levels)."""
+
+    pairs: Tensor
+    curve: Curve
+    report: Report | None = None
+
+
+def _quadrature(
+    metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor, t: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``(γ̇ᵀ G γ̇, |γ̇|_G)`` at times ``t`` ``(A, T)`` of the curves ``idx``, with the end
+    points replaced by ``z0``, ``z1`` ``(A, d)`` (so gradients reach them), in chunks."""
+    params = {f"curve.{n}": p.detach() for n, p in curve.named_parameters()}
+    sqs = []
+    for sl in pair_chunks(idx.numel(), t.shape[1]):
+        rows = idx[sl]
+        state = {k: v[rows] for k, v in params.items()}
+        state.update({f"curve.{n}": b[rows] for n, b in curve.named_buffers()})
+        state.update({"curve.z0": z0[sl], "curve.z1": z1[sl]})
+        pos, vel = functional_call(CurvePoints(curve), state, (t[sl], True))
+        assert vel is not None
+        sqs.append(speeds_squared(metric, pos, vel))
+    sq = torch.cat(sqs)
+    return sq, sq.clamp_min(0.0).sqrt()
+
+
+def quadrature_energy(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
+    """The reported (Gauss–Legendre) energies ``(A,)`` of the curves ``idx``, alone."""
+    t, w = (
+        v[idx] for v in arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)[1:]
+    )
+    sq = _quadrature(metric, curve, idx, curve.z0[idx], curve.z1[idx], t)[0]
+    return (w * sq).sum(-1)
+
+
+def report(metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor) -> Report:
+    """Gauss–Legendre energies and lengths of the curves ``idx`` with end points ``z0``,
+    ``z1`` ``(A, d)`` put in (so that gradients reach them); one metric evaluation at the
+    quadrature times and the piece boundaries together."""
+    u, t, w = (
+        v[idx] for v in arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
+    )
+    sq, speed = _quadrature(metric, curve, idx, z0, z1, torch.cat([t, u], 1))
+    n = t.shape[1]
+    return Report(
+        u=u,
+        w=w,
+        energy=(w * sq[:, :n]).sum(-1),
+        length=(w * speed[:, :n]).sum(-1),
+        speed=speed[:, :n].detach(),
+        node_speed=speed[:, n:].detach(),
+    )
+
+
+def assemble_result(
+    metric: Metric,
+    finished: list[Finished],
+    z0: Tensor,
+    z1: Tensor,
+    status: Tensor,
+    iterations: Tensor,
+    *,
+    reparametrize: bool,
+    info: dict[str, object],
+) -> GeodesicResult:
+    """The result for the whole batch from its finished groups, in the batch's order.
+
+    Each group's curves stop tracking gradients; lengths and energies are the
+    reported quadrature on them (deterministic, differentiable in ``z0``,
+    ``z1`` ``(B, d)``). ``status`` ``(B,)`` holds status codes; a pair whose
+    length is not finite is not converged.
+    """
+    parts: list[Curve] = []
+    lengths, energies = [], []
+    for group in finished:
+        curve = group.curve
+        curve.requires_grad_(False)  # the result is a fixed curve: it tracks no gradients
+        rep = group.report
+        if rep is None:
+            every = torch.arange(curve.num_curves, device=z0.device)
+            rep = report(metric, curve, every, z0[group.pairs], z1[group.pairs])
+        energies.append(rep.energy)
+        lengths.append(rep.length)
+        if reparametrize:
+            curve = reparametrize_by_speeds(curve, rep.u, rep.w, rep.speed, rep.node_speed)
+        parts.append(curve)
+    order = torch.cat([group.pairs for group in finished])
+    inverse = order.argsort()
+    length, energy = torch.cat(lengths)[inverse], torch.cat(energies)[inverse]
+    converged = status == code(Status.CONVERGED)
+    status[~torch.isfinite(length) & converged] = code(Status.NON_FINITE)
+    index = [group.pairs for group in finished]
+    return GeodesicResult(
+        curve=parts[0] if len(parts) == 1 else CurveStack(parts, index),
+        length=length,
+        energy=energy,
+        converged=status == code(Status.CONVERGED),
+        iterations=iterations,
+        status=statuses_from_codes(status),
+        method="",
+        info=info,
+    )

@@ -1,0 +1,93 @@
+"""The per-module trace cache: traced once, redone when it must be, never keeps modules alive."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import torch
+from torch import fx, nn
+
+from latentgeo.metrics import as_metric
+from latentgeo.metrics.embeddings import DecoderEmbedding
+from latentgeo.metrics.forward import forget, taylor_propagator, traced_graph
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3))
+
+
+def test_traced_once_per_module(monkeypatch: object) -> None:
+    net = _net()
+    calls = []
+    original = fx.symbolic_trace
+
+    def counting(module: nn.Module) -> fx.GraphModule:
+        calls.append(module)
+        return original(module)
+
+    monkeypatch.setattr(fx, "symbolic_trace", counting)  # type: ignore[attr-defined]
+    first = traced_graph(net)
+    assert traced_graph(net) is first and len(calls) == 1
+    as_metric(net).metric_tensor(torch.zeros(2))  # building and using a metric: no new trace
+    assert len(calls) == 1
+    net.train(False)  # the training mode may change what is traced
+    assert traced_graph(net) is not first and len(calls) == 2
+    forget(net)
+    traced_graph(net)
+    assert len(calls) == 3
+    # wrappers of the same decoder share the decoder's trace
+    traced_graph(DecoderEmbedding(net))
+    traced_graph(DecoderEmbedding(net))
+    assert len(calls) == 4
+
+
+def test_cache_does_not_keep_modules_alive() -> None:
+    net = _net()
+    as_metric(net).squared_norm(torch.zeros(2), torch.ones(2))
+    assert taylor_propagator(net) is not None
+    ref = weakref.ref(net)
+    del net
+    gc.collect()
+    assert ref() is None
+
+
+def test_untraceable_is_cached_as_none() -> None:
+    class TwoInputs(nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return a + b
+
+    assert traced_graph(TwoInputs()) is None
+    assert traced_graph(lambda z: z) is None
+
+
+def test_independent_normal_decoders_are_traced_and_the_class_is_restored() -> None:
+    from torch.distributions import Independent, Normal
+
+    from latentgeo.metrics import PullbackMetric
+
+    init = Independent.__init__
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mean = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 5))
+
+        def forward(self, z: torch.Tensor) -> Independent:
+            return Independent(Normal(self.mean(z), torch.exp(0.1 * z[:, :1])), 1)
+
+    decoder = Wrapped().double()
+    metric = as_metric(decoder)
+    assert Independent.__init__ is init
+    assert isinstance(metric, PullbackMetric) and metric._get_propagator() is not None
+    z = torch.randn(3, 2, dtype=torch.float64)
+    plain = PullbackMetric(lambda x: DecoderEmbedding(decoder)(x))  # never traced
+    torch.testing.assert_close(metric.metric_tensor(z), plain.metric_tensor(z))
+
+    class Failing(nn.Module):
+        def forward(self, z: torch.Tensor) -> Independent:
+            if z.sum() > 0:  # cannot be traced: the class must still be restored
+                return Independent(Normal(z, 1.0), 1)
+            return Independent(Normal(-z, 1.0), 1)
+
+    assert traced_graph(Failing()) is None and Independent.__init__ is init

@@ -1,0 +1,179 @@
+"""The batched per-pair L-BFGS memory of the energy solver against plain references."""
+
+from __future__ import annotations
+
+import torch
+
+from latentgeo.curves import CubicSpline
+from latentgeo.solvers import Status
+from latentgeo.solvers.energy.lbfgs import LBFGSMemory, RunningPairs, run_lbfgs
+from latentgeo.solvers.energy.problem import PairState
+from latentgeo.solvers.status import code, statuses_from_codes
+
+
+def _two_loop(s: list[torch.Tensor], y: list[torch.Tensor], g: torch.Tensor, h0: torch.Tensor):
+    """The textbook two-loop recursion (Nocedal & Wright, alg. 7.4) for one problem."""
+    q, alphas = g.clone(), []
+    for si, yi in reversed(list(zip(s, y, strict=True))):
+        a = (si @ q) / (si @ yi)
+        q = q - a * yi
+        alphas.append(a)
+    r = h0 @ q
+    for (si, yi), a in zip(zip(s, y, strict=True), reversed(alphas), strict=True):
+        b = (yi @ r) / (si @ yi)
+        r = r + si * (a - b)
+    return -r
+
+
+def _memory(a: int, p: int, steps: int) -> tuple[LBFGSMemory, list[list[tuple]], torch.Tensor]:
+    """An L-BFGS memory after ``steps`` updates, and per pair the pairs ``(s, y)`` that
+    are in its window (the last 4 updates) and passed the curvature test."""
+    gen = torch.Generator().manual_seed(0)
+    m = torch.randn(a, p, p, generator=gen, dtype=torch.float64)
+    hess = m @ m.mT + p * torch.eye(p, dtype=torch.float64)
+    opt = LBFGSMemory(torch.zeros(a, p, dtype=torch.float64), history=4)
+    slots: list[tuple] = []
+    for k in range(steps):
+        s = torch.randn(a, p, generator=gen, dtype=torch.float64)
+        y = (hess @ s[..., None])[..., 0]
+        if k == steps - 2:
+            y[0] = -s[0]  # fails the curvature test for pair 0: must be skipped
+        opt.update(s, y)
+        slots.append((s, y))
+    window = slots[-4:]
+    kept = [[(s[i], y[i]) for s, y in window if float(s[i] @ y[i]) > 0] for i in range(a)]
+    return opt, kept, hess
+
+
+def test_compact_direction_equals_the_two_loop_recursion() -> None:
+    opt, kept, hess = _memory(a=3, p=6, steps=7)
+    assert len(kept[0]) == 3 and len(kept[1]) == 4
+    g = torch.randn(3, 6, dtype=torch.float64)
+    h0 = torch.linalg.inv(hess + torch.eye(6, dtype=torch.float64))
+    opt.precondition(h0)
+    got = opt.direction(g, torch.ones(3, dtype=torch.float64))
+    for i in range(3):
+        s, y = [p[0] for p in kept[i]], [p[1] for p in kept[i]]
+        torch.testing.assert_close(got[i], _two_loop(s, y, g[i], h0[i]), rtol=1e-12, atol=1e-12)
+    # without a preconditioner H0 = γ I, γ = sᵀy / yᵀy of the newest pair
+    opt.precondition(None)
+    got = opt.direction(g, torch.ones(3, dtype=torch.float64))
+    s_new, y_new = kept[1][-1]
+    gamma = (s_new @ y_new) / (y_new @ y_new)
+    eye = torch.eye(6, dtype=torch.float64)
+    ref = _two_loop([p[0] for p in kept[1]], [p[1] for p in kept[1]], g[1], gamma * eye)
+    torch.testing.assert_close(got[1], ref, rtol=1e-12, atol=1e-12)
+    # a NaN preconditioner (failed Cholesky) falls back to γ I for that pair only
+    h0[2] = torch.nan
+    opt.precondition(h0)
+    mixed = opt.direction(g, lambda: torch.ones(3, dtype=torch.float64))  # scale on demand
+    torch.testing.assert_close(mixed[2], got[2])
+    torch.testing.assert_close(
+        mixed[1], _two_loop([p[0] for p in kept[1]], [p[1] for p in kept[1]], g[1], h0[1])
+    )
+
+
+def test_memory_carried_through_a_knot_refinement() -> None:
+    z0, z1 = torch.randn(2, 2, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    curve = CubicSpline(z0, z1, num_knots=3)
+    n_old = curve.inner.shape[1]
+    opt, _, _ = _memory(a=2, p=2 * n_old, steps=5)
+    coarse = curve.subset(torch.arange(2))
+    refinement = curve.insert_knots(torch.tensor([[0.1, 0.6], [0.3, 0.9]], dtype=torch.float64))
+    carried = opt.refined(refinement, d=2)
+    # a step of the coarse curve is the mapped step of the refined curve: same curve change
+    t = torch.rand(50, dtype=torch.float64)
+    with torch.no_grad():
+        coarse.inner.add_(opt.s[:, -1].reshape(2, n_old, 2))
+        curve.inner.add_(carried.s[:, -1].reshape(2, -1, 2))
+    torch.testing.assert_close(curve(t), coarse(t), rtol=0, atol=1e-12)
+    # the measured curvature along each stored step is kept, and Aᵀ y' = y
+    torch.testing.assert_close((carried.s * carried.y).sum(-1), (opt.s * opt.y).sum(-1))
+    back = torch.einsum("aij,amid->amjd", refinement, carried.y.reshape(2, 4, -1, 2))
+    torch.testing.assert_close(back.reshape(2, 4, -1), opt.y)
+
+
+class Quadratics:
+    """``f_i(x) = ½ (x − c_i)ᵀ H_i (x − c_i) + 1``, independent per pair (not a curve: no
+    preconditioner)."""
+
+    linear = False
+
+    def __init__(self, hess: torch.Tensor, centre: torch.Tensor) -> None:
+        self.hess, self.centre = hess, centre
+
+    def value_and_grad(self, x: torch.Tensor, idx: torch.Tensor):
+        r = x - self.centre[idx]
+        hr = (self.hess[idx] @ r[..., None])[..., 0]
+        return 0.5 * (r * hr).sum(-1) + 1.0, hr
+
+
+def _quadratics(a: int, p: int) -> Quadratics:
+    gen = torch.Generator().manual_seed(3)
+    m = torch.randn(a, p, p, generator=gen, dtype=torch.float64)
+    scales = torch.logspace(0, 3, a, dtype=torch.float64)[:, None, None]  # conditioning
+    hess = (
+        m @ m.mT
+        + torch.eye(p, dtype=torch.float64)
+        + scales * torch.diag_embed(torch.rand(a, p, generator=gen, dtype=torch.float64))
+    )
+    return Quadratics(hess, torch.randn(a, p, generator=gen, dtype=torch.float64))
+
+
+def _state(objective: Quadratics, x: torch.Tensor) -> PairState:
+    a = x.shape[0]
+    f, g = objective.value_and_grad(x, torch.arange(a))
+    status = torch.full((a,), code(Status.MAX_ITERATIONS))
+    zero = torch.zeros(a, dtype=torch.long)
+    return PairState(x.clone(), f, g, status, zero, torch.ones(a, dtype=x.dtype), zero.bool())
+
+
+def test_run_lbfgs_solves_each_pair_as_if_alone() -> None:
+    objective = _quadratics(4, 6)
+    x0 = torch.zeros(4, 6, dtype=torch.float64)
+    together = _state(objective, x0)
+    run_lbfgs(objective, together, max_iter=200, tol=1e-12, history=5, precondition_every=10)  # type: ignore[arg-type]
+    assert statuses_from_codes(together.status) == [Status.CONVERGED] * 4
+    torch.testing.assert_close(together.x, objective.centre, rtol=0, atol=1e-5)
+    assert len(set(together.iterations.tolist())) > 1  # each pair stopped on its own
+    for i in range(4):
+        alone_objective = Quadratics(objective.hess[i : i + 1], objective.centre[i : i + 1])
+        alone = _state(alone_objective, x0[i : i + 1])
+        run_lbfgs(alone_objective, alone, max_iter=200, tol=1e-12, history=5, precondition_every=10)  # type: ignore[arg-type]
+        assert torch.equal(alone.x[0], together.x[i])
+        assert torch.equal(alone.iterations[0], together.iterations[i])
+
+
+def test_run_lbfgs_respects_the_budget_and_updates_the_memory() -> None:
+    objective = _quadratics(3, 5)
+    state = _state(objective, torch.zeros(3, 5, dtype=torch.float64))
+    start = state.f.clone()
+    memory = LBFGSMemory(state.x, history=4)
+    run_lbfgs(objective, state, max_iter=2, tol=1e-12, history=4, precondition_every=10,  # type: ignore[arg-type]
+              memory=memory)  # fmt: skip
+    assert state.iterations.tolist() == [2, 2, 2]
+    assert statuses_from_codes(state.status) == [Status.MAX_ITERATIONS] * 3
+    assert memory.updates == 2 and bool((memory.s[:, -2:] != 0).any(-1).all())
+    assert bool((state.f < start).all())
+    # nothing to do: no running pair
+    before = state.x.clone()
+    run_lbfgs(objective, state, max_iter=2, tol=1e-12, history=4, precondition_every=10)  # type: ignore[arg-type]
+    assert torch.equal(state.x, before)
+
+
+def test_running_pairs_subset_every_field() -> None:
+    a = 4
+    pairs = RunningPairs(
+        idx=torch.arange(a),
+        x=torch.randn(a, 3),
+        f=torch.randn(a),
+        g=torch.randn(a, 3),
+        iterations=torch.arange(a),
+        scale=torch.ones(a),
+        small_decrease=torch.tensor([True, False, True, False]),
+    )
+    keep = torch.tensor([3, 1])
+    sub = pairs.rows(keep)
+    for name, value in vars(pairs).items():
+        assert torch.equal(getattr(sub, name), value[keep]), name
+    torch.testing.assert_close(sub.first_scale(), 0.1 / pairs.g[keep].norm(dim=-1))

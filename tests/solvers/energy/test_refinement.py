@@ -1,0 +1,77 @@
+"""Knot refinement: levels, the first level's tolerance, and where knots go."""
+
+from __future__ import annotations
+
+import torch
+
+from latentgeo.curves import CubicSpline, CurveStack
+from latentgeo.metrics import as_metric
+from latentgeo.solvers import connecting_geodesic, minimize_energy
+from latentgeo.solvers.energy.refinement import (
+    FIRST_LEVEL_TOL,
+    level_tolerance,
+    refine_fastest_spans,
+)
+from latentgeo.testing import StereographicSphere
+
+SPHERE = StereographicSphere()
+
+
+def _pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    z0 = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    z1 = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    return z0, z1
+
+
+def test_level_tolerance() -> None:
+    assert level_tolerance(1e-5, first=True, can_refine=True) == FIRST_LEVEL_TOL
+    assert level_tolerance(1e-5, first=False, can_refine=True) == 1e-5
+    assert level_tolerance(1e-5, first=True, can_refine=False) == 1e-5
+    assert level_tolerance(1e-2, first=True, can_refine=True) == 1e-2
+
+
+def test_no_room_to_refine_means_the_stated_tolerance() -> None:
+    """With ``max_knots`` already reached, the first level is the last: its pairs are
+    reported converged, so it is solved to ``tol``, as without refinement (it used to be
+    solved to 1e-3 only and reported converged)."""
+    z0, z1 = _pairs(8)
+    full = connecting_geodesic(SPHERE, z0, z1, num_knots=6, max_knots=6)
+    plain = minimize_energy(as_metric(SPHERE), CubicSpline(z0, z1, num_knots=6), refine=False)
+    assert full.all_converged and plain.all_converged
+    torch.testing.assert_close(full.iterations, plain.iterations)
+    torch.testing.assert_close(full.energy, plain.energy, rtol=1e-12, atol=0)
+
+
+def test_refinement_keeps_the_curve_and_halves_the_longest_spans() -> None:
+    z0 = torch.tensor([[0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    z1 = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    curve = CubicSpline(z0, z1, num_knots=3)  # spans [0, .25, .5, .75, 1]
+    t = torch.linspace(0, 1, 33, dtype=torch.float64)
+    before = curve(t)
+    # pair 0: span 2 is by far the longest, so it is halved, then its halves (3 knots:
+    # 0.625, then 0.5625 and 0.6875); pair 1: spans 0 and 3 tie for first, then span 1
+    arcs = torch.tensor([[1.0, 1.0, 8.0, 1.0], [4.0, 3.0, 1.0, 4.0]], dtype=torch.float64)
+    refinement = refine_fastest_spans(curve, 3, arcs)
+    torch.testing.assert_close(curve(t), before, rtol=0, atol=1e-14)
+    inner = curve.breakpoints()[:, 1:-1]
+    expect = torch.tensor(
+        [[0.25, 0.5, 0.5625, 0.625, 0.6875, 0.75], [0.125, 0.25, 0.375, 0.5, 0.75, 0.875]],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(inner, expect)
+    # acting on the free control points: 5 before, 8 after
+    assert refinement.shape == (2, curve.num_control_points - 2, curve.num_control_points - 5)
+
+
+def test_pairs_that_settle_stop_getting_knots() -> None:
+    """A straight geodesic (a linear map) settles at once; a sphere pair through a far
+    excursion needs knots: one call, different numbers of knots per pair."""
+    z0 = torch.tensor([[3.0, 0.2], [0.1, 0.1]], dtype=torch.float64)
+    z1 = torch.tensor([[-3.0, 0.5], [0.2, 0.1]], dtype=torch.float64)
+    result = connecting_geodesic(SPHERE, z0, z1)
+    assert result.all_converged
+    assert isinstance(result.curve, CurveStack)  # split: the pairs ended with different knots
+    knots = [part.breakpoints().shape[1] for part in result.curve.curves()]
+    assert len(knots) == 2 and knots[0] != knots[1]
+    torch.testing.assert_close(result.length, SPHERE.distance(z0, z1), rtol=1e-5, atol=0)

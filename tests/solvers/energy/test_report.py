@@ -1,0 +1,95 @@
+"""Reported lengths and energies, and the assembled result."""
+
+from __future__ import annotations
+
+import torch
+
+from latentgeo.curves import CubicSpline, CurveStack, curve_length
+from latentgeo.curves.reparam import arc_length_nodes
+from latentgeo.metrics import as_metric
+from latentgeo.solvers import Status, connecting_geodesic
+from latentgeo.solvers.energy.report import (
+    REPORT_NODES,
+    REPORT_PIECES,
+    Finished,
+    assemble_result,
+    quadrature_energy,
+    report,
+)
+from latentgeo.solvers.status import code
+from latentgeo.testing import StereographicSphere
+
+SPHERE = as_metric(StereographicSphere())
+
+
+def _bent_splines(n: int, bend: float = 0.3) -> CubicSpline:
+    gen = torch.Generator().manual_seed(0)
+    z0 = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    z1 = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    curve = CubicSpline(z0, z1, num_knots=4)
+    with torch.no_grad():
+        curve.inner.add_(bend * torch.randn(curve.inner.shape, generator=gen, dtype=torch.float64))
+    return curve
+
+
+def test_reported_length_is_the_quadrature_it_states() -> None:
+    """3 Gauss–Legendre nodes on pieces of the spans, at least 8 pieces: recomputed here
+    from the curve's public evaluation, on any subset of the pairs."""
+    curve = _bent_splines(3)
+    every = torch.arange(3)
+    rep = report(SPHERE, curve, every, curve.z0, curve.z1)
+    u, t, w = arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
+    assert u.shape[1] - 1 >= REPORT_PIECES and t.shape[1] == REPORT_NODES * (u.shape[1] - 1)
+    pos, vel = curve.points_and_velocities(t)
+    torch.testing.assert_close(rep.length, (w * SPHERE.norm(pos, vel)).sum(-1), rtol=1e-14, atol=0)
+    torch.testing.assert_close(rep.energy, (w * SPHERE.squared_norm(pos, vel)).sum(-1))
+    torch.testing.assert_close(quadrature_energy(SPHERE, curve, every), rep.energy)
+    sub = report(SPHERE, curve, torch.tensor([2, 0]), curve.z0[[2, 0]], curve.z1[[2, 0]])
+    torch.testing.assert_close(sub.length, rep.length[[2, 0]], rtol=1e-14, atol=0)
+    rows = rep.rows(torch.tensor([1]))
+    assert rows.energy.shape == (1,) and rows.u.shape == (1, rep.u.shape[1])
+
+
+def test_reported_length_of_a_solved_geodesic_is_its_length() -> None:
+    sphere = StereographicSphere()
+    curve = _bent_splines(4, bend=0.0)
+    result = connecting_geodesic(sphere, curve.z0, curve.z1)
+    fine = curve_length(SPHERE, result.curve, estimator="metric", num_points=4000)
+    torch.testing.assert_close(result.length, fine, rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        result.length, sphere.distance(curve.z0, curve.z1), rtol=1e-5, atol=0
+    )
+
+
+def test_reported_energy_is_differentiable_in_the_end_points() -> None:
+    curve = _bent_splines(2)
+    every = torch.arange(2)
+    z1 = curve.z1.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda z: report(SPHERE, curve, every, curve.z0, z).energy, (z1,), eps=1e-6, atol=1e-6
+    )
+
+
+def test_assembled_result_in_batch_order_with_honest_statuses() -> None:
+    curve = _bent_splines(3, bend=0.05)
+    first, second = torch.tensor([2, 0]), torch.tensor([1])
+    groups = [Finished(first, curve.subset(first)), Finished(second, curve.subset(second))]
+    status = torch.full((3,), code(Status.CONVERGED))
+    iterations = torch.tensor([4, 5, 6])
+    z0, z1 = curve.z0.clone(), curve.z1.clone()
+    z1[1] = torch.nan  # a non-finite length can never be converged
+    result = assemble_result(
+        SPHERE, groups, z0, z1, status, iterations, reparametrize=True, info={"k": 1}
+    )
+    alone = report(SPHERE, curve, torch.arange(3), curve.z0, curve.z1).length
+    torch.testing.assert_close(result.length[[0, 2]], alone[[0, 2]], rtol=1e-12, atol=0)
+    assert result.status == [Status.CONVERGED, Status.NON_FINITE, Status.CONVERGED]
+    assert result.converged.tolist() == [True, False, True] and result.info == {"k": 1}
+    assert isinstance(result.curve, CurveStack)
+    assert not any(p.requires_grad for p in result.curve.parameters())
+    # reparametrised to constant speed: |γ̇|_G = length everywhere
+    t = torch.linspace(0, 1, 21, dtype=torch.float64)
+    pos, vel = result.curve.points_and_velocities(t)
+    speed = SPHERE.norm(pos[[0, 2]], vel[[0, 2]])
+    expect = result.length[[0, 2], None].expand_as(speed)
+    torch.testing.assert_close(speed, expect, rtol=2e-2, atol=0)
