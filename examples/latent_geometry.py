@@ -10,7 +10,7 @@ the decoded straight line against the geodesic, at evenly spaced arc length.
 Part 2, the LAND paper's own metric: ring data under the local diagonal PCA
 metric, a mixture of two LANDs next to scikit-learn's Gaussian mixture.
 
-    python examples/latent_geometry.py            # a few minutes on one core
+    python examples/latent_geometry.py            # about 30 minutes on one busy core
     python examples/latent_geometry.py --quick    # tiny settings
 """
 
@@ -59,7 +59,7 @@ def load_images(n: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], st
 
 
 def vae_part(quick: bool, out: Path) -> None:
-    n, epochs, members = (200, 20, 2) if quick else (2000, 100, 4)
+    n, epochs, members = (200, 20, 2) if quick else (1000, 50, 2)
     x, y, shape, name = load_images(n)
     x = x.double()  # decoder metrics are ill-conditioned far from the data: use float64
     vae = make_ensemble_vae(x.shape[1], 2, num_members=members, hidden=(64, 64),
@@ -84,16 +84,16 @@ def vae_part(quick: bool, out: Path) -> None:
 
     # Gaussian curvature and a LAND fitted to the codes, on a latent grid
     extent = bounds_around(codes)
-    grid = latent_grid(extent, 10 if quick else 40, dtype=x.dtype)
+    grid = latent_grid(extent, 10 if quick else 30, dtype=x.dtype)
     curvature = curvature_map(metric, grid, quantity="gaussian")
     pick = torch.randperm(codes.shape[0], generator=torch.Generator().manual_seed(1))
-    sub = codes[pick[: 16 if quick else 200]]
-    fitted = fit_land(metric, sub, num_components=1 if quick else 2, max_iter=1 if quick else 10,
-                      num_samples=16 if quick else 128)  # fmt: skip
+    sub = codes[pick[: 16 if quick else 40]]
+    fitted = fit_land(metric, sub, num_components=1 if quick else 2, max_iter=1 if quick else 2,
+                      num_samples=16 if quick else 32)  # fmt: skip
     print(
         f"LAND on {sub.shape[0]} codes: {fitted.status[0]} after {fitted.iterations} EM iterations"
     )
-    coarse = latent_grid(extent, 6 if quick else 30, dtype=x.dtype)
+    coarse = latent_grid(extent, 6 if quick else 12, dtype=x.dtype)
     density = fitted.distribution.log_prob(coarse.reshape(-1, 2), measure="lebesgue")
     fig, axes = new_figure(2)
     plot_curvature(axes[0], curvature, extent, label="Gaussian curvature")
@@ -117,10 +117,10 @@ def vae_part(quick: bool, out: Path) -> None:
 
 
 def ring_part(quick: bool, out: Path) -> None:
-    x = ring(40 if quick else 300, noise=0.1, seed=0, dtype=torch.float64).x
+    x = ring(40 if quick else 150, noise=0.1, seed=0, dtype=torch.float64).x
     metric = LocalPCAMetric(x, sigma=0.2, rho=1e-2)
-    result = fit_land(metric, x, num_components=2, max_iter=1 if quick else 20,
-                      num_samples=16 if quick else 256)  # fmt: skip
+    result = fit_land(metric, x, num_components=2, max_iter=1 if quick else 10,
+                      num_samples=16 if quick else 64)  # fmt: skip
     land = result.distribution
     print(
         f"ring LAND mixture: {result.status[0]} after {result.iterations} EM iterations, "
@@ -128,7 +128,7 @@ def ring_part(quick: bool, out: Path) -> None:
     )
     gmm = GaussianMixture(2, random_state=0).fit(x.numpy())
     extent = (-1.6, 1.6, -1.6, 1.6)
-    grid = latent_grid(extent, 8 if quick else 50, dtype=torch.float64)
+    grid = latent_grid(extent, 8 if quick else 30, dtype=torch.float64)
     flat = grid.reshape(-1, 2)
     land_density = land.log_prob(flat, measure="lebesgue").reshape(grid.shape[:2])
     gmm_density = torch.as_tensor(gmm.score_samples(flat.numpy())).reshape(grid.shape[:2])
