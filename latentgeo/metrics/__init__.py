@@ -17,6 +17,7 @@ from latentgeo.metrics.embeddings import (
 from latentgeo.metrics.ensemble import MeanMetric
 from latentgeo.metrics.explicit import ExplicitMetric
 from latentgeo.metrics.feature import FeatureMetric
+from latentgeo.metrics.local_pca import LocalPCAMetric
 from latentgeo.metrics.measures import (
     condition_number,
     log_volume_element,
@@ -34,6 +35,7 @@ __all__ = [
     "ExplicitMetric",
     "FeatureMetric",
     "GeodesicTerms",
+    "LocalPCAMetric",
     "MeanMetric",
     "Metric",
     "MetricCheck",

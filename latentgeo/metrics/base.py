@@ -85,20 +85,23 @@ class Metric(nn.Module, abc.ABC):
             z = check_points(z, "z", dim=self.latent_dim)
         return self._metric_tensor(z)
 
-    def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    def inner(self, z: Tensor, u: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
         """The inner product ``uᵀ G(z) v``.
 
         Args:
             z: points of shape ``(..., d)``.
             u: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
             v: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
+            validate: check the shapes, dtypes and values of the inputs first
+                (solvers pass ``False`` for inputs they have built themselves).
 
         Returns:
             Tensor of the broadcast batch shape ``(...)``.
         """
-        z = check_points(z, "z", dim=self.latent_dim)
-        u = check_tangent(z, u, "u")
-        v = check_tangent(z, v, "v")
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            u = check_tangent(z, u, "u")
+            v = check_tangent(z, v, "v")
         return self._inner(z, u, v)
 
     def squared_norm(self, z: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:

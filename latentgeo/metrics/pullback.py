@@ -184,11 +184,12 @@ class PullbackMetric(Metric):
             check_module_dtype(self.embed, z)
         return self._squared_norm(z, v)
 
-    def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
-        z = check_points(z, "z", dim=self.latent_dim)
-        u = check_tangent(z, u, "u")
-        v = check_tangent(z, v, "v")
-        check_module_dtype(self.embed, z)
+    def inner(self, z: Tensor, u: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            u = check_tangent(z, u, "u")
+            v = check_tangent(z, v, "v")
+            check_module_dtype(self.embed, z)
         return self._inner(z, u, v)
 
     def jacobian(self, z: Tensor) -> Tensor:

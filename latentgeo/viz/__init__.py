@@ -8,9 +8,13 @@
   :func:`plot_latent_space`;
 * the seed papers' histograms: :func:`plot_cv_histograms`,
   :func:`plot_relative_improvement`;
+* geometry: :func:`plot_curvature` (curvature maps), :func:`plot_density`
+  (a LAND's or a Gaussian mixture's density), :func:`plot_interpolations`
+  (decoded straight-line vs geodesic rows);
 * :func:`save_figure` writes atomically.
 """
 
+from latentgeo.viz.curvature import plot_curvature, plot_density
 from latentgeo.viz.curves import plot_curves, plot_solved_curves, plot_straight_lines
 from latentgeo.viz.fields import (
     Extent,
@@ -23,6 +27,7 @@ from latentgeo.viz.fields import (
     volume_map,
 )
 from latentgeo.viz.histograms import plot_cv_histograms, plot_relative_improvement
+from latentgeo.viz.interpolation import plot_interpolations
 from latentgeo.viz.io import save_figure
 from latentgeo.viz.latent import (
     indicatrix_points,
@@ -43,9 +48,12 @@ __all__ = [
     "log_volume_map",
     "new_figure",
     "plot_background",
+    "plot_curvature",
     "plot_curves",
     "plot_cv_histograms",
+    "plot_density",
     "plot_indicatrices",
+    "plot_interpolations",
     "plot_latent_space",
     "plot_points",
     "plot_relative_improvement",
