@@ -106,14 +106,15 @@ class PullbackMetric(Metric):
 
     def _announce(self, text: str) -> None:
         owner = self._decoder_of(self.embed)
-        name = type(owner).__name__
+        name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
+        name = getattr(owner, "__qualname__", name) if not isinstance(owner, nn.Module) else name
         warn_once(owner, PerformanceWarning(f"{name}: {text}"), stacklevel=4)
 
     def _build_propagators(self) -> None:
         """The traced propagators, if ``embed`` has a fast path; say once what it lacks."""
         report = fast_path_report(self.embed)
         if not report.usable:
-            if isinstance(self._decoder_of(self.embed), nn.Module):
+            if isinstance(self.embed, nn.Module):  # a module, or the wrapper of a function
                 self._announce(
                     f"no traced fast path ({report.reason}); its metric uses torch.func "
                     "(exact, several times slower)"
