@@ -201,6 +201,15 @@ class DecoderEmbedding(nn.Module):
             for module in self.captured:
                 check_eval_mode(module, "decoder")
 
+    def conversion_problem(self) -> str | None:
+        """Why a converted copy of this embedding would not be its decoder's (``Metric.to``)."""
+        if isinstance(self.decoder, nn.Module) or len(getattr(self, "captured", ())) == 0:
+            return None
+        return (
+            "its decoder is a function calling modules (a copy would still call the "
+            "originals); convert the modules and call as_metric again"
+        )
+
     def forward(self, z: Tensor) -> Tensor:
         """Embed the decoder's output at ``z`` of shape ``(N, d)`` into ``(N, m)``."""
         return output_embedding(select_output(self.decoder(z), self.output), z.shape[0])
