@@ -1,8 +1,8 @@
 """latentgeo: Riemannian geometry of the latent spaces of deep generative models.
 
 Subpackages: :mod:`latentgeo.metrics`, :mod:`latentgeo.curves`,
-:mod:`latentgeo.solvers`, :mod:`latentgeo.geometry`, :mod:`latentgeo.models`, :mod:`latentgeo.data`,
-:mod:`latentgeo.analysis`, :mod:`latentgeo.viz`, :mod:`latentgeo.experiments`,
+:mod:`latentgeo.solvers`, :mod:`latentgeo.geometry`, :mod:`latentgeo.models`,
+:mod:`latentgeo.interop`, :mod:`latentgeo.data`, :mod:`latentgeo.analysis`, :mod:`latentgeo.viz`, :mod:`latentgeo.experiments`,
 :mod:`latentgeo.testing`. The light ones are imported with the package; the
 others (matplotlib, scikit-learn) on first attribute access.
 """
@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from latentgeo import curves, metrics, models, solvers
+from latentgeo import curves, interop, metrics, models, solvers
 from latentgeo._version import __version__
 
 _LAZY = ("analysis", "data", "experiments", "geometry", "testing", "viz")
 
-__all__ = ["__version__", "curves", "metrics", "models", "solvers", *_LAZY]
+__all__ = ["__version__", "curves", "interop", "metrics", "models", "solvers", *_LAZY]
 
 
 def __getattr__(name: str) -> ModuleType:

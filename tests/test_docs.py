@@ -28,7 +28,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
 
 
 def test_every_example_has_a_tutorial() -> None:
-    pages = "".join(p.read_text() for p in (ROOT / "docs" / "tutorials").glob("*.md"))
+    pages = "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
     for script in (ROOT / "examples").glob("*.py"):
         assert f"examples/{script.name}" in pages, script.name
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -99,6 +101,19 @@ class PullbackMetric(Metric):
         self._second: TaylorPropagator | None = None
         self._build_propagators()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> PullbackMetric:
+        """A copy over a copy of ``embed``, with its own propagators (see ``Metric.to``)."""
+        cls = type(self)
+        clone = cls.__new__(cls)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            if key not in ("_first", "_second"):
+                clone.__dict__[key] = copy.deepcopy(value, memo)
+        clone._first = clone._second = None
+        if self._first is not None:  # the original had the fast path: so has the copy
+            clone._build_propagators(announce=False)
+        return clone
+
     # ------------------------------------------------------------ the engine
     @staticmethod
     def _decoder_of(embed: object) -> object:
@@ -106,14 +121,21 @@ class PullbackMetric(Metric):
 
     def _announce(self, text: str) -> None:
         owner = self._decoder_of(self.embed)
-        name = type(owner).__name__
+        name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
+        name = getattr(owner, "__qualname__", name) if not isinstance(owner, nn.Module) else name
         warn_once(owner, PerformanceWarning(f"{name}: {text}"), stacklevel=4)
 
-    def _build_propagators(self) -> None:
+    def _build_propagators(self, announce: bool = True) -> None:
         """The traced propagators, if ``embed`` has a fast path; say once what it lacks."""
         report = fast_path_report(self.embed)
+        if not announce:
+            if report.usable:
+                assert isinstance(self.embed, nn.Module)
+                self._first = TangentPropagator(self.embed)
+                self._second = TaylorPropagator(self.embed)
+            return
         if not report.usable:
-            if isinstance(self._decoder_of(self.embed), nn.Module):
+            if isinstance(self.embed, nn.Module):  # a module, or the wrapper of a function
                 self._announce(
                     f"no traced fast path ({report.reason}); its metric uses torch.func "
                     "(exact, several times slower)"

@@ -14,7 +14,9 @@ validation (``torch._is_all_true`` on a proxy) is off, so tracing runs with
 its shapes with ``len()`` of the base's shape, which a proxy cannot answer;
 while a module is traced (and only then), ``Independent.__init__`` keeps its
 base distribution and the number of reinterpreted dimensions without
-computing shapes, which is all its embedding reads. (Both switches are
+computing shapes, which is all its embedding reads; ``Categorical(logits=...)``
+keeps its normalised logits likewise, and ``Bernoulli(probs=...)`` its log-odds,
+computed as torch does (probabilities clamped to ``[eps, 1 − eps]``). (Both switches are
 process-wide for the few milliseconds of a trace: do not build distributions
 in another thread meanwhile.) The traced graph then contains only the tensor
 operations (``μ``, ``σ``, their broadcast and concatenation), not the
@@ -37,13 +39,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, fx, nn
-from torch.distributions import Distribution, Independent
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent
 from torch.fx.proxy import TraceError
 
 from latentgeo.metrics.forward.errors import is_out_of_memory
 
-__all__ = ["Trace", "forget", "register_wrapper", "trace_failure", "traced_graph"]
+__all__ = [
+    "Trace",
+    "distributions_on_proxies",
+    "forget",
+    "register_wrapper",
+    "trace_failure",
+    "traced_graph",
+]
 
 #: what ``torch.fx`` raises on modules it cannot trace (control flow on values, ``len`` of
 #: a proxy, several inputs...): anything else, out-of-memory included, propagates
@@ -110,22 +120,52 @@ def _independent_while_tracing(
     self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
 
 
+def _categorical_while_tracing(
+    self: Categorical, probs: Any = None, logits: Any = None, validate_args: Any = None
+) -> None:
+    if logits is None or probs is not None:  # probs: clamped by a dtype's eps; not traced
+        raise TypeError("Categorical(probs=...) is traced only from logits")
+    self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)  # as Categorical does
+
+
+def _bernoulli_while_tracing(
+    self: Bernoulli, probs: Any = None, logits: Any = None, validate_args: Any = None
+) -> None:
+    if (probs is None) == (logits is None):
+        raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+    if logits is not None:
+        self.logits = logits
+        return
+    # torch's probs_to_logits: clamp to [eps, 1 − eps] (eps of the dtype, traced), log-odds
+    one = probs.new_ones(())
+    eps = torch.nextafter(one, one + one) - one
+    clamped = probs.clamp(min=eps, max=1 - eps)
+    self.probs = probs
+    self.logits = torch.log(clamped) - torch.log1p(-clamped)
+
+
 @contextmanager
-def _distributions_on_proxies() -> Iterator[None]:
+def distributions_on_proxies() -> Iterator[None]:
     """Let distributions be built from ``torch.fx`` proxies while a module is traced."""
     validate = Distribution._validate_args
     independent_init = Independent.__init__
+    categorical_init = Categorical.__init__
+    bernoulli_init = Bernoulli.__init__
     Distribution.set_default_validate_args(False)
+    Bernoulli.__init__ = _bernoulli_while_tracing  # type: ignore[method-assign]
     Independent.__init__ = _independent_while_tracing  # type: ignore[method-assign, assignment]
+    Categorical.__init__ = _categorical_while_tracing  # type: ignore[method-assign]
     try:
         yield
     finally:
         Independent.__init__ = independent_init  # type: ignore[method-assign]
+        Categorical.__init__ = categorical_init  # type: ignore[method-assign]
+        Bernoulli.__init__ = bernoulli_init  # type: ignore[method-assign]
         Distribution.set_default_validate_args(validate)
 
 
 def _trace(module: nn.Module) -> Trace:
-    with _distributions_on_proxies():
+    with distributions_on_proxies():
         graph_module = fx.symbolic_trace(module)
     graph = fx.Graph()
     output = graph.graph_copy(graph_module.graph, {})
