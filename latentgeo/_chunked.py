@@ -49,7 +49,7 @@ __all__ = [
 T = TypeVar("T")
 
 PROBE_POINTS = 16  # points in the first probe chunk (the second has twice as many)
-TARGET = 0.75  # share of the budget a chunk is sized for
+TARGET = 0.5  # share of the budget a chunk is sized for
 
 
 @dataclass

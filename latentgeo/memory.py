@@ -14,7 +14,7 @@ distance matrices):
 The default is a modest share (:data:`DEFAULT_SHARE`) of the memory available
 now: on CUDA the device's free memory (``torch.cuda.mem_get_info``), on the
 CPU the system's available memory (``psutil`` if installed, else
-``/proc/meminfo``). :func:`current_memory_budget` says what is in force.
+``/proc/meminfo``), there at most :data:`CPU_DEFAULT_CAP`. :func:`current_memory_budget` says what is in force.
 
 Chunk sizes come from the budget and the decoder's measured bytes per point
 (see :mod:`latentgeo._chunked`); an out-of-memory error inside a chunk halves
@@ -38,6 +38,7 @@ from contextlib import contextmanager
 import torch
 
 __all__ = [
+    "CPU_DEFAULT_CAP",
     "DEFAULT_SHARE",
     "current_memory_budget",
     "default_memory_budget",
@@ -49,6 +50,8 @@ __all__ = [
 
 #: share of the available memory the default budget takes
 DEFAULT_SHARE = 0.25
+#: most bytes of the default budget on the CPU, where larger chunks are no faster
+CPU_DEFAULT_CAP = 1 << 30
 _FALLBACK_BYTES = 4 << 30  # when the available memory cannot be read
 _REFRESH_S = 1.0  # the default is re-read at most this often
 
@@ -141,8 +144,12 @@ def current_memory_budget(device: torch.device | str | None = None) -> int:
 
 
 def default_memory_budget(device: torch.device | str | None = None) -> int:
-    """:data:`DEFAULT_SHARE` of the memory available on ``device`` now (re-read at most
-    once a second).
+    """:data:`DEFAULT_SHARE` of the memory available on ``device`` now, at most
+    :data:`CPU_DEFAULT_CAP` on the CPU (re-read at most once a second).
+
+    On the CPU, chunks beyond a few hundred MiB gain no speed (the work per
+    point is the same and larger working sets fall out of the caches), hence
+    the cap; a GPU gains from large batches, so there it is the share alone.
 
     Args:
         device: a CUDA device (its free memory) or the CPU (the system's available
@@ -154,8 +161,11 @@ def default_memory_budget(device: torch.device | str | None = None) -> int:
     cached = _DEFAULTS.get(key)
     if cached is not None and now - cached[0] < _REFRESH_S:
         return cached[1]
-    free = _cuda_free(dev) if dev.type == "cuda" else _cpu_available()
-    value = max(1, int(DEFAULT_SHARE * free))
+    if dev.type == "cuda":
+        value = int(DEFAULT_SHARE * _cuda_free(dev))
+    else:
+        value = min(int(DEFAULT_SHARE * _cpu_available()), CPU_DEFAULT_CAP)
+    value = max(1, value)
     _DEFAULTS[key] = (now, value)
     return value
 

@@ -52,6 +52,7 @@ def test_default_is_a_share_of_available_memory(monkeypatch: pytest.MonkeyPatch)
     """From psutil when installed, else /proc/meminfo: DEFAULT_SHARE of the available bytes."""
     psutil = pytest.importorskip("psutil")
     memory._DEFAULTS.clear()
+    monkeypatch.setattr(memory, "CPU_DEFAULT_CAP", 1 << 60)
     available = psutil.virtual_memory().available
     got = memory.default_memory_budget("cpu")
     assert abs(got - memory.DEFAULT_SHARE * available) <= 0.2 * memory.DEFAULT_SHARE * available
@@ -67,6 +68,9 @@ def test_default_is_a_share_of_available_memory(monkeypatch: pytest.MonkeyPatch)
     memory._DEFAULTS.clear()
     meminfo = memory._meminfo_available()
     assert memory.default_memory_budget("cpu") == int(memory.DEFAULT_SHARE * meminfo)
+    monkeypatch.setattr(memory, "CPU_DEFAULT_CAP", 1000)  # the cap on the CPU
+    memory._DEFAULTS.clear()
+    assert memory.default_memory_budget("cpu") == 1000
     memory._DEFAULTS.clear()
 
 
