@@ -17,8 +17,8 @@ scratch space inside a kernel, hence the margin.
 
 An out-of-memory error inside a chunk halves the chunk and retries it (each
 size once; a :class:`~latentgeo.exceptions.PerformanceWarning` says so once
-per owner and computation), and the halved size caps later chunks of that owner and key. Any
-other error propagates unchanged.
+per owner and computation), and the halved size caps that computation's later
+chunks. Any other error propagates unchanged.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ distance matrices):
 The default is a modest share (:data:`DEFAULT_SHARE`) of the memory available
 now: on CUDA the device's free memory (``torch.cuda.mem_get_info``), on the
 CPU the system's available memory (``psutil`` if installed, else
-``/proc/meminfo``), there at most :data:`CPU_DEFAULT_CAP`. :func:`current_memory_budget` says what is in force.
+``/proc/meminfo``), there at most :data:`CPU_DEFAULT_CAP`.
+:func:`current_memory_budget` says what is in force.
 
 Chunk sizes come from the budget and the decoder's measured bytes per point
 (see :mod:`latentgeo._chunked`); an out-of-memory error inside a chunk halves
