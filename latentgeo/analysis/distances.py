@@ -95,7 +95,8 @@ def geodesic_distances(
         chunk_size: pairs per batched solve (``None``: all at once).
         progress: show a progress bar.
         method: solver method (default ``"spline"``).
-        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
+        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`
+            (``memory_budget=`` among them: the bytes each chunk's solve may use).
 
     Returns:
         Detached lengths of shape ``(P,)``, in ``z_a``'s dtype and device.
@@ -142,7 +143,8 @@ def pairwise_geodesic_distances(
         chunk_size: pairs per batched solve (``None``: all at once).
         progress: show a progress bar.
         method: solver method (default ``"spline"``).
-        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
+        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`
+            (``memory_budget=`` among them: the bytes each chunk's solve may use).
 
     Returns:
         Tensor of shape ``(N, N)``: symmetric, zero diagonal, in ``z``'s dtype and device.

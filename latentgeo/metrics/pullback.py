@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from latentgeo._chunked import run_over_points
 from latentgeo._validation import check_points, check_tangent
 from latentgeo.exceptions import PerformanceWarning, warn_once
 from latentgeo.metrics.base import Metric
@@ -20,7 +21,7 @@ from latentgeo.metrics.forward import (
     UnsupportedOperation,
     fast_path_report,
 )
-from latentgeo.metrics.jacobians import chunks, push_tangents, reverse_jacobian
+from latentgeo.metrics.jacobians import push_tangents, reverse_jacobian
 from latentgeo.metrics.pullback_parts import (
     Pieces,
     check_module_dtype,
@@ -34,14 +35,16 @@ from latentgeo.metrics.terms import GeodesicTerms
 
 __all__ = ["PullbackMetric"]
 
+T = TypeVar("T")
+
 
 class PullbackMetric(Metric):
     """The pull-back ``G(z) = J(z)ᵀ J(z)`` of the Euclidean metric through ``embed``.
 
     ``squared_norm`` is one forward-mode product, ``‖J v‖²``, never a
     Jacobian; ``metric_tensor`` builds ``J`` by forward mode (reverse mode when
-    the output is narrower than the latent space), in chunks of at most
-    ``chunk_size`` points to bound memory; the geodesic ODE's terms come from
+    the output is narrower than the latent space), in chunks sized by the
+    memory budget (or of ``chunk_size`` points); the geodesic ODE's terms come from
     second-order forward mode.
 
     Modules that ``torch.fx`` can trace (``nn.Sequential`` MLPs and CNNs, most
@@ -60,9 +63,9 @@ class PullbackMetric(Metric):
 
     Args:
         embed: the map, a module or function taking ``(N, d)``.
-        chunk_size: at most this many points per Jacobian evaluation
-            (``None``: all at once). For ``metric_tensor`` the memory is about
-            ``chunk_size · d · m`` numbers.
+        chunk_size: at most this many points per evaluation (``None``: as
+            many as the memory budget allows, see :mod:`latentgeo.memory`,
+            from the bytes per point measured on the first call).
         latent_dim: ``d``, if known (used to check inputs).
 
     Raises:
@@ -227,9 +230,13 @@ class PullbackMetric(Metric):
         check_module_dtype(self.embed, z)
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
-        parts = [self._chunk_rows(flat[sl]).mT for sl in chunks(flat.shape[0], self.chunk_size)]
+        parts = self._chunked("jacobian", lambda sl: self._chunk_rows(flat[sl]).mT, flat)
         jac = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
         return jac.reshape(*batch, jac.shape[-2], d)
+
+    def _chunked(self, kind: str, fn: Callable[[slice], T], flat: Tensor) -> list[T]:
+        """``fn`` over chunks of the points ``flat (N, d)`` (see :mod:`latentgeo.memory`)."""
+        return run_over_points(fn, flat, owner=self, kind=kind, chunk_size=self.chunk_size)
 
     def _chunk_rows(self, zc: Tensor) -> Tensor:
         """``Jᵀ`` of shape ``(n, d, m)`` for points ``(n, d)`` (a strided view, not copied)."""
@@ -244,55 +251,52 @@ class PullbackMetric(Metric):
     def _metric_tensor(self, z: Tensor) -> Tensor:
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
-        parts = []
-        for sl in chunks(flat.shape[0], self.chunk_size):
-            zc = flat[sl]
-            n = zc.shape[0]
-            basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
-            reduced = self._reduced_push(zc, basis.expand(d, n, d))
-            if reduced is None:
-                rows = self._chunk_rows(zc)
-                parts.append(rows @ rows.mT)  # batched GEMM on the strided view: no copy of J
-                continue
-            g = zc.new_zeros(n, d, d)
-            for pushed, weights in reduced:
-                rows = pushed.transpose(0, 1)  # (n, d, ·): a strided view, not a copy
-                g = g + (rows @ rows.mT if weights is None else rows @ (weights @ rows.mT))
-            parts.append(g)
+        parts = self._chunked("metric_tensor", lambda sl: self._chunk_metric(flat[sl]), flat)
         g = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
         return g.reshape(*batch, d, d)
+
+    def _chunk_metric(self, zc: Tensor) -> Tensor:
+        """``G`` ``(n, d, d)`` at the points ``zc (n, d)``."""
+        n, d = zc.shape
+        basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
+        reduced = self._reduced_push(zc, basis.expand(d, n, d))
+        if reduced is None:
+            rows = self._chunk_rows(zc)
+            return rows @ rows.mT  # batched GEMM on the strided view: no copy of J
+        g = zc.new_zeros(n, d, d)
+        for pushed, weights in reduced:
+            rows = pushed.transpose(0, 1)  # (n, d, ·): a strided view, not a copy
+            g = g + (rows @ rows.mT if weights is None else rows @ (weights @ rows.mT))
+        return g
 
     def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
         z, v = torch.broadcast_tensors(z, v)
         batch, d = z.shape[:-1], z.shape[-1]
         zf, vf = z.reshape(-1, d), v.reshape(-1, d)
-        parts = []
-        for sl in chunks(zf.shape[0], self.chunk_size):
-            tangent = vf[sl].unsqueeze(0)
-            reduced = self._reduced_push(zf[sl], tangent)
-            total = None
-            for pushed, weights in reduced or [(self._push(zf[sl], tangent), None)]:
-                q = pushed[0]  # (n, ·)
-                term = ((q if weights is None else q @ weights) * q).sum(-1)
-                total = term if total is None else total + term
-            parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
+        parts = self._chunked(
+            "squared_norm", lambda sl: self._chunk_inner(zf[sl], vf[sl].unsqueeze(0)), zf
+        )
         return torch.cat(parts, 0).reshape(batch)
 
     def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
         z, u, v = torch.broadcast_tensors(z, u, v)
         batch, d = z.shape[:-1], z.shape[-1]
         zf, uf, vf = z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d)
-        parts = []
-        for sl in chunks(zf.shape[0], self.chunk_size):
-            tangents = torch.stack([uf[sl], vf[sl]])
-            reduced = self._reduced_push(zf[sl], tangents)
-            total = None
-            for pushed, weights in reduced or [(self._push(zf[sl], tangents), None)]:
-                ju, jv = pushed
-                term = ((ju if weights is None else ju @ weights) * jv).sum(-1)
-                total = term if total is None else total + term
-            parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
+        parts = self._chunked(
+            "inner", lambda sl: self._chunk_inner(zf[sl], torch.stack([uf[sl], vf[sl]])), zf
+        )
         return torch.cat(parts, 0).reshape(batch)
+
+    def _chunk_inner(self, zc: Tensor, tangents: Tensor) -> Tensor:
+        """``(J a)·(J b)`` ``(n,)`` for tangents ``[a, b]`` ``(2, n, d)``, or ``‖J a‖²`` for
+        ``[a]`` ``(1, n, d)``, at the points ``zc (n, d)``."""
+        reduced = self._reduced_push(zc, tangents)
+        total = None
+        for pushed, weights in reduced or [(self._push(zc, tangents), None)]:
+            ja, jb = pushed[0], pushed[-1]  # (n, ·)
+            term = ((ja if weights is None else ja @ weights) * jb).sum(-1)
+            total = term if total is None else total + term
+        return zc.new_zeros(zc.shape[0]) if total is None else total
 
     # ------------------------------------------------------------ the shortcuts
     def _final_linear_push(
@@ -401,16 +405,17 @@ class PullbackMetric(Metric):
         untraceable ``embed`` uses ``d`` batched JVPs and a JVP of a JVP.
         Nothing of size ``m × d × d`` (a Hessian) is formed.
         """
-        gs, bs = [], []
-        for sl in chunks(z.shape[0], self.chunk_size):
+
+        def terms_of(sl: slice) -> GeodesicTerms:
             terms = self._taylor_terms(z[sl], v[sl])
-            if terms is None:
-                terms = nested_terms(self.flat_embedding, z[sl], v[sl])
-            gs.append(terms.g)
-            bs.append(terms.b)
-        if len(gs) == 1:
-            return GeodesicTerms(gs[0], bs[0])
-        return GeodesicTerms(torch.cat(gs), torch.cat(bs))
+            return nested_terms(self.flat_embedding, z[sl], v[sl]) if terms is None else terms
+
+        parts = run_over_points(
+            terms_of, z, owner=self, kind="geodesic_terms", chunk_size=self.chunk_size
+        )
+        if len(parts) == 1:
+            return parts[0]
+        return GeodesicTerms(torch.cat([t.g for t in parts]), torch.cat([t.b for t in parts]))
 
     def _taylor_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms | None:
         """The terms by the second-order propagator (``None``: not traced)."""

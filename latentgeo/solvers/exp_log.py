@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.func import jvp
 
 from latentgeo._validation import check_points, check_same_shape
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers.connecting import available_methods, connecting_geodesic, register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
@@ -199,6 +200,7 @@ def exp_map(
     return_path: bool = False,
     num_points: int = 33,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """The exponential map ``exp_z(t v)``: the geodesic from ``z`` with velocity ``v``, at ``t``.
 
@@ -219,6 +221,8 @@ def exp_map(
         return_path: return the geodesic at ``num_points`` equally spaced times instead.
         num_points: points on the returned path, including both ends.
         throw: raise :class:`ShootingError` if any pair failed.
+        memory_budget: bytes the integration may use (``None``: the budget in
+            force, see :mod:`latentgeo.memory`).
 
     Returns:
         ``exp_z(t v)`` of shape ``(B, d)``; NaN for pairs that failed (a singular
@@ -237,19 +241,12 @@ def exp_map(
         >>> torch.allclose(exp_map(disk, z, v), disk.exp(z, v), atol=1e-8)
         True
     """
-    info = exp_map_result(
-        metric_or_decoder,
-        z,
-        v,
-        t=t,
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        steps=steps,
-        max_steps=max_steps,
-        num_points=num_points if return_path else 2,
-        throw=throw,
-    )
+    with use_memory_budget(memory_budget):
+        info = exp_map_result(
+            metric_or_decoder, z, v,
+            t=t, method=method, rtol=rtol, atol=atol, steps=steps, max_steps=max_steps,
+            num_points=num_points if return_path else 2, throw=throw,
+        )  # fmt: skip
     if return_path:
         assert info.path is not None
         return info.path
@@ -463,6 +460,7 @@ def log_map(
     tol: float | None = None,
     init_options: dict[str, Any] | None = None,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """The logarithm map ``log_{z0}(z1)``: the initial velocity of the geodesic to ``z1``.
 
@@ -487,6 +485,8 @@ def log_map(
             (default 1e-10 in float64, 1e-5 in float32).
         init_options: options for ``connecting_geodesic`` when ``init="energy"``.
         throw: raise :class:`ShootingError` if any pair did not converge.
+        memory_budget: bytes the shooting (and its initial geodesics) may use
+            (``None``: the budget in force, see :mod:`latentgeo.memory`).
 
     Returns:
         ``v`` of shape ``(B, d)``, NaN for pairs that did not converge (their
@@ -503,17 +503,12 @@ def log_map(
         >>> torch.allclose(v, disk.log(z0, z1), atol=1e-4)
         True
     """
-    info = log_map_result(
-        metric_or_decoder,
-        z0,
-        z1,
-        init=init,
-        steps=steps,
-        max_iter=max_iter,
-        tol=tol,
-        init_options=init_options,
-        throw=throw,
-    )
+    with use_memory_budget(memory_budget):
+        info = log_map_result(
+            metric_or_decoder, z0, z1,
+            init=init, steps=steps, max_iter=max_iter, tol=tol, init_options=init_options,
+            throw=throw,
+        )  # fmt: skip
     return torch.where(info.converged[:, None], info.velocity, torch.nan)
 
 
