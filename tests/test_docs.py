@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,15 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
 
 
 def test_every_example_has_a_tutorial() -> None:
-    pages = "".join(p.read_text() for p in (ROOT / "docs" / "tutorials").glob("*.md"))
+    pages = "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
     for script in (ROOT / "examples").glob("*.py"):
         assert f"examples/{script.name}" in pages, script.name
+
+
+def test_architecture_examples_run() -> None:
+    """The architecture page's examples run, in order, in one namespace."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    assert len(blocks) >= 4, "docs/architecture.md lost its examples"
+    namespace: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "docs/architecture.md", "exec"), namespace)

@@ -19,6 +19,7 @@ def test_examples_exist() -> None:
         "ensemble_vs_rbf",
         "neural_geodesic",
         "relative_improvement",
+        "bring_your_model",
     } <= names
 
 

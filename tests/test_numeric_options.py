@@ -62,6 +62,7 @@ RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
         "steps": INT[1],
         "max_steps": INT[1],
         "num_points": INT[2],
+        "memory_budget": POS,
     },
     "solvers.exp_map_result": {
         "t": FINITE,
@@ -71,7 +72,14 @@ RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
         "max_steps": INT[1],
         "num_points": INT[2],
     },
-    "solvers.log_map": {"rtol": POS, "atol": NONNEG, "max_iter": INT[1], "max_steps": INT[1]},
+    "solvers.log_map": {
+        "rtol": POS,
+        "atol": NONNEG,
+        "max_iter": INT[1],
+        "max_steps": INT[1],
+        "memory_budget": POS,
+    },
+    "solvers.connecting_geodesic": {"memory_budget": POS},
     "solvers.log_map_result": {
         "rtol": POS,
         "atol": NONNEG,
@@ -134,13 +142,20 @@ RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
     "analysis.nearest_neighbour_spacing": {"chunk_size": INT[1]},
     "analysis.off_data_fraction": {"factor": POS, "spacing": POS, "chunk_size": INT[1]},
     "analysis.pairwise_geodesic_distances": {"chunk_size": INT[1]},
-    "analysis.relative_improvement": {"num_points": INT[2], "chunk_size": INT[1]},
+    "analysis.relative_improvement": {
+        "num_points": INT[2],
+        "chunk_size": INT[1],
+        "score_points": INT[2],
+    },
+    "analysis.pairwise_geodesics": {"chunk_size": INT[1], "max_repeats": INT[1]},
+    "analysis.round_robin": {"n": INT[2]},
     "analysis.riemannian_random_walk": {"num_steps": INT[0], "step_size": POS, "eps": NONNEG},
     "analysis.straight_line_length": {"num_points": INT[2]},
 }
 
 # results and records (what entry points return, not what users call with options)
 OUTPUTS = {
+    "RetrainingComparison",
     "DistanceMatrixResult",
     "IntegrationResult",
     "JobProgress",
@@ -263,8 +278,10 @@ def _call_analysis(name: str, g: Any, z: torch.Tensor, kw: dict[str, Any]) -> No
         fn(z, **kw)
     elif name == "off_data_fraction":
         fn(z, z, **kw)
-    elif name == "pairwise_geodesic_distances":
+    elif name in ("pairwise_geodesic_distances", "pairwise_geodesics"):
         fn(g, z, **kw)
+    elif name == "round_robin":
+        fn(**kw)
     elif name in ("relative_improvement", "straight_line_length"):
         fn(g, z, z + 1.0, **kw)
     elif name == "riemannian_random_walk":

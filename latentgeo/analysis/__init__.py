@@ -1,21 +1,25 @@
 """Analyses of the seed papers.
 
 * distances: :func:`geodesic_distances` (pairs), :func:`pairwise_geodesic_distances`
-  (all pairs, chunked, in this process), :func:`distance_matrix` (on Dask
-  workers, resumable; :mod:`latentgeo.analysis.distributed`, Dask imported
-  only when a job runs);
+  (all pairs, chunked, in this process), :func:`pairwise_geodesics` (the same with
+  per-pair statuses), :func:`distance_matrix` (on Dask workers, resumable;
+  :mod:`latentgeo.analysis.distributed`, Dask imported only when a job runs);
 * Michelis et al.: :func:`relative_improvement`, :func:`michelis_pairs`,
   :func:`monte_carlo_relative_improvement`;
-* Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`;
+* Syrota et al.: :func:`coefficient_of_variation`, :func:`paired_t_test`,
+  :func:`compare_retrainings` (both over converged pairs, with the counts);
 * Arvanitidis et al.: :func:`riemannian_random_walk`, :func:`geodesic_kmeans`
   (with :func:`kmedoids` and :func:`f_measure`);
 * :func:`off_data_fraction`: how much of a curve leaves the data.
 """
 
 from latentgeo.analysis.distances import (
+    PairwiseDistances,
     geodesic_distances,
     iter_geodesics,
     pairwise_geodesic_distances,
+    pairwise_geodesics,
+    round_robin,
 )
 from latentgeo.analysis.distributed import (
     DecoderSource,
@@ -33,7 +37,13 @@ from latentgeo.analysis.improvement import (
 from latentgeo.analysis.kmeans import KMeansResult, f_measure, geodesic_kmeans, kmedoids
 from latentgeo.analysis.random_walk import metric_inverse_sqrt, riemannian_random_walk
 from latentgeo.analysis.support import nearest_neighbour_spacing, off_data_fraction
-from latentgeo.analysis.variation import PairedTTest, coefficient_of_variation, paired_t_test
+from latentgeo.analysis.variation import (
+    PairedTTest,
+    RetrainingComparison,
+    coefficient_of_variation,
+    compare_retrainings,
+    paired_t_test,
+)
 
 __all__ = [
     "DecoderSource",
@@ -42,7 +52,10 @@ __all__ = [
     "JobProgress",
     "KMeansResult",
     "PairedTTest",
+    "PairwiseDistances",
+    "RetrainingComparison",
     "coefficient_of_variation",
+    "compare_retrainings",
     "distance_matrix",
     "f_measure",
     "geodesic_distances",
@@ -56,7 +69,9 @@ __all__ = [
     "off_data_fraction",
     "paired_t_test",
     "pairwise_geodesic_distances",
+    "pairwise_geodesics",
     "relative_improvement",
     "riemannian_random_walk",
+    "round_robin",
     "straight_line_length",
 ]

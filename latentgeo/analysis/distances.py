@@ -9,6 +9,7 @@ many pairs there are.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,9 +19,16 @@ from tqdm.auto import tqdm
 from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.metrics import MetricLike, as_metric
-from latentgeo.solvers import GeodesicResult, connecting_geodesic
+from latentgeo.solvers import GeodesicResult, Status, connecting_geodesic
 
-__all__ = ["geodesic_distances", "iter_geodesics", "pairwise_geodesic_distances"]
+__all__ = [
+    "PairwiseDistances",
+    "geodesic_distances",
+    "iter_geodesics",
+    "pairwise_geodesic_distances",
+    "pairwise_geodesics",
+    "round_robin",
+]
 
 
 def iter_geodesics(
@@ -87,7 +95,8 @@ def geodesic_distances(
         chunk_size: pairs per batched solve (``None``: all at once).
         progress: show a progress bar.
         method: solver method (default ``"spline"``).
-        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
+        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`
+            (``memory_budget=`` among them: the bytes each chunk's solve may use).
 
     Returns:
         Detached lengths of shape ``(P,)``, in ``z_a``'s dtype and device.
@@ -135,7 +144,8 @@ def pairwise_geodesic_distances(
         chunk_size: pairs per batched solve (``None``: all at once).
         progress: show a progress bar.
         method: solver method (default ``"spline"``).
-        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
+        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`
+            (``memory_budget=`` among them: the bytes each chunk's solve may use).
 
     Returns:
         Tensor of shape ``(N, N)``: symmetric, zero diagonal, in ``z``'s dtype and device.
@@ -170,3 +180,134 @@ def pairwise_geodesic_distances(
     out[i, j] = dist
     out[j, i] = dist
     return out
+
+
+@dataclass
+class PairwiseDistances:
+    """All-pairs geodesic distances with what the solver said about each pair.
+
+    Attributes:
+        distances: ``(N, N)`` symmetric, zero diagonal.
+        converged: ``(N, N)`` bool, symmetric; the diagonal is ``True``.
+        status: one :class:`~latentgeo.solvers.Status` per pair ``i < j``, in the
+            order of ``torch.triu_indices(N, N, offset=1)``.
+    """
+
+    distances: Tensor
+    converged: Tensor
+    status: list[Status]
+
+    @property
+    def num_pairs(self) -> int:
+        """``N (N − 1) / 2``."""
+        return len(self.status)
+
+    @property
+    def num_converged(self) -> int:
+        """How many pairs ``i < j`` converged."""
+        return sum(1 for s in self.status if s is Status.CONVERGED)
+
+
+def round_robin(n: int) -> list[Tensor]:
+    """Rounds of disjoint pairs that together hold every pair ``i < j`` of ``range(n)`` once.
+
+    The circle method of round-robin tournaments: ``n − 1`` rounds (``n`` for odd
+    ``n``) in which no index appears twice. Solvers that build a graph on the
+    end points (``method="graph"``) need this: an end point repeated many times
+    in one call fills its own k-NN neighbourhood with copies of itself.
+
+    Returns:
+        One ``(n_r, 2)`` long tensor per round, each row ``(i, j)`` with ``i < j``.
+
+    Example:
+        >>> for r in round_robin(4):
+        ...     print(*map(tuple, r.tolist()))
+        (0, 3) (1, 2)
+        (0, 2) (1, 3)
+        (0, 1) (2, 3)
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    m = n + n % 2
+    ring = torch.arange(m)
+    rounds = []
+    for _ in range(m - 1):
+        a, b = ring[: m // 2], ring.flip(0)[: m // 2]
+        pairs = torch.stack([torch.minimum(a, b), torch.maximum(a, b)], -1)
+        rounds.append(pairs[(pairs < n).all(-1)])
+        ring = torch.cat([ring[:1], ring[-1:], ring[1:-1]])
+    return rounds
+
+
+def pairwise_geodesics(
+    metric_or_decoder: MetricLike,
+    z: Tensor,
+    *,
+    chunk_size: int | None = 256,
+    progress: bool = False,
+    max_repeats: int | None = None,
+    method: str = "spline",
+    **solver_options: Any,
+) -> PairwiseDistances:
+    """:func:`pairwise_geodesic_distances` with the per-pair statuses and converged counts.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points, shape ``(N, d)``.
+        chunk_size: pairs per batched solve (``None``: all at once).
+        progress: show a progress bar.
+        max_repeats: at most this many pairs of one solve share a point: the pairs
+            are solved ``max_repeats`` :func:`round_robin` rounds at a time
+            (``chunk_size`` is then unused). ``method="graph"`` needs it: it builds
+            its k-NN graph on the end points too, and a point repeated more than
+            ``k`` times fills its neighbourhood with its own copies. ``None``: no limit.
+        method: solver method (default ``"spline"``).
+        **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
+
+    Returns:
+        A :class:`PairwiseDistances`; ``status`` in the order of ``torch.triu_indices``.
+
+    Example:
+        >>> from latentgeo.testing import LinearMap
+        >>> z = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+        >>> table = pairwise_geodesics(LinearMap(torch.eye(2)), z)
+        >>> table.num_converged, table.num_pairs, float(table.distances[1, 2])
+        (3, 3, 5.0)
+    """
+    check_optional_int(chunk_size, "chunk_size")
+    check_optional_int(max_repeats, "max_repeats")
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    if z.ndim != 2:
+        raise ValueError(f"z must have shape (N, d), got {tuple(z.shape)}")
+    n = z.shape[0]
+    out = torch.zeros(n, n, dtype=z.dtype, device=z.device)
+    ok = torch.eye(n, dtype=torch.bool, device=z.device)
+    codes = torch.full((n, n), -1, dtype=torch.long)
+    if n < 2:
+        return PairwiseDistances(out, ok, [])
+    if max_repeats is not None:
+        if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
+            raise ValueError(f"max_repeats must be None or an int >= 1, got {max_repeats!r}")
+        rounds = round_robin(n)
+        batches = [
+            torch.cat(rounds[k : k + max_repeats]).to(z.device)
+            for k in range(0, len(rounds), max_repeats)
+        ]
+    else:
+        i, j = torch.triu_indices(n, n, offset=1, device=z.device)
+        step = i.numel() if chunk_size is None else chunk_size
+        batches = [torch.stack([i, j], -1)[k : k + step] for k in range(0, i.numel(), step)]
+    members = list(Status)
+    with tqdm(
+        total=n * (n - 1) // 2, desc="geodesics", unit="pair", disable=not progress, leave=False
+    ) as bar:
+        for pairs in batches:
+            a, b = pairs[:, 0], pairs[:, 1]
+            res = connecting_geodesic(metric, z[a], z[b], method=method, **solver_options)
+            out[a, b] = out[b, a] = res.length.detach().to(z.dtype)
+            ok[a, b] = ok[b, a] = res.converged.to(z.device)
+            codes[a.cpu(), b.cpu()] = torch.tensor([members.index(st) for st in res.status])
+            bar.update(a.numel())
+    i, j = torch.triu_indices(n, n, offset=1)
+    return PairwiseDistances(out, ok, [members[c] for c in codes[i, j].tolist()])

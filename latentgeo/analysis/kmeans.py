@@ -1,27 +1,35 @@
 """Geodesic k-means (Arvanitidis et al. 2018) and the clustering F-measure.
 
-Clusters are represented by medoids (data points), so both steps of the
-algorithm use geodesic distances only: points are assigned to the nearest
+By default clusters are represented by medoids (data points), so both steps of
+the algorithm use geodesic distances only: points are assigned to the nearest
 medoid, and each medoid moves to the member that minimises the sum of squared
 geodesic distances to its cluster (the sample Fréchet mean restricted to the
 data). All geodesic distances are computed once,
 :func:`~latentgeo.analysis.pairwise_geodesic_distances`, and the iterations
 run on that matrix. :func:`kmedoids` accepts any distance matrix, so the
 Euclidean baseline is the same code on Euclidean distances.
+
+With ``centres="means"``, :func:`geodesic_kmeans` runs true k-means from the
+k-medoids solution: each centre moves to its cluster's Fréchet mean
+(:func:`latentgeo.geometry.frechet_mean`, all k clusters in one batched call)
+and points are reassigned by their geodesic distances to the k centres, until
+the assignment no longer changes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from latentgeo._options import check_int, check_optional_int
-from latentgeo.analysis.distances import pairwise_geodesic_distances
-from latentgeo.metrics import MetricLike
+from latentgeo.analysis.distances import geodesic_distances, pairwise_geodesic_distances
+from latentgeo.geometry import FrechetMeanResult, frechet_mean
+from latentgeo.metrics import MetricLike, as_metric
+from latentgeo.solvers import Status
 
 __all__ = ["KMeansResult", "f_measure", "geodesic_kmeans", "kmedoids"]
 
@@ -34,8 +42,15 @@ class KMeansResult:
         labels: cluster of each point, shape ``(N,)`` (int64).
         medoids: index of each cluster's medoid, shape ``(k,)``.
         cost: sum of squared distances of the points to their medoids.
-        iterations: iterations of the best restart.
+        iterations: iterations of the best restart (with ``centres="means"``: of the
+            k-means refinement after the k-medoids start).
         distances: the ``(N, N)`` distance matrix used.
+        centres: the cluster centres ``(k, d)``: the Fréchet means with
+            ``centres="means"``, else ``None`` (the medoids are ``z[medoids]``).
+        centre_distances: geodesic distances of the points to the centres, ``(N, k)``
+            (``centres="means"`` only).
+        status: per cluster, the Fréchet mean's :class:`~latentgeo.solvers.Status`
+            (``centres="means"`` only; empty otherwise).
     """
 
     labels: Tensor
@@ -43,6 +58,9 @@ class KMeansResult:
     cost: float
     iterations: int
     distances: Tensor
+    centres: Tensor | None = None
+    centre_distances: Tensor | None = None
+    status: list[Status] = field(default_factory=list)
 
 
 def _check_counts(k: object, num_restarts: object, max_iter: object) -> None:
@@ -137,9 +155,11 @@ def geodesic_kmeans(
     chunk_size: int | None = 256,
     progress: bool = False,
     method: str = "spline",
+    centres: Literal["medoids", "means"] = "medoids",
+    mean_options: dict[str, Any] | None = None,
     **solver_options: Any,
 ) -> KMeansResult:
-    """k-means with geodesic distances: assignments and medoid updates by geodesic distance.
+    """k-means with geodesic distances: assignments and centre updates by geodesic distance.
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
@@ -151,6 +171,9 @@ def geodesic_kmeans(
         chunk_size: pairs per batched geodesic solve.
         progress: show a progress bar while solving geodesics.
         method: solver method (default ``"spline"``).
+        centres: ``"medoids"`` (k-medoids on the distance matrix) or ``"means"``
+            (then true k-means from that start, with Fréchet means as centres).
+        mean_options: options of :func:`latentgeo.geometry.frechet_mean` (``"means"``).
         **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
 
     Returns:
@@ -158,6 +181,8 @@ def geodesic_kmeans(
     """
     _check_counts(k, num_restarts, max_iter)
     check_optional_int(chunk_size, "chunk_size")
+    if centres not in ("medoids", "means"):
+        raise ValueError(f"centres must be 'medoids' or 'means', got {centres!r}")
     dist = pairwise_geodesic_distances(
         metric_or_decoder,
         z,
@@ -166,7 +191,56 @@ def geodesic_kmeans(
         method=method,
         **solver_options,
     )
-    return kmedoids(dist, k, num_restarts=num_restarts, max_iter=max_iter, generator=generator)
+    start = kmedoids(dist, k, num_restarts=num_restarts, max_iter=max_iter, generator=generator)
+    if centres == "medoids":
+        return start
+    return _lloyd(metric_or_decoder, z, start, max_iter, mean_options or {},
+                  chunk_size=chunk_size, method=method, **solver_options)  # fmt: skip
+
+
+def _cluster_means(
+    metric_or_decoder: MetricLike, z: Tensor, labels: Tensor, init: Tensor, options: dict[str, Any]
+) -> FrechetMeanResult:
+    """The Fréchet means of the k clusters, one batched call (clusters padded with weight 0)."""
+    k = init.shape[0]
+    onehot = torch.nn.functional.one_hot(labels, k).T.to(z.dtype)  # (k, N)
+    empty = onehot.sum(1) == 0
+    weights = torch.where(empty[:, None], 1.0, onehot)  # an empty cluster keeps its centre
+    points = torch.where(empty[:, None, None], init[:, None], z[None].expand(k, -1, -1))
+    return frechet_mean(metric_or_decoder, points, weights=weights, init=init, **options)
+
+
+def _lloyd(
+    metric_or_decoder: MetricLike,
+    z: Tensor,
+    start: KMeansResult,
+    max_iter: int,
+    mean_options: dict[str, Any],
+    **distance_options: Any,
+) -> KMeansResult:
+    """Alternate Fréchet-mean updates and reassignment from a k-medoids solution."""
+    metric = as_metric(metric_or_decoder)
+    n, k = z.shape[0], start.medoids.shape[0]
+    labels, centres = start.labels.to(z.device), z[start.medoids.to(z.device)]
+    means = _cluster_means(metric, z, labels, centres, mean_options)
+    dist = z.new_zeros(n, k)
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (reported)
+        centres = means.mean.detach()
+        pa = z.repeat_interleave(k, 0)
+        pb = centres.repeat(n, 1)
+        dist = geodesic_distances(metric, pa, pb, **distance_options).reshape(n, k)
+        new = dist.argmin(1)
+        if torch.equal(new, labels):
+            break
+        labels = new
+        means = _cluster_means(metric, z, labels, centres, mean_options)
+    cost = float(dist.gather(1, labels[:, None]).pow(2).sum())
+    nearest = torch.where(labels[:, None] == torch.arange(k, device=z.device), dist, torch.inf)
+    return KMeansResult(
+        labels=labels.cpu(), medoids=nearest.argmin(0).cpu(), cost=cost, iterations=it,
+        distances=start.distances, centres=centres, centre_distances=dist, status=means.status,
+    )  # fmt: skip
 
 
 def f_measure(labels_true: Tensor | np.ndarray, labels_pred: Tensor | np.ndarray) -> float:

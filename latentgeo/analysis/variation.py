@@ -18,7 +18,13 @@ from torch import Tensor
 
 from latentgeo._options import check_int
 
-__all__ = ["PairedTTest", "coefficient_of_variation", "paired_t_test"]
+__all__ = [
+    "PairedTTest",
+    "RetrainingComparison",
+    "coefficient_of_variation",
+    "compare_retrainings",
+    "paired_t_test",
+]
 
 
 def _as_numpy(x: Tensor | np.ndarray, name: str) -> np.ndarray:
@@ -114,4 +120,112 @@ def paired_t_test(
         df=int(xa.shape[0] - 1),
         alternative=alternative,
         mean_difference=float((xa - xb).mean()),
+    )
+
+
+@dataclass(frozen=True)
+class RetrainingComparison:
+    """Two model families compared by the per-pair CVs of their distances over retrainings.
+
+    A pair enters the CVs and the test only if its geodesic converged under
+    every retraining of both families (unless ``include_all``); the counts
+    say how many did.
+
+    Attributes:
+        cv_a: CV of every pair under family ``a``, ``(P,)`` (``nan`` where not usable).
+        cv_b: the same for ``b``.
+        used: which pairs entered the test, ``(P,)`` bool.
+        converged_a: converged (pair, retraining) solves of ``a`` (out of ``R · P``).
+        converged_b: the same for ``b``.
+        total: ``R · P``, solves per family.
+        test: the paired t-test of ``cv_a − cv_b`` over the used pairs
+            (``None`` with fewer than 2 of them).
+        include_all: whether non-converged pairs were used as well.
+    """
+
+    cv_a: np.ndarray
+    cv_b: np.ndarray
+    used: np.ndarray
+    converged_a: int
+    converged_b: int
+    total: int
+    test: PairedTTest | None
+    include_all: bool
+
+    @property
+    def num_used(self) -> int:
+        """How many pairs entered the test."""
+        return int(self.used.sum())
+
+    @property
+    def converged_fraction(self) -> float:
+        """Share of all solves (both families) that converged."""
+        return (self.converged_a + self.converged_b) / (2 * self.total) if self.total else 0.0
+
+
+def compare_retrainings(
+    distances_a: Tensor | np.ndarray,
+    distances_b: Tensor | np.ndarray,
+    converged_a: Tensor | np.ndarray | None = None,
+    converged_b: Tensor | np.ndarray | None = None,
+    *,
+    alternative: Literal["less", "greater", "two-sided"] = "less",
+    include_all: bool = False,
+) -> RetrainingComparison:
+    """Per-pair CVs of two families' distances and their paired t-test, over converged pairs.
+
+    Syrota et al.'s comparison: ``a`` the ensemble, ``b`` the RBF baseline,
+    ``alternative="less"``: are ensemble CVs lower?
+
+    Args:
+        distances_a: ``(R, P)`` distances of ``P`` pairs under ``R`` retrainings of ``a``.
+        distances_b: ``(R, P)`` the same for ``b``.
+        converged_a: ``(R, P)`` bool, whether each solve converged (``None``: all did).
+        converged_b: ``(R, P)`` the same for ``b``.
+        alternative: the alternative hypothesis on ``mean(cv_a − cv_b)``.
+        include_all: use every pair, converged or not (the counts still say how many did).
+
+    Returns:
+        A :class:`RetrainingComparison`.
+
+    Example:
+        >>> a = np.array([[1.0, 2.0, 3.0], [1.1, 2.1, 3.0], [0.9, 1.9, 3.3]])
+        >>> b = np.array([[1.0, 2.0, 3.0], [1.5, 3.0, 2.0], [0.5, 1.0, 4.0]])
+        >>> ok = np.ones((3, 3), dtype=bool)
+        >>> ok[1, 2] = False  # pair 2 did not converge under retraining 1 of a
+        >>> res = compare_retrainings(a, b, ok, None)
+        >>> res.used.tolist(), res.converged_a, res.converged_b, res.total
+        ([True, True, False], 8, 9, 9)
+    """
+    xa, xb = _as_numpy(distances_a, "distances_a"), _as_numpy(distances_b, "distances_b")
+    if xa.ndim != 2 or xa.shape != xb.shape:
+        raise ValueError(
+            f"distances_a and distances_b must have the same shape (R, P), got "
+            f"{xa.shape} and {xb.shape}"
+        )
+    oks = []
+    for name, ok, x in (("converged_a", converged_a, xa), ("converged_b", converged_b, xb)):
+        arr = np.ones(x.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
+        if arr.shape != x.shape:
+            raise ValueError(f"{name} must have shape {x.shape}, got {arr.shape}")
+        oks.append(arr & np.isfinite(x))
+    ok_a, ok_b = oks
+    usable = np.isfinite(xa).all(0) & np.isfinite(xb).all(0)
+    used = usable if include_all else usable & ok_a.all(0) & ok_b.all(0)
+    cv_a, cv_b = np.full(xa.shape[1], np.nan), np.full(xb.shape[1], np.nan)
+    if used.any():
+        cv_a[used] = coefficient_of_variation(xa[:, used])
+        cv_b[used] = coefficient_of_variation(xb[:, used])
+    test = (
+        paired_t_test(cv_a[used], cv_b[used], alternative=alternative) if used.sum() >= 2 else None
+    )
+    return RetrainingComparison(
+        cv_a=cv_a,
+        cv_b=cv_b,
+        used=used,
+        converged_a=int(ok_a.sum()),
+        converged_b=int(ok_b.sum()),
+        total=int(xa.size),
+        test=test,
+        include_all=include_all,
     )

@@ -5,7 +5,7 @@ Every curve kind holds B curves ``[0, 1] → R^d`` from ``z0`` to ``z1``
 for ``t`` of shape ``(T,)``.
 """
 
-from latentgeo.curves.base import Curve
+from latentgeo.curves.base import Curve, LinearInControlPoints
 from latentgeo.curves.discrete import DiscreteCurve
 from latentgeo.curves.length import ESTIMATORS, curve_energy, curve_length
 from latentgeo.curves.neural import NeuralGeodesic
@@ -19,6 +19,7 @@ __all__ = [
     "Curve",
     "CurveStack",
     "DiscreteCurve",
+    "LinearInControlPoints",
     "NeuralGeodesic",
     "ReparametrizedCurve",
     "constant_speed",

@@ -10,6 +10,7 @@ tensors) and every pair's parameters form an independent block.
 from __future__ import annotations
 
 import abc
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -125,3 +126,16 @@ class Curve(nn.Module, abc.ABC):
 
     def extra_repr(self) -> str:
         return f"num_curves={self.num_curves}, dim={self.dim}"
+
+
+@runtime_checkable
+class LinearInControlPoints(Protocol):
+    """A curve that is a fixed linear map of its control points (splines, polylines).
+
+    Solvers use this to compute the basis at the evaluation times once per solve.
+    """
+
+    def linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(idx, N, dN)``, each ``(B, T, r)``, with ``γ(t) = Σ_r N_r P_{idx_r}`` and
+        ``γ̇(t) = Σ_r dN_r P_{idx_r}`` over the control points ``P = [z0, inner, z1]``."""
+        ...

@@ -56,7 +56,7 @@ class DiscreteCurve(Curve):
         t = torch.linspace(0.0, 1.0, n, dtype=self.z0.dtype, device=self.z0.device)
         return t.expand(self.z0.shape[0], -1)
 
-    def _linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The curve as a linear map of its vertices: ``(idx, N, dN)``, each ``(B, T, 2)``."""
         segments = self.inner.shape[1] + 1
         s = t * segments

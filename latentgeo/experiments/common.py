@@ -1,41 +1,365 @@
-"""What the paper experiments share: data loading, training, codes, run folders.
+"""What the paper experiments share: data splits, training recipes, resumable files, evidence.
 
 Each seed paper's experiment is its own module (:mod:`.ensembles_cv`,
 :mod:`.relative_improvement`, :mod:`.kmeans`); the command line adaptors live
 in :mod:`latentgeo.cli`.
+
+Budgets (:data:`BUDGETS`), the same code at three sizes:
+
+* ``"paper"``: the paper's sizes (retrainings, pairs, full training); for a
+  GPU or a long CPU run. Resumable: every trained model and every distance
+  table is a file in ``OUT.parts/`` next to the run folder ``OUT``
+  (``models/``, ``tables/``; the run folder itself appears only whole, see
+  :class:`~latentgeo.experiments.RunDir`), and a rerun with the same
+  settings picks up where it stopped.
+* ``"cpu"``: what fits in about 45 minutes on 2 CPU cores, chosen so that the
+  paper's conclusion is still testable; training is early-stopped on a fixed
+  validation split and its final validation losses are reported.
+* ``"quick"``: a smoke test of the whole pipeline (seconds to minutes); its
+  outputs say that they are not a result.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
+from latentgeo._atomic import write_json
 from latentgeo.data import LabeledData, digits, mnist
-from latentgeo.experiments.rundir import RunDir
-from latentgeo.models import VAE, calibrate_rbf, fit, make_ensemble_vae, make_rbf_vae
+from latentgeo.experiments.rundir import RunDir, RunExistsError
+from latentgeo.models import VAE, calibrate_rbf, fit, load, make_ensemble_vae, make_rbf_vae, save
 
-__all__ = ["encode_means", "finish_run", "graph_options", "load_data", "split_indices", "train_vae"]
+__all__ = [
+    "BUDGETS",
+    "NOT_A_RESULT",
+    "Recipe",
+    "Resumable",
+    "Splits",
+    "command_line",
+    "converged_note",
+    "encode_means",
+    "finish_run",
+    "load_data",
+    "load_splits",
+    "machine_load",
+    "parts_folder",
+    "train_or_load",
+]
+
+BUDGETS = ("paper", "cpu", "quick")
+
+#: The first line of every quick run's report (and its ``summary.json`` ``"note"``).
+NOT_A_RESULT = "QUICK SMOKE TEST (--quick): tiny settings, NOT A RESULT"
+
+
+class Splits(NamedTuple):
+    """The fit / validation / test parts of a data set (each a :class:`LabeledData`)."""
+
+    fit: LabeledData
+    val: LabeledData
+    test: LabeledData
 
 
 def load_data(data: str, classes: tuple[int, ...] | None) -> LabeledData:
-    """The data set ``data`` (``"digits"`` or ``"mnist"``) restricted to ``classes``."""
+    """The whole training part of ``data`` (``"digits"``, ``"mnist"``) restricted to ``classes``."""
     if data == "digits":
         return digits(classes=classes)
     if data == "mnist":
-        x, y = mnist(classes=classes)
-        return LabeledData(x.reshape(x.shape[0], -1), y)
+        return mnist(classes=classes)
     raise ValueError(f"data must be 'digits' or 'mnist', got {data!r}")
 
 
-def split_indices(n: int, test_fraction: float, seed: int = 19821) -> tuple[Tensor, Tensor]:
-    """A seeded ``(train, test)`` split of ``range(n)`` (at least 2 test points)."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = max(2, round(test_fraction * n))
-    return perm[n_test:], perm[:n_test]
+def load_splits(data: str, classes: tuple[int, ...] | None) -> Splits:
+    """Fit / validation / test parts, fixed whatever the training seed.
+
+    MNIST: the decoder-ensembling code's seeded 90/10 division of the training
+    file (``split="fit"``/``"val"``) and the official test file. Digits: one
+    seeded permutation of the 1797 images cut 72/8/20.
+    """
+    if data == "mnist":
+        parts = [mnist(split=p, classes=classes) for p in ("fit", "val", "test")]
+        return Splits(*parts)
+    if data != "digits":
+        raise ValueError(f"data must be 'digits' or 'mnist', got {data!r}")
+    x, y = digits(classes=classes)
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(19821))
+    n_test, n_val = round(0.2 * x.shape[0]), round(0.08 * x.shape[0])
+    test, val, fit_ = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
+    return Splits(*(LabeledData(x[i], y[i]) for i in (fit_, val, test)))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one VAE of an experiment is built and trained (a paper's recipe, or a budget's).
+
+    Attributes:
+        hidden: decoder widths ``d -> hidden -> D`` (the encoder mirrors them).
+        activation: hidden activation.
+        output_activation: the decoder mean's output activation.
+        beta: KL weight (the decoder-ensembling code: 0.05).
+        obs_std: the constant observation noise while the means are trained
+            (``1/√2`` makes the loss ``‖x − μ‖² + β KL``).
+        lr: Adam's learning rate.
+        batch_size: mini-batch size.
+        max_epochs: most epochs.
+        patience: early stopping patience in epochs (on the fixed validation split).
+        min_delta: a validation loss must drop by more than this (nats per image) to
+            count as an improvement (the best weights are kept all the same).
+        eval_every: validate every this many epochs.
+        grad_clip: global gradient-norm clipping (``None``: none).
+        weight_decay: Adam's L2 penalty.
+        max_fit: use at most this many fitting images (``None``: all).
+        centres: RBF centres (RBF models).
+        zeta: RBF precision floor ζ.
+        a: RBF bandwidth parameter.
+        bandwidth: RBF bandwidth rule.
+        rbf_codes: codes the RBF centres are fitted on: ``"sample"`` or ``"mean"``.
+        rbf_epochs: epochs of the RBF weights' fit.
+    """
+
+    hidden: tuple[int, ...]
+    activation: str
+    output_activation: str
+    beta: float
+    obs_std: float
+    lr: float
+    batch_size: int
+    max_epochs: int
+    patience: int | None
+    min_delta: float = 0.0
+    eval_every: int = 1
+    grad_clip: float | None = None
+    weight_decay: float = 0.0
+    max_fit: int | None = None
+    centres: int = 10
+    zeta: float = 0.1
+    a: float = 1.0
+    bandwidth: str = "mean_sq_dist"
+    rbf_codes: str = "sample"
+    rbf_epochs: int = 300
+
+
+def _build(
+    kind: str, recipe: Recipe, data_dim: int, latent_dim: int, members: int, seed: int
+) -> VAE:
+    opts: dict[str, Any] = dict(
+        hidden=recipe.hidden,
+        activation=recipe.activation,
+        output_activation=recipe.output_activation,
+        beta=recipe.beta,
+        obs_std=recipe.obs_std,
+        seed=seed,
+    )
+    if kind == "ensemble":
+        return make_ensemble_vae(data_dim, latent_dim, num_members=members, **opts)
+    if kind == "rbf":
+        return make_rbf_vae(
+            data_dim,
+            latent_dim,
+            num_centres=recipe.centres,
+            zeta=recipe.zeta,
+            a=recipe.a,
+            bandwidth=recipe.bandwidth,
+            **opts,
+        )
+    raise ValueError(f"kind must be 'ensemble' or 'rbf', got {kind!r}")
+
+
+def train_or_load(
+    store: Resumable,
+    name: str,
+    kind: str,
+    recipe: Recipe,
+    splits: Splits,
+    *,
+    latent_dim: int,
+    seed: int,
+    members: int = 10,
+    progress: bool = False,
+) -> tuple[VAE, dict[str, Any]]:
+    """The model ``name`` of the run: loaded if a previous run saved it, else trained and saved.
+
+    Returns:
+        The VAE (eval mode) and its training report (final validation loss,
+        epochs, whether early stopping ended it, seconds).
+    """
+    report = store.read(f"models/{name}.json")
+    model_file = store.path / "models" / f"{name}.pt"
+    if report is not None and model_file.is_file():
+        return load(model_file).eval(), report
+    x_fit = splits.fit.x if recipe.max_fit is None else splits.fit.x[: recipe.max_fit]
+    vae = _build(kind, recipe, x_fit.shape[1], latent_dim, members, seed)
+    t0 = time.perf_counter()
+    history = fit(
+        vae,
+        x_fit,
+        val_data=splits.val.x,
+        epochs=recipe.max_epochs,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        seed=seed,
+        early_stopping=recipe.patience,
+        min_delta=recipe.min_delta,
+        eval_every=recipe.eval_every,
+        grad_clip=recipe.grad_clip,
+        weight_decay=recipe.weight_decay,
+        progress=progress,
+    )
+    report = {
+        "kind": kind,
+        "seed": seed,
+        "fit_images": int(x_fit.shape[0]),
+        "epochs": len(history.train_loss),
+        "best_epoch": history.best_epoch,
+        "stopped_early": history.stopped_early,
+        "final_val_loss": history.best_val_loss,
+        "final_train_loss": history.train_loss[-1] if history.train_loss else float("nan"),
+    }
+    if kind == "rbf":
+        nll = calibrate_rbf(
+            vae, x_fit, codes=recipe.rbf_codes, epochs=recipe.rbf_epochs, seed=seed, progress=False
+        )
+        report["rbf_final_nll"] = nll[-1] if nll else float("nan")
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    vae.eval()
+    save(vae, store.file(f"models/{name}.pt"))
+    store.write(f"models/{name}.json", report)
+    return vae, report
+
+
+class Resumable:
+    """The resumable parts of a run: JSON and model files in ``OUT.parts/``, read back on a rerun.
+
+    They live next to the run folder ``OUT`` (:func:`parts_folder`), not in
+    it: a :class:`~latentgeo.experiments.RunDir` builds ``OUT`` in a staging
+    folder that an interrupted run loses, while the parts stay. They are kept
+    after the run is complete (the trained models, for further analyses). The
+    parts' ``settings.json`` is written first; a rerun reuses the files only if
+    its settings are the same (else it refuses, unless ``force``, which
+    recomputes everything).
+
+    Raises:
+        RunExistsError: the parts folder holds the parts of a run with other settings.
+    """
+
+    def __init__(self, run: RunDir, settings: Any, *, force: bool) -> None:
+        self.run, self.path = run, parts_folder(run.path)
+        self._settings = json.loads(json.dumps(asdict(settings)))
+        found = self.read("settings.json")
+        self.resuming = found is not None and not force
+        if self.resuming and found != self._settings:
+            raise RunExistsError(
+                f"{self.path} holds the parts of a run with other settings; pass --force to "
+                "start it again or choose another folder with --out"
+            )
+        if not self.resuming:
+            self._clear()
+        self._started = self.resuming
+
+    def _clear(self) -> None:
+        for sub in ("models", "tables"):
+            for p in (self.path / sub).glob("*") if (self.path / sub).is_dir() else []:
+                if p.suffix in (".json", ".pt"):
+                    p.unlink()
+        (self.path / "settings.json").unlink(missing_ok=True)
+
+    def read(self, name: str) -> Any:
+        """The JSON object in ``name``, or ``None`` if there is none."""
+        p = self.path / name
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def file(self, name: str) -> Path:
+        """The path of part ``name``, to write it (the folder and ``settings.json`` made first).
+
+        Nothing is created before a run writes its first part, so a run that
+        fails early (missing data, a bad value) leaves no folder behind.
+        """
+        if not self._started:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json(self.path / "settings.json", self._settings)
+            self._started = True
+        (self.path / name).parent.mkdir(parents=True, exist_ok=True)
+        return self.path / name
+
+    def write(self, name: str, obj: Any) -> None:
+        """Write ``obj`` as JSON to part ``name`` (atomically)."""
+        write_json(self.file(name), obj)
+
+
+def parts_folder(out: Path) -> Path:
+    """Where the resumable parts of the run in ``out`` live: ``out.parts`` beside it.
+
+    Example:
+        >>> parts_folder(Path("/runs/cv"))
+        PosixPath('/runs/cv.parts')
+    """
+    return out.with_name(out.name + ".parts")
+
+
+def machine_load() -> dict[str, Any]:
+    """CPU count and the 1-minute load average now (``None`` where the OS has none)."""
+    try:
+        load: float | None = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"cpus": os.cpu_count(), "load_average_1min": load}
+
+
+def encode_means(vae: VAE, x: Tensor) -> Tensor:
+    """The encoder means of ``x`` (no gradients)."""
+    with torch.no_grad():
+        return vae.encode(x).mean
+
+
+def command_line(experiment: str, s: Any) -> str:
+    """The ``latentgeo reproduce`` command that runs settings ``s`` (budget, data, seed).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> command_line("kmeans", SimpleNamespace(budget="quick", data="mnist", seed=3))
+        'latentgeo reproduce kmeans --data mnist --quick --seed 3'
+    """
+    budget = "--quick" if s.budget == "quick" else f"--budget {s.budget}"
+    seed = f" --seed {s.seed}" if s.seed else ""
+    return f"latentgeo reproduce {experiment} --data {s.data} {budget}{seed}"
+
+
+def converged_note(converged: int, total: int, what: str = "pairs") -> str:
+    """``"converged k/n pairs"``, with a warning when fewer than 90 % converged.
+
+    Example:
+        >>> converged_note(27, 30), converged_note(26, 30)
+        ('converged 27/30 pairs', 'converged 26/30 pairs (WARNING: < 90 % converged)')
+    """
+    note = f"converged {converged}/{total} {what}"
+    if total and converged < 0.9 * total:
+        note += " (WARNING: < 90 % converged)"
+    return note
+
+
+def finish_run(run: RunDir, summary: dict[str, Any], start: float, settings: Any) -> dict[str, Any]:
+    """Add settings, timing and file list to ``summary`` and write ``summary.json``."""
+    summary["settings"] = asdict(settings)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    summary["environment"] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    summary["files"] = [p.name for p in run.written] + ["summary.json"]
+    run.write_summary(summary)
+    return summary
+
+
+def graph_options(codes: Tensor, refine: bool, max_iter: int, k: int = 10) -> dict[str, Any]:
+    """``connecting_geodesic`` options of the graph method through ``codes``."""
+    opts: dict[str, Any] = dict(method="graph", points=codes, k=k, refine=refine)
+    if refine:
+        opts.update(estimator="metric", max_iter=max_iter, max_knots=16)
+    return opts
 
 
 def train_vae(
@@ -51,7 +375,7 @@ def train_vae(
     a: float = 1.0,
     progress: bool = False,
 ) -> VAE:
-    """An ensemble or RBF-precision VAE trained on ``x``, in eval mode."""
+    """TEMPORARY (until relative_improvement/kmeans move to recipes)."""
     opts: dict[str, Any] = dict(hidden=hidden, output_activation="sigmoid", seed=seed)
     if kind == "ensemble":
         vae = make_ensemble_vae(x.shape[1], latent_dim, num_members=members, **opts)
@@ -61,27 +385,3 @@ def train_vae(
     if kind == "rbf":
         calibrate_rbf(vae, x, seed=seed, progress=progress)
     return vae.eval()
-
-
-def encode_means(vae: VAE, x: Tensor) -> Tensor:
-    """The encoder means of ``x`` (no gradients)."""
-    with torch.no_grad():
-        return vae.encode(x).mean
-
-
-def graph_options(codes: Tensor, refine: bool, max_iter: int, k: int = 10) -> dict[str, Any]:
-    """``connecting_geodesic`` options of the graph method through ``codes``."""
-    opts: dict[str, Any] = dict(method="graph", points=codes, k=k, refine=refine)
-    if refine:
-        opts.update(estimator="metric", max_iter=max_iter, max_knots=16)
-    return opts
-
-
-def finish_run(run: RunDir, summary: dict[str, Any], start: float, settings: Any) -> dict[str, Any]:
-    """Add settings, timing and file list to ``summary`` and write ``summary.json``."""
-    summary["settings"] = asdict(settings)
-    summary["seconds"] = round(time.perf_counter() - start, 2)
-    summary["environment"] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    summary["files"] = [p.name for p in run.written] + ["summary.json"]
-    run.write_summary(summary)
-    return summary

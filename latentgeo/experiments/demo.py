@@ -1,26 +1,25 @@
 """``latentgeo demo``: geodesics go around the hole of a ring; straight lines do not.
 
-On :func:`latentgeo.data.ring` data it trains two VAEs with 2-d latents, the two
-models of the seed papers whose uncertainty grows off the data:
+On :func:`latentgeo.data.ring` data (lifted into ``R^10``) it trains two VAEs
+with 2-d latents, the two models of the seed papers whose uncertainty grows
+off the data:
 
 * an RBF-precision VAE (Arvanitidis et al. 2018): the expected metric
-  ``J_μᵀJ_μ + J_σᵀJ_σ`` of a Gaussian decoder whose σ grows off the data.
-  Its geodesics: ``method="graph"`` (shortest paths on a k-NN graph of the
-  codes under the metric, then energy refinement with L-BFGS);
-* an ensemble-decoder VAE (Syrota et al. 2024). Its expected metric, the mean
-  of the members' pull-backs, only sees where the members' *Jacobians*
-  differ, not where their outputs disagree; on the ring the members agree
-  well enough inside the hole that energy refinement (even with the paper's
-  decorrelated estimator) pulls curves into it. Its curves are therefore the
-  graph geodesics (shortest paths through the codes under the expected
-  metric, spline-fitted, ``refine=False``; set ``ensemble_refine=True`` to
-  refine them with the decorrelated energy), and its lengths are measured
-  with the paper's decorrelated estimator (one member drawn per curve point,
-  ``estimator="sampled"``), straight lines alike.
+  ``J_μᵀJ_μ + J_σᵀJ_σ`` of a Gaussian decoder whose σ grows off the data
+  (up to its ceiling ``ζ^(−1/2)``). Geodesics: ``method="graph"`` (shortest
+  paths on a k-NN graph of the codes under the metric), refined by L-BFGS on
+  the energy;
+* an ensemble-decoder VAE (Syrota et al. 2024, KL weight 0.05 as theirs).
+  Its uncertainty, the mean over outputs of the members' standard deviation,
+  is high in the hole, where no data constrain the members. Geodesics: the
+  same graph start, refined by Adam on the paper's decorrelated energy (one
+  member drawn independently per curve point, ``estimator="sampled"``), and
+  measured by the same decorrelated estimator, straight lines alike.
 
-It picks pairs of codes on opposite sides of the ring, solves all geodesics
-of a model in one batched call, compares them with straight lines, and writes
-``summary.json``, ``distances.csv`` and one figure per model.
+Both models' curves are the refined solver output; a curve whose solver did
+not converge is drawn dashed and counted. The summary records, per model,
+the converged count, lengths, the share of curve points off the data, and the
+ratio of the uncertainty in the hole to that on the data.
 """
 
 from __future__ import annotations
@@ -49,9 +48,9 @@ from latentgeo.experiments.rundir import RunDir
 from latentgeo.metrics import Metric, as_metric
 from latentgeo.models import VAE, calibrate_rbf, fit, make_ensemble_vae, make_rbf_vae
 from latentgeo.solvers import GeodesicResult, connecting_geodesic
-from latentgeo.viz import plot_latent_space
+from latentgeo.viz import decoder_uncertainty, plot_latent_space
 
-__all__ = ["DemoSettings", "pairs_across_ring", "run_demo"]
+__all__ = ["DemoSettings", "hole_and_ring_points", "pairs_across_ring", "run_demo"]
 
 MODELS = ("rbf", "ensemble")
 
@@ -63,21 +62,25 @@ class DemoSettings:
     seed: int = 0
     num_data: int = 1000
     noise: float = 0.05
+    ambient_dim: int = 10
     epochs: int = 60
     rbf_epochs: int = 300
     batch_size: int = 100
     lr: float = 3e-3
     hidden: tuple[int, ...] = (32, 32)
+    ensemble_beta: float = 0.05
     num_members: int = 8
     num_centres: int = 64
     num_pairs: int = 12
     graph_points: int = 250
     graph_k: int = 10
-    max_iter_rbf: int = 60
+    max_iter_rbf: int = 300
     max_knots: int = 16
-    ensemble_refine: bool = False
-    max_iter_ensemble: int = 150
-    sampled_points: int = 256
+    max_iter_ensemble: int = 300
+    ensemble_lr: float = 0.02
+    ensemble_patience: int = 30
+    sampled_points: int = 64
+    length_points: int = 256
     length_draws: int = 8
     curve_points: int = 64
     resolution: int = 90
@@ -103,15 +106,15 @@ class DemoSettings:
         return cls(
             seed=seed,
             num_data=400,
-            epochs=20,
+            epochs=40,
             rbf_epochs=100,
-            num_members=4,
+            num_members=6,
             num_centres=32,
             num_pairs=4,
             graph_points=120,
-            max_iter_rbf=15,
+            max_iter_rbf=100,
             max_knots=8,
-            max_iter_ensemble=40,
+            max_iter_ensemble=150,
             length_draws=2,
             resolution=40,
         )
@@ -142,13 +145,40 @@ def pairs_across_ring(angles: Tensor, num_pairs: int) -> tuple[Tensor, Tensor]:
     return nearest(target), nearest(target + math.pi)
 
 
+def hole_and_ring_points(codes: Tensor, *, num: int = 64) -> tuple[Tensor, float]:
+    """Points in the latent hole of a ring of codes, and the ring's median radius.
+
+    The hole points lie on circles of radius 0, R/4 and R/2 around the codes'
+    centroid, ``R`` the median distance of the codes to it.
+
+    Returns:
+        ``(points (3 num, 2), R)``.
+
+    Example:
+        >>> t = torch.linspace(0, 2 * math.pi, 100)
+        >>> pts, r = hole_and_ring_points(torch.stack([t.cos(), t.sin()], -1), num=4)
+        >>> pts.shape, round(r, 3)
+        (torch.Size([12, 2]), 1.0)
+    """
+    centre = codes.mean(0)
+    radius = float((codes - centre).norm(dim=-1).median())
+    th = torch.linspace(0.0, 2 * math.pi, num + 1, dtype=codes.dtype)[:-1]
+    circle = torch.stack([th.cos(), th.sin()], -1)
+    return torch.cat([centre + f * radius * circle for f in (0.0, 0.25, 0.5)]), radius
+
+
 def _train(kind: str, x: Tensor, s: DemoSettings, progress: bool) -> VAE:
     common: dict[str, Any] = dict(
         epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed, progress=progress
     )
     if kind == "ensemble":
         vae = make_ensemble_vae(
-            x.shape[1], 2, num_members=s.num_members, hidden=s.hidden, seed=s.seed
+            x.shape[1],
+            2,
+            num_members=s.num_members,
+            hidden=s.hidden,
+            beta=s.ensemble_beta,
+            seed=s.seed,
         )
         fit(vae, x, **common)
     else:
@@ -164,9 +194,6 @@ def _geodesics(
     step = max(1, codes.shape[0] // s.graph_points)
     graph: dict[str, Any] = dict(method="graph", points=codes[::step].contiguous(), k=s.graph_k)
     if kind == "ensemble":
-        gen = torch.Generator().manual_seed(s.seed)
-        if not s.ensemble_refine:
-            return connecting_geodesic(metric, z0, z1, **graph, refine=False)
         return connecting_geodesic(
             metric,
             z0,
@@ -176,14 +203,16 @@ def _geodesics(
             optimizer="adam",
             num_points=s.sampled_points,
             max_iter=s.max_iter_ensemble,
-            generator=gen,
+            lr=s.ensemble_lr,
+            patience=s.ensemble_patience,
+            max_knots=s.max_knots,
+            generator=torch.Generator().manual_seed(s.seed),
         )
     return connecting_geodesic(
         metric,
         z0,
         z1,
         **graph,
-        estimator="metric",
         max_iter=s.max_iter_rbf,
         max_knots=s.max_knots,
     )
@@ -191,13 +220,143 @@ def _geodesics(
 
 def _sampled_length(metric: Metric, curve: Any, s: DemoSettings) -> Tensor:
     gen = torch.Generator().manual_seed(s.seed + 1)
-    draws = [
-        curve_length(
-            metric, curve, estimator="sampled", num_points=s.sampled_points, generator=gen
-        ).detach()
-        for _ in range(s.length_draws)
-    ]
+    with torch.no_grad():
+        draws = [
+            curve_length(
+                metric, curve, estimator="sampled", num_points=s.length_points, generator=gen
+            )
+            for _ in range(s.length_draws)
+        ]
     return torch.stack(draws).mean(0)
+
+
+def _uncertainty(decoder: Any, codes: Tensor) -> tuple[dict[str, float], float]:
+    """Median uncertainty in the hole and on the codes, and the colour scale's top."""
+    hole, _ = hole_and_ring_points(codes)
+    u_hole = decoder_uncertainty(decoder, hole)
+    u_data = decoder_uncertainty(decoder, codes)
+    stats = {
+        "hole_median": float(u_hole.median()),
+        "data_median": float(u_data.median()),
+        "ratio": float(u_hole.median() / u_data.median()),
+    }
+    return stats, float(torch.cat([u_hole, u_data]).max())
+
+
+def _title(kind: str, vae: VAE, uncertainty: dict[str, float]) -> str:
+    ratio = f"{uncertainty['ratio']:.1f}x"
+    if kind == "rbf":
+        zeta = float(getattr(vae.decoder.scale, "zeta", float("nan")))
+        return f"rbf: σ in the hole {ratio} the data's (ceiling ζ^-1/2 = {zeta**-0.5:.3g})"
+    return f"{kind}: members' disagreement\nin the hole {ratio} that on the data"
+
+
+def _model(
+    kind: str,
+    x: Tensor,
+    pairs: tuple[Tensor, Tensor],
+    s: DemoSettings,
+    run: RunDir,
+    progress: bool,
+) -> tuple[dict[str, Any], list[list[Any]]]:
+    t0 = time.perf_counter()
+    vae = _train(kind, x, s, progress)
+    train_s = time.perf_counter() - t0
+    with torch.no_grad():
+        codes = vae.encode(x).mean
+    metric = as_metric(vae.decoder)
+    z0, z1 = codes[pairs[0]], codes[pairs[1]]
+    t0 = time.perf_counter()
+    res = _geodesics(kind, metric, z0, z1, codes, s)
+    geo_s = time.perf_counter() - t0
+    line_curve = CubicSpline(z0, z1)
+    metric_geo = res.length.detach()
+    metric_line = straight_line_length(metric, z0, z1)
+    if kind == "ensemble":
+        geo_len = _sampled_length(metric, res.curve, s)
+        line_len = _sampled_length(metric, line_curve, s)
+        estimator = f"sampled (Syrota et al.; {s.length_points} points, {s.length_draws} draws)"
+        method = "graph start + Adam on the decorrelated energy"
+    else:
+        geo_len, line_len, estimator = metric_geo, metric_line, "metric (Gauss–Legendre)"
+        method = "graph start + L-BFGS on the energy"
+    rel = (line_len - geo_len) / line_len
+    t = torch.linspace(0.0, 1.0, s.curve_points)
+    points = res.curve(t).detach()
+    spacing = nearest_neighbour_spacing(codes)
+    off_geo = off_data_fraction(points, codes, spacing=spacing)
+    off_line = off_data_fraction(line_curve(t).detach(), codes, spacing=spacing)
+    uncertainty, top = _uncertainty(vae.decoder, codes)
+    fig = plot_latent_space(
+        decoder=vae.decoder,
+        background="uncertainty",
+        codes=codes,
+        curves=points,
+        converged=res.converged,
+        straight=(z0, z1),
+        resolution=s.resolution,
+        vmax=top if kind == "ensemble" else None,
+        title=_title(kind, vae, uncertainty),
+    )
+    run.save_figure(f"latent_{kind}.png", fig)
+    model = {
+        "geodesic_method": method,
+        "mean_geodesic_length": float(geo_len.mean()),
+        "mean_straight_line_length": float(line_len.mean()),
+        "mean_relative_improvement": float(rel.mean()),
+        "off_data_fraction": {
+            "geodesic": float(off_geo.mean()),
+            "straight_line": float(off_line.mean()),
+        },
+        "length_estimator": estimator,
+        "mean_metric_length": {
+            "geodesic": float(metric_geo.mean()),
+            "straight_line": float(metric_line.mean()),
+        },
+        "converged": res.num_converged,
+        "num_pairs": res.num_pairs,
+        "statuses": {st.value: res.status.count(st) for st in sorted(set(res.status))},
+        "uncertainty": uncertainty,
+        "code_spacing": spacing,
+        "seconds": {"training": round(train_s, 2), "geodesics": round(geo_s, 2)},
+    }
+    rows = [
+        [
+            kind,
+            p,
+            int(pairs[0][p]),
+            int(pairs[1][p]),
+            *(f"{float(v):.6g}" for v in (*z0[p], *z1[p])),
+            *(f"{float(v[p]):.6g}" for v in (geo_len, line_len, rel, metric_geo, metric_line)),
+            f"{float(off_geo[p]):.4g}",
+            f"{float(off_line[p]):.4g}",
+            bool(res.converged[p]),
+            res.status[p].value,
+        ]
+        for p in range(res.num_pairs)
+    ]
+    return model, rows
+
+
+HEADER = [
+    "model",
+    "pair",
+    "index_a",
+    "index_b",
+    "z0_1",
+    "z0_2",
+    "z1_1",
+    "z1_2",
+    "geodesic_length",
+    "straight_line_length",
+    "relative_improvement",
+    "geodesic_metric_length",
+    "straight_line_metric_length",
+    "off_data_geodesic",
+    "off_data_straight_line",
+    "converged",
+    "status",
+]
 
 
 def run_demo(
@@ -226,125 +385,17 @@ def run_demo(
     run = RunDir(out, force=force)
     start = time.perf_counter()
     torch.manual_seed(s.seed)
-    x, angles = ring(s.num_data, noise=s.noise, seed=s.seed)
-    i, j = pairs_across_ring(angles, s.num_pairs)
-    t = torch.linspace(0.0, 1.0, s.curve_points)
-
+    x, angles = ring(s.num_data, noise=s.noise, ambient_dim=s.ambient_dim, seed=s.seed)
+    pairs = pairs_across_ring(angles, s.num_pairs)
     summary: dict[str, Any] = {"models": {}}
     rows: list[list[Any]] = []
-    stages = tqdm(total=2 * len(MODELS), desc="demo", disable=not progress, leave=False)
-    for kind in MODELS:
-        stages.set_postfix_str(f"training {kind}")
-        t0 = time.perf_counter()
-        vae = _train(kind, x, s, progress)
-        train_s = time.perf_counter() - t0
-        stages.update()
-        stages.set_postfix_str(f"geodesics {kind}")
-        with torch.no_grad():
-            codes = vae.encode(x).mean
-        metric = as_metric(vae.decoder)
-        z0, z1 = codes[i], codes[j]
-        t0 = time.perf_counter()
-        res = _geodesics(kind, metric, z0, z1, codes, s)
-        geo_s = time.perf_counter() - t0
-        line_curve = CubicSpline(z0, z1)
-        metric_geo = res.length.detach()
-        metric_line = straight_line_length(metric, z0, z1)
-        if kind == "ensemble":
-            geo_len = _sampled_length(metric, res.curve, s)
-            line_len = _sampled_length(metric, line_curve, s)
-            estimator = (
-                f"sampled (Syrota et al.; {s.sampled_points} points, {s.length_draws} draws)"
-            )
-        else:
-            geo_len, line_len, estimator = metric_geo, metric_line, "metric (Gauss–Legendre)"
-        rel = (line_len - geo_len) / line_len
-        points = res.curve(t).detach()
-        line_points = line_curve(t).detach()
-        spacing = nearest_neighbour_spacing(codes)
-        off_geo = off_data_fraction(points, codes, spacing=spacing)
-        off_line = off_data_fraction(line_points, codes, spacing=spacing)
-        if kind == "rbf":
-            method = "graph + L-BFGS energy refinement"
-        elif s.ensemble_refine:
-            method = "graph + decorrelated-energy refinement (Adam)"
-        else:
-            method = "graph (k-NN shortest path under the metric, spline fit, no refinement)"
-        summary["models"][kind] = {
-            "geodesic_method": method,
-            "mean_geodesic_length": float(geo_len.mean()),
-            "mean_straight_line_length": float(line_len.mean()),
-            "mean_relative_improvement": float(rel.mean()),
-            "off_data_fraction": {
-                "geodesic": float(off_geo.mean()),
-                "straight_line": float(off_line.mean()),
-            },
-            "length_estimator": estimator,
-            "mean_metric_length": {
-                "geodesic": float(metric_geo.mean()),
-                "straight_line": float(metric_line.mean()),
-            },
-            "converged": int(res.converged.sum()),
-            "num_pairs": int(res.num_pairs),
-            "code_spacing": spacing,
-            "seconds": {"training": round(train_s, 2), "geodesics": round(geo_s, 2)},
-        }
-        for p in range(res.num_pairs):
-            rows.append(
-                [
-                    kind,
-                    p,
-                    int(i[p]),
-                    int(j[p]),
-                    *(f"{float(v):.6g}" for v in (*z0[p], *z1[p])),
-                    f"{float(geo_len[p]):.6g}",
-                    f"{float(line_len[p]):.6g}",
-                    f"{float(rel[p]):.6g}",
-                    f"{float(metric_geo[p]):.6g}",
-                    f"{float(metric_line[p]):.6g}",
-                    f"{float(off_geo[p]):.4g}",
-                    f"{float(off_line[p]):.4g}",
-                    bool(res.converged[p]),
-                    res.status[p],
-                ]
-            )
-        fig = plot_latent_space(
-            decoder=vae.decoder,
-            background="uncertainty",
-            codes=codes,
-            curves=points,
-            straight=(z0, z1),
-            resolution=s.resolution,
-            title=f"{kind}: geodesics (red) vs straight lines (dashed)",
-        )
-        run.save_figure(f"latent_{kind}.png", fig)
-        stages.update()
-    stages.close()
-    run.write_csv(
-        "distances.csv",
-        [
-            "model",
-            "pair",
-            "index_a",
-            "index_b",
-            "z0_1",
-            "z0_2",
-            "z1_1",
-            "z1_2",
-            "geodesic_length",
-            "straight_line_length",
-            "relative_improvement",
-            "geodesic_metric_length",
-            "straight_line_metric_length",
-            "off_data_geodesic",
-            "off_data_straight_line",
-            "converged",
-            "status",
-        ],
-        rows,
-    )
+    for kind in tqdm(MODELS, desc="demo", disable=not progress, leave=False):
+        summary["models"][kind], model_rows = _model(kind, x, pairs, s, run, progress)
+        rows += model_rows
+    run.write_csv("distances.csv", HEADER, rows)
     summary["settings"] = asdict(s)
     summary["seed"] = s.seed
+    summary["command"] = "latentgeo demo" + (" --quick" if s == DemoSettings.quick(s.seed) else "")
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["environment"] = {
         "torch": torch.__version__,

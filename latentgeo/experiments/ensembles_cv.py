@@ -1,76 +1,341 @@
 """Syrota et al. (2024): CV of geodesic distances over retrainings, ensemble vs RBF VAEs.
 
 ``latentgeo reproduce ensembles-cv`` runs :func:`run_ensembles_cv`.
+
+The recipe (their code, ``mustass/ensertainty``): dense ReLU encoder
+784-512-256-128-64 and mirrored decoders, d = 2, a 10-member decoder
+ensemble trained with mini-batches partitioned across the members, loss
+``‖x − μ‖² + 0.05 KL``, Adam with early stopping on the fixed 90/10 split;
+the RBF baseline is the same VAE with one decoder and an RBF precision
+(10 k-means centres on *sampled* codes, ζ = 0.1, squared-distance bandwidths).
+Every curve is the paper's 10-piece cubic spline (9 interior knots) starting
+from the straight line.
+Fixed test pairs (seed 37: half uniformly random, half cross-class), end
+points sampled from ``q(z | x)`` under each retraining. The ensemble's
+distance is the decorrelated estimator (one member drawn independently per
+curve point, ``estimator="sampled"``) on the curve that minimises the same
+decorrelated energy (Adam from the straight line); the mean-metric distance
+(L-BFGS geodesic of the mean of the members' pull-backs) is reported beside
+it. The RBF distance is the geodesic length of the expected metric. Per
+pair: CV over retrainings; then ``scipy.stats.ttest_rel`` one-sided.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from latentgeo.analysis import coefficient_of_variation, paired_t_test
-from latentgeo.experiments._checks import (
-    DATA_SETS,
-    check_choice,
-    check_digits,
-    check_int,
-    check_layers,
-    check_seed,
-)
+from latentgeo.analysis import compare_retrainings
+from latentgeo.curves import CubicSpline, Curve, curve_length
+from latentgeo.experiments._checks import check_choice, check_digits, check_int, check_seed
 from latentgeo.experiments.common import (
-    encode_means,
+    BUDGETS,
+    Recipe,
+    Resumable,
+    Splits,
     finish_run,
-    graph_options,
-    load_data,
-    split_indices,
-    train_vae,
+    load_splits,
+    machine_load,
+    train_or_load,
 )
+from latentgeo.experiments.ensembles_cv_report import summarise, write_figure, write_tables
 from latentgeo.experiments.rundir import RunDir
-from latentgeo.metrics import as_metric
+from latentgeo.metrics import Metric, as_metric
+from latentgeo.models import VAE
 from latentgeo.solvers import connecting_geodesic
-from latentgeo.viz import plot_cv_histograms
 
-__all__ = ["CVSettings", "run_ensembles_cv"]
+__all__ = ["DATA", "PAPER", "CVSettings", "pick_test_pairs", "run_ensembles_cv"]
+
+#: ``--data`` names: the data set and its classes (``digits``: scikit-learn's 8×8
+#: stand-in, offline, for tests).
+DATA: dict[str, tuple[str, tuple[int, ...] | None]] = {
+    "mnist3": ("mnist", (0, 5, 7)),
+    "mnist": ("mnist", None),
+    "digits": ("digits", (0, 5, 7)),
+}
+
+#: Table 1 of the paper (one-sided paired t-test, ensemble − RBF).
+PAPER = {"t": -16.834, "dataset": "MNIST-3, d = 2, 30 retrainings, 100 pairs"}
+
+#: The decoder-ensembling code's training recipe.
+PAPER_RECIPE = Recipe(
+    hidden=(64, 128, 256, 512),
+    activation="relu",
+    output_activation="identity",
+    beta=0.05,
+    obs_std=2**-0.5,
+    lr=5e-5,
+    batch_size=130,
+    max_epochs=500,
+    patience=15,
+    eval_every=3,
+    grad_clip=0.01,
+)
+
+_BUDGETS: dict[str, dict[str, Any]] = {
+    "paper": dict(repeats=30, pairs=100, recipe=PAPER_RECIPE),
+    # 45 minutes on 2 cores: fewer retrainings and pairs, a larger learning rate on a
+    # third of MNIST-3, shorter curves; training still early-stops on the val split
+    "cpu": dict(
+        repeats=5,
+        pairs=30,
+        recipe=replace(
+            PAPER_RECIPE,
+            lr=3e-3,
+            max_epochs=60,
+            patience=3,
+            min_delta=0.2,
+            eval_every=1,
+            grad_clip=None,
+            max_fit=6000,
+        ),
+        energy_points=64,
+        length_points=1024,
+        max_iter=800,
+        lbfgs_iter=300,
+    ),
+    "quick": dict(
+        repeats=2,
+        pairs=4,
+        members=4,
+        recipe=replace(
+            PAPER_RECIPE,
+            hidden=(32, 64),
+            lr=3e-3,
+            max_epochs=2,
+            patience=None,
+            eval_every=1,
+            grad_clip=None,
+            max_fit=800,
+            centres=4,
+            rbf_epochs=30,
+        ),
+        energy_points=32,
+        length_points=128,
+        max_iter=20,
+        lbfgs_iter=10,
+        include_all=True,  # a smoke test exercises the test on whatever came out
+    ),
+}
 
 
 @dataclass(frozen=True)
 class CVSettings:
-    """Settings of :func:`run_ensembles_cv` (the paper: 30 repeats, 100 pairs, MNIST)."""
+    """Settings of :func:`run_ensembles_cv`; :meth:`for_budget` gives the three budgets."""
 
-    data: str = "digits"
-    classes: tuple[int, ...] = (0, 5, 7)
-    repeats: int = 10
+    data: str = "mnist3"
+    classes: tuple[int, ...] | None = None
+    budget: str = "cpu"
+    repeats: int = 5
     pairs: int = 30
-    epochs: int = 100
-    hidden: tuple[int, ...] = (64, 64)
+    latent_dim: int = 2
     members: int = 10
-    centres: int = 10
-    refine: bool = True
-    max_iter: int = 50
+    recipe: Recipe = field(default_factory=lambda: _BUDGETS["cpu"]["recipe"])
+    endpoints: str = "sample"
+    knots: int = 9
+    energy_points: int = 256
+    length_points: int = 4096
+    max_iter: int = 4096
+    geo_lr: float = 0.01
+    geo_patience: int = 100
+    geo_tol: float = 1e-4
+    lbfgs_iter: int = 500
+    pair_seed: int = 37
+    include_all: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice(self, "data", DATA_SETS)
-        check_digits(self, "classes")
+        check_choice(self, "data", tuple(DATA))
+        check_choice(self, "budget", BUDGETS)
+        if self.classes is not None:
+            check_digits(self, "classes")
         check_int(self, "repeats", 2, " (a coefficient of variation needs two retrainings)")
         check_int(self, "pairs", 2, " (the paired t-test needs two pairs)")
-        for name in ("epochs", "members", "centres", "max_iter"):
+        for name in ("latent_dim", "members", "knots", "max_iter", "lbfgs_iter", "geo_patience"):
             check_int(self, name, 1)
-        check_layers(self, "hidden")
+        for name in ("energy_points", "length_points"):
+            check_int(self, name, 2, " (a polyline needs two points)")
+        check_choice(self, "endpoints", ("sample", "mean"))
         check_seed(self)
 
     @classmethod
+    def for_budget(cls, budget: str = "cpu", **overrides: Any) -> CVSettings:
+        """The settings of ``budget`` (``"paper"``, ``"cpu"``, ``"quick"``), then ``overrides``."""
+        if budget not in _BUDGETS:
+            raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+        return cls(budget=budget, **{**_BUDGETS[budget], **overrides})
+
+    @classmethod
     def quick(cls, **kw: Any) -> CVSettings:
-        """Minutes, not hours."""
-        base: dict[str, Any] = dict(repeats=3, pairs=8, epochs=20, members=4, refine=False)
-        base.update(kw)
-        return cls(**base)
+        """The smoke test (``for_budget("quick")``)."""
+        return cls.for_budget("quick", **kw)
+
+
+def _data(s: CVSettings) -> tuple[str, tuple[int, ...] | None]:
+    """The data set and classes of ``s`` (``classes`` overrides the name's)."""
+    data, classes = DATA[s.data]
+    return data, s.classes if s.classes is not None else classes
+
+
+def pick_test_pairs(labels: Tensor, num_pairs: int, *, seed: int = 37) -> tuple[Tensor, Tensor]:
+    """Test pairs as the decoder-ensembling code picks them: half random, half cross-class.
+
+    ``ceil(P/2)`` pairs of indices drawn uniformly (a point is never paired with
+    itself), then ``floor(P/2)`` pairs of a random permutation whose two
+    labels differ. Fixed by ``seed``, so every retraining sees the same pairs.
+
+    Returns:
+        Index tensors ``(a, b)``, each ``(P,)``.
+
+    Example:
+        >>> a, b = pick_test_pairs(torch.tensor([0, 0, 1, 1, 2, 2]), 4)
+        >>> bool((a != b).all()), a.shape
+        (True, torch.Size([4]))
+    """
+    n = labels.numel()
+    if n < 2:
+        raise ValueError(f"need at least 2 test points, got {n}")
+    gen = torch.Generator().manual_seed(seed)
+    n_rand, n_cross = num_pairs - num_pairs // 2, num_pairs // 2
+    a = torch.randint(n, (n_rand,), generator=gen)
+    b = (a + torch.randint(1, n, (n_rand,), generator=gen)) % n
+    perm = torch.randperm(n - n % 2, generator=gen).view(-1, 2)
+    cross = perm[labels[perm[:, 0]] != labels[perm[:, 1]]][:n_cross]
+    if cross.shape[0] < n_cross:
+        raise ValueError(f"only {cross.shape[0]} cross-class pairs available, {n_cross} asked")
+    return torch.cat([a, cross[:, 0]]), torch.cat([b, cross[:, 1]])
+
+
+def _endpoints(vae: VAE, x: Tensor, how: str, seed: int) -> Tensor:
+    with torch.no_grad():
+        q = vae.encode(x)
+        if how == "mean":
+            return q.mean
+        gen = torch.Generator().manual_seed(seed)
+        return q.mean + q.stddev * torch.randn(q.mean.shape, generator=gen)
+
+
+def _ensemble_table(metric: Metric, z0: Tensor, z1: Tensor, s: CVSettings, seed: int) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    dec = connecting_geodesic(
+        metric,
+        z0,
+        z1,
+        num_knots=s.knots,
+        estimator="sampled",
+        optimizer="adam",
+        num_points=s.energy_points,
+        max_iter=s.max_iter,
+        lr=s.geo_lr,
+        patience=s.geo_patience,
+        tol=s.geo_tol,
+        refine=False,
+        generator=gen,
+    )
+    with torch.no_grad():
+        sampled = curve_length(
+            metric,
+            cast(Curve, dec.curve),
+            estimator="sampled",
+            num_points=s.length_points,
+            generator=gen,
+        )
+        line = curve_length(
+            metric,
+            CubicSpline(z0, z1),
+            estimator="sampled",
+            num_points=s.length_points,
+            generator=gen,
+        )
+    t1 = time.perf_counter()
+    mean = connecting_geodesic(
+        metric, z0, z1, num_knots=s.knots, max_iter=s.lbfgs_iter, refine=False
+    )
+    return {
+        "sampled": _lengths(sampled, dec.status, dec.iterations),
+        "sampled_line": [float(v) for v in line],
+        "mean_metric": _lengths(mean.length.detach(), mean.status, mean.iterations),
+        "seconds": {
+            "sampled": round(t1 - t0, 2),
+            "mean_metric": round(time.perf_counter() - t1, 2),
+        },
+    }
+
+
+def _lengths(length: Tensor, status: list[Any], iterations: Tensor | int) -> dict:
+    its = iterations.tolist() if isinstance(iterations, Tensor) else [iterations] * len(status)
+    return {
+        "length": [float(v) for v in length],
+        "status": [str(st) for st in status],
+        "iterations": [int(i) for i in its],
+    }
+
+
+def _rbf_table(metric: Metric, z0: Tensor, z1: Tensor, s: CVSettings) -> dict:
+    t0 = time.perf_counter()
+    res = connecting_geodesic(
+        metric, z0, z1, num_knots=s.knots, max_iter=s.lbfgs_iter, refine=False
+    )
+    return {
+        "geodesic": _lengths(res.length.detach(), res.status, res.iterations),
+        "seconds": {"geodesic": round(time.perf_counter() - t0, 2)},
+    }
+
+
+def _retraining(
+    store: Resumable,
+    r: int,
+    s: CVSettings,
+    splits: Splits,
+    pairs: tuple[Tensor, Tensor],
+    progress: bool,
+) -> dict[str, Any]:
+    """Models and distance tables of retraining ``r`` (read back where a file exists)."""
+    out: dict[str, Any] = {}
+    seed = s.seed + r
+    for kind in ("ensemble", "rbf"):
+        name = f"{kind}_r{r:02d}"
+        vae, report = train_or_load(
+            store,
+            name,
+            kind,
+            s.recipe,
+            splits,
+            latent_dim=s.latent_dim,
+            seed=seed,
+            members=s.members,
+            progress=progress,
+        )
+        table = store.read(f"tables/{name}.json")
+        if table is None:
+            x = splits.test.x
+            z0 = _endpoints(vae, x[pairs[0]], s.endpoints, seed)
+            z1 = _endpoints(vae, x[pairs[1]], s.endpoints, seed + 10_000)
+            metric = as_metric(vae.decoder)
+            if kind == "ensemble":
+                table = _ensemble_table(metric, z0, z1, s, seed)
+            else:
+                table = _rbf_table(metric, z0, z1, s)
+            table["z0"], table["z1"] = z0.tolist(), z1.tolist()
+            store.write(f"tables/{name}.json", table)
+        out[kind] = {"training": report, "table": table}
+    return out
+
+
+def _matrix(results: list[dict], kind: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(R, P)`` lengths and converged flags of one model's distances over retrainings."""
+    rows = [res[kind]["table"][key] for res in results]
+    length = np.array([row["length"] for row in rows], dtype=np.float64)
+    ok = np.array([[st == "converged" for st in row["status"]] for row in rows])
+    return length, ok
 
 
 def run_ensembles_cv(
@@ -78,91 +343,36 @@ def run_ensembles_cv(
 ) -> dict[str, Any]:
     """Syrota et al.'s protocol: CV of each pair's geodesic distance over retrainings.
 
-    Fixed test pairs (seeded, fixed across retrainings), a model retrained with
-    seeds ``seed, seed + 1, ...``; the distance of a pair is the length of its
-    geodesic under each retrained model (end points: the encoder means).
+    Resumable: every retraining's models (``models/``) and distance tables
+    (``tables/``) are files in ``out.parts/``; a rerun with the same settings
+    reads them back.
 
     Returns:
         The summary (also in ``out/summary.json``).
     """
     run = RunDir(out, force=force)
-    start = time.perf_counter()
-    x, _ = load_data(s.data, s.classes)
-    train, test = split_indices(x.shape[0], 0.2)
-    gen = torch.Generator().manual_seed(37)
-    a = test[torch.randint(test.numel(), (s.pairs,), generator=gen)]
-    b = test[torch.randint(test.numel(), (s.pairs,), generator=gen)]
-    same = a == b
-    b[same] = test[(torch.searchsorted(test, a[same]) + 1) % test.numel()]
-    dist = {k: np.zeros((s.repeats, s.pairs)) for k in ("ensemble", "rbf")}
-    rows: list[list[Any]] = []
-    bar = tqdm(total=2 * s.repeats, desc="retrainings", disable=not progress, leave=False)
-    for r in range(s.repeats):
-        for kind in ("ensemble", "rbf"):
-            vae = train_vae(
-                kind,
-                x[train],
-                latent_dim=2,
-                seed=s.seed + r,
-                epochs=s.epochs,
-                hidden=s.hidden,
-                members=s.members,
-                centres=s.centres,
-            )
-            codes = encode_means(vae, x[train])
-            metric = as_metric(vae.decoder)
-            res = connecting_geodesic(
-                metric,
-                encode_means(vae, x[a]),
-                encode_means(vae, x[b]),
-                **graph_options(codes, s.refine, s.max_iter),
-            )
-            d = res.length.detach().double().numpy()
-            dist[kind][r] = d
-            rows += [
-                [kind, r, p, int(a[p]), int(b[p]), f"{d[p]:.6g}", bool(res.converged[p])]
-                for p in range(s.pairs)
-            ]
-            bar.update()
-    bar.close()
-    cv = {k: coefficient_of_variation(v) for k, v in dist.items()}
-    test_greater = paired_t_test(cv["ensemble"], cv["rbf"], alternative="greater")
-    test_less = paired_t_test(cv["ensemble"], cv["rbf"], alternative="less")
-    run.write_csv(
-        "distances.csv",
-        ["model", "repeat", "pair", "index_a", "index_b", "distance", "converged"],
-        rows,
+    start, load = time.perf_counter(), machine_load()
+    store = Resumable(run, s, force=force)
+    splits = load_splits(*_data(s))
+    pairs = pick_test_pairs(splits.test.y, s.pairs, seed=s.pair_seed)
+    results = []
+    for r in tqdm(range(s.repeats), desc="retrainings", disable=not progress, leave=False):
+        results.append(_retraining(store, r, s, splits, pairs, progress=False))
+    rbf, rbf_ok = _matrix(results, "rbf", "geodesic")
+    comps = {}
+    for key, name in (("sampled", "decorrelated"), ("mean_metric", "mean metric")):
+        ens, ens_ok = _matrix(results, "ensemble", key)
+        comps[name] = compare_retrainings(
+            ens, rbf, ens_ok, rbf_ok, alternative="less", include_all=s.include_all
+        )
+    write_tables(run, results, pairs, splits, comps)
+    compute = sum(
+        res[k]["training"]["seconds"] + sum(res[k]["table"]["seconds"].values())
+        for res in results
+        for k in ("ensemble", "rbf")
     )
-    run.write_csv(
-        "cv.csv",
-        ["pair", "index_a", "index_b", "cv_ensemble", "cv_rbf"],
-        [
-            [p, int(a[p]), int(b[p]), f"{cv['ensemble'][p]:.6g}", f"{cv['rbf'][p]:.6g}"]
-            for p in range(s.pairs)
-        ],
-    )
-    run.save_figure("cv_histogram.png", plot_cv_histograms(cv["ensemble"], cv["rbf"]))
-    summary: dict[str, Any] = {
-        "experiment": "ensembles-cv (Syrota et al. 2024)",
-        "cv_ensemble": {
-            "mean": float(cv["ensemble"].mean()),
-            "median": float(np.median(cv["ensemble"])),
-        },
-        "cv_rbf": {"mean": float(cv["rbf"].mean()), "median": float(np.median(cv["rbf"]))},
-        "t_test": {
-            "statistic": test_greater.statistic,
-            "df": test_greater.df,
-            "pvalue_greater": test_greater.pvalue,
-            "pvalue_less": test_less.pvalue,
-        },
-        "paper": "MNIST d=2: t = -16.3 (p = 1.000 for 'greater'); ensemble CV 0.05-0.1, "
-        "RBF 0.1-0.5",
-    }
-    summary["report"] = [
-        f"pairs {s.pairs}, retrainings {s.repeats}, data {s.data} {list(s.classes)}",
-        f"median CV: ensemble {summary['cv_ensemble']['median']:.3f}, "
-        f"RBF {summary['cv_rbf']['median']:.3f}",
-        f"paired t-test (ensemble - RBF): t = {test_greater.statistic:.2f}, "
-        f"p(less) = {test_less.pvalue:.3g}   (paper, MNIST: t = -16.3)",
-    ]
+    evidence = f"budget {s.budget}, seed {s.seed}, {s.repeats} retrainings x {s.pairs} pairs"
+    write_figure(run, comps, evidence)
+    summary = summarise(s, results, comps, compute, _data(s), PAPER)
+    summary["machine"] = {"start": load, "end": machine_load()}
     return finish_run(run, summary, start, s)

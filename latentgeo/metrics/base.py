@@ -14,21 +14,43 @@ Subclasses implement ``_metric_tensor`` and may override ``_squared_norm``
 and ``_inner`` with something cheaper. The public methods validate their
 input once and call these unchecked methods, which solvers use directly in
 their inner loops.
+
+What solvers and length estimators need beyond the protocol is asked of the
+metric too, never worked out from its class: :meth:`Metric.geodesic_terms`
+(the geodesic ODE), :attr:`Metric.is_pullback`, :meth:`Metric.flat_embedding`
+and :meth:`Metric.chords` (the chord estimator), :meth:`Metric.sampled_chords`
+(the ensemble estimator). ``Metric`` gives defaults (the Christoffel form; no
+embedding), pull-backs override them with their fast paths, and the cone
+(:class:`SumMetric`, :class:`ScaledMetric`, and ``MeanMetric``) combines its
+members' answers. These hooks take validated input of shape ``(N, d)`` (or
+``(B, N, d)`` points along polylines) and do not check it again.
 """
 
 from __future__ import annotations
 
 import abc
+import copy
+import math
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import Self
 
 from latentgeo._validation import check_points, check_tangent
 from latentgeo.metrics.report import MetricCheck, check_tensor
+from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
 __all__ = ["Metric", "ScaledMetric", "SumMetric"]
+
+
+def _needs_embedding(metric: Metric) -> TypeError:
+    return TypeError(
+        f"the 'chord' and 'sampled' estimators need a pull-back metric (a decoder, a "
+        f"PullbackMetric, or sums/ensembles of them), got {type(metric).__name__}; "
+        "use estimator='metric'"
+    )
 
 
 class Metric(nn.Module, abc.ABC):
@@ -50,46 +72,55 @@ class Metric(nn.Module, abc.ABC):
     latent_dim: int | None = None
 
     # ----------------------------------------------------------------- public API
-    def metric_tensor(self, z: Tensor) -> Tensor:
+    def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:
         """The metric tensor ``G(z)``.
 
         Args:
             z: points of shape ``(..., d)``.
+            validate: check the shape, dtype and values of ``z`` first (solvers pass
+                ``False`` for points they have built themselves).
 
         Returns:
             Tensor of shape ``(..., d, d)``, symmetric positive semi-definite.
         """
-        z = check_points(z, "z", dim=self.latent_dim)
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
         return self._metric_tensor(z)
 
-    def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    def inner(self, z: Tensor, u: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
         """The inner product ``uᵀ G(z) v``.
 
         Args:
             z: points of shape ``(..., d)``.
             u: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
             v: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
+            validate: check the shapes, dtypes and values of the inputs first
+                (solvers pass ``False`` for inputs they have built themselves).
 
         Returns:
             Tensor of the broadcast batch shape ``(...)``.
         """
-        z = check_points(z, "z", dim=self.latent_dim)
-        u = check_tangent(z, u, "u")
-        v = check_tangent(z, v, "v")
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            u = check_tangent(z, u, "u")
+            v = check_tangent(z, v, "v")
         return self._inner(z, u, v)
 
-    def squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+    def squared_norm(self, z: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
         """The squared length ``vᵀ G(z) v`` of tangent vectors.
 
         Args:
             z: points of shape ``(..., d)``.
             v: tangent vectors at ``z``, shape ``(..., d)`` (broadcastable).
+            validate: check the shapes, dtypes and values of ``z`` and ``v`` first
+                (solvers pass ``False`` for inputs they have built themselves).
 
         Returns:
             Tensor of the broadcast batch shape ``(...)``.
         """
-        z = check_points(z, "z", dim=self.latent_dim)
-        v = check_tangent(z, v, "v")
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            v = check_tangent(z, v, "v")
         return self._squared_norm(z, v)
 
     def norm(self, z: Tensor, v: Tensor) -> Tensor:
@@ -136,7 +167,121 @@ class Metric(nn.Module, abc.ABC):
         """``uᵀ G(z) v`` by polarisation of :meth:`_squared_norm` (exact for bilinear forms)."""
         return 0.25 * (self._squared_norm(z, u + v) - self._squared_norm(z, u - v))
 
+    # ------------------------------------------------- what solvers ask of a metric
+    def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        """``(G, b)`` with geodesic acceleration ``γ̈ = −G⁻¹ b`` at ``z`` with velocity ``v``.
+
+        Default: the Christoffel form, ``b = ∂G[v] v − ½ ∇(vᵀ G v)`` by forward mode
+        through :meth:`metric_tensor` (any metric); pull-backs use ``b = Jᵀ ∂²f[v, v]``.
+
+        Args:
+            z: points ``(N, d)`` (not validated: a solver hook).
+            v: velocities ``(N, d)``.
+
+        Returns:
+            :class:`~latentgeo.metrics.terms.GeodesicTerms` with ``g (N, d, d)``, ``b (N, d)``.
+        """
+        return christoffel_terms(self, z, v)
+
+    @property
+    def is_pullback(self) -> bool:
+        """Whether the metric is a pull-back ``JᵀJ`` of a known map (:meth:`flat_embedding`)."""
+        return False
+
+    def flat_embedding(self, z: Tensor) -> Tensor:
+        """The map ``φ: (N, d) -> (N, m)`` whose pull-back this metric is, at ``z``.
+
+        Raises:
+            TypeError: the metric is not a pull-back (see :attr:`is_pullback`).
+        """
+        raise _needs_embedding(self)
+
+    def chords(self, pos: Tensor) -> Tensor:
+        """Squared chords ``‖φ(xᵢ₊₁) − φ(xᵢ)‖²`` of the embedding along polylines.
+
+        Args:
+            pos: points ``(B, N, d)`` (not validated: an estimator hook).
+
+        Returns:
+            Tensor of shape ``(B, N − 1)``.
+
+        Raises:
+            TypeError: the metric has no embedding (see :attr:`is_pullback`).
+        """
+        raise _needs_embedding(self)
+
+    def sampled_chords(self, pos: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Squared chords with an ensemble member drawn at every point (Syrota et al. 2024).
+
+        Raises:
+            TypeError: the metric is not an ensemble (only ``MeanMetric`` answers).
+        """
+        raise TypeError(
+            "estimator 'sampled' needs an ensemble (an EnsembleDecoder, a list of decoders or a "
+            f"MeanMetric), got {type(self).__name__}"
+        )
+
     # ------------------------------------------------------------- the cone
+    # ----------------------------------------------------------------- conversions
+    def _converted(self, method: str, *args: Any, **kwargs: Any) -> Self:
+        """A deep copy of the metric (decoders included), converted by ``nn.Module.<method>``."""
+        for module in self.modules():
+            problem = getattr(module, "conversion_problem", None)
+            reason = problem() if callable(problem) else None
+            if reason is not None:
+                raise TypeError(f"cannot convert this metric with .{method}(): {reason}")
+        clone = copy.deepcopy(self)
+        getattr(nn.Module, method)(clone, *args, **kwargs)
+        return clone
+
+    def to(self, *args: Any, **kwargs: Any) -> Self:
+        """A copy of the metric on another device or dtype; **the metric itself is unchanged**.
+
+        Unlike ``nn.Module.to``, which converts a module in place, this returns a new
+        metric over a deep copy of the decoder (latentgeo never changes a user's
+        module): write ``metric = metric.to(torch.float64)``. The same holds for
+        ``double``, ``float``, ``half``, ``bfloat16``, ``cuda``, ``cpu`` and ``type``.
+        A decoder given as a plain function that calls modules cannot be copied
+        with them: convert the modules and build a new metric.
+
+        Example:
+            >>> import torch
+            >>> net = torch.nn.Linear(2, 3)
+            >>> from latentgeo.metrics import as_metric
+            >>> g = as_metric(net).to(torch.float64)
+            >>> net.weight.dtype, g.metric_tensor(torch.zeros(2, dtype=torch.float64)).dtype
+            (torch.float32, torch.float64)
+        """
+        return self._converted("to", *args, **kwargs)
+
+    def double(self) -> Self:
+        """A float64 copy (see :meth:`to`)."""
+        return self._converted("double")
+
+    def float(self) -> Self:
+        """A float32 copy (see :meth:`to`)."""
+        return self._converted("float")
+
+    def half(self) -> Self:
+        """A float16 copy (see :meth:`to`)."""
+        return self._converted("half")
+
+    def bfloat16(self) -> Self:
+        """A bfloat16 copy (see :meth:`to`)."""
+        return self._converted("bfloat16")
+
+    def cuda(self, device: int | torch.device | None = None) -> Self:
+        """A copy on a CUDA device (see :meth:`to`)."""
+        return self._converted("cuda", device)
+
+    def cpu(self) -> Self:
+        """A copy on the CPU (see :meth:`to`)."""
+        return self._converted("cpu")
+
+    def type(self, dst_type: torch.dtype | str) -> Self:
+        """A copy of another dtype (see :meth:`to`)."""
+        return self._converted("type", dst_type)
+
     def __add__(self, other: object) -> Metric:
         if not isinstance(other, Metric):
             return NotImplemented
@@ -185,6 +330,21 @@ class SumMetric(Metric):
     def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
         return torch.stack([m._inner(z, u, v) for m in self.metrics()]).sum(0)
 
+    def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        return GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
+
+    @property
+    def is_pullback(self) -> bool:
+        return all(m.is_pullback for m in self.metrics())
+
+    def flat_embedding(self, z: Tensor) -> Tensor:
+        """The terms' embeddings side by side: ``‖(φ_1, …, φ_k)‖² = Σ ‖φ_i‖²``."""
+        return torch.cat([m.flat_embedding(z) for m in self.metrics()], dim=-1)
+
+    def chords(self, pos: Tensor) -> Tensor:
+        """The sum of the terms' chords (each term uses its own shortcut)."""
+        return torch.stack([m.chords(pos) for m in self.metrics()]).sum(0)
+
 
 class ScaledMetric(Metric):
     """A metric times a positive constant, ``c · G(z)``.
@@ -212,3 +372,17 @@ class ScaledMetric(Metric):
 
     def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
         return self.scale * self.metric._inner(z, u, v)
+
+    def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        return self.metric.geodesic_terms(z, v).scaled(self.scale)
+
+    @property
+    def is_pullback(self) -> bool:
+        return self.metric.is_pullback
+
+    def flat_embedding(self, z: Tensor) -> Tensor:
+        """``√c φ``: the embedding of ``c · G``."""
+        return math.sqrt(self.scale) * self.metric.flat_embedding(z)
+
+    def chords(self, pos: Tensor) -> Tensor:
+        return self.scale * self.metric.chords(pos)

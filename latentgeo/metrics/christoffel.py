@@ -14,40 +14,10 @@ import torch
 from torch import Tensor
 
 from latentgeo._validation import check_points
-from latentgeo.metrics.base import Metric
 from latentgeo.metrics.dispatch import MetricLike, as_metric
-from latentgeo.metrics.jacobians import forward_jacobian
+from latentgeo.metrics.terms import metric_derivative
 
 __all__ = ["christoffel_symbols", "metric_derivative"]
-
-
-def metric_derivative(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor]:
-    """``G(z)`` and its derivative ``∂G`` for validated points ``z`` of shape ``(N, d)``.
-
-    Args:
-        metric: any metric (its ``_metric_tensor`` must be differentiable by forward mode).
-        z: points of shape ``(N, d)``.
-
-    Returns:
-        ``(G, dG)`` with ``G`` of shape ``(N, d, d)`` and ``dG`` of shape
-        ``(N, d, d, d)``, ``dG[n, a, b, c] = ∂G_ab / ∂z_c`` at ``z[n]``.
-
-    Example:
-        >>> import torch
-        >>> from latentgeo.metrics import ExplicitMetric
-        >>> g = ExplicitMetric(lambda z: z[..., :1, None] * torch.eye(2))  # G = z₀ I
-        >>> metric_derivative(g, torch.ones(1, 2))[1][0, :, :, 0]  # ∂G/∂z₀ = I
-        tensor([[1., 0.],
-                [0., 1.]])
-    """
-    n, d = z.shape
-    g = metric._metric_tensor(z)
-
-    def flat_tensor(x: Tensor) -> Tensor:
-        return metric._metric_tensor(x).reshape(x.shape[0], d * d)
-
-    dg = forward_jacobian(flat_tensor, z).reshape(n, d, d, d)
-    return g, dg
 
 
 def christoffel_symbols(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import cast
 
@@ -9,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.terms import GeodesicTerms
 
 __all__ = ["MeanMetric"]
 
@@ -60,3 +62,47 @@ class MeanMetric(Metric):
 
     def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
         return torch.stack([m._inner(z, u, v) for m in self.metrics()]).mean(0)
+
+    # ------------------------------------------------- what solvers ask of a metric
+    def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        terms = GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
+        return terms.scaled(1.0 / len(self))
+
+    @property
+    def is_pullback(self) -> bool:
+        return all(m.is_pullback for m in self.metrics())
+
+    def flat_embedding(self, z: Tensor) -> Tensor:
+        """The members' embeddings side by side, over ``√K``."""
+        parts = [m.flat_embedding(z) for m in self.metrics()]
+        return torch.cat(parts, dim=-1) / math.sqrt(len(parts))
+
+    def chords(self, pos: Tensor) -> Tensor:
+        """The deterministic all-members form ``(1/K) Σ_k ‖f_k(xᵢ₊₁) − f_k(xᵢ)‖²``."""
+        return torch.stack([m.chords(pos) for m in self.metrics()]).mean(0)
+
+    def sampled_chords(self, pos: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``‖f_{kᵢ₊₁}(xᵢ₊₁) − f_{kᵢ}(xᵢ)‖²`` with a member ``kᵢ`` drawn at every point.
+
+        The decorrelated estimator of Syrota et al. (2024): stochastic, and biased
+        high by the members' disagreement (see :mod:`latentgeo.curves.length`).
+
+        Args:
+            pos: points ``(B, N, d)`` along polylines.
+            generator: random generator for the draws (on the CPU).
+
+        Returns:
+            Tensor of shape ``(B, N − 1)``.
+        """
+        b, n, d = pos.shape
+        flat = pos.reshape(-1, d)
+        k = torch.randint(len(self), (b, n), generator=generator).to(pos.device).reshape(-1)
+        # each point goes through its drawn member only (K times fewer decoder passes
+        # than embedding every point with every member); one loop over members, not points
+        rows = [(k == j).nonzero().squeeze(-1) for j in range(len(self))]
+        used = [(m, r) for m, r in zip(self.metrics(), rows, strict=True) if r.numel() > 0]
+        outs = torch.cat([m.flat_embedding(flat[r]) for m, r in used])
+        order = torch.cat([r for _, r in used])
+        x = outs[torch.argsort(order)].reshape(b, n, -1)
+        diff = x[:, 1:] - x[:, :-1]
+        return (diff * diff).sum(-1)

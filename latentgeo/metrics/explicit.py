@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.embeddings import captured_modules
 
 __all__ = ["ExplicitMetric"]
 
@@ -17,12 +18,23 @@ class ExplicitMetric(Metric):
 
     Use it for conformal metrics, learned metrics such as the RHVAE's and
     analytic test manifolds. ``tensor_fn`` must be differentiable with torch
-    (so that Christoffel symbols and gradients through lengths work) and map
-    ``(..., d)`` to ``(..., d, d)``.
+    (so that Christoffel symbols and gradients through lengths work). It is
+    always called on a flat batch of points ``(N, d)`` and returns ``(N, d, d)``
+    (or one ``(d, d)`` matrix for all): points with leading batch dimensions,
+    such as the ``(B, T, d)`` curves the solvers evaluate, are flattened before
+    the call and the result is reshaped to ``(B, T, d, d)``.
+
+    With ``latent_dim`` given, ``tensor_fn`` is called once at construction on
+    two points (zero and a point of ones; in the dtype and device of the modules
+    it calls, if any) to check the shape and symmetry of what it returns.
 
     Args:
-        tensor_fn: the metric tensor field.
-        latent_dim: ``d``, if known (used to check inputs).
+        tensor_fn: the metric tensor field, ``(N, d) -> (N, d, d)``.
+        latent_dim: ``d``, if known (used to check inputs and ``tensor_fn``).
+
+    Raises:
+        ValueError: ``tensor_fn`` returns the wrong shape or a non-symmetric matrix
+            at the check points.
 
     Example:
         >>> import torch
@@ -41,16 +53,44 @@ class ExplicitMetric(Metric):
         super().__init__()
         if not callable(tensor_fn):
             raise TypeError(f"tensor_fn must be callable, got {type(tensor_fn).__name__}")
+        if latent_dim is not None and (isinstance(latent_dim, bool) or latent_dim < 1):
+            raise ValueError(f"latent_dim must be a positive int or None, got {latent_dim!r}")
         self.tensor_fn = tensor_fn
         self.latent_dim = latent_dim
+        if latent_dim is not None:
+            self._check_once(latent_dim)
+
+    def _check_once(self, d: int) -> None:
+        """Call ``tensor_fn`` on two points and check the shape and symmetry of ``G``."""
+        like = next(
+            (t for m in captured_modules(self.tensor_fn) for t in m.parameters()), torch.zeros(())
+        )
+        z = torch.stack([torch.zeros(d), torch.ones(d)]).to(like)
+        with torch.no_grad():
+            g = self._metric_tensor(z)
+        finite = g.isfinite().all((-2, -1))
+        asym = (g - g.mT).abs().amax((-2, -1))
+        scale = g.abs().amax((-2, -1)).clamp_min(torch.finfo(g.dtype).tiny)
+        bad = finite & (asym > 1e-5 * scale)
+        if bool(bad.any()):
+            where = "zero" if bool(bad[0]) else "the point of ones"
+            raise ValueError(
+                f"tensor_fn must return symmetric matrices G(z); at {where} "
+                f"max |G − Gᵀ| = {float(asym[bad].max()):.3g}"
+            )
 
     def _metric_tensor(self, z: Tensor) -> Tensor:
-        g = self.tensor_fn(z)
         d = z.shape[-1]
-        if not isinstance(g, Tensor) or g.shape[-2:] != (d, d):
+        batch = z.shape[:-1]
+        g = self.tensor_fn(z.reshape(-1, d))
+        n = batch.numel()
+        if not isinstance(g, Tensor) or g.shape not in ((n, d, d), (d, d)):
             got = tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__
-            raise ValueError(f"tensor_fn must return a tensor of shape (..., {d}, {d}), got {got}")
-        return g.expand(*z.shape[:-1], d, d) if g.ndim < z.ndim + 1 else g
+            raise ValueError(
+                f"tensor_fn must return a tensor of shape (N, {d}, {d}) for points (N, {d}) "
+                f"(or one ({d}, {d}) matrix), got {got} for N = {n}"
+            )
+        return g.expand(n, d, d).reshape(*batch, d, d)
 
     def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
         z, v = torch.broadcast_tensors(z, v)

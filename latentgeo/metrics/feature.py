@@ -10,8 +10,9 @@ from torch import Tensor
 from torch.distributions import Independent, Normal
 from torch.func import jvp, vjp, vmap
 
+from latentgeo._chunked import run_over_points
 from latentgeo.metrics.base import Metric
-from latentgeo.metrics.jacobians import chunks, forward_jacobian
+from latentgeo.metrics.jacobians import forward_jacobian
 
 __all__ = ["FeatureMetric"]
 
@@ -52,7 +53,8 @@ class FeatureMetric(Metric):
             ``(N, *data_shape)`` when ``data_shape`` is given.
         data_shape: the shape of one decoded sample (e.g. ``(1, 28, 28)``) given
             to ``feature``; ``None`` gives it the flat ``(N, m)`` mean.
-        chunk_size: points per chunk in ``metric_tensor``.
+        chunk_size: points per chunk (``None``: as many as the memory budget
+            allows, see :mod:`latentgeo.memory`).
         latent_dim: ``d``, if known.
 
     Example:
@@ -131,9 +133,13 @@ class FeatureMetric(Metric):
         z, v = torch.broadcast_tensors(z, v)
         batch, d = z.shape[:-1], z.shape[-1]
         zf, vf = z.reshape(-1, d), v.reshape(-1, d)
-        parts = [
-            self._chunk_squared_norm(zf[s], vf[s]) for s in chunks(zf.shape[0], self.chunk_size)
-        ]
+        parts = run_over_points(
+            lambda s: self._chunk_squared_norm(zf[s], vf[s]),
+            zf,
+            owner=self,
+            kind="squared_norm",
+            chunk_size=self.chunk_size,
+        )
         return torch.cat(parts).reshape(batch)
 
     def _chunk_metric_tensor(self, z: Tensor) -> Tensor:
@@ -149,5 +155,11 @@ class FeatureMetric(Metric):
     def _metric_tensor(self, z: Tensor) -> Tensor:
         batch, d = z.shape[:-1], z.shape[-1]
         zf = z.reshape(-1, d)
-        parts = [self._chunk_metric_tensor(zf[s]) for s in chunks(zf.shape[0], self.chunk_size)]
+        parts = run_over_points(
+            lambda s: self._chunk_metric_tensor(zf[s]),
+            zf,
+            owner=self,
+            kind="metric_tensor",
+            chunk_size=self.chunk_size,
+        )
         return torch.cat(parts).reshape(*batch, d, d)

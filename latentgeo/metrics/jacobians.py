@@ -19,6 +19,9 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
+from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.metrics.forward.errors import is_out_of_memory
+
 __all__ = ["chunks", "forward_jacobian", "push_tangents", "reverse_jacobian"]
 
 FlatMap = Callable[[Tensor], Tensor]
@@ -47,11 +50,20 @@ def push_tangents(f: FlatMap, z: Tensor, tangents: Tensor) -> Tensor:
 
     try:
         return vmap(push)(tangents)
-    except (RuntimeError, NotImplementedError, ValueError):
-        # vmap could not trace this module (data-dependent control flow, an
-        # unsupported op...): replicate the batch K times instead.
+    except (RuntimeError, NotImplementedError, ValueError) as err:
+        # vmap could not trace this map (data-dependent control flow, an in-place write,
+        # an unsupported op...): replicate the batch K times instead. Out of memory is not
+        # "cannot trace": it propagates.
+        if is_out_of_memory(err):
+            raise
+        _announce(f, "torch.func.vmap cannot batch it; its batch is replicated instead")
         z_rep = z.unsqueeze(0).expand(k, n, d).reshape(k * n, d)
         return jvp(f, (z_rep,), (tangents.reshape(k * n, d),))[1].reshape(k, n, -1)
+
+
+def _announce(f: FlatMap, text: str) -> None:
+    owner = getattr(f, "__self__", f)  # a bound method: its object (a metric)
+    warn_once(owner, PerformanceWarning(f"{type(owner).__name__}: {text}"), stacklevel=4)
 
 
 def forward_jacobian(f: FlatMap, z: Tensor) -> Tensor:
@@ -84,6 +96,9 @@ def reverse_jacobian(f: FlatMap, z: Tensor) -> Tensor:
     basis = torch.eye(m, dtype=out.dtype, device=out.device).unsqueeze(1).expand(m, n, m)
     try:
         rows = vmap(pull)(basis)[0]  # (m, N, d)
-    except (RuntimeError, NotImplementedError, ValueError):
+    except (RuntimeError, NotImplementedError, ValueError) as err:
+        if is_out_of_memory(err):
+            raise
+        _announce(f, "torch.func.vmap cannot batch its reverse mode; rows are pulled one by one")
         rows = torch.stack([pull(basis[i])[0] for i in range(m)])
     return rows.permute(1, 0, 2)

@@ -2,43 +2,40 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from latentgeo._chunked import run_over_points
 from latentgeo._validation import check_points, check_tangent
+from latentgeo.exceptions import PerformanceWarning, warn_once
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.checks import check_eval_mode
 from latentgeo.metrics.embeddings import DecoderEmbedding
-from latentgeo.metrics.forward_mode import TangentPropagator, try_tangent_propagator
-from latentgeo.metrics.jacobians import chunks, push_tangents, reverse_jacobian
+from latentgeo.metrics.forward import (
+    TangentPropagator,
+    TaylorPropagator,
+    UnsupportedOperation,
+    fast_path_report,
+)
+from latentgeo.metrics.jacobians import push_tangents, reverse_jacobian
+from latentgeo.metrics.pullback_parts import (
+    Pieces,
+    check_module_dtype,
+    head_chords,
+    nested_terms,
+    taylor_terms,
+    through_head,
+    widening,
+)
+from latentgeo.metrics.terms import GeodesicTerms
 
 __all__ = ["PullbackMetric"]
 
-
-def _gram_chords(h: Tensor, linear: nn.Linear) -> Tensor:
-    """``‖W Δh‖²`` along ``h (B, N, hidden)`` as ``Δhᵀ (WᵀW) Δh``, ``(B, N − 1)``."""
-    dh = h[:, 1:] - h[:, :-1]
-    return ((dh @ (linear.weight.mT @ linear.weight)) * dh).sum(-1)
-
-
-def _check_module_dtype(module: object, z: Tensor, name: str = "the decoder") -> None:
-    """Raise a clear error when a module's floating parameters differ from ``z`` in dtype/device."""
-    if not isinstance(module, nn.Module):
-        return
-    for p in module.parameters():
-        if torch.is_floating_point(p):
-            if p.dtype != z.dtype:
-                raise TypeError(
-                    f"z has dtype {z.dtype} but {name}'s parameters are {p.dtype}; convert one "
-                    f"of them (e.g. metric.to({z.dtype}) or z.to({p.dtype}))"
-                )
-            if p.device != z.device:
-                raise ValueError(
-                    f"z is on {z.device} but {name}'s parameters are on {p.device}; move one "
-                    f"of them (e.g. metric.to(z.device))"
-                )
-            return
+T = TypeVar("T")
 
 
 class PullbackMetric(Metric):
@@ -46,25 +43,33 @@ class PullbackMetric(Metric):
 
     ``squared_norm`` is one forward-mode product, ``‖J v‖²``, never a
     Jacobian; ``metric_tensor`` builds ``J`` by forward mode (reverse mode when
-    the output is narrower than the latent space), in chunks of at most
-    ``chunk_size`` points to bound memory.
+    the output is narrower than the latent space), in chunks sized by the
+    memory budget (or of ``chunk_size`` points); the geodesic ODE's terms come from
+    second-order forward mode.
 
     Modules that ``torch.fx`` can trace (``nn.Sequential`` MLPs and CNNs, most
-    hand-written decoders) use :class:`~latentgeo.metrics.forward_mode.TangentPropagator`:
-    one traced pass pushes all tangents through the network with one extra
-    product per layer and tangent (a JVP costs about two forward passes).
-    Anything else uses ``torch.func.jvp``/``vmap``. Both are exact.
+    hand-written decoders) use the forward-mode engine (:mod:`latentgeo.metrics.forward`):
+    one traced pass pushes all tangents through the network with one rule per
+    layer (a JVP costs about two forward passes). Anything else uses
+    ``torch.func.jvp``/``vmap``. Both are exact. When the metric is built, a
+    module that cannot be traced, or calls without a rule (which use the exact
+    per-node ``torch.func`` path), are named once in a
+    :class:`~latentgeo.exceptions.PerformanceWarning`.
 
-    ``embed`` must treat the rows of its input independently (any decoder in
-    eval mode does). Its output may have any trailing shape (``(N, m)``,
-    ``(N, 1, 28, 28)``...): it is flattened to ``(N, m)``.
+    ``embed`` must treat the rows of its input independently: a module whose
+    layers behave differently in training mode (dropout, batch normalisation)
+    must be in eval mode, or a clear error says so.  Its output may have any
+    trailing shape (``(N, m)``, ``(N, 1, 28, 28)``...): it is flattened to ``(N, m)``.
 
     Args:
         embed: the map, a module or function taking ``(N, d)``.
-        chunk_size: at most this many points per Jacobian evaluation
-            (``None``: all at once). For ``metric_tensor`` the memory is about
-            ``chunk_size · d · m`` numbers.
+        chunk_size: at most this many points per evaluation (``None``: as
+            many as the memory budget allows, see :mod:`latentgeo.memory`,
+            from the bytes per point measured on the first call).
         latent_dim: ``d``, if known (used to check inputs).
+
+    Raises:
+        ValueError: a layer of ``embed`` is in training mode and behaves differently there.
 
     Example:
         >>> import torch
@@ -89,42 +94,95 @@ class PullbackMetric(Metric):
             raise TypeError(f"embed must be callable, got {type(embed).__name__}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        check_eval_mode(self._decoder_of(embed))
         self.embed = embed
         self.chunk_size = chunk_size
         self.latent_dim = latent_dim
         self._out_dim: int | None = None
-        self._propagator: TangentPropagator | None = None
-        self._traced = False
         self._parts_ok: bool | None = None
+        self._first: TangentPropagator | None = None
+        self._second: TaylorPropagator | None = None
+        self._build_propagators()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PullbackMetric:
+        """A copy over a copy of ``embed``, with its own propagators (see ``Metric.to``)."""
+        cls = type(self)
+        clone = cls.__new__(cls)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            if key not in ("_first", "_second"):
+                clone.__dict__[key] = copy.deepcopy(value, memo)
+        clone._first = clone._second = None
+        if self._first is not None:  # the original had the fast path: so has the copy
+            clone._build_propagators(announce=False)
+        return clone
+
+    # ------------------------------------------------------------ the engine
+    @staticmethod
+    def _decoder_of(embed: object) -> object:
+        return embed.decoder if isinstance(embed, DecoderEmbedding) else embed
+
+    def _announce(self, text: str) -> None:
+        owner = self._decoder_of(self.embed)
+        name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
+        name = getattr(owner, "__qualname__", name) if not isinstance(owner, nn.Module) else name
+        warn_once(owner, PerformanceWarning(f"{name}: {text}"), stacklevel=4)
+
+    def _build_propagators(self, announce: bool = True) -> None:
+        """The traced propagators, if ``embed`` has a fast path; say once what it lacks."""
+        report = fast_path_report(self.embed)
+        if not announce:
+            if report.usable:
+                assert isinstance(self.embed, nn.Module)
+                self._first = TangentPropagator(self.embed)
+                self._second = TaylorPropagator(self.embed)
+            return
+        if not report.usable:
+            if isinstance(self.embed, nn.Module):  # a module, or the wrapper of a function
+                self._announce(
+                    f"no traced fast path ({report.reason}); its metric uses torch.func "
+                    "(exact, several times slower)"
+                )
+            return
+        if report.unsupported:
+            self._announce(
+                "no fast forward-mode rule for " + "; ".join(report.unsupported) + ": these "
+                "calls use the exact per-node torch.func path (slower)"
+            )
+        assert isinstance(self.embed, nn.Module)
+        self._first = TangentPropagator(self.embed)
+        self._second = TaylorPropagator(self.embed)
 
     def _get_propagator(self) -> TangentPropagator | None:
-        if not self._traced:
-            self._propagator = try_tangent_propagator(self.embed)
-            self._traced = True
-        return self._propagator
+        """The first-order propagator (``None``: the generic ``torch.func`` path)."""
+        return self._first
+
+    def _fall_back(self, err: UnsupportedOperation) -> None:
+        """Use the generic path from now on, after the traced one met something it cannot run."""
+        self._announce(f"{err}; its metric uses torch.func from now on (exact, slower)")
+        self._first = self._second = None
 
     def _push(self, z: Tensor, tangents: Tensor) -> Tensor:
         """``J(z) T`` flattened: ``z (n, d)``, ``tangents (K, n, d)`` -> ``(K, n, m)``."""
-        prop = self._get_propagator()
-        if prop is not None:
+        if self._first is not None:
             try:
-                _, out = prop(z, tangents)
+                _, out = self._first(z, tangents)
                 return out.reshape(tangents.shape[0], z.shape[0], -1)
-            except Exception:
-                self._propagator = None
-        return push_tangents(self._flat_embed, z, tangents)
+            except UnsupportedOperation as err:
+                self._fall_back(err)
+        return push_tangents(self.flat_embedding, z, tangents)
 
-    # ------------------------------------------------------------------ helpers
-    def _flat_embed(self, z: Tensor) -> Tensor:
-        if isinstance(self.embed, DecoderEmbedding):
-            # a decoder returning a distribution: its traced embedding computes the same
-            # tensors without building (and validating) the distribution object
-            prop = self._get_propagator()
-            if prop is not None:
-                try:
-                    return prop.values(z).reshape(z.shape[0], -1)
-                except Exception:
-                    self._propagator = None
+    def flat_embedding(self, z: Tensor) -> Tensor:
+        """``embed(z)`` flattened to ``(N, m)``, for points ``z (N, d)``.
+
+        For a decoder returning a distribution, its traced embedding computes the
+        same tensors without building (and validating) the distribution object.
+        """
+        if isinstance(self.embed, DecoderEmbedding) and self._first is not None:
+            try:
+                return self._first.values(z).reshape(z.shape[0], -1)
+            except UnsupportedOperation as err:
+                self._fall_back(err)
         out = self.embed(z)
         if not isinstance(out, Tensor):
             raise TypeError(
@@ -133,22 +191,30 @@ class PullbackMetric(Metric):
             )
         return out.reshape(z.shape[0], -1)
 
-    def metric_tensor(self, z: Tensor) -> Tensor:
-        z = check_points(z, "z", dim=self.latent_dim)
-        _check_module_dtype(self.embed, z)
+    @property
+    def is_pullback(self) -> bool:
+        return True
+
+    # ------------------------------------------------------------ the protocol
+    def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            check_module_dtype(self.embed, z)
         return self._metric_tensor(z)
 
-    def squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
-        z = check_points(z, "z", dim=self.latent_dim)
-        v = check_tangent(z, v, "v")
-        _check_module_dtype(self.embed, z)
+    def squared_norm(self, z: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            v = check_tangent(z, v, "v")
+            check_module_dtype(self.embed, z)
         return self._squared_norm(z, v)
 
-    def inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
-        z = check_points(z, "z", dim=self.latent_dim)
-        u = check_tangent(z, u, "u")
-        v = check_tangent(z, v, "v")
-        _check_module_dtype(self.embed, z)
+    def inner(self, z: Tensor, u: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
+        if validate:
+            z = check_points(z, "z", dim=self.latent_dim)
+            u = check_tangent(z, u, "u")
+            v = check_tangent(z, v, "v")
+            check_module_dtype(self.embed, z)
         return self._inner(z, u, v)
 
     def jacobian(self, z: Tensor) -> Tensor:
@@ -161,48 +227,144 @@ class PullbackMetric(Metric):
             ``J`` of shape ``(..., m, d)``.
         """
         z = check_points(z, "z", dim=self.latent_dim)
-        _check_module_dtype(self.embed, z)
-        return self._jacobian(z)
-
-    def _jacobian(self, z: Tensor) -> Tensor:
+        check_module_dtype(self.embed, z)
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
-        parts = [self._chunk_rows(flat[sl]).mT for sl in chunks(flat.shape[0], self.chunk_size)]
+        parts = self._chunked("jacobian", lambda sl: self._chunk_rows(flat[sl]).mT, flat)
         jac = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
         return jac.reshape(*batch, jac.shape[-2], d)
+
+    def _chunked(self, kind: str, fn: Callable[[slice], T], flat: Tensor) -> list[T]:
+        """``fn`` over chunks of the points ``flat (N, d)`` (see :mod:`latentgeo.memory`)."""
+        return run_over_points(fn, flat, owner=self, kind=kind, chunk_size=self.chunk_size)
 
     def _chunk_rows(self, zc: Tensor) -> Tensor:
         """``Jᵀ`` of shape ``(n, d, m)`` for points ``(n, d)`` (a strided view, not copied)."""
         d = zc.shape[-1]
         if self._out_dim is not None and self._out_dim < d:
-            return reverse_jacobian(self._flat_embed, zc).mT
+            return reverse_jacobian(self.flat_embedding, zc).mT
         basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
         cols = self._push(zc, basis.expand(d, zc.shape[0], d))  # (d, n, m)
         self._out_dim = cols.shape[-1]
         return cols.transpose(0, 1)
 
-    def _final_linear_push(self, z: Tensor, tangents: Tensor) -> tuple[Tensor, Tensor] | None:
+    def _metric_tensor(self, z: Tensor) -> Tensor:
+        batch, d = z.shape[:-1], z.shape[-1]
+        flat = z.reshape(-1, d)
+        parts = self._chunked("metric_tensor", lambda sl: self._chunk_metric(flat[sl]), flat)
+        g = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
+        return g.reshape(*batch, d, d)
+
+    def _chunk_metric(self, zc: Tensor) -> Tensor:
+        """``G`` ``(n, d, d)`` at the points ``zc (n, d)``."""
+        n, d = zc.shape
+        basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
+        reduced = self._reduced_push(zc, basis.expand(d, n, d))
+        if reduced is None:
+            rows = self._chunk_rows(zc)
+            return rows @ rows.mT  # batched GEMM on the strided view: no copy of J
+        g = zc.new_zeros(n, d, d)
+        for pushed, weights in reduced:
+            rows = pushed.transpose(0, 1)  # (n, d, ·): a strided view, not a copy
+            g = g + (rows @ rows.mT if weights is None else rows @ (weights @ rows.mT))
+        return g
+
+    def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+        z, v = torch.broadcast_tensors(z, v)
+        batch, d = z.shape[:-1], z.shape[-1]
+        zf, vf = z.reshape(-1, d), v.reshape(-1, d)
+        parts = self._chunked(
+            "squared_norm", lambda sl: self._chunk_inner(zf[sl], vf[sl].unsqueeze(0)), zf
+        )
+        return torch.cat(parts, 0).reshape(batch)
+
+    def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        z, u, v = torch.broadcast_tensors(z, u, v)
+        batch, d = z.shape[:-1], z.shape[-1]
+        zf, uf, vf = z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d)
+        parts = self._chunked(
+            "inner", lambda sl: self._chunk_inner(zf[sl], torch.stack([uf[sl], vf[sl]])), zf
+        )
+        return torch.cat(parts, 0).reshape(batch)
+
+    def _chunk_inner(self, zc: Tensor, tangents: Tensor) -> Tensor:
+        """``(J a)·(J b)`` ``(n,)`` for tangents ``[a, b]`` ``(2, n, d)``, or ``‖J a‖²`` for
+        ``[a]`` ``(1, n, d)``, at the points ``zc (n, d)``."""
+        reduced = self._reduced_push(zc, tangents)
+        total = None
+        for pushed, weights in reduced or [(self._push(zc, tangents), None)]:
+            ja, jb = pushed[0], pushed[-1]  # (n, ·)
+            term = ((ja if weights is None else ja @ weights) * jb).sum(-1)
+            total = term if total is None else total + term
+        return zc.new_zeros(zc.shape[0]) if total is None else total
+
+    # ------------------------------------------------------------ the shortcuts
+    def _final_linear_push(
+        self, z: Tensor, tangents: Tensor
+    ) -> tuple[Tensor, Tensor | None] | None:
         """``(J_h T, WᵀW)`` when ``embed`` ends with a linear layer ``W h + b`` wider than h.
 
         ``Tᵀ Jᵀ J T = (J_h T)ᵀ (WᵀW) (J_h T)``: for a decoder whose last layer maps
         64 hidden units to 784 pixels this skips the widest product entirely.
         """
-        prop = self._get_propagator()
-        if prop is None:
+        prop = self._first
+        if prop is None or not widening(prop.final_linear):
             return None
-        linear = prop.final_linear
-        if linear is None or linear.out_features <= linear.in_features:
-            return None
-        try:
-            _, pushed = prop.push_to_final_linear(z, tangents)
-        except Exception:
-            self._propagator = None
-            return None
-        weight = linear.weight
-        return pushed, weight.mT @ weight
+        linear, pushed = prop.push_to_final_linear(z, tangents)
+        (pushed,), weights = through_head(linear, pushed)
+        return pushed, weights
 
-    def _chord_differences(self, x: Tensor) -> Tensor:
-        """Squared chords ``‖φ(xᵢ₊₁) − φ(xᵢ)‖²`` along polylines ``x (B, N, d)`` -> ``(B, N − 1)``.
+    def _reduced_push(self, z: Tensor, tangents: Tensor) -> Pieces | None:
+        """``J T`` for ``z (n, d)``, ``T (K, n, d)`` as parts ``(P_i (K, n, ·), M_i)`` with
+        ``(J a)·(J b) = Σ_i (P_i a)ᵀ M_i (P_i b)`` (``M_i = None``: the identity).
+
+        A final widening linear layer ``W h + b`` is one part ``(J_h T, WᵀW)``; an
+        output concatenated from parts with linear heads (a Gaussian decoder's
+        ``(μ, σ)``) is one part per piece, the linear ones before their layer (see
+        :mod:`latentgeo.metrics.forward.patterns`). ``None`` for other embeddings.
+        """
+        try:
+            reduced = self._final_linear_push(z, tangents)
+            if reduced is not None:
+                return [reduced]
+            prop = self._first
+            if prop is not None and self._parts_checked(z):
+                parts = prop.tangent_parts(z, tangents)
+                if parts is not None:
+                    pieces: Pieces = []
+                    for t, w in parts:
+                        weights = None
+                        if w is not None:
+                            (t,), weights = through_head(w, t)
+                        pieces.append((t, weights))
+                    return pieces
+        except UnsupportedOperation as err:
+            self._fall_back(err)
+        return None
+
+    def _parts_checked(self, z: Tensor) -> bool:
+        """Whether the output's parts (see ``TangentPropagator.chord_parts``) can be used:
+        checked once, on two points, against the whole output (broadcasting inside
+        the module could make the parts differ from it)."""
+        prop = self._first
+        if self._parts_ok is None and prop is not None:
+            self._parts_ok = False
+            probe = z[:2] if z.shape[0] >= 2 else z.expand(2, -1)
+            parts = prop.chord_parts(probe)
+            if parts is not None:
+                whole = self.flat_embedding(probe)
+                pieces = [
+                    v if lin is None else torch.nn.functional.linear(v, lin.weight, lin.bias)
+                    for v, lin in parts
+                ]
+                cat = torch.cat(pieces, -1)
+                self._parts_ok = cat.shape == whole.shape and bool(
+                    torch.allclose(cat.sort(-1).values, whole.sort(-1).values)
+                )
+        return bool(self._parts_ok)
+
+    def chords(self, pos: Tensor) -> Tensor:
+        """Squared chords ``‖φ(xᵢ₊₁) − φ(xᵢ)‖²`` along polylines ``pos (B, N, d)``: ``(B, N − 1)``.
 
         When ``embed`` ends with a widening linear layer ``W h + b``, the chords
         are ``Δhᵀ (WᵀW) Δh`` in the hidden space: the output is never computed
@@ -210,131 +372,57 @@ class PullbackMetric(Metric):
         part by part for an output concatenated from parts, some of them linear
         layers (a Gaussian decoder's ``(μ, σ)`` with a linear mean head).
         """
-        b, n, d = x.shape
-        flat = x.reshape(-1, d)
-        prop = self._get_propagator()
-        linear = None if prop is None else prop.final_linear
-        if prop is not None and linear is not None and linear.out_features > linear.in_features:
-            try:
-                h = prop.values_to_final_linear(flat)[1].reshape(b, n, -1)
-            except Exception:
-                self._propagator = None
-            else:
-                return _gram_chords(h, linear)
-        if prop is not None and self._parts_checked(prop, flat):
-            total = x.new_zeros(b, n - 1)
-            for value, part_linear in prop.chord_parts(flat) or []:
-                v = value.reshape(b, n, -1)
-                if part_linear is not None:
-                    total = total + _gram_chords(v, part_linear)
-                else:
-                    diff = v[:, 1:] - v[:, :-1]
-                    total = total + (diff * diff).sum(-1)
-            return total
-        out = self._flat_embed(flat).reshape(b, n, -1)
+        b, n, d = pos.shape
+        flat = pos.reshape(-1, d)
+        prop = self._first
+        try:
+            if prop is not None and widening(prop.final_linear):
+                linear, h = prop.values_to_final_linear(flat)
+                return head_chords(h.reshape(b, n, -1), linear)
+            if prop is not None and self._parts_checked(flat):
+                total = pos.new_zeros(b, n - 1)
+                for value, part_linear in prop.chord_parts(flat) or []:
+                    v = value.reshape(b, n, -1)
+                    if part_linear is not None:
+                        total = total + head_chords(v, part_linear)
+                    else:
+                        diff = v[:, 1:] - v[:, :-1]
+                        total = total + (diff * diff).sum(-1)
+                return total
+        except UnsupportedOperation as err:
+            self._fall_back(err)
+        out = self.flat_embedding(flat).reshape(b, n, -1)
         diff = out[:, 1:] - out[:, :-1]
         return (diff * diff).sum(-1)
 
-    def _parts_checked(self, prop: TangentPropagator, z: Tensor) -> bool:
-        """Whether the output's parts (see ``TangentPropagator.chord_parts``) can be used:
-        checked once, on two points, against the whole output (broadcasting inside
-        the module could make the parts differ from it)."""
-        if self._parts_ok is None:
-            self._parts_ok = False
-            try:
-                probe = z[:2] if z.shape[0] >= 2 else z.expand(2, -1)
-                parts = prop.chord_parts(probe)
-                if parts is not None:
-                    whole = self._flat_embed(probe)
-                    pieces = [
-                        v if lin is None else torch.nn.functional.linear(v, lin.weight, lin.bias)
-                        for v, lin in parts
-                    ]
-                    cat = torch.cat([p.reshape(2, -1) for p in pieces], -1)
-                    self._parts_ok = cat.shape == whole.shape and bool(
-                        torch.allclose(cat.sort(-1).values, whole.sort(-1).values)
-                    )
-            except Exception:
-                self._parts_ok = False
-        return self._parts_ok
+    # ------------------------------------------------------------ the geodesic ODE
+    def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        """``(JᵀJ, Jᵀ ∂²f[v, v])``, chunked like the metric.
 
-    # ------------------------------------------------------------ the protocol
-
-    def _reduced_push(
-        self, z: Tensor, tangents: Tensor
-    ) -> list[tuple[Tensor, Tensor | None]] | None:
-        """``J T`` for ``z (n, d)``, ``T (K, n, d)`` as parts ``(P_i (K, n, ·), M_i)`` with
-        ``(J a)·(J b) = Σ_i (P_i a)ᵀ M_i (P_i b)`` (``M_i = None``: the identity).
-
-        A final widening linear layer ``W h + b`` is one part ``(J_h T, WᵀW)``;
-        an output concatenated from parts with linear heads (a Gaussian
-        decoder's ``(μ, σ)``) is one part per piece, the linear ones before their
-        layer (see ``TangentPropagator.tangent_parts``): the widest products of a
-        decoder are never formed. ``None`` for other embeddings.
+        ``J`` and the second directional derivative ``∂²f[v, v]`` come from one
+        second-order pass of the forward-mode engine (through a final widening
+        linear layer or linear heads, ``J_hᵀ(WᵀW)J_h`` and ``J_hᵀ(WᵀW)∂²h``); an
+        untraceable ``embed`` uses ``d`` batched JVPs and a JVP of a JVP.
+        Nothing of size ``m × d × d`` (a Hessian) is formed.
         """
-        reduced = self._final_linear_push(z, tangents)
-        if reduced is not None:
-            return [reduced]
-        prop = self._get_propagator()
-        if prop is not None and self._parts_checked(prop, z):
-            try:
-                parts = prop.tangent_parts(z, tangents)
-            except Exception:
-                self._propagator = None
-            else:
-                if parts is not None:
-                    return [(t, None if w is None else w.weight.mT @ w.weight) for t, w in parts]
-        return None
 
-    def _metric_tensor(self, z: Tensor) -> Tensor:
-        batch, d = z.shape[:-1], z.shape[-1]
-        flat = z.reshape(-1, d)
-        parts = []
-        for sl in chunks(flat.shape[0], self.chunk_size):
-            zc = flat[sl]
-            n = zc.shape[0]
-            basis = torch.eye(d, dtype=zc.dtype, device=zc.device).unsqueeze(1)
-            reduced = self._reduced_push(zc, basis.expand(d, n, d))
-            if reduced is None:
-                rows = self._chunk_rows(zc)
-                parts.append(rows @ rows.mT)  # batched GEMM on the strided view: no copy of J
-                continue
-            g = zc.new_zeros(n, d, d)
-            for pushed, gram in reduced:
-                rows = pushed.transpose(0, 1)  # (n, d, ·): a strided view, not a copy
-                g = g + (rows @ rows.mT if gram is None else rows @ (gram @ rows.mT))
-            parts.append(g)
-        g = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
-        return g.reshape(*batch, d, d)
+        def terms_of(sl: slice) -> GeodesicTerms:
+            terms = self._taylor_terms(z[sl], v[sl])
+            return nested_terms(self.flat_embedding, z[sl], v[sl]) if terms is None else terms
 
-    def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
-        z, v = torch.broadcast_tensors(z, v)
-        batch, d = z.shape[:-1], z.shape[-1]
-        zf, vf = z.reshape(-1, d), v.reshape(-1, d)
-        parts = []
-        for sl in chunks(zf.shape[0], self.chunk_size):
-            tangent = vf[sl].unsqueeze(0)
-            reduced = self._reduced_push(zf[sl], tangent)
-            total = None
-            for pushed, gram in reduced or [(self._push(zf[sl], tangent), None)]:
-                q = pushed[0]  # (n, ·)
-                term = ((q if gram is None else q @ gram) * q).sum(-1)
-                total = term if total is None else total + term
-            parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
-        return torch.cat(parts, 0).reshape(batch)
+        parts = run_over_points(
+            terms_of, z, owner=self, kind="geodesic_terms", chunk_size=self.chunk_size
+        )
+        if len(parts) == 1:
+            return parts[0]
+        return GeodesicTerms(torch.cat([t.g for t in parts]), torch.cat([t.b for t in parts]))
 
-    def _inner(self, z: Tensor, u: Tensor, v: Tensor) -> Tensor:
-        z, u, v = torch.broadcast_tensors(z, u, v)
-        batch, d = z.shape[:-1], z.shape[-1]
-        zf, uf, vf = z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d)
-        parts = []
-        for sl in chunks(zf.shape[0], self.chunk_size):
-            tangents = torch.stack([uf[sl], vf[sl]])
-            reduced = self._reduced_push(zf[sl], tangents)
-            total = None
-            for pushed, gram in reduced or [(self._push(zf[sl], tangents), None)]:
-                ju, jv = pushed
-                term = ((ju if gram is None else ju @ gram) * jv).sum(-1)
-                total = term if total is None else total + term
-            parts.append(zf.new_zeros(zf[sl].shape[0]) if total is None else total)
-        return torch.cat(parts, 0).reshape(batch)
+    def _taylor_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms | None:
+        """The terms by the second-order propagator (``None``: not traced)."""
+        if self._second is None:
+            return None
+        try:
+            return taylor_terms(self._second, z, v, self._parts_checked(z))
+        except UnsupportedOperation as err:
+            self._fall_back(err)
+            return None

@@ -10,11 +10,17 @@ AutoEncoderToolkit.jl divides by the number of centroids N (Chadebec et al.
 sum instead; pass ``normalize=False`` for their form). The metric is the
 inverse of that matrix; latentgeo never forms the inverse explicitly for
 norms and inner products: it factors ``G⁻¹ = C Cᵀ`` (Cholesky) and solves.
+
+A trained pythae ``RHVAE`` gives its metric with :meth:`RHVAEMetric.from_pythae`
+(pythae sums over the centroids, keeps ``M_i = L_i L_iᵀ`` rather than ``L_i``,
+and holds ``T`` and ``λ`` as ``nn.Parameter``; ``from_pythae`` reads all three
+as they are meant).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -83,6 +89,63 @@ class RHVAEMetric(Metric):
         self.regularization = float(regularization)
         self.normalize = bool(normalize)
         self.latent_dim = d
+
+    @classmethod
+    def from_pythae(cls, model: Any, *, dtype: torch.dtype | None = None) -> RHVAEMetric:
+        """The learned metric of a trained pythae ``RHVAE``, exactly as pythae evaluates it.
+
+        pythae's metric is ``G(z)⁻¹ = Σ_i M_i exp(−‖z − c_i‖²/T²) + λ I`` with
+        ``M_i = L_i L_iᵀ`` stored in ``model.M_tens`` and the centroids in
+        ``model.centroids_tens`` (both set by ``model.update()``, which pythae's
+        trainer calls at the end of every epoch): the factors here are the
+        Cholesky factors of ``M_i`` (computed in ``dtype``), the sum is not
+        normalised, ``T = model.temperature`` and ``λ = model.lbd``.
+        pythae itself is not imported.
+
+        Args:
+            model: a pythae ``RHVAE`` (anything with ``M_tens``, ``centroids_tens``,
+                ``temperature`` and ``lbd``).
+            dtype: the metric's dtype (default: that of ``model.M_tens``); ask for
+                ``torch.float64`` to evaluate a float32 model's metric in float64.
+
+        Returns:
+            The ``RHVAEMetric`` (its tensors are copies: the model is not changed).
+
+        Raises:
+            TypeError: ``model`` has no RHVAE metric.
+            ValueError: the metric was never fitted (``update()`` not called), or an
+                ``M_i`` is not positive definite.
+        """
+        missing = [
+            a for a in ("M_tens", "centroids_tens", "temperature", "lbd") if not hasattr(model, a)
+        ]
+        if missing:
+            raise TypeError(
+                f"RHVAEMetric.from_pythae needs a pythae RHVAE, got {type(model).__name__} "
+                f"(no {', '.join(missing)})"
+            )
+        metric_fn = getattr(model, "G", None)
+        if "__init__" in getattr(metric_fn, "__qualname__", ""):
+            raise ValueError(
+                "the RHVAE's metric has not been fitted: pythae sets it with model.update() at "
+                "the end of each training epoch (its trainer does this); call model.update() "
+                "after a training epoch before RHVAEMetric.from_pythae(model)"
+            )
+        matrices = model.M_tens.detach()
+        dtype = matrices.dtype if dtype is None else dtype
+        matrices = matrices.to(dtype)
+        factors, info = torch.linalg.cholesky_ex(matrices)
+        if bool((info != 0).any()):
+            bad = int((info != 0).nonzero()[0, 0])
+            raise ValueError(f"the RHVAE's matrix M_{bad} is not positive definite")
+        centroids = model.centroids_tens.detach().to(device=matrices.device, dtype=dtype)
+        return cls(
+            centroids,
+            factors,
+            temperature=float(model.temperature.detach().reshape(-1)[0]),
+            regularization=float(model.lbd.detach().reshape(-1)[0]),
+            normalize=False,
+        )
 
     def inverse_metric_tensor(self, z: Tensor) -> Tensor:
         """``G(z)⁻¹`` (what the RHVAE learns), shape ``(..., d, d)``."""

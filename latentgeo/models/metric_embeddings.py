@@ -14,6 +14,8 @@ forward mode. The tests check that both paths give the same metric.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -51,5 +53,5 @@ def _(decoder: BernoulliDecoder) -> nn.Module | None:
 
 
 @as_metric.register
-def _(decoder: EnsembleDecoder) -> Metric:
-    return ensemble_metric(list(decoder.members))
+def _(decoder: EnsembleDecoder, **options: Any) -> Metric:
+    return ensemble_metric(list(decoder.members), **options)

@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor
 
 from latentgeo._validation import check_points, check_same_shape
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers.result import GeodesicError, GeodesicResult
 
@@ -88,6 +89,7 @@ def connecting_geodesic(
     *,
     method: str | GeodesicMethod = "spline",
     throw: bool = False,
+    memory_budget: int | None = None,
     **options: Any,
 ) -> GeodesicResult:
     """Shortest curves between B pairs of latent points, all solved at once.
@@ -102,6 +104,8 @@ def connecting_geodesic(
             ``method="spline", num_knots=6, max_iter=500``).
         throw: raise :class:`GeodesicError` if any pair did not converge
             (``False``: report it per pair in the result).
+        memory_budget: bytes the solve may use (``None``: the budget in force,
+            see :mod:`latentgeo.memory`); chunks of pairs are sized by it.
         **options: passed to a named method (see each method's
             documentation); a method object holds its own.
 
@@ -114,24 +118,31 @@ def connecting_geodesic(
         TypeError: ``method`` is neither a name nor a method object, or keyword
             options given next to a method object.
     """
-    metric = as_metric(metric_or_decoder)
-    z0, z1 = check_end_points(z0, z1, metric)
+    with use_memory_budget(memory_budget):
+        metric = as_metric(metric_or_decoder)
+        z0, z1 = check_end_points(z0, z1, metric)
+        result = _solve(metric, z0, z1, method, options)
+    if throw:
+        result.raise_if_failed()
+    return result
+
+
+def _solve(
+    metric: Metric, z0: Tensor, z1: Tensor, method: str | GeodesicMethod, options: dict[str, Any]
+) -> GeodesicResult:
+    """Run ``method`` (a name or an object) on validated end points."""
     if isinstance(method, str):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {available_methods()}, got {method!r}")
-        result = _METHODS[method](metric, z0, z1, **options)
+        return _METHODS[method](metric, z0, z1, **options)
     elif isinstance(method, GeodesicMethod):
         if options:
             raise TypeError(
                 f"options {sorted(options)} cannot go with a method object: give them to "
                 f"{type(method).__name__}(...)"
             )
-        result = method.solve(metric, z0, z1)
-    else:
-        raise TypeError(
-            f"method must be a name in {available_methods()} or an object with a "
-            f"solve(metric, z0, z1) method, got {type(method).__name__}"
-        )
-    if throw:
-        result.raise_if_failed()
-    return result
+        return method.solve(metric, z0, z1)
+    raise TypeError(
+        f"method must be a name in {available_methods()} or an object with a "
+        f"solve(metric, z0, z1) method, got {type(method).__name__}"
+    )

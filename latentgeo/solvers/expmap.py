@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from latentgeo._validation import check_points, check_same_shape
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers._checks import check_int, check_optional_number
 from latentgeo.solvers.hermite import HermiteCurve
@@ -244,6 +245,7 @@ def exp_map(
     return_path: bool = False,
     num_points: int = 33,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """The exponential map ``exp_z(t v)``: the geodesic from ``z`` with velocity ``v``, at ``t``.
 
@@ -269,6 +271,8 @@ def exp_map(
         return_path: return the geodesic at ``num_points`` equally spaced times instead.
         num_points: points on the returned path, including both ends, ``≥ 2``.
         throw: raise :class:`ShootingError` if any pair did not converge.
+        memory_budget: bytes the integration may use (``None``: the budget in
+            force, see :mod:`latentgeo.memory`).
 
     Returns:
         ``exp_z(t v)`` of shape ``(B, d)``; NaN for pairs that did not converge
@@ -290,19 +294,12 @@ def exp_map(
         True
     """
     check_int(num_points, "num_points", minimum=2)
-    info = exp_map_result(
-        metric_or_decoder,
-        z,
-        v,
-        t=t,
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        steps=steps,
-        max_steps=max_steps,
-        num_points=num_points if return_path else 2,
-        throw=throw,
-    )
+    with use_memory_budget(memory_budget):
+        info = exp_map_result(
+            metric_or_decoder, z, v,
+            t=t, method=method, rtol=rtol, atol=atol, steps=steps, max_steps=max_steps,
+            num_points=num_points if return_path else 2, throw=throw,
+        )  # fmt: skip
     if return_path:
         assert info.path is not None
         return torch.where(info.converged[..., None, None], info.path, torch.nan)

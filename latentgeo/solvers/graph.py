@@ -78,7 +78,7 @@ def segment_lengths(
     for sl in chunks(a.shape[0], per):
         aa, dd = a[sl], b[sl] - a[sl]
         pos = aa[:, None] + s[None, :, None] * dd[:, None]
-        sq = metric._squared_norm(pos, dd[:, None].expand_as(pos))
+        sq = metric.squared_norm(pos, dd[:, None].expand_as(pos), validate=False)
         length = (sq.clamp_min(0.0).sqrt() * ws).sum(-1)
         out.append(torch.where(invalid_squared_norms(sq), torch.nan, length))
     return torch.cat(out) if out else a.new_zeros(0)

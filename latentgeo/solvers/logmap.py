@@ -36,7 +36,6 @@ import torch
 from torch import Tensor
 
 from latentgeo._validation import check_points, check_same_shape
-from latentgeo.curves.length import embedding_of, is_pullback
 from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import forward_jacobian
 from latentgeo.solvers.connecting import available_methods, connecting_geodesic
@@ -114,7 +113,7 @@ def initial_velocity(
         t0 = torch.zeros(1, dtype=z0.dtype, device=z0.device)
         v = res.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
         # the velocity of a constant-speed geodesic has norm = length
-        speed = metric._squared_norm(z0, v).clamp_min(0.0).sqrt()
+        speed = metric.squared_norm(z0, v, validate=False).clamp_min(0.0).sqrt()
         scale = res.length.detach().to(v.dtype) / speed
         scale = torch.where(torch.isfinite(scale) & (speed > 0), scale, 1.0)
         v = v * scale[:, None]
@@ -147,8 +146,8 @@ def initial_jacobian(metric: Metric, z0: Tensor, z1: Tensor) -> Tensor:
     other metrics ``R = I`` (right for conformal metrics). The identity where
     the model is not finite.
     """
-    if is_pullback(metric):
-        f = embedding_of(metric)
+    if metric.is_pullback:
+        f = metric.flat_embedding
         j0, j1 = forward_jacobian(f, z0), forward_jacobian(f, z1)  # (B, m, d)
         g0, g1 = j0.mT @ j0, j1.mT @ j1
         h0, h1 = _sym_power(g0, -0.5), _sym_power(g1, -0.5)
@@ -326,7 +325,7 @@ class _LogSolver:
         st = self.st
         # v + δ wherever its error could be estimated, else the last accepted iterate
         velocity = torch.where(torch.isfinite(st.error)[:, None], st.answer, st.v)
-        sq = self.metric._squared_norm(self.z0, velocity)
+        sq = self.metric.squared_norm(self.z0, velocity, validate=False)
         # ‖γ̇‖²_G is constant along a geodesic: its sign at z0 is its sign everywhere
         invalid = invalid_squared_norms(sq[:, None], torch.isfinite(velocity).all(-1, True))
         st.codes = torch.where(invalid, INVALID, st.codes)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers._checks import check_int
 from latentgeo.solvers.connecting import check_end_points, register_method
@@ -72,6 +73,7 @@ def log_map(
     max_steps: int = 10_000,
     init_options: dict[str, Any] | None = None,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """The logarithm map ``log_{z0}(z1)``: the initial velocity of the geodesic to ``z1``.
 
@@ -95,6 +97,8 @@ def log_map(
         max_steps: integrator step attempts per exponential map, ``≥ 1``.
         init_options: options for ``connecting_geodesic`` when ``init="energy"``.
         throw: raise :class:`ShootingError` if any pair did not converge.
+        memory_budget: bytes the shooting (and its initial geodesics) may use
+            (``None``: the budget in force, see :mod:`latentgeo.memory`).
 
     Returns:
         ``v`` of shape ``(B, d)``, NaN for pairs that did not converge (their
@@ -111,18 +115,12 @@ def log_map(
         >>> bool((v - disk.log(z0, z1)).norm() <= 1e-6 * disk.log(z0, z1).norm())
         True
     """
-    info = log_map_result(
-        metric_or_decoder,
-        z0,
-        z1,
-        init=init,
-        rtol=rtol,
-        atol=atol,
-        max_iter=max_iter,
-        max_steps=max_steps,
-        init_options=init_options,
-        throw=throw,
-    )
+    with use_memory_budget(memory_budget):
+        info = log_map_result(
+            metric_or_decoder, z0, z1,
+            init=init, rtol=rtol, atol=atol, max_iter=max_iter, max_steps=max_steps,
+            init_options=init_options, throw=throw,
+        )  # fmt: skip
     return torch.where(info.converged[:, None], info.velocity, torch.nan)
 
 

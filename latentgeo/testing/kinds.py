@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from latentgeo.metrics import (
     ExplicitMetric,
     FeatureMetric,
+    LocalPCAMetric,
     Metric,
     RHVAEMetric,
     as_metric,
@@ -61,6 +62,10 @@ def _rhvae(d: int, dtype: torch.dtype) -> Metric:
     return RHVAEMetric(centroids, factors, temperature=1.5, regularization=0.1)
 
 
+def _local_pca(d: int, dtype: torch.dtype) -> Metric:
+    return LocalPCAMetric(torch.randn(20, d, dtype=dtype), sigma=1.0, rho=0.1)
+
+
 def _feature(d: int) -> Metric:
     return FeatureMetric(_gaussian(d), nn.Sequential(nn.Linear(OUT, 3), nn.Tanh()))
 
@@ -74,6 +79,7 @@ _FACTORIES: dict[str, Callable[[int, torch.dtype], object]] = {
     "explicit": lambda d, dt: ExplicitMetric(_spd_field(d, dt)),
     "feature": lambda d, dt: _feature(d),
     "rhvae": _rhvae,
+    "local-pca": _local_pca,
     "sum": lambda d, dt: as_metric(_mlp(d)) + as_metric(_gaussian(d)),
     "scaled": lambda d, dt: 0.3 * as_metric(_mlp(d)),
 }

@@ -29,6 +29,8 @@ def plot_cv_histograms(
     bins: int = 20,
     title: str | None = "CV of geodesic distances over retrainings",
     ax: Axes | None = None,
+    labels: tuple[str, str] = ("ensemble", "RBF"),
+    note: str | None = None,
 ) -> Figure:
     """Densities of per-pair coefficients of variation, ensemble vs RBF (Syrota et al., Fig. 5).
 
@@ -38,6 +40,8 @@ def plot_cv_histograms(
         bins: histogram bins (shared by both).
         title: axes title.
         ax: draw here instead of on a new figure.
+        labels: legend names of the two families.
+        note: a line of evidence under the axes (converged counts, budget, seed...).
 
     Returns:
         The figure.
@@ -58,7 +62,7 @@ def plot_cv_histograms(
         density=True,
         alpha=0.6,
         color="tab:blue",
-        label=f"ensemble (median {np.median(ens):.3f})",
+        label=f"{labels[0]} (median {np.median(ens):.3f})",
     )
     ax.hist(
         rbf,
@@ -66,14 +70,29 @@ def plot_cv_histograms(
         density=True,
         alpha=0.6,
         color="tab:orange",
-        label=f"RBF (median {np.median(rbf):.3f})",
+        label=f"{labels[1]} (median {np.median(rbf):.3f})",
     )
     ax.set_xlabel("coefficient of variation of the geodesic distance")
     ax.set_ylabel("density")
     ax.legend()
     if title:
         ax.set_title(title)
+    _note(ax, note)
     return fig
+
+
+def _note(ax: Axes, note: str | None) -> None:
+    """Small text under the axes: the evidence a figure carries."""
+    if note:
+        ax.annotate(
+            note,
+            xy=(0.0, -0.2),
+            xycoords="axes fraction",
+            fontsize=7,
+            va="top",
+            ha="left",
+            wrap=True,
+        )
 
 
 def plot_relative_improvement(
@@ -83,15 +102,18 @@ def plot_relative_improvement(
     percent: bool = True,
     title: str | None = "Geodesic vs straight line",
     ax: Axes | None = None,
+    note: str | None = None,
 ) -> Figure:
     """Histogram of relative improvements ``(L_line − L_geodesic) / L_line`` (Michelis et al.).
 
     Args:
-        relative_improvement: values in ``[0, 1)``, shape ``(P,)``.
+        relative_improvement: values (mostly in ``[0, 1)``; an independent score may
+            give negative ones), shape ``(P,)``.
         bins: histogram bins.
         percent: show percentages.
         title: axes title.
         ax: draw here instead of on a new figure.
+        note: a line of evidence under the axes (converged counts, budget, seed...).
 
     Returns:
         The figure.
@@ -113,4 +135,5 @@ def plot_relative_improvement(
     ax.legend()
     if title:
         ax.set_title(title)
+    _note(ax, note)
     return fig

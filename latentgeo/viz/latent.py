@@ -1,4 +1,5 @@
-"""Latent-space pictures: a background field, data points, curves and indicatrices.
+"""Latent-space pictures: a background field, data points and indicatrices (curves in
+:mod:`latentgeo.viz.curves`).
 
 Every function draws on a matplotlib ``Axes`` and returns what it drew, so
 pictures compose::
@@ -28,6 +29,7 @@ from matplotlib.image import AxesImage
 from torch import Tensor
 
 from latentgeo.metrics import MetricLike, as_metric
+from latentgeo.viz.curves import _np, plot_curves, plot_solved_curves, plot_straight_lines
 from latentgeo.viz.fields import (
     Extent,
     bounds_around,
@@ -41,18 +43,10 @@ __all__ = [
     "indicatrix_points",
     "new_figure",
     "plot_background",
-    "plot_curves",
     "plot_indicatrices",
     "plot_latent_space",
     "plot_points",
-    "plot_straight_lines",
 ]
-
-
-def _np(x: Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(x, Tensor):
-        return x.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(x, dtype=float)
 
 
 def new_figure(
@@ -81,8 +75,14 @@ def plot_background(
     cmap: str = "viridis",
     label: str | None = None,
     colorbar: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> AxesImage:
     """A scalar field on a latent grid as an image.
+
+    Colours span ``[vmin, vmax]`` (default: the field's range). Where the field
+    goes beyond them the colour bar says so: an arrow at the clipped end and
+    ``(clipped at ...)`` in its label; a clipped field is never shown silently.
 
     Args:
         ax: where to draw.
@@ -91,19 +91,46 @@ def plot_background(
         cmap: matplotlib colour map.
         label: colour-bar label.
         colorbar: draw a colour bar.
+        vmin: value of the lowest colour (``None``: the field's minimum).
+        vmax: value of the highest colour (``None``: the field's maximum).
 
     Returns:
         The image.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> values = np.arange(4.0).reshape(2, 2)
+        >>> im = plot_background(ax, values, (0, 1, 0, 1), label="u", vmax=2.0)
+        >>> fig.axes[-1].get_ylabel()
+        'u (clipped above 2)'
+        >>> plt.close(fig)
     """
     arr = _np(values)
     if arr.ndim != 2:
         raise ValueError(f"values must have shape (R, C), got {arr.shape}")
     arr = np.where(np.isfinite(arr), arr, np.nan)
-    image = ax.imshow(arr, extent=extent, origin="lower", cmap=cmap, aspect="auto")
+    image = ax.imshow(
+        arr, extent=extent, origin="lower", cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax
+    )
     if colorbar and ax.figure is not None:
-        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85)
-        if label:
-            bar.set_label(label)
+        finite = arr[np.isfinite(arr)]
+        low = vmin is not None and finite.size > 0 and bool((finite < vmin).any())
+        high = vmax is not None and finite.size > 0 and bool((finite > vmax).any())
+        extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+            (low, high), "both"
+        )
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85, extend=extend)
+        clipped = []
+        if low:
+            clipped.append(f"below {vmin:.3g}")
+        if high:
+            clipped.append(f"above {vmax:.3g}")
+        text = label or ""
+        if clipped:
+            text = f"{text} (clipped {' and '.join(clipped)})".strip()
+        if text:
+            bar.set_label(text)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     return image
@@ -162,62 +189,6 @@ def plot_points(
 def _label_text(c: Any) -> str:
     f = float(c)
     return str(int(f)) if f.is_integer() else f"{f:g}"
-
-
-def plot_curves(
-    ax: Axes,
-    curves: Tensor | np.ndarray,
-    *,
-    color: str = "tab:red",
-    linewidth: float = 1.6,
-    alpha: float = 0.95,
-    label: str | None = None,
-    endpoints: bool = True,
-) -> LineCollection:
-    """Curves sampled at T times, shape ``(B, T, 2)`` (or one curve ``(T, 2)``).
-
-    Returns:
-        The line collection (one line per curve).
-    """
-    arr = _np(curves)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[-1] != 2:
-        raise ValueError(f"curves must have shape (B, T, 2), got {arr.shape}")
-    lines = LineCollection(
-        list(arr), colors=color, linewidths=linewidth, alpha=alpha, label=label, zorder=3
-    )
-    ax.add_collection(lines)
-    if endpoints:
-        ends = np.concatenate([arr[:, 0], arr[:, -1]])
-        ax.scatter(ends[:, 0], ends[:, 1], s=14, c=color, edgecolors="k", linewidths=0.5, zorder=4)
-    return lines
-
-
-def plot_straight_lines(
-    ax: Axes,
-    z0: Tensor | np.ndarray,
-    z1: Tensor | np.ndarray,
-    *,
-    color: str = "white",
-    linewidth: float = 1.0,
-    linestyle: str = "--",
-    label: str | None = "straight line",
-) -> LineCollection:
-    """Straight segments from ``z0`` to ``z1``, both ``(B, 2)``."""
-    a, b = _np(z0), _np(z1)
-    if a.shape != b.shape or a.ndim != 2 or a.shape[1] != 2:
-        raise ValueError(f"z0 and z1 must both have shape (B, 2), got {a.shape} and {b.shape}")
-    lines = LineCollection(
-        list(np.stack([a, b], axis=1)),
-        colors=color,
-        linewidths=linewidth,
-        linestyles=linestyle,
-        label=label,
-        zorder=3,
-    )
-    ax.add_collection(lines)
-    return lines
 
 
 def indicatrix_points(g: Tensor, radius: float = 1.0, *, num: int = 64) -> Tensor:
@@ -301,6 +272,9 @@ def plot_latent_space(
     resolution: int = 80,
     title: str | None = None,
     ax: Axes | None = None,
+    converged: Tensor | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Figure:
     """One picture of a 2-d latent space: background, codes, curves, straight lines.
 
@@ -318,6 +292,11 @@ def plot_latent_space(
         resolution: grid points per side of the background.
         title: axes title.
         ax: draw here instead of on a new figure.
+        converged: ``(B,)`` bool, the solver's verdict per curve: converged curves
+            are drawn solid, the others dashed, both counted in the legend
+            (:func:`plot_solved_curves`).
+        vmin: lowest colour of the background (``None``: its minimum).
+        vmax: highest colour of the background; the colour bar says when it clips.
 
     Returns:
         The figure.
@@ -362,12 +341,14 @@ def plot_latent_space(
                 "background must be 'volume', 'log_volume', 'uncertainty' or None, "
                 f"got {background!r}"
             )
-        plot_background(ax, values, extent, cmap=cmap, label=label)
+        plot_background(ax, values, extent, cmap=cmap, label=label, vmin=vmin, vmax=vmax)
     if codes is not None:
         plot_points(ax, codes, labels)
-    if straight is not None:
-        plot_straight_lines(ax, straight[0], straight[1])
-    if curves is not None:
+    if straight is not None:  # a colour that shows on dark and light backgrounds alike
+        plot_straight_lines(ax, straight[0], straight[1], color="deepskyblue")
+    if curves is not None and converged is not None:
+        plot_solved_curves(ax, curves, converged)
+    elif curves is not None:
         plot_curves(ax, curves, label="geodesic")
     if indicatrix_centres is not None:
         if geometry is None:

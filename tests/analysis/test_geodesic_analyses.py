@@ -14,9 +14,12 @@ from latentgeo.analysis import (
     michelis_pairs,
     monte_carlo_relative_improvement,
     pairwise_geodesic_distances,
+    pairwise_geodesics,
     relative_improvement,
+    round_robin,
     straight_line_length,
 )
+from latentgeo.solvers import Status
 from latentgeo.testing import LinearMap, StereographicSphere
 
 
@@ -118,3 +121,80 @@ def test_input_errors() -> None:
         pairwise_geodesic_distances(sphere, torch.zeros(3))
     with pytest.raises(ValueError, match="latent_dim"):
         michelis_pairs(sphere, 3)
+
+
+def test_independent_chord_score_measures_line_and_curve_alike() -> None:
+    sphere = StereographicSphere()
+    z0 = torch.tensor([[1.0, 0.5], [-1.0, 1.0]], dtype=torch.float64)
+    z1 = torch.tensor([[-0.5, 2.0], [1.0, 1.5]], dtype=torch.float64)
+    res = relative_improvement(sphere, z0, z1, score="chord", score_points=2048)
+    assert res.score == "chord" and res.status == ["converged", "converged"]
+    # a dense polyline in R^3 is within ~h^2 of the arc length: both curves, one estimator
+    torch.testing.assert_close(
+        res.line_length, straight_line_length(sphere, z0, z1), rtol=1e-5, atol=0
+    )
+    torch.testing.assert_close(res.geodesic_length, sphere.distance(z0, z1), rtol=1e-5, atol=0)
+    assert bool((res.relative_improvement > 1e-3).all())
+    with pytest.raises(ValueError, match="score"):
+        relative_improvement(sphere, z0, z1, score="nope")
+    with pytest.raises(ValueError, match="score_points"):
+        relative_improvement(sphere, z0, z1, score="chord", score_points=1)
+
+
+def test_means_are_over_converged_pairs_unless_asked() -> None:
+    sphere = StereographicSphere()
+    z0 = torch.tensor([[1.0, 0.5], [-1.0, 1.0], [0.3, -1.2]], dtype=torch.float64)
+    z1 = torch.tensor([[-0.5, 2.0], [1.0, 1.5], [-1.5, 0.2]], dtype=torch.float64)
+    stopped = relative_improvement(sphere, z0, z1, max_iter=1)
+    assert stopped.num_converged == 0 and stopped.num_pairs == 3
+    assert all(s == Status.MAX_ITERATIONS for s in stopped.status)
+    assert math.isnan(stopped.mean) and math.isnan(stopped.standard_error)
+    every = relative_improvement(sphere, z0, z1, max_iter=1, include_all=True)
+    assert every.mean == pytest.approx(float(every.relative_improvement.mean()))
+    done = relative_improvement(sphere, z0, z1)
+    keep = done.converged
+    assert done.num_converged == int(keep.sum()) > 0
+    assert done.mean == pytest.approx(float(done.relative_improvement[keep].mean()))
+
+
+def test_pairwise_geodesics_report_statuses_in_triu_order() -> None:
+    sphere = StereographicSphere()
+    z = torch.tensor([[1.0, 0.5], [-0.5, 2.0], [-1.0, 1.0], [0.3, -1.2]], dtype=torch.float64)
+    table = pairwise_geodesics(sphere, z, chunk_size=4)
+    assert table.num_pairs == 6 and table.num_converged == 6
+    torch.testing.assert_close(table.distances, pairwise_geodesic_distances(sphere, z))
+    assert bool(table.converged.all()) and bool((table.converged == table.converged.T).all())
+    stopped = pairwise_geodesics(sphere, z, chunk_size=4, max_iter=1)
+    assert stopped.num_converged == 0 and set(stopped.status) == {Status.MAX_ITERATIONS}
+    assert bool(stopped.converged.diagonal().all()) and not bool(stopped.converged[0, 1])
+
+
+@pytest.mark.parametrize("n", [2, 5, 8])
+def test_round_robin_holds_every_pair_once_in_disjoint_rounds(n: int) -> None:
+    rounds = round_robin(n)
+    assert len(rounds) == n - 1 + n % 2
+    seen = [tuple(p) for r in rounds for p in r.tolist()]
+    assert sorted(seen) == [(i, j) for i in range(n) for j in range(i + 1, n)]
+    for r in rounds:
+        assert r.flatten().unique().numel() == r.numel()  # no index twice in a round
+    with pytest.raises(ValueError, match="n must be"):
+        round_robin(1)
+
+
+def test_disjoint_rounds_give_the_same_table_and_serve_the_graph_method() -> None:
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    plain = pairwise_geodesics(sphere, z)
+    rounds = pairwise_geodesics(sphere, z, max_repeats=2)
+    torch.testing.assert_close(rounds.distances, plain.distances, rtol=1e-6, atol=1e-9)
+    assert rounds.status == plain.status
+    with pytest.raises(ValueError, match="max_repeats"):
+        pairwise_geodesics(sphere, z, max_repeats=0)
+    # the graph method builds its graph on the end points: each point once per solve
+    cloud = torch.randn(200, 2, generator=gen, dtype=torch.float64)
+    graph = pairwise_geodesics(
+        sphere, z, max_repeats=1, method="graph", points=cloud, k=8, max_iter=200
+    )
+    assert graph.num_converged == graph.num_pairs == 21
+    torch.testing.assert_close(graph.distances, plain.distances, rtol=1e-4, atol=1e-6)

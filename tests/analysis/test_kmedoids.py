@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from latentgeo.analysis import f_measure, kmedoids
+from latentgeo.analysis import f_measure, geodesic_kmeans, kmedoids
+from latentgeo.solvers import Status
+from latentgeo.testing import LinearMap
 
 
 def blobs(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,3 +47,26 @@ def test_f_measure() -> None:
     assert f_measure(t, p) == pytest.approx(0.5 * 0.8 + 0.5 * 6 / 7)
     with pytest.raises(ValueError, match="equal length"):
         f_measure(t, p[:3])
+
+
+def test_geodesic_kmeans_with_means_on_a_flat_metric() -> None:
+    """Under a flat metric true k-means ends at the clusters' Euclidean means (Lloyd's fixed
+    point); the medoid mode keeps data points as centres."""
+    gen = torch.Generator().manual_seed(1)
+    z, labels = blobs(gen)
+    z = z[::3]  # 20 points, 7 per blob
+    labels = labels[::3]
+    flat = LinearMap(torch.eye(2, dtype=torch.float64))
+    flat_log = {"method": lambda b, t: t - b, "exp": lambda b, v: b + v}
+    res = geodesic_kmeans(flat, z, 3, num_restarts=2, generator=gen, centres="means",
+                          mean_options=flat_log)  # fmt: skip
+    assert f_measure(labels, res.labels) == 1.0
+    assert res.centres is not None and res.centre_distances is not None
+    assert res.status == [Status.CONVERGED] * 3
+    for c in range(3):
+        members = z[res.labels == c]
+        torch.testing.assert_close(res.centres[c], members.mean(0), rtol=0, atol=1e-6)
+    torch.testing.assert_close(res.centre_distances, torch.cdist(z, res.centres), rtol=0, atol=1e-5)
+    assert res.cost <= geodesic_kmeans(flat, z, 3, num_restarts=2, generator=gen).cost + 1e-9
+    with pytest.raises(ValueError, match="centres must be"):
+        geodesic_kmeans(flat, z, 3, centres="modes")  # type: ignore[arg-type]

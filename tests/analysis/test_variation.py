@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from latentgeo.analysis import coefficient_of_variation, paired_t_test
+from latentgeo.analysis import coefficient_of_variation, compare_retrainings, paired_t_test
 
 # distances of 4 pairs under 5 retrained models (rows)
 DIST = np.array(
@@ -69,3 +69,44 @@ def test_t_test_input_checks() -> None:
         paired_t_test(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="at least 2"):
         paired_t_test(np.zeros(1), np.zeros(1))
+
+
+def test_compare_retrainings_uses_only_pairs_converged_everywhere() -> None:
+    rng = np.random.default_rng(0)
+    a = 1.0 + 0.05 * rng.standard_normal((6, 8))
+    b = 1.0 + 0.30 * np.abs(rng.standard_normal((6, 8)))
+    ok_a = np.ones((6, 8), dtype=bool)
+    ok_b = np.ones((6, 8), dtype=bool)
+    ok_a[2, 1] = False  # pair 1 failed once under a
+    ok_b[5, 6] = False  # pair 6 failed once under b
+    res = compare_retrainings(a, b, ok_a, ok_b)
+    assert res.converged_a == 47 and res.converged_b == 47 and res.total == 48
+    assert res.used.tolist() == [True, False, True, True, True, True, False, True]
+    assert res.num_used == 6 and not res.include_all
+    keep = res.used
+    ref = stats.ttest_rel(
+        stats.variation(a[:, keep], axis=0, ddof=1),
+        stats.variation(b[:, keep], axis=0, ddof=1),
+        alternative="less",
+    )
+    assert res.test is not None
+    assert res.test.statistic == pytest.approx(ref.statistic, rel=1e-12)
+    assert res.test.pvalue == pytest.approx(ref.pvalue, rel=1e-12)
+    assert np.isnan(res.cv_a[1]) and np.isnan(res.cv_b[6])
+    every = compare_retrainings(a, b, ok_a, ok_b, include_all=True)
+    assert every.num_used == 8 and every.converged_a == 47  # the counts stay honest
+    assert res.converged_fraction == pytest.approx(94 / 96)
+
+
+def test_compare_retrainings_counts_nonfinite_distances_as_failed() -> None:
+    a = np.array([[1.0, 2.0, 3.0], [1.2, np.inf, 3.1]])
+    b = np.array([[1.0, 2.0, 3.0], [1.5, 2.5, 3.5]])
+    res = compare_retrainings(a, b)
+    assert res.converged_a == 5 and res.used.tolist() == [True, False, True]
+    assert compare_retrainings(a, b, include_all=True).num_used == 2  # inf is never used
+    few = compare_retrainings(a[:, :1], b[:, :1])
+    assert few.test is None and few.num_used == 1
+    with pytest.raises(ValueError, match="same shape"):
+        compare_retrainings(a, b[:, :2])
+    with pytest.raises(ValueError, match="converged_b"):
+        compare_retrainings(a, b, None, np.ones((3, 3), dtype=bool))

@@ -131,6 +131,6 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         "latentgeo: error: argument --points: expected an integer >= 3 "
-        "(k-means with k = 3 clusters), got 1"
+        "(k-medoids with k = 3 clusters), got 1"
     ]
     assert list(tmp_path.iterdir()) == []

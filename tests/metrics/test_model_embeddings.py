@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from latentgeo.exceptions import PerformanceWarning
 from latentgeo.metrics import DecoderEmbedding, PullbackMetric, as_metric
-from latentgeo.metrics.forward_mode import try_tangent_propagator
+from latentgeo.metrics.forward import try_tangent_propagator
 from latentgeo.models import MLP, BernoulliDecoder, GaussianDecoder, RBFPrecision
 
 
@@ -44,7 +45,8 @@ def test_plain_traceable_decoder_is_used_directly() -> None:
     decoder = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 12)).double()
     fast = as_metric(decoder)
     assert isinstance(fast, PullbackMetric) and fast.embed is decoder
-    slow = PullbackMetric(DecoderEmbedding(decoder))
+    slow = PullbackMetric(lambda x: decoder(x))  # a function: the generic torch.func path
+    assert slow._get_propagator() is None
     z = torch.randn(6, 2, dtype=torch.float64)
     v = torch.randn(6, 2, dtype=torch.float64)
     torch.testing.assert_close(fast.metric_tensor(z), slow.metric_tensor(z))
@@ -56,4 +58,6 @@ def test_untraceable_decoder_keeps_the_generic_path() -> None:
         def forward(self, z: torch.Tensor) -> torch.Tensor:
             return z if z.sum() > 0 else -z
 
-    assert isinstance(as_metric(Branchy()).embed, DecoderEmbedding)  # type: ignore[attr-defined]
+    with pytest.warns(PerformanceWarning, match="Branchy: no traced fast path"):
+        metric = as_metric(Branchy())
+    assert isinstance(metric.embed, DecoderEmbedding)  # type: ignore[attr-defined]

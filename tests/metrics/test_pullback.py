@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
+from latentgeo.exceptions import PerformanceWarning
 from latentgeo.metrics import PullbackMetric, as_metric
+from latentgeo.metrics.forward import fast_path_report
 from latentgeo.testing import LinearMap, Paraboloid, StereographicSphere, tolerance
 
-from .reference import GaussianMLP, autograd_jacobian, mlp
+from .reference import (
+    GaussianMLP,
+    InplaceDecoder,
+    TanhInplace,
+    autograd_jacobian,
+    conv_decoder,
+    mlp,
+)
 
 
 def test_metric_tensor_matches_autograd(dtype: torch.dtype) -> None:
@@ -228,3 +237,116 @@ def test_gaussian_decoder_with_a_broadcast_scale_is_not_split() -> None:
     expected = ((jac @ v[..., None])[..., 0] ** 2).sum(-1)
     torch.testing.assert_close(metric.squared_norm(z, v), expected)
     assert metric._parts_ok is False
+
+
+IN_PLACE = {
+    "inplace": lambda: InplaceDecoder(),
+    "tanh_": lambda: TanhInplace(),
+    "conv-inplace": lambda: conv_decoder(inplace=True),
+}
+
+
+@pytest.mark.parametrize("kind", list(IN_PLACE))
+def test_in_place_decoders_give_the_autograd_metric(kind: str) -> None:
+    """In-place calls are traced as eager execution sees them (metric, norms, inner products):
+    equal to autograd Jacobians to 1e-10, on the traced fast path, and the decoder's own
+    input is never written into."""
+    torch.manual_seed(6)
+    decoder = IN_PLACE[kind]().double().requires_grad_(False)
+    d = 3 if kind.startswith("conv") else 2
+    assert fast_path_report(decoder).usable and fast_path_report(decoder).unsupported == ()
+    metric = as_metric(decoder)
+    assert metric._get_propagator() is not None
+    z, u, v = (torch.randn(6, d, dtype=torch.float64) for _ in range(3))
+    z_before = z.clone()
+    jac = autograd_jacobian(decoder, z)
+    tol = {"rtol": 1e-10, "atol": 1e-10}
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac, **tol)
+    ju, jv = (jac @ u[..., None])[..., 0], (jac @ v[..., None])[..., 0]
+    torch.testing.assert_close(metric.squared_norm(z, v), (jv * jv).sum(-1), **tol)
+    torch.testing.assert_close(metric.inner(z, u, v), (ju * jv).sum(-1), **tol)
+    torch.testing.assert_close(metric.flat_embedding(z), decoder(z).reshape(6, -1), **tol)
+    assert torch.equal(z, z_before)
+
+
+def test_in_place_write_into_a_view_read_later_takes_the_exact_generic_path() -> None:
+    """``h[:, :3].tanh_()`` changes ``h``, which is read afterwards: the engine cannot make it
+    functional, says so once, and the generic torch.func path gives the eager metric."""
+
+    class ViewWrite(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(2, 6)
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            h = self.a(z)
+            h[:, :3].tanh_()
+            return h * h
+
+    decoder = ViewWrite().double().requires_grad_(False)
+    with pytest.warns(PerformanceWarning, match="writes into memory that"):
+        metric = as_metric(decoder)
+    assert metric._get_propagator() is None
+    z = torch.randn(4, 2, dtype=torch.float64)
+    jac = autograd_jacobian(decoder, z)
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac, rtol=1e-10, atol=1e-10)
+
+
+def test_conv_vae_decoder_is_fully_traced_and_exact(dtype: torch.dtype) -> None:
+    """Linear → Unflatten → ConvTranspose2d → BatchNorm2d → GELU → ... → Sigmoid: every layer has
+    a rule (no warning: warnings are errors here), and the metric is autograd's."""
+    decoder = conv_decoder().to(dtype).requires_grad_(False)
+    assert fast_path_report(decoder).unsupported == ()
+    metric = as_metric(decoder)
+    z, v = torch.randn(5, 3, dtype=dtype), torch.randn(5, 3, dtype=dtype)
+    jac = autograd_jacobian(decoder, z)
+    rtol, atol = tolerance(dtype, ops=1000)
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac, rtol=rtol, atol=atol)
+    jv = (jac @ v[..., None])[..., 0]
+    torch.testing.assert_close(metric.squared_norm(z, v), (jv * jv).sum(-1), rtol=rtol, atol=atol)
+
+
+def test_calls_without_a_rule_are_named_once_when_the_metric_is_built() -> None:
+    class Unusual(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(2, 4)
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            h = self.a(z)
+            return torch.atan2(h, 1.0 + h * h) + torch.cumsum(h, -1)
+
+    decoder = Unusual().double()
+    with pytest.warns(PerformanceWarning) as caught:
+        metric = as_metric(decoder)
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    assert "torch.atan2" in text and "torch.cumsum" in text and "Linear" not in text
+    as_metric(decoder)  # once per decoder: no second warning (warnings are errors here)
+    z = torch.randn(3, 2, dtype=torch.float64)
+    jac = autograd_jacobian(decoder, z)
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac)
+
+
+def test_what_the_engine_cannot_run_switches_to_the_generic_path_once_and_says_so() -> None:
+    """A call without a rule taking a tuple of tensors cannot take the per-node generic path:
+    the metric says so, uses torch.func from then on, and stays exact."""
+
+    class TupleArgument(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(2, 6)
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return torch.dstack(torch.chunk(torch.tanh(self.a(z)), 2, -1)).flatten(1)
+
+    decoder = TupleArgument().double()
+    with pytest.warns(PerformanceWarning, match=r"torch\.dstack"):
+        metric = as_metric(decoder)
+    z = torch.randn(3, 2, dtype=torch.float64)
+    jac = autograd_jacobian(decoder, z)
+    with pytest.warns(PerformanceWarning, match="uses torch.func from now on"):
+        g = metric.metric_tensor(z)
+    torch.testing.assert_close(g, jac.mT @ jac)
+    assert metric._get_propagator() is None
+    torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac)  # no second warning

@@ -89,9 +89,15 @@ def test_early_stopping_restores_the_best_weights(data: torch.Tensor) -> None:
     vae = _small_ensemble()
     # a huge learning rate makes the validation loss wander: early stopping must kick in
     h = fit(
-        vae, data, epochs=40, lr=0.5, val_fraction=0.25, early_stopping=2, batch_size=64,
+        vae,
+        data,
+        epochs=40,
+        lr=0.5,
+        val_fraction=0.25,
+        early_stopping=2,
+        batch_size=64,
         progress=False,
-    )  # fmt: skip
+    )
     assert h.stopped_early and len(h.val_loss) < 40
     assert h.val_loss[h.best_epoch] == min(h.val_loss)
 
@@ -207,3 +213,60 @@ def test_bad_arguments_give_clear_errors(data: torch.Tensor) -> None:
         VAE(GaussianEncoder(2, 2), MLP(2, 2), beta=0.0)
     with pytest.raises(ValueError, match="obs_std"):
         VAE(GaussianEncoder(2, 2), MLP(2, 2), obs_std=-1.0)
+
+
+def test_fixed_validation_data_trains_on_all_of_data(data: torch.Tensor) -> None:
+    val = data[:50] + 0.01
+    h = fit(_small_ensemble(), data, val_data=val, epochs=5, eval_every=2, progress=False)
+    assert h.samples == 5 * data.shape[0]  # nothing held out of data
+    assert h.val_epochs == [1, 3, 4]  # every 2nd epoch and the last
+    assert len(h.val_loss) == 3 and h.best_val_loss == h.val_loss[-1]  # no early stopping
+    vae = _small_ensemble()
+    ref = fit(_small_ensemble(), data, epochs=0, progress=False)
+    assert math.isnan(ref.best_val_loss)
+    with pytest.raises(ValueError, match="val_data or val_fraction"):
+        fit(vae, data, val_data=val, val_fraction=0.1, progress=False)
+    with pytest.raises(ValueError, match="eval_every"):
+        fit(vae, data, val_data=val, eval_every=0, progress=False)
+    with pytest.raises(ValueError, match="min_delta"):
+        fit(vae, data, val_data=val, early_stopping=2, min_delta=-1.0, progress=False)
+
+
+def test_min_delta_stops_on_small_gains_and_keeps_the_best_weights(data: torch.Tensor) -> None:
+    val = data[:64]
+    plain = fit(
+        _small_ensemble(), data, val_data=val, epochs=30, early_stopping=3, lr=3e-3, progress=False
+    )
+    # a min_delta larger than any epoch's gain: patience runs out 3 epochs after the first
+    strict = fit(
+        _small_ensemble(),
+        data,
+        val_data=val,
+        epochs=30,
+        early_stopping=3,
+        lr=3e-3,
+        min_delta=1e6,
+        progress=False,
+    )
+    assert strict.stopped_early and len(strict.val_loss) == 4
+    assert strict.best_val_loss == min(strict.val_loss)  # small gains' weights kept all the same
+    assert len(plain.val_loss) >= len(strict.val_loss)
+
+
+def test_fused_adam_steps_like_foreach_adam() -> None:
+    from latentgeo.models.training import _adam
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(3, 2)
+    b = torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    opt_a = _adam(a, list(a.parameters()), 1e-2, 1e-4)
+    opt_b = torch.optim.Adam(b.parameters(), lr=1e-2, weight_decay=1e-4, foreach=True)
+    x = torch.randn(8, 3)
+    for _ in range(5):
+        for m, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            m(x).pow(2).sum().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)

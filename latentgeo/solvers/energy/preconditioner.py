@@ -18,14 +18,15 @@ import torch
 from torch import Tensor
 
 from latentgeo.curves import gather_rows
-from latentgeo.solvers.energy.problem import Objective, pair_chunks
+from latentgeo.solvers.energy.problem import Objective, over_pairs
 
 __all__ = ["frozen_metric_preconditioner"]
 
 
 def frozen_metric_preconditioner(objective: Objective, x: Tensor, idx: Tensor) -> Tensor | None:
     """Inverses ``(A, p, p)`` of ``2 K`` for the pairs ``idx`` with parameters ``x`` ``(A, p)``,
-    in chunks of pairs; ``None`` for curves that are not linear in their parameters.
+    in chunks of pairs sized by the memory budget; ``None`` for curves that are not
+    linear in their parameters.
 
     The inverse is formed (from the Cholesky factor) because the optimiser
     applies it to a new vector every iteration: a batched product is far
@@ -35,10 +36,17 @@ def frozen_metric_preconditioner(objective: Objective, x: Tensor, idx: Tensor) -
     if objective.span_basis is None:
         return None
     points = objective.span_basis.index.shape[1]
-    parts = [
-        _inverse_stiffness(objective, x[sl], idx[sl]) for sl in pair_chunks(idx.numel(), points)
-    ]
-    return torch.cat(parts)
+    # (the key holds the size of a pair's matrices, which grows with refinement)
+    kind = ("preconditioner", objective.packing.shapes[0], points)
+    parts = over_pairs(
+        objective.metric,
+        kind,
+        lambda sl: _inverse_stiffness(objective, x[sl], idx[sl]),
+        idx.numel(),
+        points,
+        x,
+    )
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
@@ -50,7 +58,9 @@ def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
     n = n_inner + 2
     control = gather_rows(objective.control_points(x, idx), t_idx)
     pos = (basis.values[..., None] * control).sum(-2)
-    g = objective.metric._metric_tensor(pos.reshape(-1, d)).reshape(*pos.shape, d)  # (A, T, d, d)
+    g = objective.metric.metric_tensor(pos.reshape(-1, d), validate=False).reshape(
+        *pos.shape, d
+    )  # (A, T, d, d)
     outer = w[..., None, None] * dvals[..., :, None] * dvals[..., None, :]  # (A, T, k, k)
     contrib = outer[..., None, None] * g[:, :, None, None]  # (A, T, k, k, d, d)
     flat_idx = (t_idx[..., :, None] * n + t_idx[..., None, :]).reshape(a, -1)

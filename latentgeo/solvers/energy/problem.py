@@ -14,22 +14,22 @@ place.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from latentgeo.curves import Curve, gather_rows
+from latentgeo._chunked import run_chunked
+from latentgeo.curves import Curve, LinearInControlPoints, gather_rows
 from latentgeo.curves.length import chord_differences, gauss_legendre_times, speeds_squared
 from latentgeo.metrics import Metric
-from latentgeo.metrics.jacobians import chunks
 from latentgeo.solvers.status import Status, code
 
 __all__ = [
     "CHORD_POINTS",
-    "CHUNK_POINTS",
     "DENSE_ENTRIES",
     "CurvePoints",
     "DenseRows",
@@ -38,18 +38,24 @@ __all__ = [
     "Packing",
     "PairState",
     "SparseRows",
-    "pair_chunks",
+    "over_pairs",
     "start_level",
 ]
 
 CHORD_POINTS = 24  # default grid of the chord estimator while optimising
-CHUNK_POINTS = 2**16  # evaluation points per chunk of pairs (bounds memory)
 DENSE_ENTRIES = 2**20  # largest dense basis (pairs × points × control points) kept
 
+T = TypeVar("T")
 
-def pair_chunks(pairs: int, points_per_pair: int) -> list[slice]:
-    """Slices of pairs holding at most about ``CHUNK_POINTS`` evaluation points each."""
-    return list(chunks(pairs, max(1, CHUNK_POINTS // max(points_per_pair, 1))))
+
+def over_pairs(
+    metric: Metric, kind: Hashable, fn: Callable[[slice], T], pairs: int, points: int, like: Tensor
+) -> list[T]:
+    """``fn`` over chunks of ``pairs`` pairs of ``points`` evaluation points each, as many
+    per chunk as the memory budget allows (:mod:`latentgeo.memory`) given the bytes per
+    point measured for ``metric`` and ``kind`` (on the device and dtype of ``like``)."""
+    key = (kind, like.dtype, like.device)
+    return run_chunked(fn, pairs, owner=metric, key=key, weight=max(points, 1), device=like.device)
 
 
 class CurvePoints(nn.Module):
@@ -225,9 +231,8 @@ class Objective:
         self.span_weights: Tensor | None = None
         self.eval_basis: LocalBasis | None = None
         self.all_rows: DenseRows | None = None
-        if hasattr(curve, "_linear_basis") and self.packing.names == ["inner"]:
-            linear_basis: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
-            linear_basis = curve._linear_basis  # type: ignore[assignment]
+        if isinstance(curve, LinearInControlPoints) and self.packing.names == ["inner"]:
+            linear_basis = curve.linear_basis
             tk, self.span_weights = gauss_legendre_times(curve.breakpoints(), nodes=2)
             both = LocalBasis(*linear_basis(torch.cat([tk, self.times], 1)))
             self.span_basis, self.eval_basis = both.split(tk.shape[1])
@@ -310,23 +315,23 @@ class Objective:
         return rows.weights[:, 0] * sq.sum(-1)
 
     def value_and_grad(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-        """Energies ``(A,)`` and their gradients ``(A, p)``, in chunks of pairs to bound memory."""
-        parts = pair_chunks(idx.numel(), self.times.shape[1])
-        if len(parts) == 1:  # one chunk: keep ``idx`` itself (its rows are cached)
+        """Energies ``(A,)`` and their gradients ``(A, p)``, in chunks of pairs sized by the
+        memory budget."""
+        n = idx.numel()
+
+        def chunk(sl: slice) -> tuple[Tensor, Tensor]:
+            whole = sl.start == 0 and sl.stop == n  # keep ``idx`` itself: its rows are cached
             with torch.enable_grad():
-                xs = x.detach().requires_grad_(True)
-                f = self(xs, idx)
+                xs = (x if whole else x[sl]).detach().requires_grad_(True)
+                f = self(xs, idx if whole else idx[sl])
                 (g,) = torch.autograd.grad(f.sum(), xs)
             return f.detach(), g
-        fs, gs = [], []
-        for sl in parts:
-            with torch.enable_grad():
-                xs = x[sl].detach().requires_grad_(True)
-                f = self(xs, idx[sl])
-                (g,) = torch.autograd.grad(f.sum(), xs)
-            fs.append(f.detach())
-            gs.append(g)
-        return torch.cat(fs), torch.cat(gs)
+
+        kind = ("energy", self.estimator)
+        parts = over_pairs(self.metric, kind, chunk, n, self.times.shape[1], x)
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat([f for f, _ in parts]), torch.cat([g for _, g in parts])
 
     def span_arcs(self, x: Tensor, idx: Tensor) -> Tensor:
         """Latent arc length ``∫ |γ̇| dt`` of every span ``(A, S)`` of the linear curves ``idx``

@@ -18,7 +18,7 @@ from latentgeo.curves import Curve, CurveStack
 from latentgeo.curves.length import speeds_squared
 from latentgeo.curves.reparam import arc_length_nodes, reparametrize_by_speeds
 from latentgeo.metrics import Metric
-from latentgeo.solvers.energy.problem import CurvePoints, pair_chunks
+from latentgeo.solvers.energy.problem import CurvePoints, over_pairs
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, code, statuses_from_codes
 from latentgeo.solvers.validity import invalid_squared_norms
@@ -71,18 +71,22 @@ def _quadrature(
     the end points replaced by ``z0``, ``z1`` ``(A, d)`` (so gradients reach them), in
     chunks; ``invalid`` ``(A,)``: :func:`~latentgeo.solvers.validity.invalid_squared_norms`."""
     params = {f"curve.{n}": p.detach() for n, p in curve.named_parameters()}
-    sqs, finite = [], []
-    for sl in pair_chunks(idx.numel(), t.shape[1]):
+    buffers = dict(curve.named_buffers())
+
+    def chunk(sl: slice) -> Tensor:
         rows = idx[sl]
         state = {k: v[rows] for k, v in params.items()}
-        state.update({f"curve.{n}": b[rows] for n, b in curve.named_buffers()})
+        state.update({f"curve.{n}": b[rows] for n, b in buffers.items()})
         state.update({"curve.z0": z0[sl], "curve.z1": z1[sl]})
         pos, vel = functional_call(CurvePoints(curve), state, (t[sl], True))
         assert vel is not None
-        sqs.append(speeds_squared(metric, pos, vel))
-        finite.append(torch.isfinite(pos).all(-1) & torch.isfinite(vel).all(-1))
-    sq = torch.cat(sqs)
-    return sq, sq.clamp_min(0.0).sqrt(), invalid_squared_norms(sq, torch.cat(finite))
+        finite = torch.isfinite(pos).all(-1) & torch.isfinite(vel).all(-1)
+        return torch.stack([speeds_squared(metric, pos, vel), finite.to(pos.dtype)], -1)
+
+    parts = over_pairs(metric, "report", chunk, idx.numel(), t.shape[1], t)
+    both = torch.cat(parts) if len(parts) > 1 else parts[0]
+    sq, finite = both[..., 0], both[..., 1] > 0
+    return sq, sq.clamp_min(0.0).sqrt(), invalid_squared_norms(sq, finite)
 
 
 def quadrature_energy(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:

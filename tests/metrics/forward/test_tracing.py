@@ -10,8 +10,7 @@ from torch import fx, nn
 
 from latentgeo.metrics import as_metric
 from latentgeo.metrics.embeddings import DecoderEmbedding
-from latentgeo.metrics.tracing import forget, traced_graph
-from latentgeo.solvers import taylor
+from latentgeo.metrics.forward import forget, taylor_propagator, traced_graph
 
 
 def _net() -> nn.Module:
@@ -46,8 +45,7 @@ def test_traced_once_per_module(monkeypatch: object) -> None:
 def test_cache_does_not_keep_modules_alive() -> None:
     net = _net()
     as_metric(net).squared_norm(torch.zeros(2), torch.ones(2))
-    assert taylor.taylor_propagator(net) is not None
-    taylor.disable(net)
+    assert taylor_propagator(net) is not None
     ref = weakref.ref(net)
     del net
     gc.collect()
@@ -61,3 +59,35 @@ def test_untraceable_is_cached_as_none() -> None:
 
     assert traced_graph(TwoInputs()) is None
     assert traced_graph(lambda z: z) is None
+
+
+def test_independent_normal_decoders_are_traced_and_the_class_is_restored() -> None:
+    from torch.distributions import Independent, Normal
+
+    from latentgeo.metrics import PullbackMetric
+
+    init = Independent.__init__
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mean = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 5))
+
+        def forward(self, z: torch.Tensor) -> Independent:
+            return Independent(Normal(self.mean(z), torch.exp(0.1 * z[:, :1])), 1)
+
+    decoder = Wrapped().double()
+    metric = as_metric(decoder)
+    assert Independent.__init__ is init
+    assert isinstance(metric, PullbackMetric) and metric._get_propagator() is not None
+    z = torch.randn(3, 2, dtype=torch.float64)
+    plain = PullbackMetric(lambda x: DecoderEmbedding(decoder)(x))  # never traced
+    torch.testing.assert_close(metric.metric_tensor(z), plain.metric_tensor(z))
+
+    class Failing(nn.Module):
+        def forward(self, z: torch.Tensor) -> Independent:
+            if z.sum() > 0:  # cannot be traced: the class must still be restored
+                return Independent(Normal(z, 1.0), 1)
+            return Independent(Normal(-z, 1.0), 1)
+
+    assert traced_graph(Failing()) is None and Independent.__init__ is init

@@ -1,6 +1,6 @@
-"""The hand-written forward-mode rules against torch.func.jvp, one operation at a time.
+"""The interpreter: compositions of rules against torch.func.jvp, and distribution decoders.
 
-Each case is a small module built around one traced call; the propagator must
+Each case is a small module built around a few traced calls; the propagator must
 give the same tangents as ``torch.func.jvp`` *without* using its generic
 (jvp) fallback, so a rule that silently stopped matching would fail here.
 """
@@ -18,7 +18,8 @@ from torch.func import jvp
 
 from latentgeo.metrics import PullbackMetric, as_metric
 from latentgeo.metrics.embeddings import DecoderEmbedding
-from latentgeo.metrics.forward_mode import TangentPropagator
+from latentgeo.metrics.forward import TangentPropagator
+from latentgeo.metrics.forward.interpreter import Interpreter
 from latentgeo.metrics.jacobians import push_tangents
 
 W = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -87,7 +88,7 @@ def test_rule_matches_jvp_without_fallback(name: str, monkeypatch: pytest.Monkey
     def no_fallback(*args: object, **kwargs: object) -> Tensor:
         raise AssertionError(f"{name}: the generic jvp fallback was used")
 
-    monkeypatch.setattr(TangentPropagator, "_generic", staticmethod(no_fallback))
+    monkeypatch.setattr(Interpreter, "_generic", no_fallback)
     out, pushed = prop(z, tangents)
     reference = torch.stack([jvp(module, (z,), (t,))[1] for t in tangents])
     torch.testing.assert_close(out, module(z))
@@ -129,5 +130,5 @@ def test_normal_decoder_is_traced_and_matches_torch_func() -> None:
     torch.testing.assert_close(metric.metric_tensor(z), torch.einsum("inm,jnm->nij", jac, jac))
     reference = push_tangents(embed, z, v[None])[0]
     torch.testing.assert_close(metric.squared_norm(z, v), (reference**2).sum(-1))
-    torch.testing.assert_close(metric._flat_embed(z), embed(z))
+    torch.testing.assert_close(metric.flat_embedding(z), embed(z))
     assert metric._get_propagator() is not None  # and no run-time failure disabled it

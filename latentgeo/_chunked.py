@@ -1,0 +1,270 @@
+"""Work split into chunks sized by the memory budget (:mod:`latentgeo.memory`).
+
+A batched computation over ``n`` items (points, or pairs of ``weight``
+points each) runs as ``fn(slice)`` on consecutive chunks. The first time a
+given computation (``key``) runs for an ``owner`` (a metric) on more than
+``3 p`` items (``p`` items hold :data:`PROBE_POINTS` points), it is run on the
+first ``p`` and ``2 p`` items under a tracker of the bytes held by live
+tensors (those results are dropped: the chunks, and so the results, never
+depend on what was measured before), and the two peaks fit
+
+.. math:: \\text{peak}(u) = \\text{fixed} + \\text{per\\_point} · u
+
+for ``u`` points. That footprint is cached for the owner, and later chunks
+hold as many items as fit in :data:`TARGET` of the budget in force. The
+tracker sees every tensor torch allocates through its dispatcher, not the
+scratch space inside a kernel, hence the margin.
+
+An out-of-memory error inside a chunk halves the chunk and retries it (each
+size once; a :class:`~latentgeo.exceptions.PerformanceWarning` says so once
+per owner and computation), and the halved size caps that computation's later
+chunks. Any other error propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.memory import current_memory_budget, is_out_of_memory
+
+__all__ = [
+    "PROBE_POINTS",
+    "TARGET",
+    "Footprint",
+    "footprint",
+    "measure_peak",
+    "run_chunked",
+    "run_over_points",
+]
+
+T = TypeVar("T")
+
+PROBE_POINTS = 16  # points in the first probe chunk (the second has twice as many)
+TARGET = 0.5  # share of the budget a chunk is sized for
+
+
+@dataclass
+class Footprint:
+    """Measured memory of one computation: ``fixed + per_point · u`` bytes for ``u`` points.
+
+    Attributes:
+        per_point: bytes per point (``> 0``).
+        fixed: bytes whatever the chunk's size (``>= 0``).
+        cap: most points per chunk, lowered by out-of-memory errors.
+    """
+
+    per_point: float
+    fixed: float = 0.0
+    cap: float = math.inf
+
+    def points(self, budget: int) -> float:
+        """Most points per chunk under ``budget`` bytes (may be below 1)."""
+        room = max(TARGET * budget - self.fixed, 0.0)
+        return min(self.cap, room / self.per_point)
+
+
+_FOOTPRINTS: weakref.WeakKeyDictionary[Any, dict[Hashable, Footprint]]
+_FOOTPRINTS = weakref.WeakKeyDictionary()
+
+
+def footprint(owner: object, key: Hashable) -> Footprint | None:
+    """The cached footprint of computation ``key`` of ``owner`` (``None``: not measured)."""
+    try:
+        return _FOOTPRINTS.get(owner, {}).get(key)
+    except TypeError:  # not weakly referenceable: never cached
+        return None
+
+
+def _store(owner: object, key: Hashable, value: Footprint) -> None:
+    try:
+        _FOOTPRINTS.setdefault(owner, {})[key] = value
+    except TypeError:
+        pass
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Tracks the bytes of the storages held by tensors created under it, and their peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._storages: dict[int, list[int]] = {}  # data pointer -> [bytes, tensors]
+        self._tensors: set[int] = set()
+
+    def _release(self, tensor_id: int, key: int) -> None:
+        self._tensors.discard(tensor_id)
+        entry = self._storages.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._storages[key]
+            self.live -= entry[0]
+
+    def _track(self, t: torch.Tensor) -> None:
+        if id(t) in self._tensors:
+            return
+        try:
+            storage = t.untyped_storage()
+            key, nbytes = storage.data_ptr(), storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # a wrapper (functorch) or no storage
+            return
+        if nbytes == 0:
+            return
+        entry = self._storages.get(key)
+        if entry is None:
+            self._storages[key] = [nbytes, 1]
+            self.live += nbytes
+            self.peak = max(self.peak, self.live)
+        else:
+            entry[1] += 1
+        self._tensors.add(id(t))
+        weakref.finalize(t, self._release, id(t), key)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                self._track(t)
+        return out
+
+
+def measure_peak(fn: Callable[[], T]) -> tuple[T, int]:
+    """``fn()`` and the peak bytes of the tensors it allocated that were alive together."""
+    with _LiveBytes() as tracker:
+        out = fn()
+    return out, tracker.peak
+
+
+def run_chunked(
+    fn: Callable[[slice], T],
+    n: int,
+    *,
+    owner: object,
+    key: Hashable,
+    weight: float = 1.0,
+    device: torch.device | None = None,
+    chunk_size: int | None = None,
+) -> list[T]:
+    """``[fn(s) for s in chunks]`` over ``range(n)``, chunked by the memory budget.
+
+    Args:
+        fn: the work on one slice of the items.
+        n: number of items (``>= 1``).
+        owner: whose footprint this is (a metric; cached weakly).
+        key: which computation of the owner (with what affects bytes per point:
+            dtype, device, estimator...).
+        weight: points per item (a pair of curves evaluated at ``T`` points: ``T``).
+        device: where the work runs (for the default budget).
+        chunk_size: a fixed number of items per chunk instead (still halved on
+            out-of-memory).
+
+    Returns:
+        The results, in order.
+    """
+    out: list[T] = []
+    start = 0
+    fixed = None if chunk_size is None else max(1, chunk_size)
+    if fixed is None and footprint(owner, key) is None:
+        if n <= 3 * max(1, int(PROBE_POINTS // weight)):
+            fixed = n  # no more than a probe would take: all at once, nothing measured
+        else:
+            _probe(fn, n, owner, key, weight)
+    while start < n:
+        size = fixed if fixed is not None else _items(owner, key, weight, device)
+        size = min(size, n - start)
+        result = _attempt(fn, slice(start, start + size))
+        if result is _OOM:
+            fixed = _halve(owner, key, size, weight)
+            continue
+        out.append(result)  # type: ignore[arg-type]
+        start += size
+    return out
+
+
+def run_over_points(
+    fn: Callable[[slice], T],
+    flat: torch.Tensor,
+    *,
+    owner: object,
+    kind: str,
+    chunk_size: int | None = None,
+) -> list[T]:
+    """:func:`run_chunked` over the points ``flat (N, d)``, the footprint keyed by ``kind``,
+    ``d``, dtype and device."""
+    key = (kind, flat.shape[-1], flat.dtype, flat.device)
+    return run_chunked(
+        fn, flat.shape[0], owner=owner, key=key, device=flat.device, chunk_size=chunk_size
+    )
+
+
+_OOM = object()
+
+
+def _attempt(fn: Callable[[slice], T], sl: slice) -> T | object:
+    """``fn(sl)``, or ``_OOM`` if it ran out of memory (the error's frames are dropped
+    before the retry, so their tensors are freed)."""
+    try:
+        return fn(sl)
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err) or sl.stop - sl.start <= 1:
+            raise
+    return _OOM
+
+
+def _halve(owner: object, key: Hashable, size: int, weight: float) -> int:
+    """Half of ``size`` (items) after an out-of-memory error; caps the owner's later chunks."""
+    half = max(1, size // 2)
+    name = type(owner).__name__
+    warn_once(
+        owner,
+        PerformanceWarning(
+            f"{name}: out of memory in a chunk of {key!r}; chunks are halved and retried "
+            "(a smaller memory budget avoids the retries)"
+        ),
+        stacklevel=5,
+    )
+    known = footprint(owner, key)
+    if known is not None:
+        known.cap = min(known.cap, half * weight)
+    return half
+
+
+def _items(owner: object, key: Hashable, weight: float, device: torch.device | None) -> int:
+    known = footprint(owner, key)
+    assert known is not None
+    return max(1, int(known.points(current_memory_budget(device)) // weight))
+
+
+def _probe(fn: Callable[[slice], T], n: int, owner: object, key: Hashable, weight: float) -> None:
+    """Measure ``fn`` on the first ``p`` and ``2 p`` items (results dropped, so that the
+    chunks, and hence the results, do not depend on whether a footprint was known) and
+    store the fitted footprint."""
+    p = max(1, int(PROBE_POINTS // weight))
+    try:
+        peak1 = measure_peak(lambda: fn(slice(0, p)))[1]
+        peak2 = measure_peak(lambda: fn(slice(0, 2 * p)))[1]
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err) or p <= 1:
+            raise
+        # out of memory already: no measure; chunks capped at half the probe from now on
+        _store(owner, key, Footprint(1.0))
+        _halve(owner, key, p, weight)
+        return
+    u1, u2 = p * weight, 2 * p * weight
+    slope = (peak2 - peak1) / (u2 - u1)
+    if slope <= 0.05 * peak2 / u2:  # noise or a constant cost: the one-size figure
+        slope, offset = max(peak2, 1) / u2, 0.0
+    else:
+        offset = max(peak1 - slope * u1, 0.0)
+    _store(owner, key, Footprint(slope, offset))

@@ -1,0 +1,209 @@
+"""The Levi-Civita connection at points: ``Γ(u, w)`` for many vectors, by forward mode.
+
+Two exact forms, both batched over points:
+
+* ``"christoffel"``: ``G`` and ``∂G`` by forward mode through the metric tensor
+  (``d`` Jacobian-vector products of ``z ↦ G(z)``, batched by ``vmap``), then
+  ``Γ(u, w) = G⁻¹ Γ₁(u, w)`` with the symbols of the first kind
+  ``Γ₁(u, w)_a = ½ (∂_u G_ab w^b + ∂_w G_ab u^b − ∂_a G_bc u^b w^c)``.
+  Best for explicit metrics, whose ``G`` is a cheap closed form.
+* ``"acceleration"``: polarisation of the geodesic acceleration,
+  ``Γ(u, w) = ¼ (Γ(u + w, u + w) − Γ(u − w, u − w))`` with
+  ``Γ(a, a) = −geodesic_acceleration(a)``, which for pull-backs is
+  ``G⁻¹ Jᵀ ∂²f[a, a]`` (two nested forward-mode products, never ``∂G``).
+  Best for decoders: ``∂G`` would cost ``d`` passes of ``d`` products each.
+
+``"auto"`` takes ``"acceleration"`` when the metric is a pull-back or a sum,
+mean or scaling with a pull-back term (the same split
+:func:`latentgeo.solvers.geodesic_acceleration` makes), ``"christoffel"`` otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torch.func import jvp, vmap
+
+from latentgeo._validation import check_points, check_tangent
+from latentgeo.metrics import (
+    MeanMetric,
+    Metric,
+    MetricLike,
+    PullbackMetric,
+    ScaledMetric,
+    SumMetric,
+    as_metric,
+)
+from latentgeo.solvers import geodesic_acceleration
+
+__all__ = ["Form", "connection"]
+
+Form = Literal["auto", "christoffel", "acceleration"]
+_FORMS = ("auto", "christoffel", "acceleration")
+
+
+def _has_pullback(metric: Metric) -> bool:
+    if isinstance(metric, PullbackMetric):
+        return True
+    if isinstance(metric, ScaledMetric):
+        return _has_pullback(metric.metric)
+    if isinstance(metric, (SumMetric, MeanMetric)):
+        return any(_has_pullback(m) for m in metric.metrics())
+    return False
+
+
+def resolve_form(metric: Metric, form: str) -> Literal["christoffel", "acceleration"]:
+    """The concrete form ``"auto"`` stands for with this metric (see the module docstring)."""
+    if form not in _FORMS:
+        raise ValueError(f"form must be one of {_FORMS}, got {form!r}")
+    if form == "auto":
+        return "acceleration" if _has_pullback(metric) else "christoffel"
+    return form  # type: ignore[return-value]
+
+
+def _basis_jvp(fn: object, z: Tensor) -> Tensor:
+    """``∂_c fn(z)`` for every coordinate ``c``: shape ``(d, *fn(z).shape)`` (forward mode)."""
+    n, d = z.shape
+    basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
+
+    def push(e: Tensor) -> Tensor:
+        return jvp(fn, (z,), (e,))[1]  # type: ignore[arg-type]
+
+    try:
+        return vmap(push)(basis)
+    except (RuntimeError, NotImplementedError, ValueError):
+        # vmap cannot trace this metric: one JVP per coordinate on a replicated batch
+        zr = z.unsqueeze(0).expand(d, n, d).reshape(d * n, d)
+        out = jvp(fn, (zr,), (basis.reshape(d * n, d),))[1]  # type: ignore[arg-type]
+        return out.reshape(d, n, *out.shape[1:])
+
+
+def metric_jet(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor]:
+    """``G`` ``(N, d, d)`` and ``∂G`` ``(N, d, d, d)`` with ``dg[n, a, b, c] = ∂_c G_ab``."""
+    g = metric.metric_tensor(z, validate=False)
+    dg = _basis_jvp(
+        lambda y: metric.metric_tensor(y, validate=False), z
+    )  # (d, N, d, d), index c first
+    return g, dg.permute(1, 2, 3, 0)
+
+
+def solve_metric(g: Tensor, rhs: Tensor) -> Tensor:
+    """``G⁻¹ rhs`` for ``g (N, d, d)``, ``rhs (N, d, K)``; NaN rows where ``G`` is singular."""
+    sol, info = torch.linalg.solve_ex(g, rhs)
+    return torch.where((info == 0)[:, None, None], sol, torch.nan)
+
+
+def first_kind(dg: Tensor, u: Tensor, w: Tensor) -> Tensor:
+    """``Γ₁(u, w_k)`` from ``∂G``: ``u (N, d)``, ``w (N, K, d)`` -> ``(N, K, d)``."""
+    dgu = torch.einsum("nabc,nc->nab", dg, u)  # ∂_u G
+    term1 = torch.einsum("nab,nkb->nka", dgu, w)  # ∂_u G w
+    term2 = torch.einsum("nabc,nkc,nb->nka", dg, w, u)  # ∂_w G u
+    term3 = torch.einsum("nbca,nb,nkc->nka", dg, u, w)  # ∂_a (uᵀ G w)
+    return 0.5 * (term1 + term2 - term3)
+
+
+def _acceleration(metric: Metric, z: Tensor, v: Tensor) -> Tensor:
+    """``−Γ(v, v)`` for ``(N, d)`` rows; NaN (not an error) for rows that are not finite."""
+    finite = torch.isfinite(z).all(-1) & torch.isfinite(v).all(-1)
+    if bool(finite.all()):
+        return geodesic_acceleration(metric, z, v)
+    out = torch.full_like(v, torch.nan)
+    if bool(finite.any()):
+        out[finite] = geodesic_acceleration(metric, z[finite], v[finite])
+    return out
+
+
+def gamma(
+    metric: Metric, z: Tensor, u: Tensor, w: Tensor, form: str, *, with_self: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """``Γ(u, w_k)`` for validated ``z, u (N, d)`` and ``w (N, K, d)``, and ``Γ(u, u)``.
+
+    Args:
+        metric: the metric.
+        z: points ``(N, d)``.
+        u: first arguments ``(N, d)``.
+        w: second arguments ``(N, K, d)``.
+        form: ``"christoffel"``, ``"acceleration"`` or ``"auto"``.
+        with_self: also return ``Γ(u, u)`` ``(N, d)`` (else ``None``).
+
+    Returns:
+        ``(Γ(u, w) (N, K, d), Γ(u, u) or None)``; NaN where ``G`` is singular.
+    """
+    n, k, d = w.shape
+    if resolve_form(metric, form) == "christoffel":
+        g, dg = metric_jet(metric, z)
+        args = torch.cat([u[:, None], w], 1) if with_self else w
+        first = first_kind(dg, u, args)  # (N, K', d)
+        second = solve_metric(g, first.mT).mT
+        return (second[:, 1:], second[:, 0]) if with_self else (second, None)
+    # polarisation with w rescaled to |u| (keeps the difference well conditioned)
+    un = u.norm(dim=-1, keepdim=True)[:, None]  # (N, 1, 1)
+    wn = w.norm(dim=-1, keepdim=True)  # (N, K, 1)
+    ok = (un > 0) & (wn > 0)
+    scale = torch.where(ok, un / torch.where(ok, wn, 1.0), 1.0)
+    ws = w * scale
+    plus, minus = u[:, None] + ws, u[:, None] - ws  # (N, K, d)
+    rows = [plus.transpose(0, 1).reshape(k * n, d), minus.transpose(0, 1).reshape(k * n, d)]
+    if with_self:
+        rows.append(u)
+    zz = z.repeat(2 * k + int(with_self), 1)
+    acc = _acceleration(metric, zz, torch.cat(rows))
+    ap = acc[: k * n].reshape(k, n, d).transpose(0, 1)
+    am = acc[k * n : 2 * k * n].reshape(k, n, d).transpose(0, 1)
+    out = -0.25 * (ap - am) / scale
+    return out, (-acc[2 * k * n :] if with_self else None)
+
+
+def second_directional(
+    metric: Metric, z: Tensor, a: Tensor, b: Tensor, p: Tensor, q: Tensor
+) -> Tensor:
+    """``D_p D_q (aᵀ G(z) b)``, ``a, b`` held fixed: all ``(N, d)`` -> ``(N,)`` (forward mode)."""
+
+    def phi(y: Tensor) -> Tensor:
+        return metric.inner(y, a, b, validate=False)
+
+    def first(y: Tensor) -> Tensor:
+        return jvp(phi, (y,), (q,))[1]
+
+    return jvp(first, (z,), (p,))[1]
+
+
+def connection(
+    metric_or_decoder: MetricLike, z: Tensor, u: Tensor, w: Tensor, *, form: Form = "auto"
+) -> Tensor:
+    """The Christoffel symbols applied to two vectors, ``Γ(u, w)^k = Γ^k_ij u^i w^j``.
+
+    ``∇_u W = D_u W + Γ(u, W)`` is the covariant derivative; ``γ̈ = −Γ(γ̇, γ̇)``
+    the geodesic equation; ``ẇ = −Γ(γ̇, w)`` parallel transport.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points ``(..., d)``.
+        u: vectors at ``z``, broadcastable against it.
+        w: vectors at ``z``, broadcastable against it.
+        form: ``"auto"``, ``"christoffel"`` (forward-mode ``∂G``) or
+            ``"acceleration"`` (polarised geodesic accelerations; see the module docstring).
+
+    Returns:
+        Tensor of the broadcast shape ``(..., d)``; NaN where ``G`` is singular.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.metrics import christoffel_symbols
+        >>> from latentgeo.testing import PoincareDisk
+        >>> z = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+        >>> u, w = torch.randn(2, 1, 2, dtype=torch.float64)
+        >>> ref = torch.einsum("nkij,ni,nj->nk", christoffel_symbols(PoincareDisk(), z), u, w)
+        >>> torch.allclose(connection(PoincareDisk(), z, u, w), ref)
+        True
+    """
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    u = check_tangent(z, u, "u")
+    w = check_tangent(z, w, "w")
+    z, u, w = torch.broadcast_tensors(z, u, w)
+    batch, d = z.shape[:-1], z.shape[-1]
+    out = gamma(metric, z.reshape(-1, d), u.reshape(-1, d), w.reshape(-1, 1, d), form)[0]
+    return out.reshape(*batch, d)

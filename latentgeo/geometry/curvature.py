@@ -1,0 +1,275 @@
+"""Curvature of a latent metric by forward-mode derivatives, batched over points.
+
+* :func:`riemann_tensor`: the covariant Riemann tensor from ``G``, ``∂G`` and
+  ``∂²G`` (nested forward mode through the metric tensor; ``O(d⁴)`` numbers, for
+  small ``d``).
+* :func:`sectional_curvature`: ``K(u, v)`` of the plane spanned by ``u, v`` at any
+  ``d``, without the Riemann tensor:
+
+  .. math::
+      K(u, v) = \\frac{R(u, v, u, v)}{|u|^2 |v|^2 - ⟨u, v⟩^2},\\quad
+      R(u, v, u, v) = D_u D_v φ_{uv} - ½ D_v D_v φ_{uu} - ½ D_u D_u φ_{vv}
+      + |Γ(u, v)|^2 - ⟨Γ(u, u), Γ(v, v)⟩,
+
+  with ``φ_{ab}(z) = aᵀ G(z) b`` (three second directional derivatives by
+  nested ``jvp``) and the connection ``Γ`` of :func:`~latentgeo.geometry.connection`.
+* :func:`scalar_curvature`: ``S = 2 Σ_{i<j} K(e_i, e_j)`` over a ``G``-orthonormal frame.
+* :func:`curvature_map`: scalar (or Gaussian) curvature on a latent grid.
+
+Conventions: the sphere has ``K = 1``, the hyperbolic plane ``K = −1``; the
+covariant tensor satisfies ``R(u, v, u, v) = Σ R[a, b, c, d] u^a v^b u^c v^d``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from latentgeo._validation import check_points, check_tangent
+from latentgeo.geometry.connection import (
+    Form,
+    _acceleration,
+    _basis_jvp,
+    first_kind,
+    metric_jet,
+    resolve_form,
+    second_directional,
+    solve_metric,
+)
+from latentgeo.metrics import Metric, MetricLike, as_metric
+
+__all__ = ["curvature_map", "riemann_tensor", "scalar_curvature", "sectional_curvature"]
+
+Jet = tuple[Tensor, Tensor]
+
+
+def riemann_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
+    """The covariant Riemann tensor ``R_{abcd}`` at every point.
+
+    .. math::
+        R_{iklm} = ½(∂_k∂_l G_{im} + ∂_i∂_m G_{kl} − ∂_k∂_m G_{il} − ∂_i∂_l G_{km})
+        + G_{np}(Γ^n_{kl} Γ^p_{im} − Γ^n_{km} Γ^p_{il})
+
+    ``∂G`` and ``∂²G`` by (nested) forward mode through ``metric_tensor``:
+    ``d²`` second-order products per point, so use it for small ``d`` (≲ 8) and
+    :func:`sectional_curvature` beyond.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points ``(..., d)``.
+
+    Returns:
+        Tensor ``(..., d, d, d, d)``; ``Σ R[a,b,c,d] u^a v^b u^c v^d = K(u, v)(|u|²|v|² − ⟨u,v⟩²)``.
+        NaN where ``G`` is singular.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import PoincareDisk
+        >>> r = riemann_tensor(PoincareDisk(), torch.zeros(1, 2, dtype=torch.float64))
+        >>> float(r[0, 0, 1, 0, 1]) / 16.0  # K = R_0101 / det G = −1
+        -1.0
+    """
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    batch, d = z.shape[:-1], z.shape[-1]
+    flat = z.reshape(-1, d)
+    g, dg = metric_jet(metric, flat)
+    ddg = _basis_jvp(lambda x: metric_jet(metric, x)[1], flat).permute(1, 2, 3, 4, 0)
+    # dg[n, a, b, c] = ∂_c G_ab; ddg[n, a, b, c, e] = ∂_e ∂_c G_ab
+    first = 0.5 * (dg.permute(0, 1, 3, 2) + dg - dg.permute(0, 3, 1, 2))  # Γ_{l i j}
+    second = solve_metric(g, first.reshape(-1, d, d * d)).reshape(-1, d, d, d)  # Γ^k_{ij}
+    hess = 0.5 * (
+        torch.einsum("nimkl->niklm", ddg)
+        + torch.einsum("nklim->niklm", ddg)
+        - torch.einsum("nilkm->niklm", ddg)
+        - torch.einsum("nkmil->niklm", ddg)
+    )
+    quad = torch.einsum("npkl,npim->niklm", first, second) - torch.einsum(
+        "npkm,npil->niklm", first, second
+    )
+    return (hess + quad).reshape(*batch, d, d, d, d)
+
+
+def _gammas(
+    metric: Metric, z: Tensor, u: Tensor, v: Tensor, form: str, jet: Jet | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``Γ(u, u), Γ(u, v), Γ(v, v)`` (second kind) for rows ``(N, d)``."""
+    if resolve_form(metric, form) == "christoffel":
+        g, dg = metric_jet(metric, z) if jet is None else jet
+        args = torch.stack([u, v, v], 1)
+        firsts = first_kind(dg, u, args[:, :2])
+        fvv = first_kind(dg, v, args[:, 2:])
+        sol = solve_metric(g, torch.cat([firsts, fvv], 1).mT).mT
+        return sol[:, 0], sol[:, 1], sol[:, 2]
+    # polarisation with v rescaled to |u|: rows u + v̂, u − v̂, u, v
+    un, vn = u.norm(dim=-1, keepdim=True), v.norm(dim=-1, keepdim=True)
+    ok = (un > 0) & (vn > 0)
+    s = torch.where(ok, un / torch.where(ok, vn, 1.0), 1.0)
+    n = z.shape[0]
+    acc = _acceleration(metric, z.repeat(4, 1), torch.cat([u + s * v, u - s * v, u, v]))
+    guv = -0.25 * (acc[:n] - acc[n : 2 * n]) / s
+    return -acc[2 * n : 3 * n], guv, -acc[3 * n :]
+
+
+def _sectional_rows(
+    metric: Metric, z: Tensor, u: Tensor, v: Tensor, form: str, jet: Jet | None = None
+) -> Tensor:
+    """``K(u, v)`` for validated rows ``(N, d)``."""
+    n = z.shape[0]
+    z3 = z.repeat(3, 1)
+    hess = second_directional(
+        metric, z3, torch.cat([u, u, v]), torch.cat([v, u, v]),
+        torch.cat([u, v, u]), torch.cat([v, v, u]),
+    )  # fmt: skip
+    guu, guv, gvv = _gammas(metric, z, u, v, form, jet)
+    left = torch.cat([u, v, u, guv, guu])
+    right = torch.cat([u, v, v, guv, gvv])
+    ip = metric.inner(z.repeat(5, 1), left, right, validate=False).reshape(5, n)
+    num = hess[:n] - 0.5 * hess[n : 2 * n] - 0.5 * hess[2 * n :] + ip[3] - ip[4]
+    den = ip[0] * ip[1] - ip[2] ** 2
+    return num / den
+
+
+def sectional_curvature(
+    metric_or_decoder: MetricLike, z: Tensor, u: Tensor, v: Tensor, *, form: Form = "auto"
+) -> Tensor:
+    """Sectional curvature ``K(u, v)`` of the plane spanned by ``u, v`` at ``z``.
+
+    Exact (forward mode, no finite differences), at any ``d``, without the
+    Riemann tensor: three second directional derivatives of ``aᵀ G(z) b`` and
+    three connection values (see the module docstring).
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points ``(..., d)``.
+        u: first vectors spanning the plane, broadcastable against ``z``.
+        v: second vectors (not parallel to ``u``).
+        form: how the connection is computed (see :func:`~latentgeo.geometry.connection`).
+
+    Returns:
+        Tensor ``(...)``; NaN where ``u, v`` are parallel or ``G`` is singular.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import StereographicSphere
+        >>> z = torch.randn(4, 3, dtype=torch.float64)
+        >>> u, v = torch.randn_like(z), torch.randn_like(z)
+        >>> k = sectional_curvature(StereographicSphere(), z, u, v)
+        >>> torch.allclose(k, torch.ones(4, dtype=torch.float64))
+        True
+    """
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    u = check_tangent(z, u, "u")
+    v = check_tangent(z, v, "v")
+    resolve_form(metric, form)
+    z, u, v = torch.broadcast_tensors(z, u, v)
+    batch, d = z.shape[:-1], z.shape[-1]
+    k = _sectional_rows(metric, z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d), form)
+    return k.reshape(batch)
+
+
+def _frame_pairs(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A ``G``-orthonormal frame's pairs ``i < j``: ``(u, v)`` of shape ``(N, P, d)`` and ``G``."""
+    g = metric.metric_tensor(z, validate=False)
+    chol, info = torch.linalg.cholesky_ex(0.5 * (g + g.mT))
+    eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device).expand_as(g)
+    frame = torch.linalg.solve_triangular(chol.mT, eye, upper=True)  # columns: Lᵀ e = basis
+    frame = torch.where((info == 0)[:, None, None], frame, torch.nan)
+    i, j = torch.triu_indices(z.shape[-1], z.shape[-1], offset=1, device=z.device)
+    return frame[..., i].mT, frame[..., j].mT, g
+
+
+def scalar_curvature(
+    metric_or_decoder: MetricLike, z: Tensor, *, form: Form = "auto", chunk_size: int = 1024
+) -> Tensor:
+    """Scalar curvature ``S = Σ_{i ≠ j} K(e_i, e_j)`` over a ``G``-orthonormal frame ``e``.
+
+    The ``d(d − 1)/2`` sectional curvatures of the frame's planes, all in one
+    batch per chunk of points (``S = d(d − 1)`` on the unit sphere ``S^d``; for
+    ``d = 2``, ``S = 2K``, twice the Gaussian curvature).
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        z: points ``(..., d)`` with ``d ≥ 2``.
+        form: how the connection is computed (see :func:`~latentgeo.geometry.connection`).
+        chunk_size: points per batch (each brings ``d(d − 1)/2`` planes).
+
+    Returns:
+        Tensor ``(...)``; NaN where ``G`` is not positive definite.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import PoincareDisk
+        >>> s = scalar_curvature(PoincareDisk(), 0.3 * torch.randn(5, 3, dtype=torch.float64))
+        >>> torch.allclose(s, torch.full((5,), -6.0, dtype=torch.float64))
+        True
+    """
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    batch, d = z.shape[:-1], z.shape[-1]
+    if d < 2:
+        raise ValueError(f"z must have d >= 2 for a curvature, got shape {tuple(z.shape)}")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    christoffel = resolve_form(metric, form) == "christoffel"
+    flat = z.reshape(-1, d)
+    parts = []
+    for start in range(0, flat.shape[0], chunk_size):
+        zc = flat[start : start + chunk_size]
+        u, v, _ = _frame_pairs(metric, zc)
+        p = u.shape[1]
+        rows = zc.repeat_interleave(p, 0)
+        jet = None
+        if christoffel:  # ∂G once per point, shared by its planes
+            g, dg = metric_jet(metric, zc)
+            jet = (g.repeat_interleave(p, 0), dg.repeat_interleave(p, 0))
+        k = _sectional_rows(metric, rows, u.reshape(-1, d), v.reshape(-1, d), form, jet)
+        parts.append(2.0 * k.reshape(-1, p).sum(-1))
+    return torch.cat(parts).reshape(batch)
+
+
+def curvature_map(
+    metric_or_decoder: MetricLike,
+    grid: Tensor,
+    *,
+    quantity: Literal["scalar", "gaussian"] = "scalar",
+    form: Form = "auto",
+    chunk_size: int = 1024,
+) -> Tensor:
+    """Curvature at every point of a latent grid (e.g. :func:`latentgeo.viz.latent_grid`).
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        grid: points ``(..., d)``, e.g. ``(R, C, 2)``.
+        quantity: ``"scalar"`` (:func:`scalar_curvature`) or ``"gaussian"``
+            (``K``, for ``d = 2`` only: half the scalar curvature).
+        form: how the connection is computed (see :func:`~latentgeo.geometry.connection`).
+        chunk_size: points per batch.
+
+    Returns:
+        Detached tensor of the grid's batch shape, e.g. ``(R, C)``.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import StereographicSphere
+        >>> grid = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, 3)] * 2, indexing="ij"), -1)
+        >>> k = curvature_map(StereographicSphere(), grid.double(), quantity="gaussian")
+        >>> k.shape, bool((k - 1).abs().max() < 1e-12)
+        (torch.Size([3, 3]), True)
+    """
+    quantities: dict[str, Callable[[Tensor], Tensor]] = {
+        "scalar": lambda s: s,
+        "gaussian": lambda s: 0.5 * s,
+    }
+    if quantity not in quantities:
+        raise ValueError(f"quantity must be 'scalar' or 'gaussian', got {quantity!r}")
+    grid = check_points(grid, "grid")
+    if quantity == "gaussian" and grid.shape[-1] != 2:
+        raise ValueError(f"quantity='gaussian' needs d = 2, got grid of shape {tuple(grid.shape)}")
+    with torch.no_grad():
+        s = scalar_curvature(metric_or_decoder, grid, form=form, chunk_size=chunk_size)
+    return quantities[quantity](s).detach()

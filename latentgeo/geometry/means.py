@@ -1,0 +1,407 @@
+"""Fréchet (Karcher) means of sets of latent points, by Riemannian gradient descent.
+
+The Fréchet mean of points ``x_n`` with weights ``w_n`` minimises
+``F(μ) = Σ_n w_n d(μ, x_n)² / (2 Σ_n w_n)``, whose Riemannian gradient is
+``−Σ_n w_n log_μ(x_n) / Σ_n w_n``. Each iteration takes the step
+
+.. math::
+    μ ← \\exp_μ\\big(τ \\, \\bar v\\big),\\qquad \\bar v = \\frac{Σ_n w_n \\log_μ(x_n)}{Σ_n w_n},
+
+with a Barzilai–Borwein step length ``τ`` (``step_size`` at first; curvature
+makes the Hessian of ``F`` differ from the identity, so a fixed ``τ = 1`` can
+crawl or oscillate), halving ``τ`` for a set whose ``F`` would grow. S sets are solved at once
+(k cluster means, say): every log map of every active set in one batched
+call, every step in one batched exponential map. Two ways to the log maps:
+
+* ``method="log"``: :func:`latentgeo.solvers.log_map_result` (shooting; warm
+  started from the previous iterate's log maps);
+* ``method="energy"`` (cheaper, less accurate): energy-minimising geodesics,
+  :func:`latentgeo.solvers.connecting_geodesic`, their initial velocity scaled
+  to their length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from latentgeo._validation import check_points
+from latentgeo.metrics import Metric, MetricLike, as_metric
+from latentgeo.solvers import (
+    ShootingError,
+    Status,
+    connecting_geodesic,
+    exp_map_result,
+    log_map_result,
+)
+from latentgeo.solvers.status import raise_if_failed
+
+__all__ = ["FrechetMeanResult", "LogMaps", "frechet_mean", "log_maps"]
+
+PairMap = Callable[[Tensor, Tensor], Tensor]
+Method = Literal["log", "energy"] | PairMap
+
+
+@dataclass
+class LogMaps:
+    """Log maps of P pairs, from either method.
+
+    Attributes:
+        velocity: ``log_{base}(target)`` ``(P, d)`` (the best found, also for failed pairs).
+        length: the geodesic distance ``(P,)``.
+        status: one :class:`~latentgeo.solvers.Status` per pair.
+    """
+
+    velocity: Tensor
+    length: Tensor
+    status: list[Status]
+
+
+def log_maps(
+    metric: Metric,
+    base: Tensor,
+    target: Tensor,
+    *,
+    method: Method = "log",
+    init: Tensor | str | None = None,
+    options: dict[str, Any] | None = None,
+) -> LogMaps:
+    """``log_{base}(target)`` for P pairs ``(P, d)`` by shooting or by energy geodesics.
+
+    Args:
+        metric: the metric.
+        base: base points ``(P, d)``.
+        target: target points ``(P, d)``.
+        method: ``"log"`` (:func:`~latentgeo.solvers.log_map_result`), ``"energy"``
+            (:func:`~latentgeo.solvers.connecting_geodesic`, the initial velocity of
+            the constant-speed curve scaled to its length), or a closed-form log
+            map ``(base, target) -> (P, d)`` (the test geometries' ``log``).
+        init: the log map's starting velocities (``"log"`` only): a tensor or a name.
+        options: passed to the solver.
+
+    Returns:
+        A :class:`LogMaps`.
+    """
+    opts = dict(options or {})
+    if callable(method):
+        v = method(base, target)
+        length = metric.squared_norm(base, v, validate=False).clamp_min(0.0).sqrt()
+        ok = torch.isfinite(v).all(-1) & torch.isfinite(length)
+        return LogMaps(
+            v, length, [Status.CONVERGED if o else Status.NON_FINITE for o in ok.tolist()]
+        )
+    if method == "log":
+        if init is not None:
+            opts["init"] = init
+        res = log_map_result(metric, base, target, **opts)
+        return LogMaps(res.velocity, res.length, list(res.status))
+    if method != "energy":
+        raise ValueError(f"method must be 'log' or 'energy', got {method!r}")
+    geo = connecting_geodesic(metric, base, target, **opts)
+    t0 = torch.zeros(1, dtype=base.dtype, device=base.device)
+    with torch.no_grad():
+        v = geo.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
+        speed = metric.squared_norm(base, v, validate=False).clamp_min(0.0).sqrt()
+        length = geo.length.detach().to(base.dtype)
+        scale = torch.where(speed > 0, length / torch.where(speed > 0, speed, 1.0), 0.0)
+    return LogMaps(v * scale[:, None], length, list(geo.status))
+
+
+@dataclass
+class FrechetMeanResult:
+    """Fréchet means of S sets.
+
+    Attributes:
+        mean: the means, ``(S, d)`` (``(d,)`` for one set given as ``(N, d)``).
+        variance: ``Σ_n w_n d(μ, x_n)² / Σ_n w_n`` at the mean, ``(S,)``.
+        gradient_norm: ``|Σ_n w_n log_μ(x_n) / Σ_n w_n|_G`` at the mean, ``(S,)``.
+        iterations: accepted steps per set, ``(S,)``.
+        converged: the gradient tolerance holds, ``(S,)`` bool.
+        status: per set: ``converged``; ``max_iter``; ``line_search_failed`` (no
+            step decreased ``F``); or, the worst first, a failure of the set's
+            final log maps or of the exponential map (``nonfinite``, ...).
+        logs: the final log maps ``log_μ(x_n)``, ``(S, N, d)`` (NaN for weight 0).
+        method: ``"log"`` or ``"energy"``.
+        tol: the gradient tolerance that was applied, in units of ``max(1, √variance)``.
+    """
+
+    mean: Tensor
+    variance: Tensor
+    gradient_norm: Tensor
+    iterations: Tensor
+    converged: Tensor
+    status: list[Status]
+    logs: Tensor
+    method: str
+    tol: float
+    message: list[str] = field(default_factory=list)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`~latentgeo.solvers.ShootingError` unless every set converged."""
+        raise_if_failed(self.status, self, ShootingError, what="sets")
+
+
+def _check_sets(metric: Metric, points: object, weights: object) -> tuple[Tensor, Tensor, bool]:
+    x = check_points(points, "points", dim=metric.latent_dim)
+    single = x.ndim == 2
+    if x.ndim not in (2, 3):
+        raise ValueError(f"points must have shape (N, d) or (S, N, d), got {tuple(x.shape)}")
+    x = x[None] if single else x
+    if weights is None:
+        w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
+    else:
+        w = check_points(weights, "weights").to(x.dtype)
+        w = w[None] if (single and w.ndim == 1) else w
+        if w.shape != x.shape[:2]:
+            want = (x.shape[1],) if single else tuple(x.shape[:2])
+            raise ValueError(f"weights must have shape {want}, got {tuple(w.shape)}")
+        if bool((w < 0).any()) or not bool((w.sum(1) > 0).all()):
+            raise ValueError("weights must be non-negative with a positive sum in every set")
+    return x, w, single
+
+
+def _default_tol(method: Method, dtype: torch.dtype) -> float:
+    if method != "energy":
+        return 1e-8 if dtype == torch.float64 else 1e-4
+    return 1e-4 if dtype == torch.float64 else 1e-3
+
+
+class _Pairs:
+    """The (set, point) pairs with positive weight, and their current log maps."""
+
+    def __init__(self, x: Tensor, w: Tensor) -> None:
+        self.set_idx, self.pt_idx = (w > 0).nonzero(as_tuple=True)
+        self.target = x[self.set_idx, self.pt_idx]
+        self.weight = w[self.set_idx, self.pt_idx]
+        self.num_sets = x.shape[0]
+        self.total = w.sum(1)
+
+    def of(self, sets: Tensor) -> Tensor:
+        """Indices of the pairs belonging to the given sets (a bool mask ``(S,)``)."""
+        return sets[self.set_idx].nonzero().squeeze(1)
+
+    def summarise(self, rows: Tensor, v: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
+        """``(F, v̄)`` per set from the pairs ``rows`` of ``v (P, d)``, ``length (P,)``
+        (zeros for sets without rows; ``rows`` must hold all pairs of their sets)."""
+        s, wt = self.set_idx[rows], self.weight[rows]
+        f = v.new_zeros(self.num_sets).index_add_(0, s, wt * length[rows] ** 2)
+        vbar = v.new_zeros(self.num_sets, v.shape[1]).index_add_(0, s, wt[:, None] * v[rows])
+        total = self.total.clamp_min(torch.finfo(v.dtype).tiny)
+        return 0.5 * f / total, vbar / total[:, None]
+
+
+def frechet_mean(
+    metric_or_decoder: MetricLike,
+    points: Tensor,
+    *,
+    weights: Tensor | None = None,
+    method: Method = "log",
+    init: Tensor | None = None,
+    max_iter: int = 50,
+    tol: float | None = None,
+    step_size: float = 1.0,
+    log_options: dict[str, Any] | None = None,
+    exp: PairMap | None = None,
+    throw: bool = False,
+) -> FrechetMeanResult:
+    """The Fréchet (Karcher) mean of each of S sets of latent points, all at once.
+
+    Args:
+        metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
+        points: one set ``(N, d)`` or S sets ``(S, N, d)`` (pad ragged sets and
+            give the padding weight 0).
+        weights: non-negative weights ``(N,)`` or ``(S, N)`` (default: all 1).
+        method: ``"log"`` (shooting log maps, accurate), ``"energy"`` (energy
+            geodesics, cheaper; see the module docstring) or a closed-form log map
+            ``(base (P, d), target (P, d)) -> (P, d)``.
+        init: starting means ``(d,)`` or ``(S, d)`` (default: the weighted
+            Euclidean means).
+        max_iter: accepted or rejected steps per set at most.
+        tol: stop a set when ``|v̄|_G ≤ tol · max(1, √variance)`` (default 1e-8 in
+            float64 and 1e-4 in float32 for ``"log"``; 1e-4 and 1e-3 for ``"energy"``).
+        step_size: the first step length ``τ`` (1 is Newton-like near the mean).
+        log_options: options of :func:`~latentgeo.solvers.log_map_result` or
+            :func:`~latentgeo.solvers.connecting_geodesic`.
+        exp: a closed-form exponential map ``(z (S, d), v (S, d)) -> (S, d)`` for the
+            steps (default: :func:`~latentgeo.solvers.exp_map_result`).
+        throw: raise :class:`~latentgeo.solvers.ShootingError` if a set did not converge.
+
+    Returns:
+        A :class:`FrechetMeanResult`.
+
+    Example:
+        >>> import torch
+        >>> from latentgeo.testing import PoincareDisk
+        >>> x = torch.tensor([[0.5, 0.0], [0.0, 0.5], [-0.5, 0.0], [0.0, -0.5]]).double() + 0.1
+        >>> disk = PoincareDisk()  # its closed-form log and exp keep the example fast
+        >>> res = frechet_mean(disk, x, method=disk.log, exp=disk.exp)
+        >>> res.status, res.gradient_norm < 1e-8
+        ([Status.CONVERGED], tensor([True]))
+    """
+    metric = as_metric(metric_or_decoder)
+    x, w, single = _check_sets(metric, points, weights)
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    if not step_size > 0:
+        raise ValueError(f"step_size must be positive, got {step_size!r}")
+    if not callable(method) and method not in ("log", "energy"):
+        raise ValueError(f"method must be 'log', 'energy' or a callable, got {method!r}")
+    tol = _default_tol(method, x.dtype) if tol is None else float(tol)
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol!r}")
+    if init is None:
+        mu = (w[..., None] * x).sum(1) / w.sum(1)[:, None]
+    else:
+        mu = check_points(init, "init", dim=x.shape[-1]).to(x.dtype).reshape(-1, x.shape[-1])
+        if mu.shape[0] != x.shape[0]:
+            raise ValueError(f"init must have shape (S, d) = {(x.shape[0], x.shape[-1])}")
+    with torch.no_grad():
+        descent = _Descent(metric, x, w, mu.clone(), method, step_size, log_options, exp)
+        for _ in range(max_iter):
+            if not descent.iterate(tol):
+                break
+        out = descent.result(tol)
+    if single:
+        out.mean, out.logs = out.mean[0], out.logs
+    if throw:
+        out.raise_if_failed()
+    return out
+
+
+class _Descent:
+    """Riemannian gradient descent with per-set step halving; see :func:`frechet_mean`.
+
+    The state of every set (its mean, its pairs' log maps, ``F``, ``v̄``, step
+    length, status) lives here; :meth:`iterate` moves the active sets once.
+    """
+
+    def __init__(
+        self,
+        metric: Metric,
+        x: Tensor,
+        w: Tensor,
+        mu: Tensor,
+        method: Method,
+        step_size: float,
+        log_options: dict[str, Any] | None,
+        exp: PairMap | None,
+    ) -> None:
+        self.metric, self.method, self.exp = metric, method, exp
+        self.log_options, self.step_size = log_options, step_size
+        self.x, self.mu = x, mu
+        self.pairs = _Pairs(x, w)
+        s = x.shape[0]
+        start = log_maps(
+            metric, mu[self.pairs.set_idx], self.pairs.target, method=method, options=log_options
+        )
+        self.v, self.length, self.log_status = start.velocity, start.length, list(start.status)
+        all_rows = torch.arange(self.v.shape[0], device=x.device)
+        self.f, self.vbar = self.pairs.summarise(all_rows, self.v, self.length)
+        self.step = torch.full((s,), float(step_size), dtype=x.dtype, device=x.device)
+        self.iterations = torch.zeros(s, dtype=torch.long, device=x.device)
+        self.status: list[Status | None] = [None] * s
+
+    def running(self) -> Tensor:
+        return torch.tensor([s is None for s in self.status], device=self.x.device)
+
+    def gradient_norm(self) -> Tensor:
+        return self.metric.squared_norm(self.mu, self.vbar, validate=False).clamp_min(0.0).sqrt()
+
+    def iterate(self, tol: float) -> bool:
+        """Check convergence, then one trial step per running set; ``False`` once all stopped."""
+        done = self.gradient_norm() <= tol * torch.clamp((2 * self.f).sqrt(), min=1.0)
+        for i in done.nonzero().squeeze(1).tolist():
+            self.status[i] = self.status[i] or Status.CONVERGED
+        idx = self.running().nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return False
+        trial = self.mu.clone()
+        trial[idx], exp_status = _step(
+            self.metric, self.mu[idx], self.step[idx, None] * self.vbar[idx], self.exp
+        )
+        for i, st in zip(idx.tolist(), exp_status, strict=True):
+            if st is not Status.CONVERGED:
+                self.status[i] = st
+        rows = self.pairs.of(self.running())
+        if rows.numel() == 0:
+            return False
+        self._accept_or_halve(trial, rows)
+        return True
+
+    def _accept_or_halve(self, trial: Tensor, rows: Tensor) -> None:
+        pairs, sets = self.pairs, self.pairs.set_idx[rows]
+        warm = self.v[rows] - self.step[sets, None] * self.vbar[sets]
+        init = warm if self.method == "log" else None
+        options = _warm(self.log_options, self.method)
+        new = log_maps(
+            self.metric, trial[sets], pairs.target[rows], method=self.method, init=init,
+            options=options,
+        )  # fmt: skip
+        v_try, len_try = self.v.clone(), self.length.clone()
+        v_try[rows], len_try[rows] = new.velocity, new.length
+        f_try, vbar_try = pairs.summarise(rows, v_try, len_try)
+        moved = torch.zeros_like(self.step, dtype=torch.bool)
+        moved[sets] = True
+        tiny, eps = torch.finfo(trial.dtype).tiny, 64 * torch.finfo(trial.dtype).eps
+        better = moved & (f_try <= self.f * (1 + eps) + tiny)
+        take = better[sets]
+        self.v[rows[take]], self.length[rows[take]] = v_try[rows[take]], len_try[rows[take]]
+        for r, st, t in zip(rows.tolist(), new.status, take.tolist(), strict=True):
+            if t:
+                self.log_status[r] = st
+        # Barzilai–Borwein step for the next iteration: τ = ⟨s, s⟩ / ⟨s, y⟩ with the step
+        # s = τ v̄ and the gradient change y = v̄ − v̄_new (coordinates; exact for flat metrics)
+        step_vec = self.step[:, None] * self.vbar
+        grad_change = self.vbar - vbar_try
+        ss = self.metric.inner(trial, step_vec, step_vec, validate=False)
+        sy = self.metric.inner(trial, step_vec, grad_change, validate=False)
+        ok = better & (sy > 0) & torch.isfinite(ss / sy)
+        bb = torch.where(ok, ss / torch.where(ok, sy, 1.0), self.step_size)
+        self.step = torch.where(better, bb.clamp(1e-3 * self.step_size, 1e3 * self.step_size),
+                                self.step)  # fmt: skip
+        self.mu[better], self.f[better] = trial[better], f_try[better]
+        self.vbar[better] = vbar_try[better]
+        self.iterations[better] += 1
+        worse = moved & ~better
+        self.step[worse] *= 0.5
+        for i in (worse & (self.step < 1e-6 * self.step_size)).nonzero().squeeze(1).tolist():
+            self.status[i] = Status.LINE_SEARCH_FAILED
+
+    def result(self, tol: float) -> FrechetMeanResult:
+        final = [s or Status.MAX_ITERATIONS for s in self.status]
+        for r, st in enumerate(self.log_status):
+            i = int(self.pairs.set_idx[r])
+            final[i] = Status.combine(final[i], st)
+        logs = torch.full_like(self.x, torch.nan)
+        logs[self.pairs.set_idx, self.pairs.pt_idx] = self.v
+        converged = torch.tensor([s is Status.CONVERGED for s in final], device=self.x.device)
+        return FrechetMeanResult(
+            mean=self.mu, variance=2 * self.f, gradient_norm=self.gradient_norm(),
+            iterations=self.iterations, converged=converged, status=final, logs=logs, tol=tol,
+            method=self.method if isinstance(self.method, str) else "callable",
+        )  # fmt: skip
+
+
+def _step(
+    metric: Metric, mu: Tensor, step: Tensor, exp: PairMap | None
+) -> tuple[Tensor, list[Status]]:
+    """``exp_μ(step)`` and a status per set (a failed step keeps ``μ``)."""
+    if exp is not None:
+        out = exp(mu, step)
+        ok = torch.isfinite(out).all(-1)
+        status = [Status.CONVERGED if o else Status.NON_FINITE for o in ok.tolist()]
+    else:
+        ex = exp_map_result(metric, mu, step)
+        ok, out, status = ex.converged, ex.point, list(ex.status)
+    return torch.where(ok[:, None], out, mu), status
+
+
+def _warm(options: dict[str, Any] | None, method: Method) -> dict[str, Any] | None:
+    """Solver options for later iterations (a log map's init comes from the warm start)."""
+    if options is None or method != "log":
+        return options
+    return {k: val for k, val in options.items() if k != "init"}

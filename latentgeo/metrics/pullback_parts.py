@@ -1,0 +1,142 @@
+"""The pieces of a pull-back's products: Gram matrices of linear heads, and ODE terms.
+
+A pull-back ``G = JᵀJ`` of a map ending in linear layers ``W h + b`` is computed
+part by part, ``Σ_p (J_p a)ᵀ M_p (J_p b)`` with ``M_p = WᵀW`` for a linear head
+(``None``: the identity), so that the widest products are never formed; the
+geodesic ODE's ``b = Jᵀ ∂²f[v, v]`` likewise. Helpers of :class:`PullbackMetric`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import jvp
+
+from latentgeo.metrics.forward import TaylorPropagator
+from latentgeo.metrics.jacobians import FlatMap, forward_jacobian
+from latentgeo.metrics.terms import GeodesicTerms
+
+__all__ = [
+    "Pieces",
+    "check_module_dtype",
+    "gram",
+    "gram_chords",
+    "head_chords",
+    "nested_terms",
+    "taylor_terms",
+    "terms_from_pieces",
+    "through_head",
+    "widening",
+]
+
+Pieces = list[tuple[Tensor, Tensor | None]]  # (J_p T (K, n, ·), its Gram matrix or None)
+
+
+def gram(linear: nn.Linear) -> Tensor:
+    """``WᵀW`` of a linear layer."""
+    return linear.weight.mT @ linear.weight
+
+
+def widening(linear: nn.Linear | None) -> bool:
+    """Whether a linear layer maps to more outputs than it takes (so ``WᵀW`` is cheaper)."""
+    return linear is not None and linear.out_features > linear.in_features
+
+
+def gram_chords(h: Tensor, gram: Tensor) -> Tensor:
+    """``‖W Δh‖²`` along ``h (B, N, hidden)`` as ``Δhᵀ (WᵀW) Δh``, ``(B, N − 1)``."""
+    dh = h[:, 1:] - h[:, :-1]
+    return ((dh @ gram) * dh).sum(-1)
+
+
+def check_module_dtype(module: object, z: Tensor, name: str = "the decoder") -> None:
+    """Raise a clear error when a module's floating parameters differ from ``z`` in dtype/device."""
+    if not isinstance(module, nn.Module):
+        return
+    for p in module.parameters():
+        if torch.is_floating_point(p):
+            if p.dtype != z.dtype:
+                raise TypeError(
+                    f"z has dtype {z.dtype} but {name}'s parameters are {p.dtype}; convert one "
+                    f"of them (e.g. metric.to({z.dtype}) or z.to({p.dtype}))"
+                )
+            if p.device != z.device:
+                raise ValueError(
+                    f"z is on {z.device} but {name}'s parameters are on {p.device}; move one "
+                    f"of them (e.g. metric.to(z.device))"
+                )
+            return
+
+
+def _gram_cheaper(linear: nn.Linear, rows: int) -> bool:
+    """Whether ``aᵀ (WᵀW) b`` over ``rows`` vectors costs less than applying ``W`` to them:
+    ``rows·h·m`` multiply-adds against ``h²·m + rows·h²``."""
+    h, m = linear.in_features, linear.out_features
+    return rows * (m - h) > h * m
+
+
+def through_head(linear: nn.Linear, *tangents: Tensor) -> tuple[list[Tensor], Tensor | None]:
+    """Tangents ``(…, h)`` before a linear head, and the head's Gram matrix ``WᵀW``; or, for so
+    few vectors that forming ``WᵀW`` would cost more, the tangents after it and ``None``."""
+    rows = tangents[0].numel() // linear.in_features
+    if _gram_cheaper(linear, rows):
+        return list(tangents), gram(linear)
+    weight = linear.weight
+    return [torch.nn.functional.linear(t, weight) for t in tangents], None
+
+
+def head_chords(h: Tensor, linear: nn.Linear) -> Tensor:
+    """``‖W Δh‖²`` along ``h (B, N, hidden)``, ``(B, N − 1)``, the cheaper way."""
+    if _gram_cheaper(linear, h.shape[0] * h.shape[1]):
+        return gram_chords(h, gram(linear))
+    diff = torch.nn.functional.linear(h[:, 1:] - h[:, :-1], linear.weight)
+    return (diff * diff).sum(-1)
+
+
+def taylor_terms(prop: TaylorPropagator, z: Tensor, v: Tensor, parts: bool) -> GeodesicTerms:
+    """``(JᵀJ, Jᵀ ∂²f[v, v])`` by one second-order pass, through a final widening linear
+    layer or (``parts``: checked to add up to the output) concatenated linear heads."""
+    n, d = z.shape
+    basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
+    pieces: list[tuple[Tensor, Tensor, Any]] = []
+    final = prop.final_linear
+    heads = prop.tangent_parts(z, basis, v) if parts and not widening(final) else None
+    if final is not None and widening(final):
+        linear, first, second = prop.push_to_final_linear(z, basis, v)
+        (first, second), weights = through_head(linear, first, second)
+        pieces.append((first, second, weights))
+    elif heads is not None:
+        for f, s, w in heads:
+            (f, s), weights = ([f, s], None) if w is None else through_head(w, f, s)
+            pieces.append((f, s, weights))
+    else:
+        _, first, second = prop(z, basis, v)
+        pieces.append((first, second, None))
+    return terms_from_pieces(pieces, z)
+
+
+def terms_from_pieces(pieces: list[tuple[Tensor, Tensor, Any]], z: Tensor) -> GeodesicTerms:
+    """``(Σ J_pᵀ M_p J_p, Σ J_pᵀ M_p ∂²p[v, v])`` from ``(J_p (d, n, ·), ∂²p (n, ·), M_p)``."""
+    n, d = z.shape
+    g, b = z.new_zeros(n, d, d), z.new_zeros(n, d)
+    for first, second, weights in pieces:
+        rows = first.transpose(0, 1)  # (n, d, ·): a strided view
+        if weights is not None:
+            g = g + rows @ (weights @ rows.mT)
+            second = second @ weights
+        else:
+            g = g + rows @ rows.mT
+        b = b + (rows @ second.unsqueeze(-1)).squeeze(-1)
+    return GeodesicTerms(g, b)
+
+
+def nested_terms(f: FlatMap, z: Tensor, v: Tensor) -> GeodesicTerms:
+    """The generic path: ``J`` by batched JVPs, ``∂²f[v, v]`` by a JVP of a JVP."""
+
+    def along_v(y: Tensor) -> Tensor:
+        return jvp(f, (y,), (v,))[1]
+
+    jac = forward_jacobian(f, z)  # (n, m, d)
+    second = jvp(along_v, (z,), (v,))[1]  # (n, m)
+    return GeodesicTerms(jac.mT @ jac, torch.einsum("nmd,nm->nd", jac, second))

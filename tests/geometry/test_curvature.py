@@ -1,0 +1,121 @@
+"""Curvature against exact geometries: sphere (+1), hyperbolic space (−1), flat (0), paraboloid."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentgeo.geometry import curvature_map, riemann_tensor, scalar_curvature, sectional_curvature
+from latentgeo.metrics import LocalPCAMetric, as_metric
+from latentgeo.testing import Paraboloid, PoincareDisk, StereographicSphere, tolerance
+
+from .geometries import explicit_sphere, flat_pullback, mlp_metric
+
+
+def tol(dtype: torch.dtype) -> float:
+    return 1e-8 if dtype == torch.float64 else 2e-3
+
+
+@pytest.mark.parametrize("d", [2, 3, 16])
+def test_sphere_and_hyperbolic_space(d: int, dtype: torch.dtype) -> None:
+    z = 0.3 * torch.randn(64, d, dtype=dtype)
+    u, v = torch.randn(2, 64, d, dtype=dtype)
+    one = torch.ones(64, dtype=dtype)
+    torch.testing.assert_close(sectional_curvature(StereographicSphere(), 3 * z, u, v), one,
+                               rtol=0, atol=tol(dtype))  # fmt: skip
+    torch.testing.assert_close(sectional_curvature(explicit_sphere(), 3 * z, u, v), one,
+                               rtol=0, atol=tol(dtype))  # fmt: skip
+    torch.testing.assert_close(sectional_curvature(PoincareDisk(), z / d**0.5, u, v), -one,
+                               rtol=0, atol=tol(dtype))  # fmt: skip
+
+
+def test_flat_metrics_have_zero_curvature(dtype: torch.dtype) -> None:
+    z = torch.randn(64, 4, dtype=dtype)
+    u, v = torch.randn(2, 64, 4, dtype=dtype)
+    flat = flat_pullback(4, dtype)
+    assert float(sectional_curvature(flat, z, u, v).abs().max()) < tol(dtype)
+    assert float(scalar_curvature(flat, z).abs().max()) < tol(dtype)
+    assert float(riemann_tensor(flat, z[:4]).abs().max()) < tol(dtype)
+
+
+def test_paraboloid_closed_forms(dtype: torch.dtype) -> None:
+    """Graph of |z|²: K = 4 / (1 + 4|z|²)² for d = 2; for d = 3 the Gauss equation gives
+    R(u,v,u,v) = 4 (|u|²|v|² − (u·v)²) / (1 + 4|z|²) in Euclidean dot products."""
+    z2 = torch.randn(64, 2, dtype=dtype)
+    k2 = curvature_map(Paraboloid(), z2, quantity="gaussian")
+    torch.testing.assert_close(k2, 4 / (1 + 4 * (z2 * z2).sum(-1)) ** 2, rtol=tol(dtype), atol=0)
+    z, u, v = torch.randn(3, 64, 3, dtype=dtype)
+    g = Paraboloid.metric_tensor(z)
+    gram = torch.einsum("ni,nij,nj->n", u, g, u) * torch.einsum("ni,nij,nj->n", v, g, v)
+    gram = gram - torch.einsum("ni,nij,nj->n", u, g, v) ** 2
+    eucl = (u * u).sum(-1) * (v * v).sum(-1) - (u * v).sum(-1) ** 2
+    expected = 4 * eucl / (1 + 4 * (z * z).sum(-1)) / gram
+    torch.testing.assert_close(sectional_curvature(Paraboloid(), z, u, v), expected,
+                               rtol=tol(dtype), atol=tol(dtype))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["mlp", "local-pca"])
+def test_riemann_tensor_and_both_forms_agree(kind: str, dtype: torch.dtype) -> None:
+    metric = (
+        mlp_metric(3, dtype)
+        if kind == "mlp"
+        else LocalPCAMetric(torch.randn(40, 3, dtype=dtype), sigma=0.8, rho=0.05)
+    )
+    z = 0.5 * torch.randn(64, 3, dtype=dtype)
+    u, v = torch.randn(2, 64, 3, dtype=dtype)
+    r = riemann_tensor(metric, z)
+    g = metric.metric_tensor(z)
+    num = torch.einsum("nabcd,na,nb,nc,nd->n", r, u, v, u, v)
+    gram = torch.einsum("ni,nij,nj->n", u, g, u) * torch.einsum("ni,nij,nj->n", v, g, v)
+    expected = num / (gram - torch.einsum("ni,nij,nj->n", u, g, v) ** 2)
+    rtol, atol = tolerance(dtype, ops=2000)
+    for form in ("christoffel", "acceleration"):
+        got = sectional_curvature(metric, z, u, v, form=form)  # type: ignore[arg-type]
+        scale = atol * float(expected.abs().max())
+        torch.testing.assert_close(got, expected, rtol=rtol, atol=scale)
+    # the symmetries of the Riemann tensor
+    scale = atol * float(r.abs().max())
+    torch.testing.assert_close(r, -r.transpose(1, 2), rtol=rtol, atol=scale)
+    torch.testing.assert_close(r, r.permute(0, 3, 4, 1, 2), rtol=rtol, atol=scale)
+
+
+def test_scalar_curvature(dtype: torch.dtype) -> None:
+    z = 0.3 * torch.randn(64, 4, dtype=dtype)
+    twelve = torch.full((64,), 12.0, dtype=dtype)  # d(d − 1) for d = 4
+    torch.testing.assert_close(scalar_curvature(StereographicSphere(), z), twelve,
+                               rtol=0, atol=20 * tol(dtype))  # fmt: skip
+    torch.testing.assert_close(scalar_curvature(PoincareDisk(), 0.5 * z), -twelve,
+                               rtol=0, atol=20 * tol(dtype))  # fmt: skip
+    # against the contraction of the Riemann tensor, for a generic metric
+    metric = mlp_metric(3, dtype)
+    z3 = z[:8, :3]
+    r = riemann_tensor(metric, z3)
+    ginv = torch.linalg.inv(metric.metric_tensor(z3))
+    contracted = torch.einsum("nabcd,nac,nbd->n", r, ginv, ginv)
+    rtol, atol = tolerance(dtype, ops=2000)
+    torch.testing.assert_close(scalar_curvature(metric, z3, chunk_size=3), contracted,
+                               rtol=rtol, atol=atol * float(contracted.abs().max()))  # fmt: skip
+
+
+def test_curvature_map_on_a_grid() -> None:
+    from latentgeo.viz import latent_grid
+
+    grid = latent_grid((-1.0, 1.0, -1.0, 1.0), 8, dtype=torch.float64)
+    k = curvature_map(as_metric(StereographicSphere()), grid, quantity="gaussian")
+    assert k.shape == (8, 8) and not k.requires_grad
+    torch.testing.assert_close(k, torch.ones(8, 8, dtype=torch.float64))
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="d >= 2"):
+        scalar_curvature(PoincareDisk(), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="quantity"):
+        curvature_map(PoincareDisk(), torch.zeros(3, 2), quantity="mean")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs d = 2"):
+        curvature_map(PoincareDisk(), torch.zeros(3, 3), quantity="gaussian")
+    with pytest.raises(ValueError, match="u contains NaN"):
+        sectional_curvature(PoincareDisk(), torch.zeros(2), torch.tensor([1.0, float("nan")]),
+                            torch.ones(2))  # fmt: skip
+    parallel = sectional_curvature(PoincareDisk(), torch.zeros(1, 2), torch.ones(1, 2),
+                                   2 * torch.ones(1, 2))  # fmt: skip
+    assert bool(torch.isnan(parallel).all())

@@ -1,0 +1,137 @@
+"""The LAND: Gaussians on flat metrics, normalising constants on the sphere and the hyperbolic
+plane in closed form, EM against scikit-learn's Gaussian mixture."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy.integrate import quad
+
+from latentgeo.geometry import LAND, fit_land, standard_draws
+from latentgeo.solvers import Status
+from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere
+
+A = torch.tensor([[2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+
+
+def flat_log(base: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return target - base
+
+
+def gaussian(mean: torch.Tensor, cov: torch.Tensor) -> torch.distributions.MultivariateNormal:
+    return torch.distributions.MultivariateNormal(mean, cov)
+
+
+def test_standard_draws() -> None:
+    e = standard_draws(64, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(e.mean(0), torch.zeros(3, dtype=torch.float64), rtol=0, atol=1e-14)
+    torch.testing.assert_close(e.T @ e / 64, torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="even int"):
+        standard_draws(5, 2)
+
+
+def test_flat_land_is_a_gaussian_mixture(dtype: torch.dtype) -> None:
+    flat = LinearMap(A.to(dtype))
+    means = torch.tensor([[0.0, 0.0], [1.0, -2.0]], dtype=dtype)
+    second = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=dtype)
+    covs = torch.stack([torch.eye(2, dtype=dtype), second])
+    weights = torch.tensor([0.3, 0.7], dtype=dtype)
+    land = LAND(flat, means, covs, weights, num_samples=32, log_method=flat_log)
+    x = torch.randn(64, 2, dtype=dtype)
+    comps = torch.stack([gaussian(means[k], covs[k]).log_prob(x) for k in range(2)])
+    expected = torch.logsumexp(comps + weights.log()[:, None], 0)
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(land.log_prob(x, measure="lebesgue"), expected, rtol=tol, atol=tol)
+    # w.r.t. the Riemannian volume √det G = |det A|
+    riem = expected - torch.linalg.det(A).abs().log().to(dtype)
+    torch.testing.assert_close(land.log_prob(x), riem, rtol=tol, atol=tol)
+    samples = land.sample((3, 4))
+    assert samples.shape == (3, 4, 2) and samples.dtype == dtype
+
+
+def normal_integral(s: float, curvature: int) -> float:
+    """``log ∫ exp(−r²/2s²) dA`` over the unit sphere (+1) or the hyperbolic plane (−1)."""
+    sn = math.sin if curvature > 0 else math.sinh
+    top = math.pi if curvature > 0 else 30 * s
+    return math.log(2 * math.pi * quad(lambda r: math.exp(-r * r / (2 * s * s)) * sn(r), 0, top)[0])
+
+
+@pytest.mark.parametrize("curvature", [1, -1])
+def test_normalising_constant_in_closed_form(curvature: int) -> None:
+    """An isotropic LAND (Σ = s² G(μ)⁻¹) has C = ∫ exp(−d(μ, x)²/2s²) dM: the exact volume
+    matches it to Monte Carlo accuracy, the paper's approximation does not."""
+    s = 0.8 if curvature > 0 else 0.5
+    metric = StereographicSphere() if curvature > 0 else PoincareDisk()
+    mu = torch.tensor([0.5, -0.3] if curvature > 0 else [0.2, 0.1], dtype=torch.float64)
+    g = (4 / (1 + mu.pow(2).sum()) ** 2) if curvature > 0 else (4 / (1 - mu.pow(2).sum()) ** 2)
+    cov = (s**2 / g) * torch.eye(2, dtype=torch.float64)
+    exact = normal_integral(s, curvature)
+    gen = torch.Generator().manual_seed(0)
+    land = LAND(metric, mu, cov, num_samples=256, generator=gen)
+    assert abs(float(land.log_normalizers[0]) - exact) < 5e-3
+    paper = LAND(metric, mu, cov, num_samples=256, volume="paper", generator=gen)
+    assert abs(float(paper.log_normalizers[0]) - exact) > 1e-2
+
+
+def test_fit_on_a_flat_metric_is_the_gaussian_mle(dtype: torch.dtype) -> None:
+    x = torch.randn(200, 2, dtype=dtype) @ torch.tensor([[1.0, 0.3], [0.0, 0.5]], dtype=dtype) + 1
+    fit = fit_land(LinearMap(A.to(dtype)), x, num_samples=32, log_method=flat_log)
+    assert fit.status == [Status.CONVERGED] and fit.failed_points == 0
+    land = fit.distribution
+    centred = x - x.mean(0)
+    tol = 1e-9 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(land.means[0], x.mean(0), rtol=tol, atol=tol)
+    torch.testing.assert_close(land.covariances[0], centred.T @ centred / 200, rtol=tol, atol=tol)
+    assert bool((fit.log_likelihood[1:] >= fit.log_likelihood[:-1] - tol).all())
+
+
+def test_mixture_fit_matches_scikit_learn() -> None:
+    from sklearn.mixture import GaussianMixture
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.cat([
+        torch.randn(120, 2, generator=gen, dtype=torch.float64) * 0.5,
+        torch.randn(80, 2, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 0.3]) + 4,
+    ])  # fmt: skip
+    fit = fit_land(LinearMap(A), x, num_components=2, num_samples=32, log_method=flat_log,
+                   tol=1e-12, max_iter=100)  # fmt: skip
+    assert fit.status == [Status.CONVERGED]
+    gmm = GaussianMixture(2, reg_covar=0.0, tol=1e-12, max_iter=500, random_state=0).fit(x.numpy())
+    order = torch.as_tensor(gmm.means_[:, 0]).argsort()
+    mine = fit.distribution.means[:, 0].argsort()
+    land = fit.distribution
+    torch.testing.assert_close(land.means[mine], torch.as_tensor(gmm.means_)[order],
+                               rtol=0, atol=1e-6)  # fmt: skip
+    torch.testing.assert_close(land.covariances[mine], torch.as_tensor(gmm.covariances_)[order],
+                               rtol=0, atol=1e-6)  # fmt: skip
+    torch.testing.assert_close(land.weights[mine], torch.as_tensor(gmm.weights_)[order],
+                               rtol=0, atol=1e-6)  # fmt: skip
+    assert fit.responsibilities.shape == (200, 2)
+
+
+def test_sampling_a_flat_land_gives_its_gaussian() -> None:
+    cov = torch.tensor([[1.0, 0.4], [0.4, 0.5]], dtype=torch.float64)
+    land = LAND(LinearMap(A), torch.tensor([1.0, 2.0]).double(), cov, num_samples=32,
+                log_method=flat_log)  # fmt: skip
+    x = land.sample((2000,), oversample=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(x.mean(0), torch.tensor([1.0, 2.0]).double(), rtol=0, atol=0.07)
+    torch.testing.assert_close(torch.cov(x.T), cov, rtol=0, atol=0.08)
+
+
+def test_bad_input() -> None:
+    flat = LinearMap(A)
+    mu = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="positive definite"):
+        LAND(flat, mu, torch.zeros(2, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"covariances must have shape \(1, 2, 2\)"):
+        LAND(flat, mu, torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="weights"):
+        LAND(flat, mu, torch.eye(2).double(), torch.tensor([-1.0]).double())
+    with pytest.raises(ValueError, match="volume"):
+        LAND(flat, mu, torch.eye(2).double(), volume="approx")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="measure"):
+        LAND(flat, mu, torch.eye(2).double(), num_samples=8).log_prob(mu, measure="dx")
+    with pytest.raises(ValueError, match="num_components"):
+        fit_land(flat, torch.zeros(3, 2, dtype=torch.float64), num_components=4)

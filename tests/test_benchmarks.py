@@ -1,0 +1,25 @@
+"""The benchmark scripts that have a ``--quick`` mode run in seconds (numbers not checked:
+timings belong to the benchmarks, never to the tests)."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_real_decoders_quick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "real_decoders.txt"
+    script = BENCHMARKS / "real_decoders.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--quick", "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "memory budget" in printed and "| conv VAE d=16 | 4 | 4 |" in printed
+    assert "| metric_tensor |" in printed and "exact J then JᵀJ" in printed
+    assert out.read_text(encoding="utf-8") == printed

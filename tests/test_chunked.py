@@ -1,0 +1,129 @@
+"""Chunks sized by the memory budget: the measured footprint and out-of-memory retries."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import latentgeo
+from latentgeo import _chunked
+from latentgeo._chunked import Footprint, footprint, measure_peak, run_chunked
+from latentgeo.exceptions import PerformanceWarning
+from latentgeo.metrics import PullbackMetric
+
+
+class _Owner:
+    """Something to cache footprints on."""
+
+
+def test_measured_peak_counts_live_tensors_only() -> None:
+    def work() -> Tensor:
+        a = torch.ones(1000, dtype=torch.float64)  # 8000 bytes, freed at the end
+        b = torch.ones(500, dtype=torch.float64)  # 4000 bytes, returned
+        return b + a[:500].sum()
+
+    out, peak = measure_peak(work)
+    # a, b and the sum (a 0-d tensor) and the result were alive together at most
+    assert 12_000 <= peak <= 12_000 + 4000 + 64
+    assert out.shape == (500,)
+
+
+def test_the_footprint_is_fitted_from_two_probes() -> None:
+    owner = _Owner()
+    fixed = torch.ones(4096, dtype=torch.float64)  # 32 KiB allocated whatever the chunk
+
+    def fn(sl: slice) -> Tensor:
+        scratch = fixed + 1.0  # fixed cost
+        rows = torch.ones(sl.stop - sl.start, 100, dtype=torch.float64)  # 800 bytes per item
+        return rows.sum(-1) + scratch[0]
+
+    with latentgeo.memory_budget(1 << 30):
+        out = run_chunked(fn, 100, owner=owner, key="k")
+    assert torch.cat(out).shape == (100,)
+    fp = footprint(owner, "k")
+    assert fp is not None
+    assert 800 <= fp.per_point <= 900, fp
+    assert 32_768 <= fp.fixed <= 32_768 + 2000, fp
+
+
+def test_a_smaller_budget_gives_more_chunks_and_the_same_result() -> None:
+    owner = _Owner()
+    x = torch.randn(1000, 50, dtype=torch.float64)
+
+    def fn(sl: slice) -> Tensor:
+        return torch.tanh(x[sl] @ x.T[:, :64]).sum(-1)
+
+    counts, outs = [], []
+    for budget in (1 << 30, 1 << 22, 1 << 18, 1 << 15):
+        with latentgeo.memory_budget(budget):
+            parts = run_chunked(fn, 1000, owner=owner, key="tanh")
+        counts.append(len(parts))
+        outs.append(torch.cat(parts))
+    assert counts == sorted(counts) and counts[0] < counts[-1], counts
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=1e-12, atol=0)
+
+
+def _oom_above(limit: int, sizes: list[int]) -> object:
+    def fn(sl: slice) -> Tensor:
+        n = sl.stop - sl.start
+        sizes.append(n)
+        if n > limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {n} GiB")
+        return torch.arange(sl.start, sl.stop, dtype=torch.float64)
+
+    return fn
+
+
+def test_out_of_memory_halves_the_chunk_and_retries() -> None:
+    owner, sizes = _Owner(), []
+    _chunked._store(owner, "k", Footprint(per_point=1.0))  # "everything fits"
+    with pytest.warns(PerformanceWarning, match="out of memory in a chunk of 'k'"):
+        parts = run_chunked(_oom_above(200, sizes), 1000, owner=owner, key="k")
+    torch.testing.assert_close(torch.cat(parts), torch.arange(1000, dtype=torch.float64))
+    assert sizes[:4] == [1000, 500, 250, 125]  # each size tried once
+    fp = footprint(owner, "k")
+    assert fp is not None and fp.cap == 125  # later calls start at the size that fitted
+    sizes.clear()
+    run_chunked(_oom_above(200, sizes), 1000, owner=owner, key="k")
+    assert max(sizes) == 125
+
+
+def test_only_out_of_memory_is_retried() -> None:
+    owner = _Owner()
+    _chunked._store(owner, "k", Footprint(per_point=1.0))
+
+    def broken(sl: slice) -> Tensor:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        run_chunked(broken, 100, owner=owner, key="k")
+    sizes: list[int] = []
+    with pytest.warns(PerformanceWarning), pytest.raises(torch.OutOfMemoryError):
+        run_chunked(_oom_above(0, sizes), 4, owner=owner, key="k")  # even one item fails
+    assert sizes == [4, 2, 1]
+
+
+def test_out_of_memory_in_a_metric_keeps_its_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A traced decoder that runs out of memory on big chunks: halved, retried, the same G,
+    and the traced fast path still in use afterwards."""
+    net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 30)).double()
+    metric = PullbackMetric(net)
+    z = torch.randn(400, 2, dtype=torch.float64)
+    reference = metric.metric_tensor(z)
+    original = PullbackMetric._chunk_metric
+    sizes: list[int] = []
+
+    def limited(self: PullbackMetric, zc: Tensor) -> Tensor:
+        sizes.append(zc.shape[0])
+        if zc.shape[0] > 64:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return original(self, zc)
+
+    monkeypatch.setattr(PullbackMetric, "_chunk_metric", limited)
+    with pytest.warns(PerformanceWarning, match="out of memory"):
+        got = metric.metric_tensor(z)
+    torch.testing.assert_close(got, reference, rtol=1e-12, atol=0)
+    assert metric._first is not None  # the traced path was not switched off
+    assert max(s for s in sizes if s <= 64) == 64 or 50 in sizes
