@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -57,6 +57,28 @@ BUDGETS = ("paper", "cpu", "quick")
 
 #: The first line of every quick run's report (and its ``summary.json`` ``"note"``).
 NOT_A_RESULT = "QUICK SMOKE TEST (--quick): tiny settings, NOT A RESULT"
+
+
+_Settings = TypeVar("_Settings", bound="BudgetedSettings")
+
+
+class BudgetedSettings:
+    """Mixin of an experiment's settings dataclass: its named budgets (``budgets``:
+    ``{"paper" | "cpu" | "quick": {field: value}}``) as constructors."""
+
+    budgets: ClassVar[dict[str, dict[str, Any]]]
+
+    @classmethod
+    def for_budget(cls: type[_Settings], budget: str = "cpu", **overrides: Any) -> _Settings:
+        """The settings of ``budget`` (``"paper"``, ``"cpu"``, ``"quick"``), then ``overrides``."""
+        if budget not in cls.budgets:
+            raise ValueError(f"budget must be one of {tuple(cls.budgets)}, got {budget!r}")
+        return cls(budget=budget, **{**cls.budgets[budget], **overrides})  # type: ignore[call-arg]
+
+    @classmethod
+    def quick(cls: type[_Settings], **kw: Any) -> _Settings:
+        """The smoke test (``for_budget("quick")``)."""
+        return cls.for_budget("quick", **kw)
 
 
 class Splits(NamedTuple):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from latentgeo.curves import CubicSpline, Curve, curve_length
 from latentgeo.experiments._checks import check_choice, check_digits, check_int, check_seed
 from latentgeo.experiments.common import (
     BUDGETS,
+    BudgetedSettings,
     Recipe,
     Resumable,
     Splits,
@@ -127,8 +128,10 @@ _BUDGETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class CVSettings:
+class CVSettings(BudgetedSettings):
     """Settings of :func:`run_ensembles_cv`; :meth:`for_budget` gives the three budgets."""
+
+    budgets: ClassVar[dict[str, dict[str, Any]]] = _BUDGETS
 
     data: str = "mnist3"
     classes: tuple[int, ...] | None = None
@@ -164,18 +167,6 @@ class CVSettings:
             check_int(self, name, 2, " (a polyline needs two points)")
         check_choice(self, "endpoints", ("sample", "mean"))
         check_seed(self)
-
-    @classmethod
-    def for_budget(cls, budget: str = "cpu", **overrides: Any) -> CVSettings:
-        """The settings of ``budget`` (``"paper"``, ``"cpu"``, ``"quick"``), then ``overrides``."""
-        if budget not in _BUDGETS:
-            raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-        return cls(budget=budget, **{**_BUDGETS[budget], **overrides})
-
-    @classmethod
-    def quick(cls, **kw: Any) -> CVSettings:
-        """The smoke test (``for_budget("quick")``)."""
-        return cls.for_budget("quick", **kw)
 
 
 def _data(s: CVSettings) -> tuple[str, tuple[int, ...] | None]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from latentgeo.experiments._checks import DATA_SETS, check_choice, check_int, ch
 from latentgeo.experiments.common import (
     BUDGETS,
     NOT_A_RESULT,
+    BudgetedSettings,
     Recipe,
     Resumable,
     Splits,
@@ -97,8 +98,10 @@ _BUDGETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class KMeansSettings:
+class KMeansSettings(BudgetedSettings):
     """Settings of :func:`run_kmeans`; :meth:`for_budget` gives the budgets."""
+
+    budgets: ClassVar[dict[str, dict[str, Any]]] = _BUDGETS
 
     data: str = "mnist"
     budget: str = "cpu"
@@ -122,18 +125,6 @@ class KMeansSettings:
         for name in ("max_iter", "restarts"):
             check_int(self, name, 1)
         check_seed(self)
-
-    @classmethod
-    def for_budget(cls, budget: str = "cpu", **overrides: Any) -> KMeansSettings:
-        """The settings of ``budget`` (``"paper"``, ``"cpu"``, ``"quick"``), then ``overrides``."""
-        if budget not in _BUDGETS:
-            raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-        return cls(budget=budget, **{**_BUDGETS[budget], **overrides})
-
-    @classmethod
-    def quick(cls, **kw: Any) -> KMeansSettings:
-        """The smoke test (``for_budget("quick")``)."""
-        return cls.for_budget("quick", **kw)
 
 
 def _triple_data(s: KMeansSettings, triple: tuple[int, ...]) -> Splits:

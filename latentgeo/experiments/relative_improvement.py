@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from latentgeo.experiments._checks import (
 from latentgeo.experiments.common import (
     BUDGETS,
     NOT_A_RESULT,
+    BudgetedSettings,
     Recipe,
     Resumable,
     Splits,
@@ -111,8 +112,10 @@ _BUDGETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class RISettings:
+class RISettings(BudgetedSettings):
     """Settings of :func:`run_relative_improvement`; :meth:`for_budget` gives the budgets."""
+
+    budgets: ClassVar[dict[str, dict[str, Any]]] = _BUDGETS
 
     data: str = "mnist"
     budget: str = "cpu"
@@ -135,18 +138,6 @@ class RISettings:
         check_int(self, "score_points", 2, " (a polyline needs two points)")
         check_number(self, "step")
         check_seed(self)
-
-    @classmethod
-    def for_budget(cls, budget: str = "cpu", **overrides: Any) -> RISettings:
-        """The settings of ``budget`` (``"paper"``, ``"cpu"``, ``"quick"``), then ``overrides``."""
-        if budget not in _BUDGETS:
-            raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-        return cls(budget=budget, **{**_BUDGETS[budget], **overrides})
-
-    @classmethod
-    def quick(cls, **kw: Any) -> RISettings:
-        """The smoke test (``for_budget("quick")``)."""
-        return cls.for_budget("quick", **kw)
 
 
 def _first_per_digit(data: LabeledData, n: int) -> LabeledData:
