@@ -29,6 +29,7 @@ from latentgeo.metrics.pullback_parts import (
     nested_terms,
     taylor_terms,
     through_head,
+    weighted_gram,
     widening,
 )
 from latentgeo.metrics.terms import GeodesicTerms
@@ -265,8 +266,7 @@ class PullbackMetric(Metric):
             return rows @ rows.mT  # batched GEMM on the strided view: no copy of J
         g = zc.new_zeros(n, d, d)
         for pushed, weights in reduced:
-            rows = pushed.transpose(0, 1)  # (n, d, ·): a strided view, not a copy
-            g = g + (rows @ rows.mT if weights is None else rows @ (weights @ rows.mT))
+            g = g + weighted_gram(pushed, weights)
         return g
 
     def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
