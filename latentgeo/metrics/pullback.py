@@ -27,8 +27,8 @@ from latentgeo.metrics.pullback_parts import (
     check_module_dtype,
     head_chords,
     nested_terms,
+    reduced_pieces,
     taylor_terms,
-    through_head,
     weighted_gram,
     widening,
 )
@@ -299,45 +299,11 @@ class PullbackMetric(Metric):
         return zc.new_zeros(zc.shape[0]) if total is None else total
 
     # ------------------------------------------------------------ the shortcuts
-    def _final_linear_push(
-        self, z: Tensor, tangents: Tensor
-    ) -> tuple[Tensor, Tensor | None] | None:
-        """``(J_h T, WᵀW)`` when ``embed`` ends with a linear layer ``W h + b`` wider than h.
-
-        ``Tᵀ Jᵀ J T = (J_h T)ᵀ (WᵀW) (J_h T)``: for a decoder whose last layer maps
-        64 hidden units to 784 pixels this skips the widest product entirely.
-        """
-        prop = self._first
-        if prop is None or not widening(prop.final_linear):
-            return None
-        linear, pushed = prop.push_to_final_linear(z, tangents)
-        (pushed,), weights = through_head(linear, pushed)
-        return pushed, weights
-
     def _reduced_push(self, z: Tensor, tangents: Tensor) -> Pieces | None:
-        """``J T`` for ``z (n, d)``, ``T (K, n, d)`` as parts ``(P_i (K, n, ·), M_i)`` with
-        ``(J a)·(J b) = Σ_i (P_i a)ᵀ M_i (P_i b)`` (``M_i = None``: the identity).
-
-        A final widening linear layer ``W h + b`` is one part ``(J_h T, WᵀW)``; an
-        output concatenated from parts with linear heads (a Gaussian decoder's
-        ``(μ, σ)``) is one part per piece, the linear ones before their layer (see
-        :mod:`latentgeo.metrics.forward.patterns`). ``None`` for other embeddings.
-        """
+        """``J T`` as parts ``(P_i, M_i)`` (see :func:`reduced_pieces`), ``None`` when
+        the embedding is not traced or has no linear head to reduce through."""
         try:
-            reduced = self._final_linear_push(z, tangents)
-            if reduced is not None:
-                return [reduced]
-            prop = self._first
-            if prop is not None and self._parts_checked(z):
-                parts = prop.tangent_parts(z, tangents)
-                if parts is not None:
-                    pieces: Pieces = []
-                    for t, w in parts:
-                        weights = None
-                        if w is not None:
-                            (t,), weights = through_head(w, t)
-                        pieces.append((t, weights))
-                    return pieces
+            return reduced_pieces(self._first, z, tangents, self._parts_checked)
         except UnsupportedOperation as err:
             self._fall_back(err)
         return None

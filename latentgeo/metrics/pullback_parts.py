@@ -8,23 +8,26 @@ geodesic ODE's ``b = Jᵀ ∂²f[v, v]`` likewise. Helpers of :class:`PullbackMe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import jvp
 
-from latentgeo.metrics.forward import TaylorPropagator
+from latentgeo.metrics.forward import TangentPropagator, TaylorPropagator
 from latentgeo.metrics.jacobians import FlatMap, forward_jacobian
 from latentgeo.metrics.terms import GeodesicTerms
 
 __all__ = [
     "Pieces",
     "check_module_dtype",
+    "final_linear_piece",
     "gram",
     "gram_chords",
     "head_chords",
     "nested_terms",
+    "reduced_pieces",
     "taylor_terms",
     "terms_from_pieces",
     "through_head",
@@ -98,6 +101,53 @@ def through_head(linear: nn.Linear, *tangents: Tensor) -> tuple[list[Tensor], Te
         return list(tangents), gram(linear)
     weight = linear.weight
     return [torch.nn.functional.linear(t, weight) for t in tangents], None
+
+
+def final_linear_piece(
+    prop: TangentPropagator | None, z: Tensor, tangents: Tensor
+) -> tuple[Tensor, Tensor | None] | None:
+    """``(J_h T, WᵀW)`` when the traced map ends with a linear layer ``W h + b`` wider than h.
+
+    ``Tᵀ Jᵀ J T = (J_h T)ᵀ (WᵀW) (J_h T)``: for a decoder whose last layer maps
+    64 hidden units to 784 pixels this skips the widest product entirely.
+    """
+    if prop is None or not widening(prop.final_linear):
+        return None
+    linear, pushed = prop.push_to_final_linear(z, tangents)
+    (pushed,), weights = through_head(linear, pushed)
+    return pushed, weights
+
+
+def reduced_pieces(
+    prop: TangentPropagator | None,
+    z: Tensor,
+    tangents: Tensor,
+    parts_usable: Callable[[Tensor], bool],
+) -> Pieces | None:
+    """``J T`` for ``z (n, d)``, ``T (K, n, d)`` as parts ``(P_i (K, n, ·), M_i)`` with
+    ``(J a)·(J b) = Σ_i (P_i a)ᵀ M_i (P_i b)`` (``M_i = None``: the identity).
+
+    A final widening linear layer ``W h + b`` is one part ``(J_h T, WᵀW)``; an
+    output concatenated from parts with linear heads (a Gaussian decoder's
+    ``(μ, σ)``) is one part per piece, the linear ones before their layer (see
+    :mod:`latentgeo.metrics.forward.patterns`), when ``parts_usable(z)`` says the
+    parts reproduce the output. ``None`` for other embeddings.
+    """
+    head = final_linear_piece(prop, z, tangents)
+    if head is not None:
+        return [head]
+    if prop is None or not parts_usable(z):
+        return None
+    parts = prop.tangent_parts(z, tangents)
+    if parts is None:
+        return None
+    pieces: Pieces = []
+    for t, w in parts:
+        weights = None
+        if w is not None:
+            (t,), weights = through_head(w, t)
+        pieces.append((t, weights))
+    return pieces
 
 
 def head_chords(h: Tensor, linear: nn.Linear) -> Tensor:

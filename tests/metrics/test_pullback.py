@@ -8,6 +8,7 @@ import torch
 from latentgeo.exceptions import PerformanceWarning
 from latentgeo.metrics import PullbackMetric, as_metric
 from latentgeo.metrics.forward import fast_path_report
+from latentgeo.metrics.pullback_parts import final_linear_piece
 from latentgeo.testing import LinearMap, Paraboloid, StereographicSphere, tolerance
 
 from .reference import (
@@ -185,7 +186,8 @@ def test_final_linear_shortcut_gradients() -> None:
 
 def test_no_shortcut_when_the_last_layer_narrows_or_is_not_linear() -> None:
     narrowing = PullbackMetric(_widening_decoder(2, 8, 3))
-    assert narrowing._final_linear_push(torch.zeros(1, 2), torch.ones(1, 1, 2)) is None
+    prop = narrowing._get_propagator()
+    assert final_linear_piece(prop, torch.zeros(1, 2), torch.ones(1, 1, 2)) is None
     activated = PullbackMetric(torch.nn.Sequential(torch.nn.Linear(2, 9), torch.nn.Sigmoid()))
     prop = activated._get_propagator()
     assert prop is not None and prop.final_linear is None
