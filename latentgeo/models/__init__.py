@@ -23,6 +23,7 @@ Example:
 """
 
 from latentgeo.models import metric_embeddings  # noqa: F401  (registers the models' metrics)
+from latentgeo.models.calibration import calibrate_rbf
 from latentgeo.models.checkpoints import CheckpointError, load, save
 from latentgeo.models.config import from_spec, register_model, to_spec
 from latentgeo.models.decoders import BernoulliDecoder, GaussianDecoder
@@ -31,7 +32,7 @@ from latentgeo.models.ensemble import EnsembleDecoder
 from latentgeo.models.nets import MLP
 from latentgeo.models.presets import make_ensemble_vae, make_rbf_vae
 from latentgeo.models.rbf import RBFPrecision, fit_rbf_precision
-from latentgeo.models.training import History, calibrate_rbf, fit
+from latentgeo.models.training import History, fit
 from latentgeo.models.vae import ENSEMBLE_MODES, VAE
 
 __all__ = [
