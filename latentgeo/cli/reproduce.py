@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from latentgeo.cli.common import (
@@ -75,19 +78,86 @@ examples:
 """
 
 
-def _add_budget(p: argparse.ArgumentParser, data: list[str], default: str) -> None:
-    p.add_argument(
-        "--budget",
-        choices=["paper", "cpu"],
-        default="cpu",
-        help="paper: the paper's sizes (resumable); cpu: about 45 min on 2 cores (default)",
-    )
-    p.add_argument(
-        "--data",
-        choices=data,
-        default=default,
-        help=f"data set (default: {default}; MNIST from local files, digits: scikit-learn's)",
-    )
+@dataclass(frozen=True)
+class _Option:
+    """One experiment-specific option: ``--flag`` parsed by ``type``; its value (when
+    given) overrides the settings field of the same name (``--latent-dim``: ``latent_dim``)."""
+
+    flag: str
+    type: Callable[[str], Any]
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class _Experiment:
+    """A ``latentgeo reproduce`` subcommand: its texts, data sets, options and the
+    experiment module's settings class and run function (imported when it runs)."""
+
+    name: str
+    help: str
+    description: str
+    epilog: str
+    data: tuple[str, ...]
+    module: str
+    settings: str
+    runner: str
+    options: tuple[_Option, ...]
+
+
+EXPERIMENTS = (
+    _Experiment(
+        name="ensembles-cv",
+        help="Syrota et al.: CV of geodesic distances over retrainings, ensemble vs RBF",
+        description="Coefficient of variation of geodesic distances over retrainings.",
+        epilog=CV_EPILOG,
+        data=("mnist3", "mnist", "digits"),
+        module="latentgeo.experiments.ensembles_cv",
+        settings="CVSettings",
+        runner="run_ensembles_cv",
+        options=(
+            _Option(
+                "--classes",
+                parse_classes,
+                "digit classes (default: those of --data; mnist3 and digits: 0,5,7)",
+            ),
+            _Option("--repeats", positive_int, "retrainings per model (30 in the paper)"),
+            _Option("--pairs", positive_int, "test pairs"),
+        ),
+    ),
+    _Experiment(
+        name="relative-improvement",
+        help="Michelis et al.: Monte-Carlo relative improvement of geodesics over lines",
+        description="Algorithm 1 of Michelis et al. on a trained VAE.",
+        epilog=RI_EPILOG,
+        data=("mnist", "digits"),
+        module="latentgeo.experiments.relative_improvement",
+        settings="RISettings",
+        runner="run_relative_improvement",
+        options=(
+            _Option("--pairs", positive_int, "Monte-Carlo pairs (50 in the paper)"),
+            _Option("--latent-dim", positive_int, "latent dimension (paper: 16)"),
+            _Option("--step", positive_float, "step length (default: 1.0)"),
+        ),
+    ),
+    _Experiment(
+        name="kmeans",
+        help="Arvanitidis et al.: geodesic vs Euclidean k-means on digit triples",
+        description="Geodesic vs Euclidean k-means, F-measure.",
+        epilog=KMEANS_EPILOG,
+        data=("mnist", "digits"),
+        module="latentgeo.experiments.kmeans",
+        settings="KMeansSettings",
+        runner="run_kmeans",
+        options=(
+            _Option("--subsets", positive_int, "subsets per digit triple"),
+            _Option("--points", positive_int, "points per subset"),
+        ),
+    ),
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -101,67 +171,35 @@ def add_parser(sub: Any) -> None:
     )
     rep.set_defaults(print_help=rep.print_help, run=None)
     rsub = rep.add_subparsers(dest="experiment")
-    _add_ensembles_cv(rsub)
-    _add_relative_improvement(rsub)
-    _add_kmeans(rsub)
+    for experiment in EXPERIMENTS:
+        _add_experiment(rsub, experiment)
 
 
-def _add_ensembles_cv(rsub: Any) -> None:
-    cv = rsub.add_parser(
-        "ensembles-cv",
-        help="Syrota et al.: CV of geodesic distances over retrainings, ensemble vs RBF",
-        description="Coefficient of variation of geodesic distances over retrainings.",
-        epilog=CV_EPILOG,
+def _add_experiment(rsub: Any, experiment: _Experiment) -> None:
+    p = rsub.add_parser(
+        experiment.name,
+        help=experiment.help,
+        description=experiment.description,
+        epilog=experiment.epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_common_options(cv, "runs/ensembles-cv")
-    _add_budget(cv, ["mnist3", "mnist", "digits"], "mnist3")
-    cv.add_argument(
-        "--classes",
-        type=parse_classes,
-        default=None,
-        help="digit classes (default: those of --data; mnist3 and digits: 0,5,7)",
+    add_common_options(p, f"runs/{experiment.name}")
+    p.add_argument(
+        "--budget",
+        choices=["paper", "cpu"],
+        default="cpu",
+        help="paper: the paper's sizes (resumable); cpu: about 45 min on 2 cores (default)",
     )
-    cv.add_argument(
-        "--repeats", type=positive_int, default=None, help="retrainings per model (30 in the paper)"
+    default = experiment.data[0]
+    p.add_argument(
+        "--data",
+        choices=list(experiment.data),
+        default=default,
+        help=f"data set (default: {default}; MNIST from local files, digits: scikit-learn's)",
     )
-    cv.add_argument("--pairs", type=positive_int, default=None, help="test pairs")
-    cv.set_defaults(run=lambda args: _report(ensembles_cv_from_args(args), args))
-
-
-def _add_relative_improvement(rsub: Any) -> None:
-    ri = rsub.add_parser(
-        "relative-improvement",
-        help="Michelis et al.: Monte-Carlo relative improvement of geodesics over lines",
-        description="Algorithm 1 of Michelis et al. on a trained VAE.",
-        epilog=RI_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_common_options(ri, "runs/relative-improvement")
-    _add_budget(ri, ["mnist", "digits"], "mnist")
-    ri.add_argument(
-        "--pairs", type=positive_int, default=None, help="Monte-Carlo pairs (50 in the paper)"
-    )
-    ri.add_argument(
-        "--latent-dim", type=positive_int, default=None, help="latent dimension (paper: 16)"
-    )
-    ri.add_argument("--step", type=positive_float, default=None, help="step length (default: 1.0)")
-    ri.set_defaults(run=lambda args: _report(relative_improvement_from_args(args), args))
-
-
-def _add_kmeans(rsub: Any) -> None:
-    km = rsub.add_parser(
-        "kmeans",
-        help="Arvanitidis et al.: geodesic vs Euclidean k-means on digit triples",
-        description="Geodesic vs Euclidean k-means, F-measure.",
-        epilog=KMEANS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_common_options(km, "runs/kmeans")
-    _add_budget(km, ["mnist", "digits"], "mnist")
-    km.add_argument("--subsets", type=positive_int, default=None, help="subsets per digit triple")
-    km.add_argument("--points", type=positive_int, default=None, help="points per subset")
-    km.set_defaults(run=lambda args: _report(kmeans_from_args(args), args))
+    for option in experiment.options:
+        p.add_argument(option.flag, type=option.type, default=None, help=option.help)
+    p.set_defaults(run=lambda args: _report(run_experiment(experiment, args), args))
 
 
 def _report(summary: dict[str, Any], args: argparse.Namespace) -> int:
@@ -175,48 +213,22 @@ def _report(summary: dict[str, Any], args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings(cls: Any, args: argparse.Namespace, **overrides: Any) -> Any:
-    """``cls.for_budget`` from the parsed options; a refused value is a usage error
-    naming its option (:func:`~latentgeo.cli.common.make_settings`)."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    budget = "quick" if args.quick else args.budget
-    return make_settings(functools.partial(cls.for_budget, budget), False, seed=args.seed, **given)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the chosen experiment with parsed arguments; returns the exit code."""
     return int(args.run(args))
 
 
-def ensembles_cv_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """``latentgeo reproduce ensembles-cv`` with parsed arguments."""
-    from latentgeo.experiments.ensembles_cv import CVSettings, run_ensembles_cv
-
-    classes = tuple(args.classes) if args.classes is not None else None
-    s = _settings(
-        CVSettings, args, data=args.data, classes=classes, repeats=args.repeats, pairs=args.pairs
-    )
-    return run_ensembles_cv(args.out, s, force=args.force, progress=show_progress(args))
-
-
-def relative_improvement_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """``latentgeo reproduce relative-improvement`` with parsed arguments."""
-    from latentgeo.experiments.relative_improvement import RISettings, run_relative_improvement
-
-    s = _settings(
-        RISettings,
-        args,
-        data=args.data,
-        pairs=args.pairs,
-        latent_dim=args.latent_dim,
-        step=args.step,
-    )
-    return run_relative_improvement(args.out, s, force=args.force, progress=show_progress(args))
-
-
-def kmeans_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """``latentgeo reproduce kmeans`` with parsed arguments."""
-    from latentgeo.experiments.kmeans import KMeansSettings, run_kmeans
-
-    s = _settings(KMeansSettings, args, data=args.data, subsets=args.subsets, points=args.points)
-    return run_kmeans(args.out, s, force=args.force, progress=show_progress(args))
+def run_experiment(experiment: _Experiment, args: argparse.Namespace) -> dict[str, Any]:
+    """``latentgeo reproduce NAME`` with parsed arguments: the settings of the chosen
+    budget (``--quick``: the smoke test) with the options given, then the run. A
+    refused value is a usage error naming its option
+    (:func:`~latentgeo.cli.common.make_settings`)."""
+    module = importlib.import_module(experiment.module)
+    cls = getattr(module, experiment.settings)
+    given = {o.dest: getattr(args, o.dest) for o in experiment.options}
+    given = {k: v for k, v in given.items() if v is not None}
+    budget = "quick" if args.quick else args.budget
+    build = functools.partial(cls.for_budget, budget)
+    settings = make_settings(build, False, seed=args.seed, data=args.data, **given)
+    runner = getattr(module, experiment.runner)
+    return dict(runner(args.out, settings, force=args.force, progress=show_progress(args)))
