@@ -204,28 +204,27 @@ def _affine(jet: Jet, weight: Tensor | None) -> Jet:
     return out
 
 
-def _layer_norm(call: Call) -> Jet | None:
-    x, jet = call.args[0], call.jets[0]
+def _norm_options(call: Call, name: str) -> tuple[Any, Tensor | None, float]:
+    """``(name, weight, eps)`` of a norm layer's call, module or function (``name``:
+    ``normalized_shape`` or ``num_groups``, the functions' first argument after ``x``)."""
     if call.module is not None:
         m: Any = call.module
-        shape, weight, eps = m.normalized_shape, m.weight, m.eps
-    else:
-        names = ("normalized_shape", "weight", "bias", "eps")
-        opts = dict(zip(names, call.args[1:], strict=False)) | dict(call.kwargs)
-        shape, weight, eps = opts["normalized_shape"], opts.get("weight"), opts.get("eps", 1e-5)
+        return getattr(m, name), m.weight, m.eps
+    names = (name, "weight", "bias", "eps")
+    opts = dict(zip(names, call.args[1:], strict=False)) | dict(call.kwargs)
+    return opts[name], opts.get("weight"), opts.get("eps", 1e-5)
+
+
+def _layer_norm(call: Call) -> Jet | None:
+    x, jet = call.args[0], call.jets[0]
+    shape, weight, eps = _norm_options(call, "normalized_shape")
     dims = tuple(range(-len(shape), 0))
     return _affine(_normalise(x, jet, dims, eps, call.second_order), weight)
 
 
 def _group_norm(call: Call) -> Jet | None:
     x, jet = call.args[0], call.jets[0]
-    if call.module is not None:
-        m: Any = call.module
-        groups, weight, eps = m.num_groups, m.weight, m.eps
-    else:
-        names = ("num_groups", "weight", "bias", "eps")
-        opts = dict(zip(names, call.args[1:], strict=False)) | dict(call.kwargs)
-        groups, weight, eps = opts["num_groups"], opts.get("weight"), opts.get("eps", 1e-5)
+    groups, weight, eps = _norm_options(call, "num_groups")
     n = x.shape[0]
     grouped = jet_map(jet, lambda t: t.reshape(t.shape[0], n, groups, -1))
     assert grouped is not None
