@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         print(line, flush=True)
         text.write(line + "\n")
 
-    pairs = 2 if args.quick else args.pairs
-    opts: dict[str, object] = {"max_iter": 3} if args.quick else {}
+    pairs = 1 if args.quick else args.pairs
+    opts: dict[str, object] = {"max_iter": 2} if args.quick else {}
     budget = latentgeo.current_memory_budget(device)
     emit(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {device}, "
          f"{args.dtype}, memory budget {budget / 2**20:.0f} MiB"
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator().manual_seed(0)
     z0 = torch.randn(pairs, 16, generator=gen, dtype=dtype).to(device)
     z1 = torch.randn(pairs, 16, generator=gen, dtype=dtype).to(device)
-    emit(f"connecting_geodesic({'max_iter=3' if args.quick else 'defaults'}), {pairs} pairs "
+    emit(f"connecting_geodesic({'max_iter=2' if args.quick else 'defaults'}), {pairs} pairs "
          "in one call:")  # fmt: skip
     emit("")
     emit("| metric | CPU s | wall s | CPU ÷ plain | wall ÷ plain | peak MiB | median iters "

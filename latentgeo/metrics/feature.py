@@ -144,11 +144,11 @@ class FeatureMetric(Metric):
             feats = torch.cat([feats, scale], dim=-1)
         return feats, mean, stochastic
 
-    def _feature_diag(self, x: Tensor, probes: Tensor | None) -> Tensor:
-        """``diag(J_hᵀ J_h)`` at data points ``x (N, m)`` -> ``(N, m)``: exact, or
-        Hutchinson's estimate with ``probes (s, N, c)``."""
+    def _feature_diag(self, x: Tensor, probes: Tensor | None, features: int) -> Tensor:
+        """``diag(J_hᵀ J_h)`` at data points ``x (N, m)`` -> ``(N, m)`` for ``c = features``:
+        exact, or Hutchinson's estimate with ``probes (s, N, c)``."""
         if probes is None:
-            return exact_feature_diagonal(self._flat_feature, x)
+            return exact_feature_diagonal(self._flat_feature, x, features=features)
         return hutchinson_feature_diagonal(self._flat_feature, x, probes)
 
     def _draw_probes(self, z: Tensor) -> Tensor | None:
@@ -178,7 +178,8 @@ class FeatureMetric(Metric):
             return (jv * jv).sum(-1)
         n_scale = mean.shape[1]
         jh, js = jv[:, :-n_scale], jv[:, -n_scale:]
-        return (jh * jh).sum(-1) + (self._feature_diag(mean, probes) * js * js).sum(-1)
+        diag = self._feature_diag(mean, probes, jh.shape[-1])
+        return (jh * jh).sum(-1) + (diag * js * js).sum(-1)
 
     def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
         z, v = torch.broadcast_tensors(z, v)
@@ -201,7 +202,7 @@ class FeatureMetric(Metric):
             return jac.mT @ jac
         n_scale = mean.shape[1]
         jh, js = jac[:, :-n_scale], jac[:, -n_scale:]
-        weights = self._feature_diag(mean, probes)  # (N, m)
+        weights = self._feature_diag(mean, probes, jh.shape[1])  # (N, m)
         return jh.mT @ jh + js.mT @ (weights.unsqueeze(-1) * js)
 
     def _metric_tensor(self, z: Tensor) -> Tensor:
