@@ -77,7 +77,9 @@ class FeatureMetric(Metric):
       ``(2/s)(diag(M_h)_i² − Σ_k (∂h_k/∂x_i)⁴)`` per entry for ``s`` probes.
       Cheaper only when ``probes < min(c, m)``. The probes are drawn from
       ``seed`` for the points of each call (point ``n`` of a call gets the same
-      probes whatever the chunks), so one call is reproducible.
+      probes whatever the chunks), so one call is reproducible; a solver that
+      evaluates changing subsets of its pairs sees a slightly different metric
+      as the subset changes, so ``"exact"`` suits geodesics best.
 
     Args:
         decoder: maps ``(N, d)`` to a Tensor, ``Normal`` or ``Independent(Normal)``
