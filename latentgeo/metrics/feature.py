@@ -8,13 +8,34 @@ from typing import cast
 import torch
 from torch import Tensor
 from torch.distributions import Independent, Normal
-from torch.func import jvp, vjp, vmap
+from torch.func import jvp
 
 from latentgeo._chunked import run_over_points
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.feature_diagonal import (
+    DIAGONAL_METHODS,
+    exact_feature_diagonal,
+    hutchinson_feature_diagonal,
+    rademacher_probes,
+)
 from latentgeo.metrics.jacobians import forward_jacobian
 
 __all__ = ["FeatureMetric"]
+
+
+def _check_diagonal(diagonal: object, probes: object, seed: object) -> tuple[str, int | None, int]:
+    """The validated ``(diagonal, probes, seed)`` of :class:`FeatureMetric`."""
+    if diagonal not in DIAGONAL_METHODS:
+        raise ValueError(f"diagonal must be one of {DIAGONAL_METHODS}, got {diagonal!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if diagonal == "exact":
+        if probes is not None:
+            raise ValueError("probes is for diagonal='hutchinson'; the exact diagonal takes none")
+        return "exact", None, seed
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+        raise ValueError(f"probes must be an int >= 1 with diagonal='hutchinson', got {probes!r}")
+    return "hutchinson", probes, seed
 
 
 def _mean_and_scale(output: object, batch: int) -> tuple[Tensor, Tensor | None]:
@@ -41,9 +62,24 @@ class FeatureMetric(Metric):
 
     (Michelis et al., eq. 3–4). For a deterministic decoder the second term is
     absent and ``G`` is the pull-back through ``h ∘ μ``. ``h`` may be a
-    classifier's logits (``c`` outputs) or any feature extractor; ``diag(M_h)``
-    is built by reverse mode when ``h`` is narrower than its input, forward
-    mode otherwise.
+    classifier's logits (``c`` outputs) or any feature extractor.
+
+    The diagonal ``diag(M_h)`` (see :mod:`latentgeo.metrics.feature_diagonal`)
+    is built one of two ways, chosen by ``diagonal`` (never switched behind
+    the user's back):
+
+    * ``"exact"`` (default): ``min(c, m)`` products of ``h`` per point, ``c``
+      reverse-mode products (one per feature) when ``h`` is narrower than its
+      input ``m`` (a classifier on a 784-pixel image: ``c`` of them, not 784),
+      else ``m`` forward-mode ones.
+    * ``"hutchinson"``: ``probes`` reverse-mode products per point whatever
+      ``c``, an unbiased estimate with ``probes`` Rademacher vectors, variance
+      ``(2/s)(diag(M_h)_i² − Σ_k (∂h_k/∂x_i)⁴)`` per entry for ``s`` probes.
+      Cheaper only when ``probes < min(c, m)``. The probes are drawn from
+      ``seed`` for the points of each call (point ``n`` of a call gets the same
+      probes whatever the chunks), so one call is reproducible; a solver that
+      evaluates changing subsets of its pairs sees a slightly different metric
+      as the subset changes, so ``"exact"`` suits geodesics best.
 
     Args:
         decoder: maps ``(N, d)`` to a Tensor, ``Normal`` or ``Independent(Normal)``
@@ -56,6 +92,10 @@ class FeatureMetric(Metric):
         chunk_size: points per chunk (``None``: as many as the memory budget
             allows, see :mod:`latentgeo.memory`).
         latent_dim: ``d``, if known.
+        diagonal: ``"exact"`` or ``"hutchinson"``, how ``diag(M_h)`` is built.
+        probes: Rademacher probes per point for ``"hutchinson"`` (required
+            there, ``>= 1``; not allowed with ``"exact"``).
+        seed: seed of the probes (``"hutchinson"`` only).
 
     Example:
         >>> import torch
@@ -75,6 +115,9 @@ class FeatureMetric(Metric):
         data_shape: tuple[int, ...] | None = None,
         chunk_size: int | None = None,
         latent_dim: int | None = None,
+        diagonal: str = "exact",
+        probes: int | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if not callable(decoder):
@@ -86,6 +129,7 @@ class FeatureMetric(Metric):
         self.data_shape = data_shape
         self.chunk_size = chunk_size
         self.latent_dim = latent_dim
+        self.diagonal, self.probes, self.seed = _check_diagonal(diagonal, probes, seed)
 
     def _flat_feature(self, x: Tensor) -> Tensor:
         n = x.shape[0]
@@ -102,19 +146,28 @@ class FeatureMetric(Metric):
             feats = torch.cat([feats, scale], dim=-1)
         return feats, mean, stochastic
 
-    def _feature_diag(self, x: Tensor) -> Tensor:
-        """``diag(J_hᵀ J_h)`` at data points ``x`` of shape ``(N, m)`` -> ``(N, m)``."""
-        out, pull = vjp(self._flat_feature, x)[:2]
-        n, c = out.shape
-        m = x.shape[1]
-        if c < m:
-            basis = torch.eye(c, dtype=x.dtype, device=x.device).unsqueeze(1).expand(c, n, c)
-            rows = vmap(pull)(basis)[0]  # (c, N, m)
-            return (rows * rows).sum(0)
-        jac = forward_jacobian(self._flat_feature, x)  # (N, c, m)
-        return (jac * jac).sum(1)
+    def _feature_diag(self, x: Tensor, probes: Tensor | None, features: int) -> Tensor:
+        """``diag(J_hᵀ J_h)`` at data points ``x (N, m)`` -> ``(N, m)`` for ``c = features``:
+        exact, or Hutchinson's estimate with ``probes (s, N, c)``."""
+        if probes is None:
+            return exact_feature_diagonal(self._flat_feature, x, features=features)
+        return hutchinson_feature_diagonal(self._flat_feature, x, probes)
 
-    def _chunk_squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
+    def _draw_probes(self, z: Tensor) -> Tensor | None:
+        """The probes ``(s, N, c)`` of the points ``z (N, d)`` of one call (``None`` for the
+        exact diagonal or a deterministic decoder); ``c`` from one point's features."""
+        if self.probes is None:
+            return None
+        with torch.no_grad():
+            feats, mean, stochastic = self._split(z[:1])
+        if not stochastic:
+            return None
+        c = feats.shape[-1] - mean.shape[-1]
+        return rademacher_probes(
+            self.probes, z.shape[0], c, seed=self.seed, dtype=z.dtype, device=z.device
+        )
+
+    def _chunk_squared_norm(self, z: Tensor, v: Tensor, probes: Tensor | None) -> Tensor:
         stochastic: list[bool] = []
 
         def f(zz: Tensor) -> tuple[Tensor, Tensor]:
@@ -127,39 +180,47 @@ class FeatureMetric(Metric):
             return (jv * jv).sum(-1)
         n_scale = mean.shape[1]
         jh, js = jv[:, :-n_scale], jv[:, -n_scale:]
-        return (jh * jh).sum(-1) + (self._feature_diag(mean) * js * js).sum(-1)
+        diag = self._feature_diag(mean, probes, jh.shape[-1])
+        return (jh * jh).sum(-1) + (diag * js * js).sum(-1)
 
     def _squared_norm(self, z: Tensor, v: Tensor) -> Tensor:
         z, v = torch.broadcast_tensors(z, v)
         batch, d = z.shape[:-1], z.shape[-1]
         zf, vf = z.reshape(-1, d), v.reshape(-1, d)
+        probes = self._draw_probes(zf)
         parts = run_over_points(
-            lambda s: self._chunk_squared_norm(zf[s], vf[s]),
+            lambda s: self._chunk_squared_norm(zf[s], vf[s], _rows(probes, s)),
             zf,
             owner=self,
-            kind="squared_norm",
+            kind=f"squared_norm/{self.diagonal}",
             chunk_size=self.chunk_size,
         )
         return torch.cat(parts).reshape(batch)
 
-    def _chunk_metric_tensor(self, z: Tensor) -> Tensor:
+    def _chunk_metric_tensor(self, z: Tensor, probes: Tensor | None) -> Tensor:
         _, mean, stochastic = self._split(z)
         jac = forward_jacobian(lambda zz: self._split(zz)[0], z)  # (N, c [+ m], d)
         if not stochastic:
             return jac.mT @ jac
         n_scale = mean.shape[1]
         jh, js = jac[:, :-n_scale], jac[:, -n_scale:]
-        weights = self._feature_diag(mean)  # (N, m)
+        weights = self._feature_diag(mean, probes, jh.shape[1])  # (N, m)
         return jh.mT @ jh + js.mT @ (weights.unsqueeze(-1) * js)
 
     def _metric_tensor(self, z: Tensor) -> Tensor:
         batch, d = z.shape[:-1], z.shape[-1]
         zf = z.reshape(-1, d)
+        probes = self._draw_probes(zf)
         parts = run_over_points(
-            lambda s: self._chunk_metric_tensor(zf[s]),
+            lambda s: self._chunk_metric_tensor(zf[s], _rows(probes, s)),
             zf,
             owner=self,
-            kind="metric_tensor",
+            kind=f"metric_tensor/{self.diagonal}",
             chunk_size=self.chunk_size,
         )
         return torch.cat(parts).reshape(*batch, d, d)
+
+
+def _rows(probes: Tensor | None, s: slice) -> Tensor | None:
+    """The probes of the points ``s`` (``None`` stays ``None``)."""
+    return None if probes is None else probes[:, s]

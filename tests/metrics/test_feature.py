@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor
+from torch.distributions import Normal
 
+import latentgeo
 from latentgeo.metrics import FeatureMetric, as_metric
+from latentgeo.metrics.jacobians import forward_jacobian
 from latentgeo.testing import tolerance
 
 from .reference import GaussianMLP, autograd_jacobian, mlp
@@ -73,3 +77,169 @@ def test_data_shape_reshapes_for_the_feature_map() -> None:
         torch.zeros(2, 2, dtype=torch.float64)
     )
     assert seen and all(s == (1, 3, 4) for s in seen)
+
+
+class ConvGaussian(torch.nn.Module):
+    """A small transposed-convolution Gaussian decoder ``R^3 -> N(μ, σ²)`` on 1×28×28 (784)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean = torch.nn.Sequential(
+            torch.nn.Linear(3, 2 * 7 * 7),
+            torch.nn.ELU(),
+            torch.nn.Unflatten(1, (2, 7, 7)),
+            torch.nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1),
+            torch.nn.ELU(),
+            torch.nn.ConvTranspose2d(2, 1, 4, stride=2, padding=1),
+        )
+        self.std = torch.nn.Sequential(torch.nn.Linear(3, 784), torch.nn.Softplus())
+
+    def forward(self, z: Tensor) -> Normal:
+        return Normal(self.mean(z), self.std(z).reshape(-1, 1, 28, 28) + 1e-3)
+
+
+def small_cnn(features: int) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, stride=2, padding=1),
+        torch.nn.ELU(),
+        torch.nn.Conv2d(3, 4, 3, stride=2, padding=1),
+        torch.nn.ELU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 7 * 7, features),
+    )
+
+
+def _forward_mode_reference(decoder: ConvGaussian, cnn: torch.nn.Module, z: Tensor) -> Tensor:
+    """The metric with diag(M_h) by one forward-mode product per decoder output (784)."""
+    n = z.shape[0]
+
+    def flat_cnn(x: Tensor) -> Tensor:
+        return cnn(x.reshape(-1, 1, 28, 28))
+
+    def mu(x: Tensor) -> Tensor:
+        return decoder(x).mean.reshape(x.shape[0], -1)
+
+    def sigma(x: Tensor) -> Tensor:
+        return decoder(x).stddev.reshape(x.shape[0], -1)
+
+    j_mu, j_sigma = forward_jacobian(mu, z), forward_jacobian(sigma, z)  # (N, 784, d)
+    mean = mu(z)
+    j_h = forward_jacobian(flat_cnn, mean)  # (N, c, 784): 784 products
+    diag = (j_h * j_h).sum(1)
+    j_composed = j_h @ j_mu
+    assert diag.shape == (n, 784)
+    return j_composed.mT @ j_composed + j_sigma.mT @ (diag.unsqueeze(-1) * j_sigma)
+
+
+def test_conv_decoder_and_cnn_match_the_forward_mode_diagonal() -> None:
+    """c reverse products give the metric of the 784-product forward-mode diagonal (1e-10)."""
+    decoder = ConvGaussian().double().requires_grad_(False)
+    cnn = small_cnn(5).double().requires_grad_(False)
+    z = torch.randn(4, 3, dtype=torch.float64)
+    expected = _forward_mode_reference(decoder, cnn, z)
+    metric = FeatureMetric(decoder, cnn, data_shape=(1, 28, 28))
+    scale = expected.abs().max()
+    assert float((metric.metric_tensor(z) - expected).abs().max() / scale) < 1e-10
+    v = torch.randn(4, 3, dtype=torch.float64)
+    quad = torch.einsum("ni,nij,nj->n", v, expected, v)
+    assert float(((metric.squared_norm(z, v) - quad) / quad).abs().max()) < 1e-10
+
+
+def _hutchinson(decoder: torch.nn.Module, feature: torch.nn.Module, **kw: object) -> FeatureMetric:
+    return FeatureMetric(decoder, feature, diagonal="hutchinson", **kw)  # type: ignore[arg-type]
+
+
+def test_hutchinson_metric_is_unbiased_over_seeds() -> None:
+    """The mean over seeds of squared_norm is the exact one, within 4.5 stated standard errors
+    ((2/s)(‖A‖_F² − Σ A_kk²), A = J_h diag((J_σ v)²) J_hᵀ, one draw per seed)."""
+    decoder = GaussianMLP(2, 6).double().requires_grad_(False)
+    feature = mlp(6, 4).double().requires_grad_(False)
+    z = torch.randn(3, 2, dtype=torch.float64)
+    v = torch.randn(3, 2, dtype=torch.float64)
+    exact = FeatureMetric(decoder, feature).squared_norm(z, v)
+    seeds, probes = 300, 2
+    draws = torch.stack(
+        [
+            _hutchinson(decoder, feature, probes=probes, seed=s).squared_norm(z, v)
+            for s in range(seeds)
+        ]
+    )
+    j_h = autograd_jacobian(feature, decoder.mu(z))  # (N, c, m)
+    w = (autograd_jacobian(decoder.sigma, z) @ v.unsqueeze(-1)).squeeze(-1) ** 2
+    a = j_h @ (w.unsqueeze(-1) * j_h.mT)
+    var = 2.0 / probes * ((a**2).sum((-1, -2)) - (a.diagonal(dim1=-2, dim2=-1) ** 2).sum(-1))
+    z_scores = (draws.mean(0) - exact) / (var / seeds).sqrt()
+    assert float(z_scores.abs().max()) < 4.5
+    assert float(draws.std(0).min()) > 0  # a real estimator, not the exact value
+    ratio = draws.var(0) / var
+    assert float(ratio.min()) > 0.7 and float(ratio.max()) < 1.3
+
+
+def test_hutchinson_metric_tensor_agrees_with_its_squared_norm() -> None:
+    decoder = GaussianMLP(2, 6).double()
+    feature = mlp(6, 4).double()
+    metric = _hutchinson(decoder, feature, probes=3, seed=5)
+    z = torch.randn(7, 2, dtype=torch.float64)
+    v = torch.randn(7, 2, dtype=torch.float64)
+    g = metric.metric_tensor(z)
+    torch.testing.assert_close(metric.squared_norm(z, v), torch.einsum("ni,nij,nj->n", v, g, v))
+    torch.testing.assert_close(g, _hutchinson(decoder, feature, probes=3, seed=5).metric_tensor(z))
+    assert not torch.allclose(g, _hutchinson(decoder, feature, probes=3, seed=6).metric_tensor(z))
+
+
+def test_hutchinson_on_a_deterministic_decoder_is_the_pullback() -> None:
+    decoder = mlp(3, 6).double()
+    feature = mlp(6, 2).double()
+    z = torch.randn(5, 3, dtype=torch.float64)
+    composed = as_metric(lambda x: feature(decoder(x)))
+    metric = _hutchinson(decoder, feature, probes=1)
+    torch.testing.assert_close(metric.metric_tensor(z), composed.metric_tensor(z))
+
+
+@pytest.mark.parametrize("diagonal", ["exact", "hutchinson"])
+def test_chunked_equals_unchunked(diagonal: str) -> None:
+    decoder = GaussianMLP(2, 8).double()
+    feature = mlp(8, 3).double()
+    probes = 2 if diagonal == "hutchinson" else None
+    z = torch.randn(100, 2, dtype=torch.float64)
+    v = torch.randn(100, 2, dtype=torch.float64)
+
+    def make(**kw: object) -> FeatureMetric:
+        return FeatureMetric(decoder, feature, diagonal=diagonal, probes=probes, **kw)  # type: ignore[arg-type]
+
+    whole = make(chunk_size=100)
+    for chunked in (make(chunk_size=7), make()):
+        calls = _count_chunks(chunked)
+        with latentgeo.memory_budget(64 * 2**10):  # 64 KiB: several chunks under the budget
+            sq = chunked.squared_norm(z, v)
+            g = chunked.metric_tensor(z)
+        assert sum(calls) >= 100 and max(calls) < 100  # split (probe chunks come first)
+        torch.testing.assert_close(sq, whole.squared_norm(z, v), rtol=1e-12, atol=0)
+        torch.testing.assert_close(g, whole.metric_tensor(z), rtol=1e-12, atol=1e-15)
+
+
+def _count_chunks(metric: FeatureMetric) -> list[int]:
+    """Record the points of each chunk of ``metric.squared_norm`` from now on."""
+    calls: list[int] = []
+    inner = metric._chunk_squared_norm
+
+    def counting(z: Tensor, v: Tensor, probes: Tensor | None) -> Tensor:
+        calls.append(z.shape[0])
+        return inner(z, v, probes)
+
+    metric._chunk_squared_norm = counting  # type: ignore[method-assign]
+    return calls
+
+
+def test_diagonal_options_are_checked() -> None:
+    decoder, feature = GaussianMLP(2, 4), mlp(4, 2)
+    with pytest.raises(ValueError, match="diagonal must be one of"):
+        FeatureMetric(decoder, feature, diagonal="stochastic")
+    with pytest.raises(ValueError, match="probes must be an int >= 1"):
+        FeatureMetric(decoder, feature, diagonal="hutchinson")
+    with pytest.raises(ValueError, match="probes must be an int >= 1"):
+        FeatureMetric(decoder, feature, diagonal="hutchinson", probes=0)
+    with pytest.raises(ValueError, match="probes is for diagonal='hutchinson'"):
+        FeatureMetric(decoder, feature, probes=4)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        FeatureMetric(decoder, feature, diagonal="hutchinson", probes=1, seed=1.5)  # type: ignore[arg-type]
