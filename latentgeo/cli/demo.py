@@ -59,7 +59,7 @@ def _print_summary(summary: dict[str, Any], out: str) -> None:
     print(format_table(rows))
     print(
         "means over "
-        + ("all pairs" if summary["settings"].get("include_all") else "converged pairs")
+        + ("all pairs" if summary.get("settings", {}).get("include_all") else "converged pairs")
     )
     for name, m in summary["models"].items():
         if m.get("warning"):
