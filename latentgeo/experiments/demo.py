@@ -360,7 +360,7 @@ def _model(
 def report_lines(models: dict[str, Any], include_all: bool = False) -> list[str]:
     """The printed summary: per model the means, "converged k/n" beside them, and a
     ``WARNING:`` line where fewer than 90 % of the pairs converged."""
-    over = "all pairs" if include_all else "converged pairs"
+    over = "pairs, converged or not" if include_all else "converged pairs"
     lines = []
     for name, m in models.items():
         lines.append(
