@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from latentgeo._options import check_int
 from latentgeo.solvers import Status
 
 __all__ = [
@@ -38,6 +39,13 @@ def status_counts(statuses: Iterable[Status | str]) -> dict[str, int]:
     return {s.value: found[s] for s in Status if found[s]}
 
 
+def _check_counts(converged: object, total: object) -> None:
+    check_int(converged, "converged", minimum=0)
+    check_int(total, "total", minimum=0)
+    if converged > total:  # type: ignore[operator]
+        raise ValueError(f"converged must be at most total={total}, got {converged}")
+
+
 def converged_note(converged: int, total: int, what: str = "pairs") -> str:
     """``"converged k/n pairs"``, marked when fewer than 90 % converged.
 
@@ -45,6 +53,7 @@ def converged_note(converged: int, total: int, what: str = "pairs") -> str:
         >>> converged_note(27, 30), converged_note(26, 30)
         ('converged 27/30 pairs', 'converged 26/30 pairs (WARNING: < 90 % converged)')
     """
+    _check_counts(converged, total)
     note = f"converged {converged}/{total} {what}"
     if total and converged < CONVERGED_SHARE * total:
         note += " (WARNING: < 90 % converged)"
@@ -60,6 +69,7 @@ def convergence_warning(converged: int, total: int, what: str = "pairs") -> str 
         >>> convergence_warning(29, 30) is None
         True
     """
+    _check_counts(converged, total)
     if total and converged < CONVERGED_SHARE * total:
         return f"WARNING: only {converged}/{total} {what} converged (< 90 %)"
     return None

@@ -27,6 +27,8 @@ def test_the_warning_starts_below_90_percent() -> None:
     assert line is not None and line.startswith("WARNING:") and "26/30" in line
     assert convergence_warning(0, 30, "solves") == "WARNING: only 0/30 solves converged (< 90 %)"
     assert convergence_warning(0, 0) is None  # nothing to count
+    with pytest.raises(ValueError, match="converged must be at most total=2"):
+        convergence_warning(3, 2)
     assert converged_note(26, 30).startswith(
         "converged 26/30 pairs"
     ) and "WARNING" in converged_note(26, 30)
