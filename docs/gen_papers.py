@@ -78,6 +78,26 @@ def _conv(k: int, n: int) -> str:
     return note + (" (**< 90 %**)" if n and k < 0.9 * n else "")
 
 
+def _warning(k: int, n: int, what: str = "pairs") -> list[str]:
+    """An admonition when fewer than 90 % of ``n`` converged (nothing otherwise)."""
+    if not n or k >= 0.9 * n:
+        return []
+    return [
+        "",
+        '!!! warning "Fewer than 90 % converged"',
+        f"    WARNING: only {k}/{n} {what} converged (< 90 %); the figures below rest on "
+        "the converged ones only unless the run says otherwise.",
+    ]
+
+
+def _over(m: dict[str, Any]) -> str:
+    """Which pairs a recorded summary's means are over (older summaries: every pair)."""
+    if "include_all" not in m:
+        return f"all {m['num_pairs']} pairs"
+    used = m.get("pairs_used", m["num_pairs"])
+    return f"{used} {'pairs, converged or not' if m['include_all'] else 'converged pairs'}"
+
+
 def _evidence(page: str, s: dict[str, Any]) -> list[str]:
     env, machine = s.get("environment", {}), s.get("machine", {})
     start, end = machine.get("start", {}), machine.get("end", {})
@@ -104,12 +124,15 @@ def _evidence(page: str, s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _figures(page: str, s: dict[str, Any]) -> list[str]:
-    return [
-        f"![{name}](../assets/papers/{page}/{name})"
-        for name in s.get("files", [])
-        if name.endswith(".png")
-    ]
+def _figures(page: str, s: dict[str, Any], captions: dict[str, str] | None = None) -> list[str]:
+    """Every figure of the run, each with its caption ("converged k/n ...") below it."""
+    out = []
+    for name in s.get("files", []):
+        if name.endswith(".png"):
+            out.append(f"![{name}](../assets/papers/{page}/{name})")
+            if captions and name in captions:
+                out += ["", f"*{captions[name]}*", ""]
+    return out[:-1] if out and out[-1] == "" else out
 
 
 def _tail(page: str, s: dict[str, Any]) -> list[str]:
@@ -167,9 +190,22 @@ def _ensembles_cv(s: dict[str, Any]) -> list[str]:
         f"| converged solves: RBF | — | {_conv(dec['converged_rbf'], total)} | "
         f"{_conv(mean['converged_rbf'], total)} |",
         f"| pairs in the test | 100 | {dec['pairs_used']} | {mean['pairs_used']} |",
+        *(
+            [
+                f"| pairs converged under every retraining | — | "
+                f"{_conv(dec['converged_pairs'], dec['num_pairs'])} | "
+                f"{_conv(mean['converged_pairs'], mean['num_pairs'])} |"
+            ]
+            if "converged_pairs" in dec
+            else []
+        ),
         "",
         "A pair enters the test only if its geodesic converged under every retraining of "
-        "both models.",
+        "both models."
+        if not dec["include_all"]
+        else "Every pair enters the test, converged or not (`include_all`).",
+        *_warning(dec["converged_ensemble"], total, "ensemble solves"),
+        *_warning(dec["converged_rbf"], total, "RBF solves"),
         "",
         "## What it shows",
         "",
@@ -188,7 +224,15 @@ def _ensembles_cv(s: dict[str, Any]) -> list[str]:
         "",
         "## Figure",
         "",
-        *_figures("ensembles-cv", s),
+        *_figures(
+            "ensembles-cv",
+            s,
+            {
+                "cv_histogram.png": f"converged {dec['converged_ensemble']}/{total} ensemble "
+                f"solves (decorrelated), {mean['converged_ensemble']}/{total} (mean metric), "
+                f"{dec['converged_rbf']}/{total} RBF solves; CVs over {dec['pairs_used']} pairs"
+            },
+        ),
         "",
         "Files of a run: `summary.json`, `distances.csv` (every pair under every "
         "retraining, with its solver status), `cv.csv`, `training.csv`, "
@@ -229,6 +273,8 @@ def _relative_improvement(s: dict[str, Any]) -> list[str]:
         "",
         *_evidence("relative-improvement", s),
         "",
+        *_warning(s["converged"], s["num_pairs"]),
+        "",
         "## The paper's number beside ours",
         "",
         "| | their code on their VAE (d = 16) | ours |",
@@ -238,6 +284,11 @@ def _relative_improvement(s: dict[str, Any]) -> list[str]:
         f"| pairs | {paper['pairs']} | {s['pairs_used']} of {s['num_pairs']} "
         f"({'all' if s['include_all'] else 'converged'}) |",
         f"| converged | — | {_conv(s['converged'], s['num_pairs'])} |",
+        *(
+            [f"| statuses | — | {', '.join(f'{k} {n}' for k, n in s['status_counts'].items())} |"]
+            if "status_counts" in s
+            else []
+        ),
         f"| range | 1.7–7.1 % | {_pct(s['min'])}–{_pct(s['max'])} |",
         f"| share of pairs > 0 | 100 % | {_pct(s['share_above_zero'], 0)} |",
         f"| latent dimension, step | 16, 1.0 | {st['latent_dim']}, {st['step']} |",
@@ -255,7 +306,15 @@ def _relative_improvement(s: dict[str, Any]) -> list[str]:
         "",
         "## Figure",
         "",
-        *_figures("relative-improvement", s),
+        *_figures(
+            "relative-improvement",
+            s,
+            {
+                "relative_improvement.png": f"converged {s['converged']}/{s['num_pairs']} "
+                f"pairs; histogram over the {s['pairs_used']} "
+                f"{'pairs, converged or not' if s['include_all'] else 'converged pairs'}"
+            },
+        ),
     ]
 
 
@@ -269,7 +328,8 @@ def _kmeans(s: dict[str, Any]) -> list[str]:
             f"{100 * e['mean']:.1f} ± {100 * e['std']:.1f} % | "
             f"{p['geodesic'][0]:.1f} ± {p['geodesic'][1]:.1f} % | "
             f"{p['euclidean'][0]:.1f} ± {p['euclidean'][1]:.1f} % | "
-            f"{_conv(r['converged'], r['num_pairs'])} | {r['training']['final_val_loss']:.1f} |"
+            f"{_conv(r['converged'], r['num_pairs'])} | {_points(r)} | "
+            f"{r['training']['final_val_loss']:.1f} |"
         )
     st = s["settings"]
     return [
@@ -288,16 +348,37 @@ def _kmeans(s: dict[str, Any]) -> list[str]:
         "(LSO: 10 subsets of 300); mean ± standard deviation over subsets.",
         "",
         "| digits | ours: geodesic | ours: Euclidean | LSO: Riemannian | LSO: linear | "
-        "geodesics converged | final val. loss |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "geodesics converged | points clustered | final val. loss |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
-        f"All triples: geodesics {_conv(s['converged'], s['num_pairs'])} converged.",
+        f"All triples: geodesics {_conv(s['converged'], s['num_pairs'])} converged. "
+        + (
+            "Both sides cluster the points whose geodesics among themselves all converged."
+            if s.get("include_all") is False
+            else "Every point is clustered, its geodesics converged or not."
+        ),
+        *_warning(s["converged"], s["num_pairs"]),
         "",
         "## Figures",
         "",
-        *_figures("kmeans", s),
+        *_figures(
+            "kmeans",
+            s,
+            {
+                f"latent_{name}.png": f"digits {{{', '.join(name)}}}: geodesics converged "
+                f"{r['converged']}/{r['num_pairs']}"
+                for name, r in s["f_measure"].items()
+            },
+        ),
     ]
+
+
+def _points(r: dict[str, Any]) -> str:
+    """Points clustered per subset, summed (older summaries: all of them)."""
+    if "points_used" not in r:
+        return "all"
+    return f"{sum(r['points_used'])}/{r['points'] * len(r['points_used'])}"
 
 
 def _demo(s: dict[str, Any]) -> list[str]:
@@ -330,6 +411,13 @@ def _demo(s: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
+        "Means over " + "; ".join(f"{name}: {_over(m)}" for name, m in s["models"].items()) + ".",
+        *[
+            line
+            for name, m in s["models"].items()
+            for line in _warning(m["converged"], m["num_pairs"], f"{name} pairs")
+        ],
+        "",
         "Lengths: the RBF model's by quadrature of its expected metric; the ensemble's by "
         "the paper's decorrelated estimator (one member drawn per curve point), for "
         "geodesics and straight lines alike. Off-data: share of curve points farther from "
@@ -337,7 +425,15 @@ def _demo(s: dict[str, Any]) -> list[str]:
         "median, over points in the hole and over the codes, of the mean over outputs of "
         "the members' standard deviation (ensemble) or of σ (RBF).",
         "",
-        *_figures("demo", s),
+        *_figures(
+            "demo",
+            s,
+            {
+                f"latent_{name}.png": f"{name}: converged {m['converged']}/{m['num_pairs']} "
+                "geodesics"
+                for name, m in s["models"].items()
+            },
+        ),
         "",
         "Backgrounds: decoder uncertainty; a colour bar that clips says so. Red: geodesics "
         "(dashed where the solver did not converge, counted in the legend); blue dashed: "

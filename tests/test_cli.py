@@ -53,6 +53,7 @@ def test_a_redirected_demo_writes_no_progress_bars(demo_run: tuple[Path, str, st
     assert "\r" not in stdout and "\r" not in stderr
     assert stderr.splitlines() == [f"latentgeo: run complete: {out}"]  # logs on stderr
     assert "files in" in stdout and "improvement" in stdout  # the result on stdout
+    assert "converged" in stdout and "means over converged pairs" in stdout  # k/n by the means
     record = json.loads((out / "run.json").read_text())
     assert record["command"] == ["latentgeo", "demo", "--quick", "--out", str(out)]
     assert record["completed"] is True and record["seed"] == 0

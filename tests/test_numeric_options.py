@@ -113,6 +113,8 @@ RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
         "num_points": INT[2],
     },
     "analysis.coefficient_of_variation": {"ddof": INT[0]},
+    "analysis.converged_note": {"converged": INT[0], "total": INT[0]},
+    "analysis.convergence_warning": {"converged": INT[0], "total": INT[0]},
     "analysis.distance_matrix": {
         "tile": INT[1],
         "workers": INT[1],
@@ -260,6 +262,8 @@ def _call_analysis(name: str, g: Any, z: torch.Tensor, kw: dict[str, Any]) -> No
     fn = getattr(analysis, name)
     if name == "coefficient_of_variation":
         fn(torch.rand(4, 3, dtype=DT), **kw)
+    elif name in ("converged_note", "convergence_warning"):
+        fn(**{"converged": 0, "total": 2, **kw})
     elif name == "distance_matrix":
         fn("no-such-checkpoint.pt", z, **kw)
     elif name in ("geodesic_distances", "iter_geodesics"):

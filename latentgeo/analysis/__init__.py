@@ -10,9 +10,20 @@
   :func:`compare_retrainings` (both over converged pairs, with the counts);
 * Arvanitidis et al.: :func:`riemannian_random_walk`, :func:`geodesic_kmeans`
   (with :func:`kmedoids` and :func:`f_measure`);
-* :func:`off_data_fraction`: how much of a curve leaves the data.
+* :func:`off_data_fraction`: how much of a curve leaves the data;
+* what converged (:mod:`latentgeo.analysis.counts`): every result counts its
+  converged pairs and keeps their statuses; means and tests are over converged
+  pairs unless ``include_all=True``; :func:`converged_note` ("converged k/n") and
+  :func:`convergence_warning` (a ``WARNING:`` line below 90 %).
 """
 
+from latentgeo.analysis.counts import (
+    CONVERGED_SHARE,
+    ConvergenceCounts,
+    converged_note,
+    convergence_warning,
+    status_counts,
+)
 from latentgeo.analysis.distances import (
     PairwiseDistances,
     geodesic_distances,
@@ -34,7 +45,13 @@ from latentgeo.analysis.improvement import (
     relative_improvement,
     straight_line_length,
 )
-from latentgeo.analysis.kmeans import KMeansResult, f_measure, geodesic_kmeans, kmedoids
+from latentgeo.analysis.kmeans import (
+    KMeansResult,
+    converged_points,
+    f_measure,
+    geodesic_kmeans,
+    kmedoids,
+)
 from latentgeo.analysis.random_walk import metric_inverse_sqrt, riemannian_random_walk
 from latentgeo.analysis.support import nearest_neighbour_spacing, off_data_fraction
 from latentgeo.analysis.variation import (
@@ -46,6 +63,8 @@ from latentgeo.analysis.variation import (
 )
 
 __all__ = [
+    "CONVERGED_SHARE",
+    "ConvergenceCounts",
     "DecoderSource",
     "DistanceMatrixResult",
     "ImprovementResult",
@@ -56,6 +75,9 @@ __all__ = [
     "RetrainingComparison",
     "coefficient_of_variation",
     "compare_retrainings",
+    "converged_note",
+    "converged_points",
+    "convergence_warning",
     "distance_matrix",
     "f_measure",
     "geodesic_distances",
@@ -73,5 +95,6 @@ __all__ = [
     "relative_improvement",
     "riemannian_random_walk",
     "round_robin",
+    "status_counts",
     "straight_line_length",
 ]

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points, check_same_shape
+from latentgeo.analysis.counts import ConvergenceCounts
 from latentgeo.metrics import MetricLike, as_metric
 from latentgeo.solvers import GeodesicResult, Status, connecting_geodesic
 
@@ -183,7 +184,7 @@ def pairwise_geodesic_distances(
 
 
 @dataclass
-class PairwiseDistances:
+class PairwiseDistances(ConvergenceCounts):
     """All-pairs geodesic distances with what the solver said about each pair.
 
     Attributes:
@@ -191,21 +192,15 @@ class PairwiseDistances:
         converged: ``(N, N)`` bool, symmetric; the diagonal is ``True``.
         status: one :class:`~latentgeo.solvers.Status` per pair ``i < j``, in the
             order of ``torch.triu_indices(N, N, offset=1)``.
+
+    The counts (``num_pairs``, ``num_converged``, ``converged_fraction``,
+    ``status_counts()``, ``warning``) are those of the pairs ``i < j``
+    (:class:`~latentgeo.analysis.counts.ConvergenceCounts`).
     """
 
     distances: Tensor
     converged: Tensor
     status: list[Status]
-
-    @property
-    def num_pairs(self) -> int:
-        """``N (N − 1) / 2``."""
-        return len(self.status)
-
-    @property
-    def num_converged(self) -> int:
-        """How many pairs ``i < j`` converged."""
-        return sum(1 for s in self.status if s is Status.CONVERGED)
 
 
 def round_robin(n: int) -> list[Tensor]:

@@ -26,10 +26,13 @@ from torch import Tensor
 
 from latentgeo._options import check_int, check_number, check_optional_int
 from latentgeo._validation import check_points, check_same_shape
+from latentgeo.analysis.counts import ConvergenceCounts
 from latentgeo.analysis.distances import iter_geodesics
 from latentgeo.curves import CubicSpline, Curve, curve_length
+from latentgeo.curves.length import lengths_from_squared_norms
 from latentgeo.metrics import MetricLike, as_metric, principal_directions
 from latentgeo.solvers import Status
+from latentgeo.solvers.validity import mark_invalid
 
 #: How :func:`relative_improvement` measures both curves: ``"solver"`` (the line by
 #: quadrature, the geodesic by the solver's length) or ``"chord"`` (both by one dense
@@ -60,7 +63,10 @@ def straight_line_length(
         num_points: quadrature nodes.
 
     Returns:
-        Detached lengths, shape ``(B,)``.
+        Detached lengths, shape ``(B,)``; ``NaN`` for a segment along which the
+        metric gives a negative (beyond rounding) or non-finite squared norm
+        (an invalid metric has no length; :func:`relative_improvement` reports
+        such a pair as ``invalid_metric``).
 
     Example:
         >>> from latentgeo.testing import LinearMap
@@ -78,11 +84,11 @@ def straight_line_length(
     delta = (z1 - z0).unsqueeze(-2)  # (B, 1, d)
     points = z0.unsqueeze(-2) + t[:, None] * delta  # (B, T, d)
     speed2 = metric.squared_norm(points, delta.expand_as(points)).detach()
-    return (speed2.clamp_min(0.0).sqrt() * w).sum(-1)
+    return lengths_from_squared_norms(speed2, w)
 
 
 @dataclass
-class ImprovementResult:
+class ImprovementResult(ConvergenceCounts):
     """Straight line vs geodesic for B pairs.
 
     Attributes:
@@ -94,7 +100,9 @@ class ImprovementResult:
             with ``score="solver"``; with an independent score it may be negative
             (the geodesic measured longer than the line), and is reported as is.
         converged: whether the solver converged for each pair ``(B,)``.
-        status: the solver's :class:`~latentgeo.solvers.Status` of each pair.
+        status: the solver's :class:`~latentgeo.solvers.Status` of each pair
+            (``invalid_metric`` where the straight line's squared norms are negative
+            or not finite: that pair's lengths and improvement are ``NaN``).
         score: how both lengths were measured (see :data:`SCORES`).
         include_all: whether :attr:`mean` and :attr:`standard_error` use every
             pair (``False``: the converged ones only).
@@ -120,9 +128,21 @@ class ImprovementResult:
         """How many pairs' solvers converged."""
         return int(self.converged.sum())
 
-    def _used(self) -> Tensor:
+    @property
+    def used(self) -> Tensor:
+        """``(B,)`` bool: the pairs :attr:`mean` and :attr:`standard_error` are taken over
+        (converged ones, or with ``include_all`` every pair with a finite improvement)."""
         rel = self.relative_improvement
-        return rel if self.include_all else rel[self.converged.to(rel.device)]
+        use = torch.isfinite(rel)
+        return use if self.include_all else use & self.converged.to(rel.device)
+
+    @property
+    def num_used(self) -> int:
+        """How many pairs :attr:`mean` is taken over."""
+        return int(self.used.sum())
+
+    def _used(self) -> Tensor:
+        return self.relative_improvement[self.used]
 
     @property
     def mean(self) -> float:
@@ -208,7 +228,17 @@ def relative_improvement(
         status[rows] = res.status
     if score == "solver":
         geo = torch.where(torch.isfinite(geo), torch.minimum(geo, line), line)
+    # a NaN straight line is a metric that gives no length on it: invalid_metric; a
+    # non-finite score of the solver's curve is reported as such, never as converged
+    invalid, lost = ~torch.isfinite(line), ~torch.isfinite(geo)
+    status = mark_invalid(status, invalid)
+    status = [
+        Status.combine(st, Status.NON_FINITE) if b else st
+        for st, b in zip(status, lost.tolist(), strict=True)
+    ]
+    converged &= ~(invalid | lost)
     rel = torch.where(line > 0, (line - geo) / line.clamp_min(torch.finfo(line.dtype).tiny), 0.0)
+    rel = torch.where(invalid | lost, torch.nan, rel)
     return ImprovementResult(
         z0.detach(), z1.detach(), line, geo, rel, converged, status, score, include_all
     )
@@ -276,13 +306,15 @@ def monte_carlo_relative_improvement(
     chunk_size: int | None = 256,
     progress: bool = False,
     method: str = "spline",
+    include_all: bool = False,
     **solver_options: Any,
 ) -> ImprovementResult:
     """Algorithm 1 of Michelis et al.: :func:`michelis_pairs`, then :func:`relative_improvement`.
 
     Their run on their MNIST VAE (d = 16, step 1.0) gave 3.6 % ± 0.1 % with every
-    pair above 0. ``score``, ``score_points``, ``include_all`` and the solver
-    options are those of :func:`relative_improvement`.
+    pair above 0. ``score``, ``score_points``, ``include_all`` (means over every
+    pair, not only the converged ones) and the solver options are those of
+    :func:`relative_improvement`.
 
     Returns:
         An :class:`ImprovementResult`.
@@ -306,5 +338,6 @@ def monte_carlo_relative_improvement(
         chunk_size=chunk_size,
         progress=progress,
         method=method,
+        include_all=include_all,
         **solver_options,
     )

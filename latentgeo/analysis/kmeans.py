@@ -5,8 +5,10 @@ the algorithm use geodesic distances only: points are assigned to the nearest
 medoid, and each medoid moves to the member that minimises the sum of squared
 geodesic distances to its cluster (the sample Fréchet mean restricted to the
 data). All geodesic distances are computed once,
-:func:`~latentgeo.analysis.pairwise_geodesic_distances`, and the iterations
-run on that matrix. :func:`kmedoids` accepts any distance matrix, so the
+:func:`~latentgeo.analysis.pairwise_geodesics`, and the iterations run on that
+matrix. The medoids are fitted on the points whose geodesics among themselves
+all converged (``include_all=True``: on every point); the result counts the
+converged pairs and keeps every pair's status. :func:`kmedoids` accepts any distance matrix, so the
 Euclidean baseline is the same code on Euclidean distances.
 
 With ``centres="means"``, :func:`geodesic_kmeans` runs true k-means from the
@@ -26,12 +28,13 @@ import torch
 from torch import Tensor
 
 from latentgeo._options import check_int, check_optional_int
-from latentgeo.analysis.distances import geodesic_distances, pairwise_geodesic_distances
+from latentgeo.analysis.counts import converged_note, convergence_warning, status_counts
+from latentgeo.analysis.distances import geodesic_distances, pairwise_geodesics
 from latentgeo.geometry import FrechetMeanResult, frechet_mean
 from latentgeo.metrics import MetricLike, as_metric
 from latentgeo.solvers import Status
 
-__all__ = ["KMeansResult", "f_measure", "geodesic_kmeans", "kmedoids"]
+__all__ = ["KMeansResult", "converged_points", "f_measure", "geodesic_kmeans", "kmedoids"]
 
 
 @dataclass
@@ -51,6 +54,14 @@ class KMeansResult:
             (``centres="means"`` only).
         status: per cluster, the Fréchet mean's :class:`~latentgeo.solvers.Status`
             (``centres="means"`` only; empty otherwise).
+        pair_status: the geodesic solver's :class:`~latentgeo.solvers.Status` of every
+            pair ``i < j`` of ``distances`` (order of ``torch.triu_indices``); empty
+            for :func:`kmedoids` on a given matrix without statuses.
+        used: ``(N,)`` bool, the points the clustering was fitted on: all of them with
+            ``include_all``, else those whose pairs among themselves all converged
+            (:func:`converged_points`); the other points are assigned to their nearest
+            medoid afterwards. ``cost`` is over the used points.
+        include_all: whether pairs that did not converge entered the fit.
     """
 
     labels: Tensor
@@ -61,6 +72,69 @@ class KMeansResult:
     centres: Tensor | None = None
     centre_distances: Tensor | None = None
     status: list[Status] = field(default_factory=list)
+    pair_status: list[Status] = field(default_factory=list)
+    used: Tensor | None = None
+    include_all: bool = False
+
+    @property
+    def num_pairs(self) -> int:
+        """How many pairs ``i < j`` have a status (0 without statuses)."""
+        return len(self.pair_status)
+
+    @property
+    def num_converged(self) -> int:
+        """How many pairs ``i < j`` converged."""
+        return sum(1 for s in self.pair_status if s is Status.CONVERGED)
+
+    @property
+    def num_used(self) -> int:
+        """How many points the clustering was fitted on."""
+        return int(self.labels.numel() if self.used is None else self.used.sum())
+
+    def status_counts(self) -> dict[str, int]:
+        """Pairs per status value."""
+        return status_counts(self.pair_status)
+
+    @property
+    def converged_note(self) -> str:
+        """``"converged k/n pairs"``."""
+        return converged_note(self.num_converged, self.num_pairs)
+
+    @property
+    def warning(self) -> str | None:
+        """A ``WARNING:`` line when fewer than 90 % of the pairs converged."""
+        return convergence_warning(self.num_converged, self.num_pairs)
+
+
+def converged_points(converged: Tensor) -> Tensor:
+    """The points to keep so that every pair among them converged (greedy).
+
+    Repeatedly sets aside the point with the most non-converged pairs (the lowest
+    index among ties) until none is left among the rest.
+
+    Args:
+        converged: ``(N, N)`` bool, symmetric (the diagonal is ignored).
+
+    Returns:
+        ``(N,)`` bool: the points kept.
+
+    Example:
+        >>> ok = torch.ones(4, 4, dtype=torch.bool)
+        >>> ok[0, 2] = ok[2, 0] = ok[1, 2] = ok[2, 1] = False
+        >>> converged_points(ok).tolist()
+        [True, True, False, True]
+    """
+    if converged.ndim != 2 or converged.shape[0] != converged.shape[1]:
+        raise ValueError(f"converged must have shape (N, N), got {tuple(converged.shape)}")
+    bad = ~converged.detach().to("cpu", torch.bool)
+    bad = bad | bad.T
+    bad.fill_diagonal_(False)
+    keep = torch.ones(bad.shape[0], dtype=torch.bool)
+    while True:
+        counts = (bad & keep[None] & keep[:, None]).sum(1)
+        if counts.numel() == 0 or int(counts.max()) == 0:
+            return keep
+        keep[int(counts.argmax())] = False
 
 
 def _check_counts(k: object, num_restarts: object, max_iter: object) -> None:
@@ -90,6 +164,8 @@ def kmedoids(
     num_restarts: int = 10,
     max_iter: int = 100,
     generator: torch.Generator | None = None,
+    converged: Tensor | None = None,
+    include_all: bool = False,
 ) -> KMeansResult:
     """k-medoids (alternating assignment and medoid update) on a distance matrix.
 
@@ -99,9 +175,17 @@ def kmedoids(
         num_restarts: k-means++-style restarts; the lowest cost wins.
         max_iter: iterations per restart.
         generator: CPU random generator for reproducibility.
+        converged: ``(N, N)`` bool, whether each pair's distance converged (``None``:
+            all did). Without ``include_all`` the medoids are fitted on the points
+            whose pairs among themselves all converged (:func:`converged_points`),
+            and every point is then assigned to its nearest medoid.
+        include_all: fit on every point, converged or not.
 
     Returns:
-        A :class:`KMeansResult`.
+        A :class:`KMeansResult` (``used``: the points fitted on).
+
+    Raises:
+        ValueError: fewer than ``k`` points left to fit on.
 
     Example:
         >>> x = torch.tensor([0.0, 0.1, 0.2, 5.0, 5.1])
@@ -115,9 +199,36 @@ def kmedoids(
     n = distances.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, N={n}], got {k}")
-    dist = distances.detach().to("cpu", torch.float64)
-    if not bool(torch.isfinite(dist).all()):
+    full = distances.detach().to("cpu", torch.float64)
+    if converged is not None and converged.shape != distances.shape:
+        raise ValueError(
+            f"converged must have the shape of distances {tuple(distances.shape)}, "
+            f"got {tuple(converged.shape)}"
+        )
+    used = torch.ones(n, dtype=torch.bool)
+    if converged is not None and not include_all:
+        used = converged_points(converged.cpu() & torch.isfinite(full))
+    if not bool(torch.isfinite(full[used][:, used]).all()):
         raise ValueError("distances contains NaN or Inf values")
+    if int(used.sum()) < k:
+        raise ValueError(
+            f"only {int(used.sum())} of {n} points have converged pairs among themselves, "
+            f"fewer than k={k}: pass include_all=True to cluster on every distance"
+        )
+    best = _kmedoids_fit(full[used][:, used], k, num_restarts, max_iter, generator)
+    index = used.nonzero().squeeze(1)
+    medoids = index[best.medoids]
+    labels = full[:, medoids].nan_to_num(torch.inf).argmin(1)
+    return KMeansResult(
+        labels, medoids, best.cost, best.iterations, distances, used=used, include_all=include_all
+    )
+
+
+def _kmedoids_fit(
+    dist: Tensor, k: int, num_restarts: int, max_iter: int, generator: torch.Generator | None
+) -> KMeansResult:
+    """The best of ``num_restarts`` k-medoids runs on the float64 CPU matrix ``dist``."""
+    n = dist.shape[0]
     sq = dist.pow(2)
     best: KMeansResult | None = None
     for _ in range(max(1, num_restarts)):
@@ -139,7 +250,7 @@ def kmedoids(
                 break
         cost = float(sq[torch.arange(n), medoids[labels]].sum())
         if best is None or cost < best.cost:
-            best = KMeansResult(labels, medoids, cost, it, distances)
+            best = KMeansResult(labels, medoids, cost, it, dist)
     assert best is not None
     return best
 
@@ -157,6 +268,7 @@ def geodesic_kmeans(
     method: str = "spline",
     centres: Literal["medoids", "means"] = "medoids",
     mean_options: dict[str, Any] | None = None,
+    include_all: bool = False,
     **solver_options: Any,
 ) -> KMeansResult:
     """k-means with geodesic distances: assignments and centre updates by geodesic distance.
@@ -174,16 +286,19 @@ def geodesic_kmeans(
         centres: ``"medoids"`` (k-medoids on the distance matrix) or ``"means"``
             (then true k-means from that start, with Fréchet means as centres).
         mean_options: options of :func:`latentgeo.geometry.frechet_mean` (``"means"``).
+        include_all: fit the medoids on every point; by default only on the points
+            whose geodesics among themselves all converged (see :func:`kmedoids`).
         **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
 
     Returns:
-        A :class:`KMeansResult` whose ``distances`` are the geodesic distances.
+        A :class:`KMeansResult` whose ``distances`` are the geodesic distances, with
+        every pair's status (``pair_status``) and the points fitted on (``used``).
     """
     _check_counts(k, num_restarts, max_iter)
     check_optional_int(chunk_size, "chunk_size")
     if centres not in ("medoids", "means"):
         raise ValueError(f"centres must be 'medoids' or 'means', got {centres!r}")
-    dist = pairwise_geodesic_distances(
+    table = pairwise_geodesics(
         metric_or_decoder,
         z,
         chunk_size=chunk_size,
@@ -191,7 +306,16 @@ def geodesic_kmeans(
         method=method,
         **solver_options,
     )
-    start = kmedoids(dist, k, num_restarts=num_restarts, max_iter=max_iter, generator=generator)
+    start = kmedoids(
+        table.distances,
+        k,
+        num_restarts=num_restarts,
+        max_iter=max_iter,
+        generator=generator,
+        converged=table.converged,
+        include_all=include_all,
+    )
+    start.pair_status = table.status
     if centres == "medoids":
         return start
     return _lloyd(metric_or_decoder, z, start, max_iter, mean_options or {},
@@ -240,6 +364,7 @@ def _lloyd(
     return KMeansResult(
         labels=labels.cpu(), medoids=nearest.argmin(0).cpu(), cost=cost, iterations=it,
         distances=start.distances, centres=centres, centre_distances=dist, status=means.status,
+        pair_status=start.pair_status, used=start.used, include_all=start.include_all,
     )  # fmt: skip
 
 

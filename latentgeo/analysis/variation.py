@@ -8,8 +8,8 @@ CVs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,6 +17,8 @@ from scipy import stats
 from torch import Tensor
 
 from latentgeo._options import check_int
+from latentgeo.analysis.counts import converged_note, convergence_warning, status_counts
+from latentgeo.solvers import Status
 
 __all__ = [
     "PairedTTest",
@@ -141,6 +143,11 @@ class RetrainingComparison:
         test: the paired t-test of ``cv_a − cv_b`` over the used pairs
             (``None`` with fewer than 2 of them).
         include_all: whether non-converged pairs were used as well.
+        converged_pairs: pairs whose solves converged under every retraining of
+            both families (what the test uses without ``include_all``).
+        status_a: ``(R, P)`` the :class:`~latentgeo.solvers.Status` of every solve of
+            ``a`` when statuses were given (``None`` when only booleans were).
+        status_b: the same for ``b``.
     """
 
     cv_a: np.ndarray
@@ -151,11 +158,43 @@ class RetrainingComparison:
     total: int
     test: PairedTTest | None
     include_all: bool
+    converged_pairs: int = 0
+    status_a: list[list[Status]] | None = field(default=None, repr=False)
+    status_b: list[list[Status]] | None = field(default=None, repr=False)
 
     @property
     def num_used(self) -> int:
         """How many pairs entered the test."""
         return int(self.used.sum())
+
+    @property
+    def num_pairs(self) -> int:
+        """P, the pairs measured under every retraining."""
+        return int(self.used.shape[0])
+
+    def status_counts(self) -> dict[str, dict[str, int]]:
+        """Solves per status value of ``"a"`` and ``"b"`` (empty where no statuses were given)."""
+        return {
+            name: status_counts(st for row in table for st in row) if table else {}
+            for name, table in (("a", self.status_a), ("b", self.status_b))
+        }
+
+    @property
+    def converged_note(self) -> str:
+        """``"converged k/n pairs"``: pairs converged under every retraining of both."""
+        return converged_note(self.converged_pairs, self.num_pairs)
+
+    @property
+    def warning(self) -> str | None:
+        """A ``WARNING:`` line when fewer than 90 % of the solves of a family, or of the
+        pairs under every retraining, converged (``None`` otherwise)."""
+        lines = [
+            convergence_warning(self.converged_a, self.total, "solves of a"),
+            convergence_warning(self.converged_b, self.total, "solves of b"),
+            convergence_warning(self.converged_pairs, self.num_pairs, "pairs (everywhere)"),
+        ]
+        found = [line for line in lines if line]
+        return "; ".join(found) if found else None
 
     @property
     def converged_fraction(self) -> float:
@@ -180,7 +219,9 @@ def compare_retrainings(
     Args:
         distances_a: ``(R, P)`` distances of ``P`` pairs under ``R`` retrainings of ``a``.
         distances_b: ``(R, P)`` the same for ``b``.
-        converged_a: ``(R, P)`` bool, whether each solve converged (``None``: all did).
+        converged_a: ``(R, P)``: whether each solve converged, as booleans or as
+            :class:`~latentgeo.solvers.Status` values (or their strings, kept in the
+            result's ``status_a``); ``None``: all did.
         converged_b: ``(R, P)`` the same for ``b``.
         alternative: the alternative hypothesis on ``mean(cv_a − cv_b)``.
         include_all: use every pair, converged or not (the counts still say how many did).
@@ -203,15 +244,13 @@ def compare_retrainings(
             f"distances_a and distances_b must have the same shape (R, P), got "
             f"{xa.shape} and {xb.shape}"
         )
-    oks = []
-    for name, ok, x in (("converged_a", converged_a, xa), ("converged_b", converged_b, xb)):
-        arr = np.ones(x.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
-        if arr.shape != x.shape:
-            raise ValueError(f"{name} must have shape {x.shape}, got {arr.shape}")
-        oks.append(arr & np.isfinite(x))
-    ok_a, ok_b = oks
+    (ok_a, st_a), (ok_b, st_b) = (
+        _converged(name, ok, x)
+        for name, ok, x in (("converged_a", converged_a, xa), ("converged_b", converged_b, xb))
+    )
     usable = np.isfinite(xa).all(0) & np.isfinite(xb).all(0)
-    used = usable if include_all else usable & ok_a.all(0) & ok_b.all(0)
+    everywhere = usable & ok_a.all(0) & ok_b.all(0)
+    used = usable if include_all else everywhere
     cv_a, cv_b = np.full(xa.shape[1], np.nan), np.full(xb.shape[1], np.nan)
     if used.any():
         cv_a[used] = coefficient_of_variation(xa[:, used])
@@ -228,4 +267,26 @@ def compare_retrainings(
         total=int(xa.size),
         test=test,
         include_all=include_all,
+        converged_pairs=int(everywhere.sum()),
+        status_a=st_a,
+        status_b=st_b,
     )
+
+
+def _converged(name: str, ok: Any, x: np.ndarray) -> tuple[np.ndarray, list[list[Status]] | None]:
+    """``(R, P)`` converged flags (and finite distances) and the statuses, if given."""
+    if ok is None:
+        return np.isfinite(x), None
+    raw = ok.detach().cpu().numpy() if isinstance(ok, Tensor) else np.asarray(ok)
+    if raw.shape != x.shape:
+        raise ValueError(f"{name} must have shape {x.shape}, got {raw.shape}")
+    if raw.dtype == bool:
+        return raw & np.isfinite(x), None
+    try:
+        status = [[Status(v) for v in row] for row in raw.tolist()]
+    except ValueError as err:
+        raise ValueError(
+            f"{name} must hold booleans or latentgeo.solvers.Status values, got {raw.dtype}"
+        ) from err
+    flags = np.array([[st is Status.CONVERGED for st in row] for row in status], dtype=bool)
+    return flags.reshape(x.shape) & np.isfinite(x), status

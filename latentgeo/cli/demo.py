@@ -33,7 +33,17 @@ def add_parser(sub: Any) -> None:
 
 
 def _print_summary(summary: dict[str, Any], out: str) -> None:
-    rows = [["model", "geodesic", "straight", "improvement", "off-data geo", "off-data line"]]
+    rows = [
+        [
+            "model",
+            "geodesic",
+            "straight",
+            "improvement",
+            "off-data geo",
+            "off-data line",
+            "converged",
+        ]
+    ]
     for name, m in summary["models"].items():
         rows.append(
             [
@@ -43,9 +53,17 @@ def _print_summary(summary: dict[str, Any], out: str) -> None:
                 f"{100 * m['mean_relative_improvement']:.1f} %",
                 f"{100 * m['off_data_fraction']['geodesic']:.1f} %",
                 f"{100 * m['off_data_fraction']['straight_line']:.1f} %",
+                f"{m['converged']}/{m['num_pairs']}",
             ]
         )
     print(format_table(rows))
+    print(
+        "means over "
+        + ("all pairs" if summary.get("settings", {}).get("include_all") else "converged pairs")
+    )
+    for name, m in summary["models"].items():
+        if m.get("warning"):
+            print(f"{m['warning']} ({name})")
     print(f"\n{summary['seconds']:.0f} s; files in {out}/: {', '.join(summary['files'])}")
 
 

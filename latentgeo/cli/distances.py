@@ -102,6 +102,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     )
     print(format_table(rows))
     print("statuses: " + ", ".join(f"{k} {n}" for k, n in summary["status_counts"].items()))
+    if summary.get("warning"):
+        print(summary["warning"])
     print(f"\n{summary['seconds']:.0f} s; files in {out}/: distances.npy, summary.json, tiles/")
 
 

@@ -43,7 +43,14 @@ from torch import Tensor
 from latentgeo.curves.base import Curve
 from latentgeo.metrics import Metric, MetricLike, as_metric
 
-__all__ = ["ESTIMATORS", "curve_energy", "curve_length", "gauss_legendre_times"]
+__all__ = [
+    "ESTIMATORS",
+    "curve_energy",
+    "curve_length",
+    "gauss_legendre_times",
+    "invalid_squared_norm_rows",
+    "lengths_from_squared_norms",
+]
 
 ESTIMATORS = ("metric", "chord", "sampled")
 DEFAULT_NODES = 8  # Gauss–Legendre nodes per span for reported lengths
@@ -221,7 +228,9 @@ def curve_length(
     Arguments as :func:`curve_energy`.
 
     Returns:
-        Tensor of shape ``(B,)``.
+        Tensor of shape ``(B,)``; ``NaN`` for a curve along which the metric gives a
+        negative (beyond rounding) or non-finite squared norm: an invalid metric
+        has no length (:func:`lengths_from_squared_norms`).
 
     Example:
         >>> import torch
@@ -234,4 +243,42 @@ def curve_length(
         tensor([3.1416], dtype=torch.float64, grad_fn=<SumBackward1>)
     """
     sq, w = _integrals(metric_or_decoder, curve, num_points, estimator, generator)
-    return (w * sq.clamp_min(0.0).sqrt()).sum(-1)
+    return lengths_from_squared_norms(sq, w)
+
+
+def invalid_squared_norm_rows(sq: Tensor) -> Tensor:
+    """Which rows of squared norms ``sq`` ``(B, T)`` hold a value no metric gives.
+
+    A metric is positive semi-definite, so ``vᵀ G v ≥ 0``. A row is invalid if
+    an entry is not finite or is below ``−1000 eps · max |sq|`` of the row's
+    finite entries (rounding of ``vᵀ G v`` along a null direction of a
+    semi-definite ``G`` may come out slightly negative, an indefinite metric
+    much more): the rule of :mod:`latentgeo.solvers.validity`.
+
+    Returns:
+        A ``(B,)`` bool tensor.
+
+    Example:
+        >>> invalid_squared_norm_rows(torch.tensor([[1.0, 0.0], [1.0, -0.5], [float("nan"), 1.0]]))
+        tensor([False,  True,  True])
+    """
+    flat = sq.detach().reshape(sq.shape[0], -1)
+    finite = torch.isfinite(flat)
+    scale = torch.where(finite, flat.abs(), 0.0).amax(-1, keepdim=True)
+    negative = flat < -1000.0 * torch.finfo(flat.dtype).eps * scale
+    return (~finite | negative).any(-1)
+
+
+def lengths_from_squared_norms(sq: Tensor, w: Tensor) -> Tensor:
+    """``Σ w · sqrt(sq)`` per row of ``(B, T)`` samples: ``NaN`` for a row that meets a
+    squared norm no metric gives (:func:`invalid_squared_norm_rows`), never
+    ``sqrt(max(0, ·))`` passed off as a length; rounding negatives count as 0.
+
+    Example:
+        >>> sq = torch.tensor([[4.0, 4.0], [4.0, -4.0]])
+        >>> lengths_from_squared_norms(sq, torch.full((1, 2), 0.5))
+        tensor([2., nan])
+    """
+    invalid = invalid_squared_norm_rows(sq)
+    length = (w * sq.clamp_min(0.0).sqrt()).sum(-1)
+    return torch.where(invalid, torch.full_like(length, torch.nan), length)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from latentgeo._atomic import write_json
+from latentgeo.analysis.counts import converged_note, convergence_warning
 from latentgeo.data import LabeledData, digits, mnist
 from latentgeo.experiments.rundir import RunDir, RunExistsError
 from latentgeo.models import VAE, calibrate_rbf, fit, load, make_ensemble_vae, make_rbf_vae, save
@@ -44,6 +45,7 @@ __all__ = [
     "Splits",
     "command_line",
     "converged_note",
+    "convergence_warning",
     "encode_means",
     "finish_run",
     "load_data",
@@ -351,19 +353,6 @@ def command_line(experiment: str, s: Any) -> str:
     budget = "--quick" if s.budget == "quick" else f"--budget {s.budget}"
     seed = f" --seed {s.seed}" if s.seed else ""
     return f"latentgeo reproduce {experiment} --data {s.data} {budget}{seed}"
-
-
-def converged_note(converged: int, total: int, what: str = "pairs") -> str:
-    """``"converged k/n pairs"``, with a warning when fewer than 90 % converged.
-
-    Example:
-        >>> converged_note(27, 30), converged_note(26, 30)
-        ('converged 27/30 pairs', 'converged 26/30 pairs (WARNING: < 90 % converged)')
-    """
-    note = f"converged {converged}/{total} {what}"
-    if total and converged < 0.9 * total:
-        note += " (WARNING: < 90 % converged)"
-    return note
 
 
 def finish_run(run: RunDir, summary: dict[str, Any], start: float, settings: Any) -> dict[str, Any]:

@@ -322,11 +322,11 @@ def _retraining(
 
 
 def _matrix(results: list[dict], kind: str, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(R, P)`` lengths and converged flags of one model's distances over retrainings."""
+    """``(R, P)`` lengths and solver statuses of one model's distances over retrainings."""
     rows = [res[kind]["table"][key] for res in results]
     length = np.array([row["length"] for row in rows], dtype=np.float64)
-    ok = np.array([[st == "converged" for st in row["status"]] for row in rows])
-    return length, ok
+    status = np.array([row["status"] for row in rows], dtype=object)
+    return length, status
 
 
 def run_ensembles_cv(

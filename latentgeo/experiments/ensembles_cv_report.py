@@ -8,6 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from latentgeo.analysis import RetrainingComparison
+from latentgeo.analysis.counts import convergence_warning
 from latentgeo.experiments.common import NOT_A_RESULT, Splits, command_line, converged_note
 from latentgeo.experiments.rundir import RunDir
 from latentgeo.viz import plot_cv_histograms
@@ -25,6 +26,10 @@ def _summary_of(cmp: RetrainingComparison) -> dict[str, Any]:
         "converged_ensemble": cmp.converged_a,
         "converged_rbf": cmp.converged_b,
         "solves_per_model": cmp.total,
+        "converged_pairs": cmp.converged_pairs,
+        "num_pairs": cmp.num_pairs,
+        "status_counts": dict(zip(("ensemble", "rbf"), cmp.status_counts().values(), strict=True)),
+        "warning": cmp.warning,
         "cv_ensemble": _describe(cv_a),
         "cv_rbf": _describe(cv_b),
         "t": None if test is None else test.statistic,
@@ -157,7 +162,8 @@ def _comparison_line(name: str, c: dict[str, Any]) -> str:
     total = c["solves_per_model"]
     return (
         f"{name} ensemble vs RBF: t = {c['t']:.2f}, p (one-sided, ensemble CV lower) = "
-        f"{c['p_less']:.2g}, over {c['pairs_used']} pairs"
+        f"{c['p_less']:.2g}, over {c['pairs_used']}"
+        f"{' of ' + str(c['num_pairs']) if 'num_pairs' in c else ''} pairs"
         f"{' (converged or not)' if c['include_all'] else ' (converged under every retraining)'}"
         f"; CV ensemble {ens['min']:.3f}-"
         f"{ens['max']:.3f} (median {ens['median']:.3f}), RBF {rbf['min']:.3f}-{rbf['max']:.3f} "
@@ -165,6 +171,21 @@ def _comparison_line(name: str, c: dict[str, Any]) -> str:
         f"{converged_note(c['converged_ensemble'], total, 'solves')}, RBF "
         f"{converged_note(c['converged_rbf'], total, 'solves')}"
     )
+
+
+def _warnings(c: dict[str, Any]) -> list[str]:
+    """``WARNING:`` lines when fewer than 90 % of a model's solves (or of the pairs under
+    every retraining) converged."""
+    total = c["solves_per_model"]
+    found = [
+        convergence_warning(c["converged_ensemble"], total, "ensemble solves"),
+        convergence_warning(c["converged_rbf"], total, "RBF solves"),
+    ]
+    if "converged_pairs" in c:
+        found.append(
+            convergence_warning(c["converged_pairs"], c["num_pairs"], "pairs (every retraining)")
+        )
+    return [w for w in found if w]
 
 
 def summarise(
@@ -203,6 +224,7 @@ def summarise(
         )
     lines.append(_comparison_line("decorrelated", dec))
     lines.append(_comparison_line("mean-metric", mean))
+    lines += _warnings(dec)
     lines.append(
         f"paper ({paper['dataset']}): t = {paper['t']} (p = 1.000 for 'greater', i.e. "
         "ensemble CV lower); CV ensemble about 0.045-0.095, RBF about 0.08-0.5"

@@ -27,7 +27,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from latentgeo.analysis import f_measure, kmedoids, pairwise_geodesics
+from latentgeo.analysis import (
+    converged_points,
+    f_measure,
+    kmedoids,
+    pairwise_geodesics,
+    status_counts,
+)
 from latentgeo.data import LabeledData, mnist
 from latentgeo.experiments._checks import DATA_SETS, check_choice, check_int, check_seed
 from latentgeo.experiments.common import (
@@ -39,6 +45,7 @@ from latentgeo.experiments.common import (
     Splits,
     command_line,
     converged_note,
+    convergence_warning,
     encode_means,
     finish_run,
     load_splits,
@@ -93,6 +100,7 @@ _BUDGETS: dict[str, dict[str, Any]] = {
         recipe=replace(PAPER_RECIPE, max_epochs=3, patience=None, centres=8, rbf_epochs=30),
         graph_points=40,
         max_iter=5,
+        include_all=True,  # a smoke test clusters whatever came out
     ),
 }
 
@@ -114,6 +122,7 @@ class KMeansSettings(BudgetedSettings):
     max_repeats: int = 4
     max_iter: int = 200
     restarts: int = 10
+    include_all: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -179,10 +188,34 @@ def _subset_table(
     return table
 
 
-def _cluster(dist: Tensor, labels: Tensor, s: KMeansSettings, k: int) -> float:
+def _converged_matrix(status: list[str], n: int) -> Tensor:
+    """``(N, N)`` bool from the statuses of the pairs ``i < j`` (``triu_indices`` order)."""
+    ok = torch.eye(n, dtype=torch.bool)
+    i, j = torch.triu_indices(n, n, offset=1)
+    flags = torch.tensor([st == "converged" for st in status], dtype=torch.bool)
+    ok[i, j] = ok[j, i] = flags
+    return ok
+
+
+def _cluster(
+    dist: Tensor, labels: Tensor, s: KMeansSettings, k: int, converged: Tensor
+) -> tuple[float, int]:
+    """F-measure of k-medoids (k = 3) on ``dist`` over the points it was fitted on (those
+    whose geodesics among themselves all converged, unless ``include_all``), and their
+    number; ``nan`` when fewer than 3 are left."""
     gen = torch.Generator().manual_seed(s.seed + k)
-    res = kmedoids(dist, 3, num_restarts=s.restarts, generator=gen)
-    return f_measure(labels, res.labels)
+    used = (
+        converged_points(converged)
+        if not s.include_all
+        else torch.ones_like(labels, dtype=torch.bool)
+    )
+    if int(used.sum()) < 3:
+        return float("nan"), int(used.sum())
+    res = kmedoids(
+        dist, 3, num_restarts=s.restarts, generator=gen, converged=converged,
+        include_all=s.include_all,
+    )  # fmt: skip
+    return f_measure(labels[used], res.labels[used]), int(used.sum())
 
 
 def _triple(
@@ -200,6 +233,8 @@ def _triple(
     perm = torch.randperm(x.shape[0], generator=gen)
     graph = codes[perm[: s.graph_points]].contiguous()
     geo_f, euc_f, converged, total, seconds = [], [], 0, 0, training["seconds"]
+    statuses: list[str] = []
+    points_used: list[int] = []
     for k in tqdm(range(s.subsets), desc=f"digits {name}", disable=not progress, leave=False):
         idx = perm[k * s.points : (k + 1) * s.points]
         if idx.numel() < s.points:
@@ -210,10 +245,15 @@ def _triple(
         table = _subset_table(store, f"{name}_s{k:02d}", metric, codes, idx, graph, s)
         ok = [st == "converged" for st in table["status"]]
         converged, total, seconds = converged + sum(ok), total + len(ok), seconds + table["seconds"]
+        statuses += table["status"]
         geo = torch.tensor(table["geodesic"], dtype=torch.float64)
         euc = torch.cdist(codes[idx].double(), codes[idx].double())
-        geo_f.append(_cluster(geo, y[idx], s, k))
-        euc_f.append(_cluster(euc, y[idx], s, k))
+        mask = _converged_matrix(table["status"], idx.numel())
+        # both sides cluster the same points: those whose geodesics all converged
+        (g_f, n_used), (e_f, _) = (_cluster(d, y[idx], s, k, mask) for d in (geo, euc))
+        geo_f.append(g_f)
+        euc_f.append(e_f)
+        points_used.append(n_used)
     run.save_figure(
         f"latent_{name}.png",
         plot_latent_space(
@@ -226,13 +266,23 @@ def _triple(
         ),
     )
     return {
-        "geodesic": {"mean": float(np.mean(geo_f)), "std": float(np.std(geo_f)), "values": geo_f},
-        "euclidean": {"mean": float(np.mean(euc_f)), "std": float(np.std(euc_f)), "values": euc_f},
+        "geodesic": _stats(geo_f),
+        "euclidean": _stats(euc_f),
         "converged": converged,
         "num_pairs": total,
+        "status_counts": status_counts(statuses),
+        "points_used": points_used,
+        "points": s.points,
         "training": training,
         "compute_seconds": round(seconds, 2),
     }
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    """Mean and std over the subsets with a clustering (``nan`` ones left out)."""
+    ok = [v for v in values if np.isfinite(v)]
+    mean = float(np.mean(ok)) if ok else float("nan")
+    return {"mean": mean, "std": float(np.std(ok)) if ok else float("nan"), "values": values}
 
 
 def run_kmeans(
@@ -274,17 +324,26 @@ def _summary(s: KMeansSettings, results: dict[str, Any]) -> dict[str, Any]:
         f"(k = 3) on geodesic and on Euclidean distances; budget {s.budget}, seed {s.seed}; "
         f"geodesics {converged_note(conv, total)}"
     )
+    lines.append(
+        "F over the points whose geodesics among themselves all converged (both sides the "
+        "same points)"
+        if not s.include_all
+        else "F over all points, geodesics converged or not"
+    )
     lines.append("digits  geodesic F        Euclidean F       geodesics          (LSO, MNIST)")
     for name, r in results.items():
         g, e, p = r["geodesic"], r["euclidean"], PAPER[name]
         lines.append(
             f"{name}     {100 * g['mean']:.1f} +- {100 * g['std']:.1f} %   "
             f"{100 * e['mean']:.1f} +- {100 * e['std']:.1f} %   "
-            f"{converged_note(r['converged'], r['num_pairs'])}   "
+            f"{converged_note(r['converged'], r['num_pairs'])}, points used "
+            f"{sum(r['points_used'])}/{s.points * len(r['points_used'])}   "
             f"({p['geodesic'][0]:.1f} / {p['euclidean'][0]:.1f} %)"
         )
     compute = sum(r["compute_seconds"] for r in results.values())
     lines.append(f"compute: {compute:.0f} s in training and geodesics (all invocations)")
+    warning = convergence_warning(conv, total)
+    lines += [warning] if warning else []
     return {
         "experiment": "kmeans (Arvanitidis et al. 2018)",
         "result": not quick,
@@ -294,6 +353,8 @@ def _summary(s: KMeansSettings, results: dict[str, Any]) -> dict[str, Any]:
         "f_measure": results,
         "converged": conv,
         "num_pairs": total,
+        "include_all": s.include_all,
+        "warning": warning,
         "compute_seconds": round(compute, 2),
         "paper": PAPER,
         "command": command_line("kmeans", s),

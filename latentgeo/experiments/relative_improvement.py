@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from latentgeo.analysis import relative_improvement
+from latentgeo.analysis.counts import status_counts
 from latentgeo.analysis.improvement import michelis_pairs
 from latentgeo.data import LabeledData, mnist
 from latentgeo.experiments._checks import (
@@ -48,6 +49,7 @@ from latentgeo.experiments.common import (
     Splits,
     command_line,
     converged_note,
+    convergence_warning,
     finish_run,
     load_splits,
     machine_load,
@@ -217,12 +219,19 @@ def run_relative_improvement(
     return finish_run(run, summary, start, s)
 
 
+def _mean(values: list[float], mask: np.ndarray) -> float:
+    """Mean of ``values`` over ``mask`` (``nan`` when it selects none)."""
+    chosen = np.asarray(values, dtype=np.float64)[mask]
+    return float(chosen.mean()) if chosen.size else float("nan")
+
+
 def _summarise(
     run: RunDir, s: RISettings, training: dict[str, Any], table: dict[str, Any]
 ) -> dict[str, Any]:
     rel = np.asarray(table["relative_improvement"], dtype=np.float64)
     ok = np.array([st == "converged" for st in table["status"]])
-    used = rel if s.include_all else rel[ok]
+    mask = np.isfinite(rel) & (ok | s.include_all)  # the pairs every mean is taken over
+    used = rel[mask]
     n = used.size
     mean = float(used.mean()) if n else float("nan")
     se = float(used.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
@@ -270,6 +279,8 @@ def _summarise(
         f"{100 * PAPER['mean']:.2f} % +- {100 * PAPER['standard_error']:.2f} % (SE, 100 pairs), "
         "all > 0",
     ]
+    warning = convergence_warning(int(ok.sum()), rel.size)
+    lines += [warning] if warning else []
     return {
         "experiment": "relative-improvement (Michelis et al. 2021, Algorithm 1)",
         "result": not quick,
@@ -282,11 +293,13 @@ def _summarise(
         "include_all": s.include_all,
         "converged": int(ok.sum()),
         "num_pairs": int(rel.size),
+        "status_counts": status_counts(table["status"]),
+        "warning": warning,
         "min": float(used.min()) if n else float("nan"),
         "max": float(used.max()) if n else float("nan"),
         "share_above_zero": float((used > 0).mean()) if n else float("nan"),
-        "mean_straight_line_length": float(np.mean(table["line"])),
-        "mean_geodesic_length": float(np.mean(table["geodesic"])),
+        "mean_straight_line_length": _mean(table["line"], mask),
+        "mean_geodesic_length": _mean(table["geodesic"], mask),
         "training": training,
         "compute_seconds": round(training["seconds"] + table["seconds"], 2),
         "paper": PAPER,

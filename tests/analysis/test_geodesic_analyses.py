@@ -19,6 +19,7 @@ from latentgeo.analysis import (
     round_robin,
     straight_line_length,
 )
+from latentgeo.metrics import ExplicitMetric
 from latentgeo.solvers import Status
 from latentgeo.testing import LinearMap, StereographicSphere
 
@@ -198,3 +199,42 @@ def test_disjoint_rounds_give_the_same_table_and_serve_the_graph_method() -> Non
     )
     assert graph.num_converged == graph.num_pairs == 21
     torch.testing.assert_close(graph.distances, plain.distances, rtol=1e-4, atol=1e-6)
+
+
+def _indefinite() -> ExplicitMetric:
+    """``G = diag(1, −1)``: ``vᵀ G v = v₁² − v₂²``, negative along ``e₂``."""
+
+    def tensor(z: torch.Tensor) -> torch.Tensor:
+        one = torch.ones_like(z[..., 0])
+        return torch.diag_embed(torch.stack([one, -one], -1))
+
+    return ExplicitMetric(tensor)
+
+
+def test_an_indefinite_metric_is_reported_not_clamped_into_a_length() -> None:
+    z0 = torch.zeros(4, 2, dtype=torch.float64)
+    z1 = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.3, 1.0], [1.0, 0.5]], dtype=torch.float64)
+    line = straight_line_length(_indefinite(), z0, z1)
+    assert line[0].item() == pytest.approx(2.0) and line[3].item() == pytest.approx(0.75**0.5)
+    assert torch.isnan(line[1:3]).all()  # was clamped to 0 (a "length" of an invalid metric)
+    res = relative_improvement(_indefinite(), z0, z1, max_iter=20)
+    assert res.status[1] is Status.INVALID_METRIC and res.status[2] is Status.INVALID_METRIC
+    assert not bool(res.converged[1:3].any()) and torch.isnan(res.relative_improvement[1:3]).all()
+    assert res.num_converged <= 2 and res.num_pairs == 4
+    assert res.warning is not None and res.warning.startswith("WARNING:")
+    # the means never see the invalid pairs, whether or not the others are included
+    for include_all in (False, True):
+        r = relative_improvement(_indefinite(), z0, z1, max_iter=20, include_all=include_all)
+        assert not bool(r.used[1:3].any()) and math.isfinite(r.mean)
+
+
+def test_monte_carlo_passes_include_all() -> None:
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(1)
+    res = monte_carlo_relative_improvement(
+        sphere, 4, latent_dim=2, generator=gen, dtype=torch.float64, max_iter=1, include_all=True
+    )
+    assert res.include_all and res.num_converged == 0 and res.num_used == 4
+    assert math.isfinite(res.mean) and res.converged_note == (
+        "converged 0/4 pairs (WARNING: < 90 % converged)"
+    )

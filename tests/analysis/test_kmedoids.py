@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from latentgeo.analysis import f_measure, geodesic_kmeans, kmedoids
-from latentgeo.solvers import Status
-from latentgeo.testing import LinearMap
+from latentgeo.analysis import converged_points, f_measure, geodesic_kmeans, kmedoids
+from latentgeo.solvers import SplineEnergy, Status
+from latentgeo.testing import LinearMap, StereographicSphere
 
 
 def blobs(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,3 +70,55 @@ def test_geodesic_kmeans_with_means_on_a_flat_metric() -> None:
     assert res.cost <= geodesic_kmeans(flat, z, 3, num_restarts=2, generator=gen).cost + 1e-9
     with pytest.raises(ValueError, match="centres must be"):
         geodesic_kmeans(flat, z, 3, centres="modes")  # type: ignore[arg-type]
+
+
+def test_converged_points_set_aside_the_points_of_failed_pairs() -> None:
+    ok = torch.ones(5, 5, dtype=torch.bool)
+    for a, b in ((0, 3), (1, 3), (2, 3), (0, 4)):  # point 3 in three failures, 4 in one
+        ok[a, b] = ok[b, a] = False
+    keep = converged_points(ok)
+    assert keep.tolist() == [False, True, True, False, True]  # 3 first, then 0 (tie 0/4: lowest)
+    kept = keep.nonzero().squeeze(1)
+    assert bool(ok[kept][:, kept].all())
+    assert converged_points(torch.ones(3, 3, dtype=torch.bool)).all()
+    with pytest.raises(ValueError, match="converged"):
+        converged_points(torch.ones(2, 3, dtype=torch.bool))
+
+
+def test_kmedoids_fits_on_converged_pairs_and_labels_every_point() -> None:
+    gen = torch.Generator().manual_seed(0)
+    z, labels = blobs(gen)
+    dist = torch.cdist(z, z)
+    ok = torch.ones(60, 60, dtype=torch.bool)
+    ok[5, :] = ok[:, 5] = False  # point 5: no converged pair
+    ok[5, 5] = True
+    wrong = dist.clone()
+    wrong[5, :] = wrong[:, 5] = 0.0  # its distances are worthless: it would be a medoid
+    wrong[5, 5] = 0.0
+    res = kmedoids(wrong, 3, generator=torch.Generator().manual_seed(1), converged=ok)
+    assert res.used is not None and res.num_used == 59 and not bool(res.used[5])
+    assert 5 not in res.medoids.tolist() and res.labels.shape == (60,)
+    assert f_measure(labels[res.used], res.labels[res.used]) == 1.0
+    every = kmedoids(wrong, 3, generator=torch.Generator().manual_seed(1), converged=ok,
+                     include_all=True)  # fmt: skip
+    assert every.num_used == 60 and every.include_all
+    with pytest.raises(ValueError, match="include_all=True"):
+        kmedoids(dist, 3, converged=torch.eye(60, dtype=torch.bool))
+
+
+def test_geodesic_kmeans_counts_its_pairs() -> None:
+    gen = torch.Generator().manual_seed(0)
+    z, labels = blobs(gen)
+    z, labels = z[::4], labels[::4]  # 15 points, 105 pairs
+    lin = LinearMap(torch.eye(2, dtype=torch.float64))
+    res = geodesic_kmeans(lin, z, 3, generator=gen, chunk_size=128)
+    assert res.num_pairs == 105 and res.num_converged == 105 and res.warning is None
+    assert res.status_counts() == {"converged": 105} and res.num_used == 15
+    stop = SplineEnergy(max_iter=1)  # the solver's budget (max_iter is k-medoids')
+    with pytest.raises(ValueError, match="include_all=True"):  # no pair converged
+        geodesic_kmeans(StereographicSphere(), z / 4, 3, generator=gen, method=stop)
+    stopped = geodesic_kmeans(
+        StereographicSphere(), z / 4, 3, generator=gen, method=stop, include_all=True
+    )
+    assert stopped.num_converged == 0 and stopped.warning is not None
+    assert set(stopped.pair_status) == {Status.MAX_ITERATIONS} and stopped.num_used == 15

@@ -200,3 +200,35 @@ def test_chords_of_in_place_decoders(kind: str) -> None:
     expected = ((out[:, 1:] - out[:, :-1]) ** 2).sum(-1)
     chords = chord_differences(as_metric(decoder), x)
     torch.testing.assert_close(chords, expected, rtol=1e-12, atol=1e-14)
+
+
+def _indefinite() -> ExplicitMetric:
+    """``G = diag(1, −1)``: ``vᵀ G v = v₁² − v₂²``, negative along ``e₂``."""
+
+    def tensor(z: torch.Tensor) -> torch.Tensor:
+        one = torch.ones_like(z[..., 0])
+        return torch.diag_embed(torch.stack([one, -one], -1))
+
+    return ExplicitMetric(tensor)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_indefinite_metric_gives_no_length_instead_of_a_clamped_one(dtype: torch.dtype) -> None:
+    z0 = torch.zeros(3, 2, dtype=dtype)
+    z1 = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]], dtype=dtype)
+    for curve in (CubicSpline(z0, z1), DiscreteCurve(z0, z1, num_points=5)):
+        length = curve_length(_indefinite(), curve)
+        assert length[0].item() == pytest.approx(2.0, rel=1e-5)
+        assert torch.isnan(length[1])  # −1 along the whole segment: was clamped to 0 before
+        assert length[2].item() == pytest.approx(0.75**0.5, rel=1e-5)  # 1 − 0.25 > 0: valid
+
+
+def test_rounding_negatives_of_a_semidefinite_metric_are_zero_not_invalid() -> None:
+    from latentgeo.curves.length import invalid_squared_norm_rows, lengths_from_squared_norms
+
+    sq = torch.tensor([[1.0, -1e-17, 1.0], [1.0, -1e-3, 1.0], [1.0, float("inf"), 1.0]]).double()
+    assert invalid_squared_norm_rows(sq).tolist() == [False, True, True]
+    w = torch.full((1, 3), 1 / 3, dtype=torch.float64)
+    length = lengths_from_squared_norms(sq, w)
+    assert length[0].item() == pytest.approx(2 / 3) and torch.isnan(length[1:]).all()
+    assert invalid_squared_norm_rows(torch.zeros(2, 4)).tolist() == [False, False]

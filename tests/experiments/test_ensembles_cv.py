@@ -82,6 +82,16 @@ def test_converged_counts_are_the_solvers_statuses(quick_run: tuple[Path, dict])
         assert summary[key]["converged_ensemble"] == ok
     ok_rbf = sum(r["status"] == "converged" for r in rows if r["model"] == "rbf")
     assert summary["decorrelated"]["converged_rbf"] == ok_rbf
+    for key in ("decorrelated", "mean_metric"):  # statuses and pairs converged everywhere
+        c = summary[key]
+        assert c["num_pairs"] == 4 and 0 <= c["converged_pairs"] <= 4
+        assert sum(c["status_counts"]["rbf"].values()) == 2 * 4
+        assert c["status_counts"]["rbf"].get("converged", 0) == ok_rbf
+        low = c["converged_pairs"] < 0.9 * 4 or min(c["converged_ensemble"], ok_rbf) < 0.9 * 8
+        assert (c["warning"] is not None) == low
+        assert any(line.startswith("WARNING:") for line in summary["report"]) == (
+            summary["decorrelated"]["warning"] is not None
+        )
     parts = out.with_name("run.parts")
     for r in json.loads((parts / "tables" / "ensemble_r00.json").read_text())["sampled"]["status"]:
         assert r != Status.NOT_SOLVED.value  # a solver ran on every pair

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,3 +52,51 @@ def test_every_pair_is_scored_by_one_chord_estimator(tmp_path: Path) -> None:
         assert float(row["relative_improvement"]) == pytest.approx((line - geo) / line, abs=3e-5)
     assert summary["converged"] == sum(row["status"] == "converged" for row in rows)
     assert "NOT A RESULT" in summary["report"][0]
+
+
+def _table(statuses: list[str]) -> dict:
+    n = len(statuses)
+    line = [1.0 + 0.1 * p for p in range(n)]
+    geo = [(0.95 - 0.001 * p) * v for p, v in enumerate(line)]
+    return {
+        "line": line,
+        "geodesic": geo,
+        "relative_improvement": [(a - b) / a for a, b in zip(line, geo, strict=True)],
+        "status": statuses,
+        "seconds": 1.0,
+    }
+
+
+TRAINING = {"final_val_loss": 1.0, "epochs": 3, "stopped_early": False, "seconds": 1.0}
+
+
+def test_a_run_with_no_converged_pair_says_so_and_quotes_no_mean(tmp_path: Path) -> None:
+    from latentgeo.experiments.relative_improvement import _summarise
+    from latentgeo.experiments.rundir import RunDir
+
+    s = RISettings.for_budget("cpu", data="digits")
+    summary = _summarise(RunDir(tmp_path / "a"), s, TRAINING, _table(["max_iter"] * 30))
+    assert summary["converged"] == 0 and summary["num_pairs"] == 30 and summary["pairs_used"] == 0
+    assert summary["status_counts"] == {"max_iter": 30}
+    assert summary["warning"] == "WARNING: only 0/30 pairs converged (< 90 %)"
+    assert summary["report"][-1] == summary["warning"]
+    assert any("no pair converged (converged 0/30 pairs" in line for line in summary["report"])
+    assert np.isnan(summary["mean"]) and np.isnan(summary["mean_geodesic_length"])
+
+
+def test_means_are_over_converged_pairs_and_the_report_counts_them(tmp_path: Path) -> None:
+    from latentgeo.experiments.relative_improvement import _summarise
+    from latentgeo.experiments.rundir import RunDir
+
+    table = _table(["converged"] * 27 + ["max_iter"] * 3)
+    table["relative_improvement"][-3:] = [0.9, 0.9, 0.9]  # the non-converged pairs: outliers
+    s = RISettings.for_budget("cpu", data="digits")
+    summary = _summarise(RunDir(tmp_path / "a"), s, TRAINING, table)
+    assert summary["pairs_used"] == 27 and summary["warning"] is None
+    rel = np.asarray(table["relative_improvement"])
+    assert summary["mean"] == pytest.approx(rel[:27].mean())
+    assert summary["mean_straight_line_length"] == pytest.approx(np.mean(table["line"][:27]))
+    assert not any(line.startswith("WARNING") for line in summary["report"])
+    assert any("over 27 converged pairs; converged 27/30 pairs" in ln for ln in summary["report"])
+    every = _summarise(RunDir(tmp_path / "b"), replace(s, include_all=True), TRAINING, table)
+    assert every["pairs_used"] == 30 and every["mean"] == pytest.approx(rel.mean())

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from latentgeo.analysis.counts import ConvergenceCounts, converged_note
 from latentgeo.solvers import Status
 
 __all__ = ["DistanceMatrixResult", "JobProgress"]
@@ -48,7 +49,7 @@ class JobProgress:
 
 
 @dataclass
-class DistanceMatrixResult:
+class DistanceMatrixResult(ConvergenceCounts):
     """Geodesic distances between points, with what happened to every pair.
 
     The pairs are those the job solved: ``i < j`` of one set of points, every
@@ -88,27 +89,28 @@ class DistanceMatrixResult:
     neighbours: int | None = None
 
     @property
-    def num_pairs(self) -> int:
-        """P, the number of pairs solved."""
-        return int(self.length.shape[0])
-
-    @property
     def converged(self) -> Tensor:
         """``(P,)`` bool: which pairs converged."""
         return torch.tensor([s is Status.CONVERGED for s in self.status], dtype=torch.bool)
-
-    @property
-    def num_converged(self) -> int:
-        """How many pairs converged."""
-        return sum(1 for s in self.status if s is Status.CONVERGED)
 
     def counts(self) -> dict[str, int]:
         """Number of pairs per status value (only the statuses that occur)."""
         return {s.value: n for s, n in sorted(Counter(self.status).items(), key=lambda x: x[0])}
 
-    def summary(self) -> dict[str, Any]:
-        """A JSON-able summary: sizes, counts per status, tiles, failed tiles, length statistics."""
-        ok = torch.isfinite(self.length)
+    def summary(self, *, include_all: bool = False) -> dict[str, Any]:
+        """A JSON-able summary: sizes, counts per status, tiles, failed tiles, length statistics.
+
+        Args:
+            include_all: take the length statistics over every pair with a finite
+                length, not only the converged ones (the default).
+
+        The ``"converged_note"`` (``"converged k/n pairs"``) goes next to every
+        figure; ``"warning"`` is a line beginning ``WARNING:`` when fewer than
+        90 % of the pairs converged (else ``None``).
+        """
+        ok = torch.isfinite(self.length) & torch.isfinite(self.line_length)
+        if not include_all:
+            ok &= self.converged.to(ok.device)
         finite = self.length[ok]
         ratio = finite / self.line_length[ok].clamp_min(torch.finfo(self.length.dtype).tiny)
         return {
@@ -127,4 +129,8 @@ class DistanceMatrixResult:
             "neighbours": self.neighbours,
             "mean_length": float(finite.mean()) if finite.numel() else None,
             "mean_length_over_straight_line": float(ratio.mean()) if ratio.numel() else None,
+            "include_all": include_all,
+            "pairs_used": int(ok.sum()),
+            "converged_note": converged_note(self.num_converged, self.num_pairs),
+            "warning": self.warning,
         }

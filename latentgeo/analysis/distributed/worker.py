@@ -27,6 +27,7 @@ from latentgeo.analysis.distances import iter_geodesics
 from latentgeo.analysis.improvement import straight_line_length
 from latentgeo.metrics import Metric, as_metric
 from latentgeo.models import VAE, load
+from latentgeo.solvers.validity import mark_invalid
 
 __all__ = [
     "DecoderSource",
@@ -286,7 +287,8 @@ def solve_tile(source: DecoderSource, task: TileTask, settings: SolveSettings) -
     :func:`~latentgeo.analysis.iter_geodesics` as one chunk, as
     :func:`~latentgeo.analysis.pairwise_geodesic_distances` solves each of
     its chunks; the straight line is measured by
-    :func:`~latentgeo.analysis.straight_line_length`.
+    :func:`~latentgeo.analysis.straight_line_length` (a pair whose line has no
+    length, ``NaN``, is reported ``invalid_metric``).
 
     Returns:
         The tile's :class:`TileResult`.
@@ -300,6 +302,8 @@ def solve_tile(source: DecoderSource, task: TileTask, settings: SolveSettings) -
         metric, z_a, z_b, chunk_size=None, method=settings.method, **options
     )
     line = straight_line_length(metric, z_a, z_b, num_points=settings.line_points)
+    # a NaN straight line: the metric gives a negative or non-finite squared norm on it
+    status = mark_invalid(result.status, ~torch.isfinite(line))
     iterations = torch.as_tensor(result.iterations).expand(result.num_pairs)
     return TileResult(
         index=task.index,
@@ -307,6 +311,6 @@ def solve_tile(source: DecoderSource, task: TileTask, settings: SolveSettings) -
         j=np.asarray(task.j, dtype=np.int64),
         length=result.length.detach().cpu().numpy(),
         line_length=line.detach().cpu().numpy(),
-        status=np.array([s.value for s in result.status]),
+        status=np.array([s.value for s in status]),
         iterations=iterations.detach().cpu().numpy().astype(np.int64),
     )
