@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
 import torch
@@ -171,10 +172,12 @@ def continuous_bernoulli_embedding(logits: Tensor) -> Tensor:
         >>> continuous_bernoulli_embedding(x)
         tensor([ 0.0000,  0.2880, -0.2880], dtype=torch.float64)
     """
-    if isinstance(logits, fx.Proxy):  # one node of a torch.fx trace, not its quadrature
-        return logits.tracer.create_proxy(  # type: ignore[no-any-return]
-            "call_function", continuous_bernoulli_embedding, (logits,), {}
+    traced: object = logits
+    if isinstance(traced, fx.Proxy):  # one node of a torch.fx trace, not its quadrature
+        node = traced.tracer.create_proxy(
+            "call_function", continuous_bernoulli_embedding, (traced,), {}
         )
+        return cast(Tensor, node)
     a = logits.abs()
     head = _head(logits.clamp(-_SPLIT, _SPLIT))
     far = a.clamp(min=_SPLIT)

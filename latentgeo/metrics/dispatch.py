@@ -107,8 +107,8 @@ Linear(in_features=16)), got latent_dim=8
     raise TypeError(
         f"cannot make a metric from {type(obj).__name__}: expected a latentgeo Metric, a decoder "
         "(callable returning a Tensor, Normal, Independent(Normal), Bernoulli, Categorical or "
-        "ContinuousBernoulli, or a container of one), or an ensemble of decoders (EnsembleDecoder, list, tuple or "
-        "nn.ModuleList)"
+        "ContinuousBernoulli, or a container of one), or an ensemble of decoders "
+        "(EnsembleDecoder, list, tuple or nn.ModuleList)"
     )
 
 
