@@ -1,4 +1,4 @@
-"""Bring your own model: pythae VAE and RHVAE, a plain function, a decoder returning a dict.
+"""Bring your own model: pythae VAE and RHVAE, a plain function, a dict, a ContinuousBernoulli.
 
 Each gives its metric in one line; geodesics follow. The pythae parts need
 ``pip install "latentgeo[pythae]"`` and are skipped (with a note) without it.
@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import ContinuousBernoulli
 
 from latentgeo.data import ring
 from latentgeo.metrics import Metric, RHVAEMetric, as_metric
@@ -115,6 +116,14 @@ def plain_part() -> None:
         as_metric(dict_decoder, latent_dim=3)
     except ValueError as err:
         print(f"wrong latent size, caught in as_metric: {err}")
+
+    # a continuous Bernoulli likelihood (MNIST VAEs): G = J_ηᵀ diag(Var(η)) J_η
+    cb = as_metric(lambda z: ContinuousBernoulli(logits=net(z)))
+    result = connecting_geodesic(cb, z[:2], z[2:4])
+    print(
+        f"continuous Bernoulli: G at one point {cb.metric_tensor(z[0]).diagonal().detach()}, "
+        f"geodesic lengths {result.length}, {result.status}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ registered by :mod:`latentgeo.models`)
 any other callable (decoder)                   the pull-back of ``output_embedding`` of what
                                                it returns: Jᵀ J for a Tensor, the expected
                                                metric for a Normal, Fisher–Rao for
-                                               Bernoulli/Categorical
+                                               Bernoulli/Categorical/ContinuousBernoulli
 =============================================  =============================================
 
 Decoders are checked when their metric is built: ``output=`` picks the value
@@ -106,9 +106,9 @@ Linear(in_features=16)), got latent_dim=8
         return decoder_metric(obj, output=output, latent_dim=latent_dim)
     raise TypeError(
         f"cannot make a metric from {type(obj).__name__}: expected a latentgeo Metric, a decoder "
-        "(callable returning a Tensor, Normal, Independent(Normal), Bernoulli or Categorical, "
-        "or a container of one), or an ensemble of decoders (EnsembleDecoder, list, tuple or "
-        "nn.ModuleList)"
+        "(callable returning a Tensor, Normal, Independent(Normal), Bernoulli, Categorical or "
+        "ContinuousBernoulli, or a container of one), or an ensemble of decoders "
+        "(EnsembleDecoder, list, tuple or nn.ModuleList)"
     )
 
 

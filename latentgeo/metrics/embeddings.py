@@ -13,7 +13,11 @@ what the decoder returns:
   ``2 atan(tanh(logit/4))`` (equal up to the constant ``π/2``), stable for
   saturated logits;
 * ``Categorical(p)``: ``e = 2 √p`` per category (Fisher–Rao on the simplex),
-  evaluated as ``2 exp(log p / 2)``.
+  evaluated as ``2 exp(log p / 2)``;
+* ``ContinuousBernoulli(η)``: ``e(η) = ∫₀^η √Var(s) ds`` per output, whose
+  pull-back is the Fisher–Rao metric ``J_ηᵀ diag(Var(η)) J_η`` with
+  ``Var(η) = 1/η² − 1/(4 sinh²(η/2))`` (see
+  :mod:`latentgeo.metrics.continuous_bernoulli`; ``probs`` become logits as torch does).
 
 The map is open to extension: register a new output type with
 ``output_embedding.register(MyDistribution)`` (see :func:`output_embedding`).
@@ -42,9 +46,10 @@ from typing import cast
 
 import torch
 from torch import Tensor, fx, nn
-from torch.distributions import Bernoulli, Categorical, Independent, Normal
+from torch.distributions import Bernoulli, Categorical, ContinuousBernoulli, Independent, Normal
 
 from latentgeo.metrics.checks import check_eval_mode
+from latentgeo.metrics.continuous_bernoulli import continuous_bernoulli_embedding
 from latentgeo.metrics.forward import fast_path_report
 from latentgeo.metrics.forward.tracing import register_wrapper
 from latentgeo.metrics.outputs import (
@@ -56,7 +61,9 @@ from latentgeo.metrics.outputs import (
 
 __all__ = ["ConcatEmbedding", "DecoderEmbedding", "embedding_module", "output_embedding"]
 
-SUPPORTED_OUTPUTS = "Tensor, Normal, Independent(Normal), Bernoulli, Categorical"
+SUPPORTED_OUTPUTS = (
+    "Tensor, Normal, Independent(Normal), Bernoulli, Categorical, ContinuousBernoulli"
+)
 
 
 @singledispatch
@@ -127,6 +134,11 @@ def _(output: Bernoulli, batch: int) -> Tensor:
 @output_embedding.register
 def _(output: Categorical, batch: int) -> Tensor:
     return 2.0 * torch.exp(0.5 * output.logits).reshape(batch, -1)
+
+
+@output_embedding.register
+def _(output: ContinuousBernoulli, batch: int) -> Tensor:
+    return continuous_bernoulli_embedding(output.logits).reshape(batch, -1)
 
 
 def captured_modules(fn: object, depth: int = 3) -> list[nn.Module]:

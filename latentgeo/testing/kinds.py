@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import ContinuousBernoulli
 
 from latentgeo.metrics import (
     ExplicitMetric,
@@ -42,6 +43,17 @@ def _mlp(d: int, m: int = OUT) -> nn.Module:
 def _gaussian(d: int) -> nn.Module:
     scale = MLP(d, OUT, HIDDEN, activation="tanh", output_activation="softplus")
     return GaussianDecoder(_mlp(d), scale)
+
+
+class _ContinuousBernoulliDecoder(nn.Module):
+    """``z ↦ ContinuousBernoulli(logits=f(z))`` (no model class of latentgeo returns one)."""
+
+    def __init__(self, logits: nn.Module) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, z: Tensor) -> ContinuousBernoulli:
+        return ContinuousBernoulli(logits=self.logits(z), validate_args=False)
 
 
 def _spd_field(d: int, dtype: torch.dtype) -> Callable[[Tensor], Tensor]:
@@ -75,6 +87,7 @@ _FACTORIES: dict[str, Callable[[int, torch.dtype], object]] = {
     "pullback": lambda d, dt: _mlp(d),
     "gaussian": lambda d, dt: _gaussian(d),
     "bernoulli": lambda d, dt: BernoulliDecoder(_mlp(d)),
+    "continuous-bernoulli": lambda d, dt: _ContinuousBernoulliDecoder(_mlp(d)),
     "ensemble": lambda d, dt: EnsembleDecoder([_mlp(d), _mlp(d), _mlp(d)]),
     "explicit": lambda d, dt: ExplicitMetric(_spd_field(d, dt)),
     "feature": lambda d, dt: _feature(d),

@@ -16,6 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from latentgeo.metrics.continuous_bernoulli import (
+    continuous_bernoulli_embedding,
+    continuous_bernoulli_variance,
+    continuous_bernoulli_variance_slope,
+)
 from latentgeo.metrics.forward.jet import Call, Rule, Site, elementwise, options
 
 __all__ = ["ELEMENTWISE"]
@@ -222,6 +227,11 @@ ELEMENTWISE: list[Rule] = [
            lambda x, y, g: ((x > -3) & (x < 3)).to(x.dtype) / 3.0,
            "0 (x < −3), x/3 + 1/2 (|x| ≤ 3), 1", "1/3 (|x| < 3)",
            functions=(F.hardswish,), modules=(nn.Hardswish,)),
+    _unary("continuous_bernoulli_embedding",
+           lambda x, y: continuous_bernoulli_variance(x).sqrt(),
+           lambda x, y, g: continuous_bernoulli_variance_slope(x) / (2.0 * g),
+           "√Var(x), Var(x) = 1/x² − 1/(4 sinh²(x/2))", "Var′(x)/(2√Var(x))",
+           functions=(continuous_bernoulli_embedding,)),
     _unary("clamp", _clamp, None, "[min ≤ x ≤ max]", "0",
            functions=(torch.clamp, torch.clip), methods=("clamp", "clip"),
            spec=(("min", None), ("max", None))),

@@ -15,8 +15,9 @@ its shapes with ``len()`` of the base's shape, which a proxy cannot answer;
 while a module is traced (and only then), ``Independent.__init__`` keeps its
 base distribution and the number of reinterpreted dimensions without
 computing shapes, which is all its embedding reads; ``Categorical(logits=...)``
-keeps its normalised logits likewise, and ``Bernoulli(probs=...)`` its log-odds,
-computed as torch does (probabilities clamped to ``[eps, 1 − eps]``). (Both switches are
+keeps its normalised logits likewise, and ``Bernoulli(probs=...)`` and
+``ContinuousBernoulli(probs=...)`` their log-odds, computed as torch does
+(probabilities clamped to ``[eps, 1 − eps]``). (Both switches are
 process-wide for the few milliseconds of a trace: do not build distributions
 in another thread meanwhile.) The traced graph then contains only the tensor
 operations (``μ``, ``σ``, their broadcast and concatenation), not the
@@ -41,7 +42,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
-from torch.distributions import Bernoulli, Categorical, Distribution, Independent
+from torch.distributions import (
+    Bernoulli,
+    Categorical,
+    ContinuousBernoulli,
+    Distribution,
+    Independent,
+)
 from torch.fx.proxy import TraceError
 
 from latentgeo.metrics.forward.errors import is_out_of_memory
@@ -129,7 +136,11 @@ def _categorical_while_tracing(
 
 
 def _bernoulli_while_tracing(
-    self: Bernoulli, probs: Any = None, logits: Any = None, validate_args: Any = None
+    self: Bernoulli | ContinuousBernoulli,
+    probs: Any = None,
+    logits: Any = None,
+    *_: Any,
+    **__: Any,
 ) -> None:
     if (probs is None) == (logits is None):
         raise ValueError("Either `probs` or `logits` must be specified, but not both.")
@@ -151,8 +162,10 @@ def distributions_on_proxies() -> Iterator[None]:
     independent_init = Independent.__init__
     categorical_init = Categorical.__init__
     bernoulli_init = Bernoulli.__init__
+    continuous_init = ContinuousBernoulli.__init__
     Distribution.set_default_validate_args(False)
     Bernoulli.__init__ = _bernoulli_while_tracing  # type: ignore[method-assign]
+    ContinuousBernoulli.__init__ = _bernoulli_while_tracing  # type: ignore[method-assign]
     Independent.__init__ = _independent_while_tracing  # type: ignore[method-assign, assignment]
     Categorical.__init__ = _categorical_while_tracing  # type: ignore[method-assign]
     try:
@@ -161,6 +174,7 @@ def distributions_on_proxies() -> Iterator[None]:
         Independent.__init__ = independent_init  # type: ignore[method-assign]
         Categorical.__init__ = categorical_init  # type: ignore[method-assign]
         Bernoulli.__init__ = bernoulli_init  # type: ignore[method-assign]
+        ContinuousBernoulli.__init__ = continuous_init  # type: ignore[method-assign]
         Distribution.set_default_validate_args(validate)
 
 
