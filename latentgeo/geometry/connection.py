@@ -12,6 +12,9 @@ Two exact forms, both batched over points:
   ``Γ(a, a) = −geodesic_acceleration(a)``, which for pull-backs is
   ``G⁻¹ Jᵀ ∂²f[a, a]`` (two nested forward-mode products, never ``∂G``).
   Best for decoders: ``∂G`` would cost ``d`` passes of ``d`` products each.
+  All ``(1 +) 2K`` directions go to ONE call of the metric's
+  :meth:`~latentgeo.metrics.Metric.geodesic_terms` (the engine's second-order
+  pass) and ONE solve with ``G``, not one validated acceleration per direction.
 
 ``"auto"`` takes ``"acceleration"`` when the metric is a pull-back or a sum,
 mean or scaling with a pull-back term (the same split
@@ -131,7 +134,6 @@ def gamma(
     Returns:
         ``(Γ(u, w) (N, K, d), Γ(u, u) or None)``; NaN where ``G`` is singular.
     """
-    n, k, d = w.shape
     if resolve_form(metric, form) == "christoffel":
         g, dg = metric_jet(metric, z)
         args = torch.cat([u[:, None], w], 1) if with_self else w
