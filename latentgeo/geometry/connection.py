@@ -12,6 +12,9 @@ Two exact forms, both batched over points:
   ``Γ(a, a) = −geodesic_acceleration(a)``, which for pull-backs is
   ``G⁻¹ Jᵀ ∂²f[a, a]`` (two nested forward-mode products, never ``∂G``).
   Best for decoders: ``∂G`` would cost ``d`` passes of ``d`` products each.
+  All ``(1 +) 2K`` directions go to ONE call of the metric's
+  :meth:`~latentgeo.metrics.Metric.geodesic_terms` (the engine's second-order
+  pass) and ONE solve with ``G``, not one validated acceleration per direction.
 
 ``"auto"`` takes ``"acceleration"`` when the metric is a pull-back or a sum,
 mean or scaling with a pull-back term (the same split
@@ -131,14 +134,36 @@ def gamma(
     Returns:
         ``(Γ(u, w) (N, K, d), Γ(u, u) or None)``; NaN where ``G`` is singular.
     """
-    n, k, d = w.shape
     if resolve_form(metric, form) == "christoffel":
         g, dg = metric_jet(metric, z)
         args = torch.cat([u[:, None], w], 1) if with_self else w
         first = first_kind(dg, u, args)  # (N, K', d)
         second = solve_metric(g, first.mT).mT
         return (second[:, 1:], second[:, 0]) if with_self else (second, None)
-    # polarisation with w rescaled to |u| (keeps the difference well conditioned)
+    finite = torch.isfinite(z).all(-1) & torch.isfinite(u).all(-1) & torch.isfinite(w).all((1, 2))
+    if bool(finite.all()):
+        return _polarised(metric, z, u, w, with_self)
+    out = torch.full_like(w, torch.nan), torch.full_like(u, torch.nan)
+    if bool(finite.any()):
+        gw, gu = _polarised(metric, z[finite], u[finite], w[finite], with_self)
+        out[0][finite] = gw
+        if gu is not None:
+            out[1][finite] = gu
+    return out[0], (out[1] if with_self else None)
+
+
+def _polarised(
+    metric: Metric, z: Tensor, u: Tensor, w: Tensor, with_self: bool
+) -> tuple[Tensor, Tensor | None]:
+    """``Γ(u, w_k)`` (and ``Γ(u, u)``) for finite rows from ONE call of the metric's
+    :meth:`~latentgeo.metrics.Metric.geodesic_terms` on ``(1 +) 2K`` stacked directions
+    and ONE solve with ``G`` for all of them.
+
+    The terms' ``b(a) = G Γ(a, a)`` is quadratic in ``a``, so
+    ``G Γ(u, w) = ¼ (b(u + w) − b(u − w))``; ``w`` is rescaled to ``|u|`` first
+    (keeps the difference well conditioned).
+    """
+    n, k, d = w.shape
     un = u.norm(dim=-1, keepdim=True)[:, None]  # (N, 1, 1)
     wn = w.norm(dim=-1, keepdim=True)  # (N, K, 1)
     ok = (un > 0) & (wn > 0)
@@ -147,13 +172,17 @@ def gamma(
     plus, minus = u[:, None] + ws, u[:, None] - ws  # (N, K, d)
     rows = [plus.transpose(0, 1).reshape(k * n, d), minus.transpose(0, 1).reshape(k * n, d)]
     if with_self:
-        rows.append(u)
-    zz = z.repeat(2 * k + int(with_self), 1)
-    acc = _acceleration(metric, zz, torch.cat(rows))
-    ap = acc[: k * n].reshape(k, n, d).transpose(0, 1)
-    am = acc[k * n : 2 * k * n].reshape(k, n, d).transpose(0, 1)
-    out = -0.25 * (ap - am) / scale
-    return out, (-acc[2 * k * n :] if with_self else None)
+        rows.insert(0, u)
+    terms = metric.geodesic_terms(z.repeat(2 * k + int(with_self), 1), torch.cat(rows))
+    b = terms.b
+    off = n if with_self else 0
+    bp = b[off : off + k * n].reshape(k, n, d).transpose(0, 1)
+    bm = b[off + k * n :].reshape(k, n, d).transpose(0, 1)
+    rhs = 0.25 * (bp - bm) / scale  # (N, K, d): G Γ(u, w_k)
+    if with_self:
+        rhs = torch.cat([b[:n, None], rhs], 1)
+    sol = solve_metric(terms.g[:n], rhs.mT).mT
+    return (sol[:, 1:], sol[:, 0]) if with_self else (sol, None)
 
 
 def second_directional(
