@@ -11,8 +11,8 @@ through the pole of a stereographic sphere makes a far latent excursion).
 ``K`` is banded; it is assembled per pair from the local basis at two
 Gauss–Legendre nodes per span and inverted by a batched Cholesky. The metric,
 the whole cost of ``K`` on a real decoder (``d`` Jacobian-vector products per
-point), is by default evaluated once per span, at the midpoint of its two
-nodes, and held for both (``per_span=False``: at every node): the velocity
+point), is evaluated at every node, or (``per_span=True``) once per span, at
+the midpoint of its two nodes, and held for both: the velocity
 basis at two nodes keeps ``K`` positive definite, and a preconditioner only
 has to carry the metric's scale along the curve, which varies little within a
 span once the curve has as many knots as it needs.
@@ -30,7 +30,7 @@ __all__ = ["frozen_metric_preconditioner"]
 
 
 def frozen_metric_preconditioner(
-    objective: Objective, x: Tensor, idx: Tensor, *, per_span: bool = True
+    objective: Objective, x: Tensor, idx: Tensor, *, per_span: bool = False
 ) -> Tensor | None:
     """Inverses ``(A, p, p)`` of ``2 K`` for the pairs ``idx`` with parameters ``x`` ``(A, p)``,
     in chunks of pairs sized by the memory budget; ``None`` for curves that are not
@@ -46,8 +46,8 @@ def frozen_metric_preconditioner(
         x: the pairs' parameters ``(A, p)``.
         idx: their rows in the objective's batch ``(A,)``.
         per_span: the metric at one point per span, held for its two nodes (half
-            the cost); ``False``: at every node (``2 K`` is then exactly the
-            energy's Hessian with the metric frozen at those nodes).
+            the cost); ``False`` (default): at every node (``2 K`` is then exactly
+            the energy's Hessian with the metric frozen at those nodes).
     """
     if objective.span_basis is None:
         return None

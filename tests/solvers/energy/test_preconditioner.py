@@ -65,8 +65,8 @@ def test_the_metric_is_frozen_at_the_current_curve() -> None:
     _check_inverse(inverse, hess)
 
 
-def test_the_default_holds_the_metric_at_each_span_midpoint() -> None:
-    """By default the metric is evaluated once per span, at the midpoint of its two nodes,
+def test_per_span_holds_the_metric_at_each_span_midpoint() -> None:
+    """With ``per_span`` the metric is evaluated once per span, at the midpoint of its two nodes,
     and held for both: ``2 K`` is then the Hessian of the energy with that metric frozen
     (and it differs from the every-node rule on a curved metric)."""
     sphere = as_metric(StereographicSphere())
@@ -86,7 +86,7 @@ def test_the_default_holds_the_metric_at_each_span_midpoint() -> None:
         return (objective.weights * torch.einsum("btd,btde,bte->bt", vel, g, vel)).sum()
 
     hess = _blocks(hessian(frozen_energy)(x))
-    inverse = frozen_metric_preconditioner(objective, x, torch.arange(2))
+    inverse = frozen_metric_preconditioner(objective, x, torch.arange(2), per_span=True)
     _check_inverse(inverse, hess)
     every_node = frozen_metric_preconditioner(objective, x, torch.arange(2), per_span=False)
     assert every_node is not None and inverse is not None
