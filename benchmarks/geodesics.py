@@ -33,7 +33,16 @@ short), and on the sphere the median and max relative error of each. Then a
 scale run: ``--pairs`` pairs (default 4096) under the deterministic MLP in one
 call (pairs per second, peak memory).
 
-Run: ``python benchmarks/geodesics.py [--device cuda] [--pairs 100000] [--dtype float64]``
+Printed with every problem: latentgeo's converged pairs (status ``converged``:
+its stated tolerance holds). Then (``--convergence``, on by default) the
+converged fraction at defaults on a trained RBF-precision VAE (issue 13 item
+9): ring data lifted to 50 dimensions (500 points, seed 0), latent dimension 2,
+16 RBF centres, 40 epochs of the mean, then the RBF calibration; 30 encoded
+points plus N(0, 0.1²) noise, all 435 pairs, in float32 (the VAE's dtype), by
+status.
+
+Run: ``python benchmarks/geodesics.py [--device cuda] [--pairs 100000] [--dtype float64]
+[--skip-convergence] [--convergence-only]``
 """
 
 from __future__ import annotations
@@ -49,7 +58,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from latentgeo.models import EnsembleDecoder
+from latentgeo.data import ring
+from latentgeo.models import EnsembleDecoder, calibrate_rbf, fit, make_rbf_vae
 from latentgeo.solvers import connecting_geodesic
 from latentgeo.testing import StereographicSphere
 
@@ -145,9 +155,19 @@ def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
-def solve_latentgeo(problem: Problem, z0: Tensor, z1: Tensor) -> Callable[[Tensor], Tensor]:
+class Solved:
+    """latentgeo's curves (callable on times) and how many pairs converged."""
+
+    def __init__(self, curve: Callable[[Tensor], Tensor], converged: int) -> None:
+        self.curve, self.converged = curve, converged
+
+    def __call__(self, t: Tensor) -> Tensor:
+        return self.curve(t)
+
+
+def solve_latentgeo(problem: Problem, z0: Tensor, z1: Tensor) -> Solved:
     result = connecting_geodesic(problem.decoder, z0, z1)
-    return lambda t: result.curve(t).detach()
+    return Solved(lambda t: result.curve(t).detach(), int(result.converged.sum()))
 
 
 def solve_stochman(problem: Problem, z0: Tensor, z1: Tensor) -> Callable[[Tensor], Tensor]:
@@ -178,7 +198,7 @@ def compare(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) 
     have_stochman = EmbeddedManifold is not None and not args.skip_stochman
     print(f"{'problem':<10} {'pairs':>5} {'runs':>4} {'t_lg [s]':>9} {'t_sm [s]':>9} "
           f"{'time ratio':>10} {'median L ratio':>14} {'max L ratio':>11}   "
-          "sphere errors (lg | sm)")  # fmt: skip
+          "converged  sphere errors (lg | sm)")  # fmt: skip
     for problem in problems(args.problems):
         pairs = 32 if problem.name == "sphere" else 64
         gen = torch.Generator().manual_seed(args.seed)
@@ -225,7 +245,8 @@ def compare(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) 
                 e_sm = ((len_sm - exact) / exact).abs()
                 errors += f" | med {float(e_sm.median()):.1e} max {float(e_sm.max()):.1e}"
         print(f"{problem.name:<10} {pairs:>5} {runs:>4} {t_lg:>9.3f} {t_sm:>9.3f} "
-              f"{t_lg / t_sm:>10.3f} {ratio} {errors:>3}", flush=True)  # fmt: skip
+              f"{t_lg / t_sm:>10.3f} {ratio} {lg.converged:>4}/{pairs:<4} {errors:>3}",
+              flush=True)  # fmt: skip
 
 
 def scale_run(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
@@ -249,6 +270,41 @@ def scale_run(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
           f"median iterations {int(result.iterations.median())}, peak memory {peak}")  # fmt: skip
 
 
+def rbf_vae_pairs(seed: int) -> tuple[nn.Module, Tensor, Tensor]:
+    """The trained RBF-precision VAE's decoder and its 435 pairs (see the module docstring)."""
+    x = ring(500, noise=0.05, ambient_dim=50, seed=seed).x
+    vae = make_rbf_vae(50, 2, num_centres=16, seed=seed)
+    fit(vae, x, epochs=40, seed=seed, progress=False)
+    calibrate_rbf(vae, x, epochs=100, seed=seed, progress=False)
+    vae.eval()
+    with torch.no_grad():
+        codes = vae.encode(x[:30]).loc
+    gen = torch.Generator().manual_seed(seed)
+    z = codes + 0.1 * torch.randn(codes.shape, generator=gen)
+    i, j = torch.triu_indices(30, 30, 1)
+    return vae.decoder, z[i], z[j]
+
+
+def convergence_run(args: argparse.Namespace, device: torch.device) -> None:
+    """Converged fraction at defaults on the trained RBF-precision VAE, by status."""
+    start = time.process_time()
+    decoder, z0, z1 = rbf_vae_pairs(args.seed)
+    trained = time.process_time() - start
+    decoder.to(device)
+    result, seconds = timed(lambda: connecting_geodesic(decoder, z0.to(device), z1.to(device)),
+                            device)  # fmt: skip
+    counts: dict[str, int] = {}
+    for status in result.status:
+        counts[status.value] = counts.get(status.value, 0) + 1
+    b = z0.shape[0]
+    done = int(result.converged.sum())
+    states = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"convergence: RBF-precision VAE (ring in 50-D, 16 centres, 40 epochs; trained in "
+          f"{trained:.1f} CPU-s), {b} pairs at defaults: {done}/{b} converged "
+          f"({100 * done / b:.1f} %); {states}; median iterations "
+          f"{int(result.iterations.median())}; {seconds:.1f} s", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -265,17 +321,26 @@ def main() -> None:
     )
     parser.add_argument("--skip-stochman", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-convergence", action="store_true")
+    parser.add_argument(
+        "--convergence-only", action="store_true", help="only the RBF VAE convergence run"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
           f"dtype {args.dtype}, stochman {'yes' if EmbeddedManifold is not None else 'missing'}, "
           f"seed {args.seed}, score: {SCORE_POINTS}-point chord length in float64")  # fmt: skip
+    if args.convergence_only:
+        convergence_run(args, device)
+        return
     # the scale run first, so that its peak memory is its own
     if not args.skip_scale and args.pairs > 0:
         scale_run(args, device, dtype)
     if args.problems and args.problems != [""]:
         compare(args, device, dtype)
+    if not args.skip_convergence:
+        convergence_run(args, device)
 
 
 if __name__ == "__main__":

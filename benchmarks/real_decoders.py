@@ -20,8 +20,8 @@ Printed, with the budget in force (``latentgeo.current_memory_budget``):
   same run, with the largest difference of the two metrics.
 
 Run: ``python benchmarks/real_decoders.py [--device cuda] [--budget BYTES]
-[--quick] [--out FILE]``; ``--quick`` runs tiny sizes in seconds (the test
-suite smoke-runs it).
+[--quick] [--out FILE] [--only conv mlp cost] [--sizes 1,50] [--total 20]``;
+``--quick`` runs tiny sizes in seconds (the test suite smoke-runs it).
 """
 
 from __future__ import annotations
@@ -212,6 +212,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--only", choices=["conv", "mlp", "cost"], nargs="*", default=None)
     parser.add_argument("--out", default=None, help="also write the output to this file")
+    parser.add_argument(
+        "--sizes", type=lambda s: [int(v) for v in s.split(",")], default=None,
+        help="pairs per call, comma-separated (default 1,10,50)",
+    )  # fmt: skip
+    parser.add_argument("--total", type=int, default=None, help="pairs per row (default 50)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -231,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
          f"{', quick' if args.quick else ''}")  # fmt: skip
     emit("")
     sizes, total = ([1, 2, 4], 4) if args.quick else ([1, 10, 50], 50)
+    sizes, total = args.sizes or sizes, args.total or total
     opts: dict[str, object] = {"max_iter": 5} if args.quick else {}
     emit(f"connecting_geodesic({'max_iter=5' if args.quick else 'defaults'}), {total} pairs "
          "split into calls of the given size; per pair: CPU and wall seconds:")  # fmt: skip

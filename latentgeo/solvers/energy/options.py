@@ -56,7 +56,7 @@ class EnergyOptions:
             (``>= 1``).
         history: L-BFGS memory, in curvature pairs (``>= 1``).
         precondition_every: recompute the L-BFGS preconditioner every this many
-            iterations (``>= 1``).
+            iterations, for the pairs whose curve moved since theirs (``>= 1``).
         reparametrize: return the curves reparametrised to constant speed.
         generator: random generator for ``estimator="sampled"`` (and a neural
             curve's initial weights).

@@ -9,7 +9,13 @@ curve: exact for a constant metric, and it carries the local scale of the
 metric along the curve, the main source of ill-conditioning (a geodesic
 through the pole of a stereographic sphere makes a far latent excursion).
 ``K`` is banded; it is assembled per pair from the local basis at two
-Gauss–Legendre nodes per span and inverted by a batched Cholesky.
+Gauss–Legendre nodes per span and inverted by a batched Cholesky. The metric,
+the whole cost of ``K`` on a real decoder (``d`` Jacobian-vector products per
+point), is evaluated at every node, or (``per_span=True``) once per span, at
+the midpoint of its two nodes, and held for both: the velocity
+basis at two nodes keeps ``K`` positive definite, and a preconditioner only
+has to carry the metric's scale along the curve, which varies little within a
+span once the curve has as many knots as it needs.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from latentgeo.solvers.energy.problem import Objective, over_pairs
 __all__ = ["frozen_metric_preconditioner"]
 
 
-def frozen_metric_preconditioner(objective: Objective, x: Tensor, idx: Tensor) -> Tensor | None:
+def frozen_metric_preconditioner(
+    objective: Objective, x: Tensor, idx: Tensor, *, per_span: bool = False
+) -> Tensor | None:
     """Inverses ``(A, p, p)`` of ``2 K`` for the pairs ``idx`` with parameters ``x`` ``(A, p)``,
     in chunks of pairs sized by the memory budget; ``None`` for curves that are not
     linear in their parameters.
@@ -32,16 +40,24 @@ def frozen_metric_preconditioner(objective: Objective, x: Tensor, idx: Tensor) -
     applies it to a new vector every iteration: a batched product is far
     cheaper than a batched triangular solve, and as accurate (``cond · eps``
     either way). Pairs whose matrix is not positive definite get NaN.
+
+    Args:
+        objective: the energies (a curve linear in its parameters, else ``None``).
+        x: the pairs' parameters ``(A, p)``.
+        idx: their rows in the objective's batch ``(A,)``.
+        per_span: the metric at one point per span, held for its two nodes (half
+            the cost); ``False`` (default): at every node (``2 K`` is then exactly
+            the energy's Hessian with the metric frozen at those nodes).
     """
     if objective.span_basis is None:
         return None
-    points = objective.span_basis.index.shape[1]
+    points = objective.span_basis.index.shape[1] // (2 if per_span else 1)
     # (the key holds the size of a pair's matrices, which grows with refinement)
-    kind = ("preconditioner", objective.packing.shapes[0], points)
+    kind = ("preconditioner", objective.packing.shapes[0], points, per_span)
     parts = over_pairs(
         objective.metric,
         kind,
-        lambda sl: _inverse_stiffness(objective, x[sl], idx[sl]),
+        lambda sl: _inverse_stiffness(objective, x[sl], idx[sl], per_span),
         idx.numel(),
         points,
         x,
@@ -49,7 +65,7 @@ def frozen_metric_preconditioner(objective: Objective, x: Tensor, idx: Tensor) -
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
-def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
+def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor, per_span: bool) -> Tensor:
     """:func:`frozen_metric_preconditioner` for one chunk of pairs."""
     assert objective.span_basis is not None and objective.span_weights is not None
     basis, w = objective.span_basis.rows(idx), objective.span_weights[idx]
@@ -57,10 +73,14 @@ def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
     a, (n_inner, d) = x.shape[0], objective.packing.shapes[0]
     n = n_inner + 2
     control = gather_rows(objective.control_points(x, idx), t_idx)
-    pos = (basis.values[..., None] * control).sum(-2)
+    pos = (basis.values[..., None] * control).sum(-2)  # (A, T, d), two nodes per span
+    if per_span:
+        pos = pos.reshape(a, -1, 2, d).mean(2)  # (A, S, d): the midpoints of the nodes
     g = objective.metric.metric_tensor(pos.reshape(-1, d), validate=False).reshape(
         *pos.shape, d
-    )  # (A, T, d, d)
+    )  # (A, T, d, d), or (A, S, d, d)
+    if per_span:
+        g = g.repeat_interleave(2, dim=1)  # (A, T, d, d): each span's for both its nodes
     outer = w[..., None, None] * dvals[..., :, None] * dvals[..., None, :]  # (A, T, k, k)
     contrib = outer[..., None, None] * g[:, :, None, None]  # (A, T, k, k, d, d)
     flat_idx = (t_idx[..., :, None] * n + t_idx[..., None, :]).reshape(a, -1)

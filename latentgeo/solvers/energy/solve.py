@@ -95,7 +95,8 @@ def minimize_energy(
         history: L-BFGS memory (``>= 1``).
         precondition_every: recompute the L-BFGS preconditioner (the
             frozen-metric stiffness matrix, splines and polylines) every this
-            many iterations (``>= 1``).
+            many iterations, for the pairs whose curve moved by more than 1 %
+            of ``|z1 − z0|_∞`` since theirs (``>= 1``).
         reparametrize: return the curves reparametrised to constant speed.
         generator: random generator for ``estimator="sampled"``.
         progress: show a tqdm progress bar.

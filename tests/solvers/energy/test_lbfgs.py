@@ -177,3 +177,66 @@ def test_running_pairs_subset_every_field() -> None:
     for name, value in vars(pairs).items():
         assert torch.equal(getattr(sub, name), value[keep]), name
     torch.testing.assert_close(sub.first_scale(), 0.1 / pairs.g[keep].norm(dim=-1))
+
+
+def test_precondition_rows_replaces_only_those_pairs() -> None:
+    memory = LBFGSMemory(torch.zeros(3, 2, dtype=torch.float64), history=2)
+    h0 = torch.eye(2, dtype=torch.float64).repeat(3, 1, 1)
+    memory.precondition(h0)
+    new = torch.full((1, 2, 2), torch.nan, dtype=torch.float64)
+    memory.precondition_rows(torch.tensor([1]), new)
+    assert memory.h0 is not None and memory.h0_missing is not None
+    assert memory.h0_missing.tolist() == [False, True, False]
+    assert torch.equal(memory.h0[[0, 2]], h0[[0, 2]]) and bool(memory.h0[1].isnan().all())
+    assert torch.equal(h0, torch.eye(2, dtype=torch.float64).repeat(3, 1, 1))  # not aliased
+    memory.precondition_rows(torch.tensor([1]), 2 * h0[:1])
+    assert memory.h0_missing is None and torch.equal(memory.h0[1], 2 * h0[1])
+
+
+def test_the_preconditioner_is_recomputed_only_for_pairs_that_moved(monkeypatch) -> None:
+    """Every ``precondition_every`` iterations, exactly the pairs whose parameters moved by
+    more than ``MOVED · |z1 − z0|_∞`` since their last preconditioner get a new one."""
+    from latentgeo.metrics import as_metric
+    from latentgeo.solvers.energy import lbfgs
+    from latentgeo.solvers.energy.problem import Objective, start_level
+    from latentgeo.testing import StereographicSphere
+
+    gen = torch.Generator().manual_seed(0)
+    z0 = torch.randn(4, 2, generator=gen, dtype=torch.float64)
+    z1 = torch.randn(4, 2, generator=gen, dtype=torch.float64)
+    curve = CubicSpline(z0, z1, num_knots=4)
+    objective = Objective(as_metric(StereographicSphere()), curve, "metric", None, 4, None)
+    state = start_level(objective, curve, torch.zeros(4, dtype=torch.long))
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = lbfgs.frozen_metric_preconditioner
+
+    def record(objective, x, idx, **kw):  # type: ignore[no-untyped-def]
+        calls.append((idx.clone(), x.clone()))
+        return original(objective, x, idx, **kw)
+
+    monkeypatch.setattr(lbfgs, "frozen_metric_preconditioner", record)
+    positions: list[torch.Tensor] = []
+    real_search = lbfgs.armijo_search
+
+    def search(objective, idx, x, *rest):  # type: ignore[no-untyped-def]
+        positions.append(torch.full((4, x.shape[1]), torch.nan, dtype=x.dtype))
+        positions[-1][idx] = x
+        return real_search(objective, idx, x, *rest)
+
+    monkeypatch.setattr(lbfgs, "armijo_search", search)
+    run_lbfgs(objective, state, max_iter=300, tol=1e-10, history=5, precondition_every=3)  # type: ignore[arg-type]
+    assert statuses_from_codes(state.status) == [Status.CONVERGED] * 4
+    assert torch.equal(calls[0][0], torch.arange(4))  # all pairs at the first iteration
+    anchor = calls[0][1].clone()
+    partial = 0
+    for it in range(3, len(positions), 3):  # the iterations that may recompute
+        x = positions[it]
+        running = (~x.isnan().any(-1)).nonzero()[:, 0]
+        moved = (x[running] - anchor[running]).abs().amax(-1) > lbfgs.MOVED * state.scale[running]
+        expected = running[moved]
+        recomputed = [c for c in calls[1:] if torch.equal(c[1], x[c[0]])]
+        got = recomputed[0][0] if recomputed else torch.zeros(0, dtype=torch.long)
+        assert torch.equal(got, expected), it
+        partial += 0 < got.numel() < running.numel()
+        anchor[got] = x[got]
+    assert len(calls) > 1 and partial > 0  # recomputed for some, kept for others

@@ -61,7 +61,36 @@ def test_the_metric_is_frozen_at_the_current_curve() -> None:
         return (objective.weights * torch.einsum("btd,btde,bte->bt", vel, g, vel)).sum()
 
     hess = _blocks(hessian(frozen_energy)(x))
-    _check_inverse(frozen_metric_preconditioner(objective, x, torch.arange(2)), hess)
+    inverse = frozen_metric_preconditioner(objective, x, torch.arange(2), per_span=False)
+    _check_inverse(inverse, hess)
+
+
+def test_per_span_holds_the_metric_at_each_span_midpoint() -> None:
+    """With ``per_span`` the metric is evaluated once per span, at the midpoint of its two nodes,
+    and held for both: ``2 K`` is then the Hessian of the energy with that metric frozen
+    (and it differs from the every-node rule on a curved metric)."""
+    sphere = as_metric(StereographicSphere())
+    z0, z1 = _pairs(2, seed=3)
+    curve = CubicSpline(z0, z1, num_knots=3)
+    with torch.no_grad():
+        curve.inner.add_(0.2)
+    objective = Objective(sphere, curve, "metric", None, 2, None)
+    x = objective.packing.flatten(curve)
+    pos = curve(objective.times).detach()  # (B, 2 S, 2), span by span
+    mid = pos.reshape(2, -1, 2, 2).mean(2)
+    g = sphere.metric_tensor(mid).repeat_interleave(2, dim=1).detach()
+
+    def frozen_energy(v: torch.Tensor) -> torch.Tensor:
+        state = {"curve.inner": v.reshape(2, -1, 2)}
+        _, vel = functional_call(CurvePoints(curve), state, (objective.times, True))
+        return (objective.weights * torch.einsum("btd,btde,bte->bt", vel, g, vel)).sum()
+
+    hess = _blocks(hessian(frozen_energy)(x))
+    inverse = frozen_metric_preconditioner(objective, x, torch.arange(2), per_span=True)
+    _check_inverse(inverse, hess)
+    every_node = frozen_metric_preconditioner(objective, x, torch.arange(2), per_span=False)
+    assert every_node is not None and inverse is not None
+    assert not torch.allclose(every_node, inverse, rtol=1e-3, atol=0)
 
 
 def test_no_preconditioner_for_nonlinear_curves_and_nan_where_not_definite() -> None:
