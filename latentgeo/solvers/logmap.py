@@ -58,7 +58,8 @@ MAX_THETA = 0.5  # contraction above which no convergence is claimed
 BACKTRACK = 0.7  # step length factor after a rejected trial
 MIN_ALPHA = 0.7**8  # at most 8 rejected trials in a row
 NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is converged
-FIRST_TAU = 1e-5  # per-step integrator tolerance of the first shot (at least rtol)
+FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
+LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
 _OK = code(Status.CONVERGED)
 _INTEGRATION = code(Status.INTEGRATION_ERROR)
 _MAX_ITER = code(Status.MAX_ITERATIONS)
@@ -246,6 +247,14 @@ class _LogSolver:
             shots=longs.clone(),
         )
 
+    def sure_tau(self, rows: Tensor, inv_norm: Tensor, bound: Tensor, v: Tensor) -> Tensor:
+        """Per-step tolerances ``(A,)`` whose summed local errors should meet the
+        integration's share of the tolerance, ``‖B⁻¹‖·e ≤ INT_SHARE·bound``, in one shot
+        (``LOCAL_FRACTION`` of it per step, relative to the state's size)."""
+        scale = 1.0 + torch.maximum(self.z0[rows].abs().amax(-1), v.abs().amax(-1))
+        tau = LOCAL_FRACTION * INT_SHARE * bound / (inv_norm * scale)
+        return torch.where(torch.isfinite(tau), tau, self.floor).clamp_min(self.floor)
+
     def shoot(self) -> _Shot:
         st, d = self.st, self.z0.shape[1]
         idx = st.active.nonzero().squeeze(1)
@@ -319,7 +328,9 @@ class _LogSolver:
         # the summed local errors fall like tau^p, p from 0.8 (asymptotically) down to about
         # 0.5 while the step count is held by its minimum: assume the slow end
         shrink = (target / integ.clamp_min(1e-300)).pow(2.0).clamp(1e-4, 1.0)
-        st.tau[a] = (st.tau[a] * torch.where(integ > target, shrink, 1.0)).clamp_min(self.floor)
+        sure = self.sure_tau(a, inv_norm[accept], bound, answer)
+        tighter = torch.minimum(st.tau[a] * shrink, sure)
+        st.tau[a] = torch.where(integ > target, tighter, st.tau[a]).clamp_min(self.floor)
 
     def result(self) -> LogMapResult:
         st = self.st
