@@ -350,16 +350,10 @@ def exp_map_result(
     with torch.set_grad_enabled(grad):
         # γ_v(t s) = γ_{t v}(s): integrate the scaled velocity over [0, 1]
         out = integrate(
-            metric,
-            z2,
-            t * v2,
-            method=name,
-            rtol=rtol_,
-            atol=atol_,
-            steps=steps,
-            max_steps=max_steps,
+            metric, z2, t * v2,
+            method=name, rtol=rtol_, atol=atol_, steps=steps, max_steps=max_steps,
             num_points=num_points,
-        )
+        )  # fmt: skip
     vel = out.vel / t if t != 0.0 else v2[:, None].expand_as(out.vel)
     # a negative or non-finite squared norm on the path: no geodesic of a metric
     invalid = invalid_along(metric, out.pos.detach(), out.vel.detach())
@@ -409,23 +403,16 @@ def geodesic_curve(
         >>> curve(torch.tensor([0.5]))
         tensor([[[0.5000, 0.5000]]])
     """
-    name = _check_options(method, rtol, atol, steps, max_steps, num_points)
-    rtol_, atol_ = tolerances(z0.dtype, rtol, atol)
     with torch.no_grad():
-        out = integrate(
-            metric,
-            z0,
-            v,
-            method=name,
-            rtol=rtol_,
-            atol=atol_,
-            steps=steps,
-            max_steps=max_steps,
+        info = exp_map_result(
+            metric, z0, v,
+            method=method, rtol=rtol, atol=atol, steps=steps, max_steps=max_steps,
             num_points=num_points,
-        )
-        pos, vel = out.pos, out.vel
+        )  # fmt: skip
+        assert info.path is not None and info.path_velocity is not None and info.times is not None
+        pos, vel = info.path, info.path_velocity
         bad = ~(torch.isfinite(pos).flatten(1).all(-1) & torch.isfinite(vel).flatten(1).all(-1))
-        s = out.times[None, :, None]
+        s = info.times[None, :, None]
         pos = torch.where(bad[:, None, None], z0[:, None] + s * v[:, None], pos)
         vel = torch.where(bad[:, None, None], v[:, None].expand_as(vel), vel)
-    return HermiteCurve(out.times, pos, vel)
+    return HermiteCurve(info.times, pos, vel)

@@ -13,6 +13,11 @@
    by rank-one updates, the Broyden secant ``B s = Δr`` and the Gauss lemma
    ``J v = γ̇(1)`` (exact).
    Each pair has its own backtracking, per-step integrator tolerance and stop.
+   The first shot is integrated loosely (``FIRST_TAU``: its residual only
+   steers); every later one at the per-step tolerance whose summed local
+   errors should meet the integration's share of the tolerance at once
+   (:meth:`_LogSolver.sure_tau`), so that from the energy start most pairs
+   stop after two exponential maps.
 3. **Stop** when the estimated velocity error is within ``atol + rtol·‖v‖``:
    ``θ/(1 − θ)·‖δ‖`` for the Newton part (``θ = ‖δ_k‖ / ‖δ_{k−1}‖`` the
    observed contraction; the classical stop of simplified Newton methods) plus
@@ -58,7 +63,8 @@ MAX_THETA = 0.5  # contraction above which no convergence is claimed
 BACKTRACK = 0.7  # step length factor after a rejected trial
 MIN_ALPHA = 0.7**8  # at most 8 rejected trials in a row
 NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is converged
-FIRST_TAU = 1e-5  # per-step integrator tolerance of the first shot (at least rtol)
+FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
+LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
 _OK = code(Status.CONVERGED)
 _INTEGRATION = code(Status.INTEGRATION_ERROR)
 _MAX_ITER = code(Status.MAX_ITERATIONS)
@@ -246,6 +252,14 @@ class _LogSolver:
             shots=longs.clone(),
         )
 
+    def sure_tau(self, rows: Tensor, inv_norm: Tensor, bound: Tensor, v: Tensor) -> Tensor:
+        """Per-step tolerances ``(A,)`` whose summed local errors should meet the
+        integration's share of the tolerance, ``‖B⁻¹‖·e ≤ INT_SHARE·bound``, in one shot
+        (``LOCAL_FRACTION`` of it per step, relative to the state's size)."""
+        scale = 1.0 + torch.maximum(self.z0[rows].abs().amax(-1), v.abs().amax(-1))
+        tau = LOCAL_FRACTION * INT_SHARE * bound / (inv_norm * scale)
+        return torch.where(torch.isfinite(tau), tau, self.floor).clamp_min(self.floor)
+
     def shoot(self) -> _Shot:
         st, d = self.st, self.z0.shape[1]
         idx = st.active.nonzero().squeeze(1)
@@ -314,12 +328,17 @@ class _LogSolver:
         st.codes[a] = torch.where(done, _OK, blame)
         stuck = ~done & newton_ok & (shot.tau[accept] <= self.floor)  # nothing left to tighten
         st.active[a[done | stuck]] = False
-        # from the second shot on any shot may be the last: its integration error gets its share
+        # the first shot is loose (its residual only steers); from the second on any shot may
+        # be the last: at most the tolerance whose summed local errors should meet the
+        # integration's share at once (the estimate of a loose shot at dopri5's minimum step
+        # count cannot be trusted to say it is fine), and tighter where it did not
         target = INT_SHARE * bound
         # the summed local errors fall like tau^p, p from 0.8 (asymptotically) down to about
         # 0.5 while the step count is held by its minimum: assume the slow end
         shrink = (target / integ.clamp_min(1e-300)).pow(2.0).clamp(1e-4, 1.0)
-        st.tau[a] = (st.tau[a] * torch.where(integ > target, shrink, 1.0)).clamp_min(self.floor)
+        sure = self.sure_tau(a, inv_norm[accept], bound, answer)
+        tau = torch.where(integ > target, st.tau[a] * shrink, st.tau[a])
+        st.tau[a] = torch.minimum(tau, sure).clamp_min(self.floor)
 
     def result(self) -> LogMapResult:
         st = self.st

@@ -123,6 +123,20 @@ def test_log_of_exp_on_a_decoder_both_starts() -> None:
             assert int(info.iterations.max()) <= 4
 
 
+def test_from_the_energy_start_two_exponential_maps_suffice() -> None:
+    # the first shot is loose, the second at the tolerance that meets the integration's
+    # share at once: no third shot only to tighten the integrator
+    torch.manual_seed(0)
+    decoder = mlp(2, 5).double()
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    v = 0.5 * torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    end = exp_map_result(decoder, z, v, rtol=1e-12, atol=0.0).point
+    info = log_map_result(decoder, z, end)
+    assert bool(info.converged.all()) and info.iterations.tolist() == [2] * 6
+    assert bool(((info.velocity - v).norm(dim=-1) <= 1e-6 * v.norm(dim=-1) + 1e-9).all())
+
+
 def test_failed_pairs_are_reported_not_hidden() -> None:
     # a rank-deficient decoder: G is singular everywhere for the second point's line
     def decoder(z: torch.Tensor) -> torch.Tensor:
