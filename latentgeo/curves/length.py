@@ -239,8 +239,8 @@ def curve_length(
         >>> z0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
         >>> z1 = torch.tensor([[-1.0, 0.0]], dtype=torch.float64)
         >>> curve = CubicSpline(z0, z1)  # the line through 0: half a great circle
-        >>> curve_length(StereographicSphere(), curve)
-        tensor([3.1416], dtype=torch.float64, grad_fn=<SumBackward1>)
+        >>> curve_length(StereographicSphere(), curve).detach()
+        tensor([3.1416], dtype=torch.float64)
     """
     sq, w = _integrals(metric_or_decoder, curve, num_points, estimator, generator)
     return lengths_from_squared_norms(sq, w)
