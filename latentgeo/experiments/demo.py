@@ -39,8 +39,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from latentgeo.analysis import (
-    converged_note,
-    convergence_warning,
     nearest_neighbour_spacing,
     off_data_fraction,
     straight_line_length,
@@ -52,6 +50,13 @@ from latentgeo.experiments._checks import (
     check_layers,
     check_number,
     check_seed,
+)
+from latentgeo.experiments.demo_report import (
+    HEADER,
+    PairLengths,
+    csv_rows,
+    model_summary,
+    report_lines,
 )
 from latentgeo.experiments.rundir import RunDir
 from latentgeo.metrics import Metric, as_metric
@@ -290,7 +295,6 @@ def _model(
     else:
         geo_len, line_len, estimator = metric_geo, metric_line, "metric (Gauss–Legendre)"
         method = "graph start + L-BFGS on the energy"
-    rel = (line_len - geo_len) / line_len
     t = torch.linspace(0.0, 1.0, s.curve_points)
     points = res.curve(t).detach()
     spacing = nearest_neighbour_spacing(codes)
@@ -309,90 +313,16 @@ def _model(
         title=_title(kind, vae, uncertainty),
     )
     run.save_figure(f"latent_{kind}.png", fig)
-    # every mean over the converged pairs (include_all: over every pair with finite values)
-    used = torch.isfinite(rel) & (res.converged.to(rel.device) | s.include_all)
-
-    def mean(v: Tensor) -> float:
-        return float(v.to(rel.device)[used].mean()) if bool(used.any()) else float("nan")
-
-    model = {
+    lengths = PairLengths(geo_len, line_len, metric_geo, metric_line, off_geo, off_line)
+    extras = {
         "geodesic_method": method,
-        "mean_geodesic_length": mean(geo_len),
-        "mean_straight_line_length": mean(line_len),
-        "mean_relative_improvement": mean(rel),
-        "off_data_fraction": {
-            "geodesic": mean(off_geo),
-            "straight_line": mean(off_line),
-        },
         "length_estimator": estimator,
-        "mean_metric_length": {
-            "geodesic": mean(metric_geo),
-            "straight_line": mean(metric_line),
-        },
-        "converged": res.num_converged,
-        "num_pairs": res.num_pairs,
-        "pairs_used": int(used.sum()),
-        "include_all": s.include_all,
-        "warning": convergence_warning(res.num_converged, res.num_pairs),
-        "statuses": {st.value: res.status.count(st) for st in sorted(set(res.status))},
         "uncertainty": uncertainty,
         "code_spacing": spacing,
         "seconds": {"training": round(train_s, 2), "geodesics": round(geo_s, 2)},
     }
-    rows = [
-        [
-            kind,
-            p,
-            int(pairs[0][p]),
-            int(pairs[1][p]),
-            *(f"{float(v):.6g}" for v in (*z0[p], *z1[p])),
-            *(f"{float(v[p]):.6g}" for v in (geo_len, line_len, rel, metric_geo, metric_line)),
-            f"{float(off_geo[p]):.4g}",
-            f"{float(off_line[p]):.4g}",
-            bool(res.converged[p]),
-            res.status[p].value,
-        ]
-        for p in range(res.num_pairs)
-    ]
-    return model, rows
-
-
-def report_lines(models: dict[str, Any], include_all: bool = False) -> list[str]:
-    """The printed summary: per model the means, "converged k/n" beside them, and a
-    ``WARNING:`` line where fewer than 90 % of the pairs converged."""
-    over = "pairs, converged or not" if include_all else "converged pairs"
-    lines = []
-    for name, m in models.items():
-        lines.append(
-            f"{name}: geodesic {m['mean_geodesic_length']:.3f}, straight line "
-            f"{m['mean_straight_line_length']:.3f}, improvement "
-            f"{100 * m['mean_relative_improvement']:.1f} % (means over {m['pairs_used']} "
-            f"{over}); {converged_note(m['converged'], m['num_pairs'])}"
-        )
-        if m.get("warning"):
-            lines.append(f"{m['warning']} ({name})")
-    return lines
-
-
-HEADER = [
-    "model",
-    "pair",
-    "index_a",
-    "index_b",
-    "z0_1",
-    "z0_2",
-    "z1_1",
-    "z1_2",
-    "geodesic_length",
-    "straight_line_length",
-    "relative_improvement",
-    "geodesic_metric_length",
-    "straight_line_metric_length",
-    "off_data_geodesic",
-    "off_data_straight_line",
-    "converged",
-    "status",
-]
+    model = model_summary(res, lengths, s.include_all, extras)
+    return model, csv_rows(kind, pairs, (z0, z1), res, lengths)
 
 
 def run_demo(

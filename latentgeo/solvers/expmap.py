@@ -26,12 +26,11 @@ from latentgeo.solvers._checks import check_int, check_optional_number
 from latentgeo.solvers.hermite import HermiteCurve
 from latentgeo.solvers.integrators import IntegrationResult, dopri5, rk4
 from latentgeo.solvers.ode import geodesic_rhs
+from latentgeo.solvers.result import ExpMapResult, ShootingError
 from latentgeo.solvers.status import (
-    SolverError,
     Status,
     code,
     converged_mask,
-    raise_if_failed,
     statuses_from_codes,
 )
 from latentgeo.solvers.validity import INVALID, invalid_along
@@ -49,50 +48,6 @@ LOCAL_FRACTION = 0.05  # per-step tolerances of dopri5, as a fraction of the req
 RETRIES = 3  # integrations again, with tighter tolerances, of pairs above the tolerance
 RK4_FIRST_STEPS = 8  # RK4 steps of the first try when ``steps`` is not given
 _OK, _ERR = code(Status.CONVERGED), code(Status.INTEGRATION_ERROR)
-
-
-class ShootingError(SolverError):
-    """Raised by ``exp_map``/``log_map`` with ``throw=True`` (or a result's
-    ``raise_if_failed()``) when some pair failed.
-
-    Attributes:
-        result: the :class:`ExpMapResult` or :class:`LogMapResult`, with per-pair statuses.
-    """
-
-
-@dataclass
-class ExpMapResult:
-    """What :func:`exp_map` computed for B initial conditions.
-
-    Attributes:
-        point: ``exp_z(t v)``, shape ``(B, d)`` (NaN where the integration failed).
-        velocity: ``γ̇(t)`` there, shape ``(B, d)``.
-        converged: whether each pair's estimated error is within the tolerance, ``(B,)`` bool.
-        status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
-            ``integration_error`` (the end was reached, the estimated error is
-            above the tolerance), ``invalid_metric`` (a negative or non-finite
-            squared norm ``γ̇ᵀ G γ̇`` at an output time), ``max_steps``,
-            ``nonfinite`` or ``step_underflow``.
-        steps: accepted integration steps per pair (the last integration), ``(B,)``.
-        times: the output times ``(T,)`` from 0 to ``t``.
-        path: ``γ`` at those times, ``(B, T, d)``.
-        path_velocity: ``γ̇`` at those times, ``(B, T, d)``.
-        error: estimated ``‖point − exp_z(t v)‖``, ``(B,)`` (``inf`` where it failed).
-    """
-
-    point: Tensor
-    velocity: Tensor
-    converged: Tensor
-    status: list[Status]
-    steps: Tensor
-    times: Tensor | None = None
-    path: Tensor | None = None
-    path_velocity: Tensor | None = None
-    error: Tensor | None = None
-
-    def raise_if_failed(self) -> None:
-        """Raise :class:`ShootingError` unless every pair met its tolerance."""
-        raise_if_failed(self.status, self, ShootingError)
 
 
 def default_tolerances(dtype: torch.dtype) -> tuple[float, float]:

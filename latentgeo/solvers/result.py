@@ -1,4 +1,5 @@
-"""The one result type shared by every geodesic solver."""
+"""The result types of the solvers: :class:`GeodesicResult`, shared by every geodesic
+solver, and :class:`ExpMapResult` of the exponential map."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch import Tensor, nn
 
 from latentgeo.solvers.status import SolverError, Status, raise_if_failed
 
-__all__ = ["GeodesicError", "GeodesicResult"]
+__all__ = ["ExpMapResult", "GeodesicError", "GeodesicResult", "ShootingError"]
 
 
 class GeodesicError(SolverError):
@@ -77,3 +78,47 @@ class GeodesicResult:
                 carries this result.
         """
         raise_if_failed(self.status, self, GeodesicError, messages=self.message or None)
+
+
+class ShootingError(SolverError):
+    """Raised by ``exp_map``/``log_map`` with ``throw=True`` (or a result's
+    ``raise_if_failed()``) when some pair failed.
+
+    Attributes:
+        result: the :class:`ExpMapResult` or :class:`LogMapResult`, with per-pair statuses.
+    """
+
+
+@dataclass
+class ExpMapResult:
+    """What :func:`exp_map` computed for B initial conditions.
+
+    Attributes:
+        point: ``exp_z(t v)``, shape ``(B, d)`` (NaN where the integration failed).
+        velocity: ``γ̇(t)`` there, shape ``(B, d)``.
+        converged: whether each pair's estimated error is within the tolerance, ``(B,)`` bool.
+        status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
+            ``integration_error`` (the end was reached, the estimated error is
+            above the tolerance), ``invalid_metric`` (a negative or non-finite
+            squared norm ``γ̇ᵀ G γ̇`` at an output time), ``max_steps``,
+            ``nonfinite`` or ``step_underflow``.
+        steps: accepted integration steps per pair (the last integration), ``(B,)``.
+        times: the output times ``(T,)`` from 0 to ``t``.
+        path: ``γ`` at those times, ``(B, T, d)``.
+        path_velocity: ``γ̇`` at those times, ``(B, T, d)``.
+        error: estimated ``‖point − exp_z(t v)‖``, ``(B,)`` (``inf`` where it failed).
+    """
+
+    point: Tensor
+    velocity: Tensor
+    converged: Tensor
+    status: list[Status]
+    steps: Tensor
+    times: Tensor | None = None
+    path: Tensor | None = None
+    path_velocity: Tensor | None = None
+    error: Tensor | None = None
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ShootingError` unless every pair met its tolerance."""
+        raise_if_failed(self.status, self, ShootingError)
