@@ -103,8 +103,8 @@ def continuous_bernoulli_variance(logits: Tensor) -> Tensor:
 
     Example:
         >>> eta = torch.tensor([0.0, 1e-4, 40.0], dtype=torch.float64)
-        >>> [round(v, 6) for v in continuous_bernoulli_variance(eta).tolist()]  # 1/12 at 0
-        [0.083333, 0.083333, 0.000625]
+        >>> tuple(round(v, 6) for v in continuous_bernoulli_variance(eta).tolist())  # 1/12 at 0
+        (0.083333, 0.083333, 0.000625)
     """
     a = logits.abs()
     series = _variance_series(a.clamp(max=SWITCH))
@@ -117,8 +117,8 @@ def continuous_bernoulli_variance_slope(logits: Tensor) -> Tensor:
 
     Example:
         >>> eta = torch.tensor([0.0, 0.1], dtype=torch.float64)
-        >>> [round(v, 6) + 0.0 for v in continuous_bernoulli_variance_slope(eta).tolist()]
-        [0.0, -0.000833]
+        >>> tuple(round(v, 6) + 0.0 for v in continuous_bernoulli_variance_slope(eta).tolist())
+        (0.0, -0.000833)
     """
     a = logits.abs()
     slope = tuple(2 * n * c for n, c in enumerate(SERIES[1:], start=1))  # (c_n η^(2n))′ / η
@@ -171,8 +171,8 @@ def continuous_bernoulli_embedding(logits: Tensor) -> Tensor:
 
     Example:
         >>> x = torch.tensor([0.0, 1.0, -1.0], dtype=torch.float64)
-        >>> [round(v, 4) for v in continuous_bernoulli_embedding(x).tolist()]
-        [0.0, 0.2863, -0.2863]
+        >>> tuple(round(v, 4) for v in continuous_bernoulli_embedding(x).tolist())
+        (0.0, 0.2863, -0.2863)
     """
     traced: object = logits
     if isinstance(traced, fx.Proxy):  # one node of a torch.fx trace, not its quadrature
