@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import ClassVar
 
 from latentgeo._options import check_int
 from latentgeo.solvers import Status
@@ -76,19 +77,25 @@ def convergence_warning(converged: int, total: int, what: str = "pairs") -> str 
 
 
 class ConvergenceCounts:
-    """Mixin of a result with one :class:`~latentgeo.solvers.Status` per pair in ``status``."""
+    """Mixin of a result with one :class:`~latentgeo.solvers.Status` per pair in the
+    attribute named by ``pair_status_attr`` (``status`` unless a result says otherwise)."""
 
-    status: Sequence[Status]
+    pair_status_attr: ClassVar[str] = "status"
+
+    @property
+    def _pair_statuses(self) -> Sequence[Status]:
+        statuses: Sequence[Status] = getattr(self, self.pair_status_attr)
+        return statuses
 
     @property
     def num_pairs(self) -> int:
         """How many pairs the result holds."""
-        return len(self.status)
+        return len(self._pair_statuses)
 
     @property
     def num_converged(self) -> int:
         """How many pairs converged."""
-        return sum(1 for s in self.status if s is Status.CONVERGED)
+        return sum(1 for s in self._pair_statuses if s is Status.CONVERGED)
 
     @property
     def converged_fraction(self) -> float:
@@ -97,7 +104,7 @@ class ConvergenceCounts:
 
     def status_counts(self) -> dict[str, int]:
         """Pairs per status value (:func:`status_counts`)."""
-        return status_counts(self.status)
+        return status_counts(self._pair_statuses)
 
     @property
     def converged_note(self) -> str:

@@ -21,14 +21,14 @@ the assignment no longer changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from latentgeo._options import check_int, check_optional_int
-from latentgeo.analysis.counts import converged_note, convergence_warning, status_counts
+from latentgeo.analysis.counts import ConvergenceCounts
 from latentgeo.analysis.distances import geodesic_distances, pairwise_geodesics
 from latentgeo.geometry import FrechetMeanResult, frechet_mean
 from latentgeo.metrics import MetricLike, as_metric
@@ -38,7 +38,7 @@ __all__ = ["KMeansResult", "converged_points", "f_measure", "geodesic_kmeans", "
 
 
 @dataclass
-class KMeansResult:
+class KMeansResult(ConvergenceCounts):
     """A clustering.
 
     Attributes:
@@ -76,34 +76,12 @@ class KMeansResult:
     used: Tensor | None = None
     include_all: bool = False
 
-    @property
-    def num_pairs(self) -> int:
-        """How many pairs ``i < j`` have a status (0 without statuses)."""
-        return len(self.pair_status)
-
-    @property
-    def num_converged(self) -> int:
-        """How many pairs ``i < j`` converged."""
-        return sum(1 for s in self.pair_status if s is Status.CONVERGED)
+    pair_status_attr: ClassVar[str] = "pair_status"
 
     @property
     def num_used(self) -> int:
         """How many points the clustering was fitted on."""
         return int(self.labels.numel() if self.used is None else self.used.sum())
-
-    def status_counts(self) -> dict[str, int]:
-        """Pairs per status value."""
-        return status_counts(self.pair_status)
-
-    @property
-    def converged_note(self) -> str:
-        """``"converged k/n pairs"``."""
-        return converged_note(self.num_converged, self.num_pairs)
-
-    @property
-    def warning(self) -> str | None:
-        """A ``WARNING:`` line when fewer than 90 % of the pairs converged."""
-        return convergence_warning(self.num_converged, self.num_pairs)
 
 
 def converged_points(converged: Tensor) -> Tensor:
