@@ -6,12 +6,15 @@
    its initial velocity, scaled to its length, is typically within 1e-3
    relative of the answer.
 2. **Quasi-Newton** on the end-point residual ``r(v) = exp_{z0}(v) − z1``, one
-   batched exponential map per iteration and no Jacobian integration (the
-   variational equation costs ``d`` integrations): the Jacobian model starts
-   from ``G(z1)^{−1/2} R G(z0)^{1/2}``, orthonormal frames at both ends joined
-   by their transport (:func:`initial_jacobian`), and learns from every shot
-   by rank-one updates, the Broyden secant ``B s = Δr`` and the Gauss lemma
-   ``J v = γ̇(1)`` (exact).
+   batched exponential map per iteration. The Jacobian is measured once, at
+   the first (loose) shot: exactly along ``v`` by the Gauss lemma
+   ``J v = γ̇(1)``, across it by forward differences of ``d − 1`` loose
+   exponential maps in one batch (:meth:`_LogSolver.measure_jacobian`); a
+   model without curvature, ``G(z1)^{−1/2} R G(z0)^{1/2}`` with ``R`` the
+   transport between orthonormal frames (:func:`initial_jacobian`), is kept
+   only where the differences fail, because near a conjugate point it
+   underestimates ``‖J⁻¹‖`` tenfold and so the error. Later shots refine it
+   by rank-one updates, the Broyden secant ``B s = Δr`` and the Gauss lemma.
    Each pair has its own backtracking, per-step integrator tolerance and stop.
    The first shot is integrated loosely (``FIRST_TAU``: its residual only
    steers); every later one at the per-step tolerance whose summed local
@@ -35,23 +38,19 @@ integrator's error could not be brought under the tolerance),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from latentgeo._validation import check_points, check_same_shape
 from latentgeo.metrics import Metric
-from latentgeo.metrics.jacobians import forward_jacobian
-from latentgeo.solvers.connecting import available_methods, connecting_geodesic
-from latentgeo.solvers.expmap import ShootingError
 from latentgeo.solvers.integrators import dopri5_rows
+from latentgeo.solvers.logmap_start import initial_jacobian
 from latentgeo.solvers.ode import geodesic_rhs
+from latentgeo.solvers.result import LogMapResult
 from latentgeo.solvers.status import (
     Status,
     code,
     converged_mask,
-    raise_if_failed,
     statuses_from_codes,
 )
 from latentgeo.solvers.validity import INVALID, invalid_squared_norms
@@ -65,107 +64,11 @@ MIN_ALPHA = 0.7**8  # at most 8 rejected trials in a row
 NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is converged
 FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
 LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
+PROBES = 2  # random directions on which the Jacobian model is checked by differences
+DOUBT = 0.5  # a model off by more than this on the probes (scaled by √(d − 1)) is replaced
 _OK = code(Status.CONVERGED)
 _INTEGRATION = code(Status.INTEGRATION_ERROR)
 _MAX_ITER = code(Status.MAX_ITERATIONS)
-
-
-@dataclass
-class LogMapResult:
-    """What :func:`log_map` found for B pairs.
-
-    Attributes:
-        velocity: the velocity found, ``(B, d)`` (the best iterate for failed pairs).
-        residual: ``‖exp_{z0}(v) − z1‖`` at the last exponential map computed
-            (the returned velocity adds one more Newton correction), ``(B,)``.
-        length: its Riemannian norm ``‖v‖_{G(z0)}``, the geodesic's length, ``(B,)``
-            (NaN where ``vᵀ G(z0) v`` is negative or not finite: ``invalid_metric``).
-        converged: ``error ≤ atol + rtol·‖velocity‖``, ``(B,)`` bool.
-        status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
-            ``max_iter``, ``integration_error``, ``line_search_failed``,
-            ``invalid_metric``, ``nonfinite``, ``max_steps`` or ``step_underflow``.
-        iterations: exponential maps computed per pair, ``(B,)``.
-        error: estimated ``‖velocity − log_{z0}(z1)‖``, ``(B,)`` (``inf`` when unknown).
-    """
-
-    velocity: Tensor
-    residual: Tensor
-    length: Tensor
-    converged: Tensor
-    status: list[Status]
-    iterations: Tensor
-    error: Tensor | None = None
-
-    def raise_if_failed(self) -> None:
-        """Raise :class:`ShootingError` unless every pair converged."""
-        raise_if_failed(self.status, self, ShootingError)
-
-
-# ------------------------------------------------------------------ the start
-def initial_velocity(
-    metric: Metric, z0: Tensor, z1: Tensor, init: object, init_options: dict[str, Any]
-) -> Tensor:
-    """The starting velocity ``(B, d)``: ``"energy"``, ``"straight"`` or a given tensor."""
-    if isinstance(init, Tensor):
-        v = check_points(init, "init", dim=z0.shape[-1])
-        check_same_shape(v, z0, "init", "z0")
-        return v.detach()
-    if init == "straight":
-        return z1 - z0
-    if init == "energy":
-        if "spline" not in available_methods():
-            return z1 - z0
-        res = connecting_geodesic(metric, z0, z1, **{"method": "spline", **init_options})
-        t0 = torch.zeros(1, dtype=z0.dtype, device=z0.device)
-        v = res.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
-        # the velocity of a constant-speed geodesic has norm = length
-        speed = metric.squared_norm(z0, v, validate=False).clamp_min(0.0).sqrt()
-        scale = res.length.detach().to(v.dtype) / speed
-        scale = torch.where(torch.isfinite(scale) & (speed > 0), scale, 1.0)
-        v = v * scale[:, None]
-        return torch.where(torch.isfinite(v).all(-1, keepdim=True), v, z1 - z0)
-    raise ValueError(f"init must be 'energy', 'straight' or a (B, d) tensor, got {init!r}")
-
-
-def _sym_power(g: Tensor, power: float) -> Tensor:
-    """``G^power`` of symmetric positive semi-definite ``(B, d, d)`` (eigenvalues clamped)."""
-    e, u = torch.linalg.eigh(g)
-    e = e.clamp_min(torch.finfo(g.dtype).tiny)
-    return (u * e.pow(power)[..., None, :]) @ u.mT
-
-
-def _polar(a: Tensor) -> Tensor:
-    """The orthogonal factor of ``a`` ``(B, d, d)``: the rotation nearest to it."""
-    u, _, vh = torch.linalg.svd(a)
-    return u @ vh
-
-
-def initial_jacobian(metric: Metric, z0: Tensor, z1: Tensor) -> Tensor:
-    """A model of ``∂ exp_{z0}(v) / ∂v`` at the log map, ``(B, d, d)``.
-
-    ``G(z1)^{−1/2} R G(z0)^{1/2}``: orthonormal frames at both ends joined by
-    ``R``, the transport between them. For a pull-back of ``f`` (and sums,
-    scalings and ensembles of them) ``R`` is the rotation nearest to
-    ``U1ᵀ U0`` with ``U = J_f G^{−1/2}`` the orthonormal tangent frames in the
-    embedding: the projection transport of a submanifold, exact to first
-    order; it leaves only the curvature's bending of Jacobi fields out. For
-    other metrics ``R = I`` (right for conformal metrics). The identity where
-    the model is not finite.
-    """
-    if metric.is_pullback:
-        f = metric.flat_embedding
-        j0, j1 = forward_jacobian(f, z0), forward_jacobian(f, z1)  # (B, m, d)
-        g0, g1 = j0.mT @ j0, j1.mT @ j1
-        h0, h1 = _sym_power(g0, -0.5), _sym_power(g1, -0.5)
-        rot = _polar(h1 @ (j1.mT @ j0) @ h0)
-    else:
-        g0, g1 = metric.metric_tensor(z0), metric.metric_tensor(z1)
-        h1 = _sym_power(g1, -0.5)
-        rot = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device).expand_as(g0)
-    jac = h1 @ rot @ _sym_power(g0, 0.5)
-    ok = torch.isfinite(jac).flatten(1).all(-1)
-    eye = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device)
-    return torch.where(ok[:, None, None], jac, eye)
 
 
 # ------------------------------------------------------------------ the solver
@@ -197,6 +100,7 @@ class _Shot:
     e: Tensor  # the integrator's end-point error estimates (A,)
     codes: Tensor  # the integrator's status codes (A,)
     tau: Tensor  # the per-step tolerances used (A,)
+    probes: tuple[Tensor, Tensor] | None = None  # directions u (A, d, k) and J u (A, d, k)
 
 
 @dataclass
@@ -214,7 +118,8 @@ class _State:
     error: Tensor  # its estimated error
     codes: Tensor  # status codes
     active: Tensor  # pairs still iterating
-    shots: Tensor  # exponential maps computed
+    shots: Tensor  # quasi-Newton shots computed
+    exp_maps: Tensor  # exponential maps computed, the Jacobian's included
 
 
 class _LogSolver:
@@ -250,6 +155,7 @@ class _LogSolver:
             codes=longs + _MAX_ITER,
             active=longs == 0,
             shots=longs.clone(),
+            exp_maps=longs.clone(),
         )
 
     def sure_tau(self, rows: Tensor, inv_norm: Tensor, bound: Tensor, v: Tensor) -> Tensor:
@@ -260,17 +166,102 @@ class _LogSolver:
         tau = LOCAL_FRACTION * INT_SHARE * bound / (inv_norm * scale)
         return torch.where(torch.isfinite(tau), tau, self.floor).clamp_min(self.floor)
 
-    def shoot(self) -> _Shot:
+    def shoot(self, probe: bool = False) -> _Shot:
+        """One batched exponential map of the running pairs at their trial velocities;
+        with ``probe``, in the same batch, the maps of :meth:`probe_directions` that
+        measure the Jacobian by forward differences (:meth:`measure_jacobian`)."""
         st, d = self.st, self.z0.shape[1]
         idx = st.active.nonzero().squeeze(1)
         x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
         tau = st.tau[idx]
-        y0 = torch.cat([self.z0[idx], x], -1)
-        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tau, atol=tau, max_steps=self.max_steps)
+        dirs = self.probe_directions(x) if probe and d > 1 else x.new_zeros(x.shape[0], d, 0)
+        k = dirs.shape[-1]
+        step = tau.sqrt() * (1.0 + x.norm(dim=-1))  # the square root of the noise level
+        trials = torch.cat([x[:, None], x[:, None] + step[:, None, None] * dirs.mT], 1)
+        y0 = torch.cat([self.z0[idx].repeat_interleave(k + 1, 0), trials.reshape(-1, d)], -1)
+        tol = tau.repeat_interleave(k + 1)
+        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tol, atol=tol, max_steps=self.max_steps)
         st.shots[idx] += 1
-        end, vel = res.states[:, -1, :d], res.states[:, -1, d:]
-        e = res.error[:, :d].norm(dim=-1)
-        return _Shot(idx, x, end - self.z1[idx], vel, e, res.status, tau)
+        st.exp_maps[idx] += 1 + k
+        states = res.states[:, -1].reshape(-1, k + 1, 2 * d)
+        codes = res.status.reshape(-1, k + 1)
+        r = states[:, 0, :d] - self.z1[idx]
+        e = res.error[:, :d].norm(dim=-1).reshape(-1, k + 1)[:, 0]
+        shot = _Shot(idx, x, r, states[:, 0, d:], e, codes[:, 0], tau)
+        ends = torch.where((codes[:, 1:] == _OK)[..., None], states[:, 1:, :d], torch.nan)
+        shot.probes = (dirs, (ends - self.z1[idx][:, None] - r[:, None]).mT / step[:, None, None])
+        return shot
+
+    @staticmethod
+    def probe_directions(x: Tensor) -> Tensor:
+        """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``: all
+        ``d − 1`` of them up to ``PROBES + 1`` dimensions, else ``PROBES`` random ones
+        (the same for every call: a fixed seed)."""
+        a, d = x.shape
+        unit = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        if d - 1 <= PROBES:
+            seeds = torch.eye(d, dtype=x.dtype)
+        else:
+            gen = torch.Generator().manual_seed(0)
+            seeds = torch.randn(d, PROBES, generator=gen, dtype=x.dtype)
+        seeds = seeds.to(x.device).expand(a, -1, -1)
+        q, _ = torch.linalg.qr(torch.cat([unit[..., None], seeds], -1))
+        return q[..., 1 : min(d, PROBES + 1)]
+
+    def measure_jacobian(self, shot: _Shot) -> None:
+        """Check the Jacobian models of the first shot's pairs against ``∂ exp_{z0}(x)/∂x``.
+
+        Along ``x`` the Gauss lemma gives the Jacobian exactly (``J x = γ̇(1)``).
+        Across ``x``, the shot measured it on ``min(d − 1, PROBES)`` orthonormal
+        directions by forward differences (:meth:`shoot`); the model is corrected
+        to match every measured direction (the least change, ``B + (Y − B S) Sᵀ``
+        for orthonormal ``S``). Where the probes found the model off by more than
+        ``DOUBT`` (``max ‖B⁻¹ J u − u‖·√(d − 1)``: random probes see about
+        ``1/√(d − 1)`` of a discrepancy in one direction), the whole Jacobian is
+        measured (:meth:`measure_across`). Near a conjugate point the model
+        without curvature underestimates ``‖J⁻¹‖`` tenfold and more, and both
+        parts of the error estimate with it.
+        """
+        d = self.z0.shape[1]
+        if shot.probes is None or d == 1:
+            return  # in one dimension the Gauss lemma alone is the Jacobian
+        dirs, cols = shot.probes
+        norm = shot.x.norm(dim=-1)
+        ok = (shot.codes == _OK) & (norm > 0)  # x = 0: the model is J = I
+        rows, jac = shot.idx[ok], self.st.jac[shot.idx[ok]]
+        s = torch.cat([(shot.x / norm[:, None].clamp_min(1e-300))[..., None], dirs], -1)[ok]
+        y = torch.cat([(shot.vel / norm[:, None].clamp_min(1e-300))[..., None], cols], -1)[ok]
+        solved, info = torch.linalg.solve_ex(jac, y[..., 1:])
+        miss = torch.where((info == 0)[:, None, None], solved - s[..., 1:], torch.nan)
+        jac = jac + (y - jac @ s) @ s.mT  # now B S = Y
+        if dirs.shape[-1] < d - 1:
+            full = ~(miss.norm(dim=-2).amax(-1) * (d - 1) ** 0.5 <= DOUBT)  # NaN: doubtful
+            if bool(full.any()):
+                jac[full] = self.measure_across(shot, ok.nonzero()[full.nonzero()[:, 0], 0])
+        good = torch.isfinite(jac).flatten(1).all(-1)
+        self.st.jac[rows[good]] = jac[good]
+
+    def measure_across(self, shot: _Shot, rows: Tensor) -> Tensor:
+        """The Jacobians ``(A, d, d)`` at the shot's rows ``rows`` ``(A,)``: the Gauss
+        lemma along ``x``, forward differences of ``d − 1`` more exponential maps
+        across it (one batch, at the shot's loose tolerance; non-finite where one
+        failed)."""
+        d = self.z0.shape[1]
+        x, tau, r0, pairs = shot.x[rows], shot.tau[rows], shot.r[rows], shot.idx[rows]
+        unit = x / x.norm(dim=-1, keepdim=True)
+        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(x.shape[0], d, d)
+        across = torch.linalg.qr(torch.cat([unit[..., None], eye], -1))[0][..., 1:d]
+        step = tau.sqrt() * (1.0 + x.norm(dim=-1))
+        trials = (x[:, None] + step[:, None, None] * across.mT).reshape(-1, d)
+        y0 = torch.cat([self.z0[pairs].repeat_interleave(d - 1, 0), trials], -1)
+        tol = tau.repeat_interleave(d - 1)
+        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tol, atol=tol, max_steps=self.max_steps)
+        self.st.exp_maps[pairs] += d - 1
+        end = torch.where((res.status == _OK)[:, None], res.states[:, -1, :d], torch.nan)
+        diff = end.reshape(-1, d - 1, d) - self.z1[pairs][:, None] - r0[:, None]
+        cols = diff.mT / step[:, None, None]
+        y = torch.cat([(shot.vel[rows] / x.norm(dim=-1, keepdim=True))[..., None], cols], -1)
+        return y @ torch.cat([unit[..., None], across], -1).mT  # J = Y Sᵀ, S orthogonal
 
     def learn(self, shot: _Shot, first: bool) -> Tensor:
         """Update the Jacobian models from a shot; return which trials are accepted."""
@@ -352,7 +343,9 @@ class _LogSolver:
         converged = converged_mask(status, device=self.z0.device)
         length = torch.where(invalid, torch.nan, sq.clamp_min(0.0).sqrt())
         residual = torch.where(torch.isfinite(st.e), st.r.norm(dim=-1), torch.inf)
-        return LogMapResult(velocity, residual, length, converged, status, st.shots, st.error)
+        return LogMapResult(
+            velocity, residual, length, converged, status, st.shots, st.error, st.exp_maps
+        )
 
 
 def solve_log(
@@ -371,8 +364,10 @@ def solve_log(
     for it in range(max_iter):
         if not bool(solver.st.active.any()):
             break
-        shot = solver.shoot()
+        shot = solver.shoot(probe=it == 0)
         accept = solver.learn(shot, first=it == 0)
+        if it == 0:
+            solver.measure_jacobian(shot)
         r = torch.where(accept[:, None], shot.r, solver.st.r[shot.idx])
         delta, inv_norm = _direction(solver.st.jac[shot.idx], r)
         solver.reject(shot, accept, delta)

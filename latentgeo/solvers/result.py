@@ -1,5 +1,6 @@
 """The result types of the solvers: :class:`GeodesicResult`, shared by every geodesic
-solver, and :class:`ExpMapResult` of the exponential map."""
+solver, :class:`ExpMapResult` of the exponential map and :class:`LogMapResult` of the
+logarithm map."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from latentgeo.solvers.status import SolverError, Status, raise_if_failed
 
-__all__ = ["ExpMapResult", "GeodesicError", "GeodesicResult", "ShootingError"]
+__all__ = ["ExpMapResult", "GeodesicError", "GeodesicResult", "LogMapResult", "ShootingError"]
 
 
 class GeodesicError(SolverError):
@@ -121,4 +122,38 @@ class ExpMapResult:
 
     def raise_if_failed(self) -> None:
         """Raise :class:`ShootingError` unless every pair met its tolerance."""
+        raise_if_failed(self.status, self, ShootingError)
+
+
+@dataclass
+class LogMapResult:
+    """What :func:`log_map` found for B pairs.
+
+    Attributes:
+        velocity: the velocity found, ``(B, d)`` (the best iterate for failed pairs).
+        residual: ``‖exp_{z0}(v) − z1‖`` at the last exponential map computed
+            (the returned velocity adds one more Newton correction), ``(B,)``.
+        length: its Riemannian norm ``‖v‖_{G(z0)}``, the geodesic's length, ``(B,)``
+            (NaN where ``vᵀ G(z0) v`` is negative or not finite: ``invalid_metric``).
+        converged: ``error ≤ atol + rtol·‖velocity‖``, ``(B,)`` bool.
+        status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
+            ``max_iter``, ``integration_error``, ``line_search_failed``,
+            ``invalid_metric``, ``nonfinite``, ``max_steps`` or ``step_underflow``.
+        iterations: quasi-Newton shots (exponential maps at an iterate) per pair, ``(B,)``.
+        error: estimated ``‖velocity − log_{z0}(z1)‖``, ``(B,)`` (``inf`` when unknown).
+        exp_maps: every exponential map computed per pair, ``(B,)``: the shots and
+            the ``d − 1`` loose ones that measure the Jacobian at the first shot.
+    """
+
+    velocity: Tensor
+    residual: Tensor
+    length: Tensor
+    converged: Tensor
+    status: list[Status]
+    iterations: Tensor
+    error: Tensor | None = None
+    exp_maps: Tensor | None = None
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ShootingError` unless every pair converged."""
         raise_if_failed(self.status, self, ShootingError)

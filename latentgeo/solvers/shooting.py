@@ -19,7 +19,8 @@ from latentgeo.solvers._checks import check_int
 from latentgeo.solvers.connecting import check_end_points, register_method
 from latentgeo.solvers.expmap import flatten_pair, geodesic_curve, tolerances
 from latentgeo.solvers.hermite import length_and_energy
-from latentgeo.solvers.logmap import LogMapResult, initial_velocity, solve_log
+from latentgeo.solvers.logmap import LogMapResult, solve_log
+from latentgeo.solvers.logmap_start import initial_velocity
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import converged_mask
 from latentgeo.solvers.validity import mark_invalid
@@ -78,7 +79,8 @@ def log_map(
     """The logarithm map ``log_{z0}(z1)``: the initial velocity of the geodesic to ``z1``.
 
     The energy geodesic's initial velocity, refined by quasi-Newton shooting
-    (one batched exponential map per iteration, no Jacobian integrations)
+    (one batched exponential map per iteration; the Jacobian measured once, at
+    the first loose shot, by the Gauss lemma and ``d − 1`` loose exponential maps)
     until the estimated error, integration error included, is within
     ``atol + rtol·‖v‖`` (see :mod:`latentgeo.solvers.logmap`).
 

@@ -1,0 +1,86 @@
+"""Where the log map starts: the energy geodesic's velocity and a model of the Jacobian.
+
+:func:`initial_velocity` is the first iterate of :func:`~latentgeo.solvers.log_map`;
+:func:`initial_jacobian` the model of ``∂ exp_{z0}(v)/∂v`` that the first shot's
+measurements check and correct (:mod:`latentgeo.solvers.logmap`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from latentgeo._validation import check_points, check_same_shape
+from latentgeo.metrics import Metric
+from latentgeo.metrics.jacobians import forward_jacobian
+from latentgeo.solvers.connecting import available_methods, connecting_geodesic
+
+__all__ = ["initial_jacobian", "initial_velocity"]
+
+
+def initial_velocity(
+    metric: Metric, z0: Tensor, z1: Tensor, init: object, init_options: dict[str, Any]
+) -> Tensor:
+    """The starting velocity ``(B, d)``: ``"energy"``, ``"straight"`` or a given tensor."""
+    if isinstance(init, Tensor):
+        v = check_points(init, "init", dim=z0.shape[-1])
+        check_same_shape(v, z0, "init", "z0")
+        return v.detach()
+    if init == "straight":
+        return z1 - z0
+    if init == "energy":
+        if "spline" not in available_methods():
+            return z1 - z0
+        res = connecting_geodesic(metric, z0, z1, **{"method": "spline", **init_options})
+        t0 = torch.zeros(1, dtype=z0.dtype, device=z0.device)
+        v = res.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
+        # the velocity of a constant-speed geodesic has norm = length
+        speed = metric.squared_norm(z0, v, validate=False).clamp_min(0.0).sqrt()
+        scale = res.length.detach().to(v.dtype) / speed
+        scale = torch.where(torch.isfinite(scale) & (speed > 0), scale, 1.0)
+        v = v * scale[:, None]
+        return torch.where(torch.isfinite(v).all(-1, keepdim=True), v, z1 - z0)
+    raise ValueError(f"init must be 'energy', 'straight' or a (B, d) tensor, got {init!r}")
+
+
+def _sym_power(g: Tensor, power: float) -> Tensor:
+    """``G^power`` of symmetric positive semi-definite ``(B, d, d)`` (eigenvalues clamped)."""
+    e, u = torch.linalg.eigh(g)
+    e = e.clamp_min(torch.finfo(g.dtype).tiny)
+    return (u * e.pow(power)[..., None, :]) @ u.mT
+
+
+def _polar(a: Tensor) -> Tensor:
+    """The orthogonal factor of ``a`` ``(B, d, d)``: the rotation nearest to it."""
+    u, _, vh = torch.linalg.svd(a)
+    return u @ vh
+
+
+def initial_jacobian(metric: Metric, z0: Tensor, z1: Tensor) -> Tensor:
+    """A model of ``∂ exp_{z0}(v) / ∂v`` at the log map, ``(B, d, d)``.
+
+    ``G(z1)^{−1/2} R G(z0)^{1/2}``: orthonormal frames at both ends joined by
+    ``R``, the transport between them. For a pull-back of ``f`` (and sums,
+    scalings and ensembles of them) ``R`` is the rotation nearest to
+    ``U1ᵀ U0`` with ``U = J_f G^{−1/2}`` the orthonormal tangent frames in the
+    embedding: the projection transport of a submanifold, exact to first
+    order; it leaves only the curvature's bending of Jacobi fields out. For
+    other metrics ``R = I`` (right for conformal metrics). The identity where
+    the model is not finite.
+    """
+    if metric.is_pullback:
+        f = metric.flat_embedding
+        j0, j1 = forward_jacobian(f, z0), forward_jacobian(f, z1)  # (B, m, d)
+        g0, g1 = j0.mT @ j0, j1.mT @ j1
+        h0, h1 = _sym_power(g0, -0.5), _sym_power(g1, -0.5)
+        rot = _polar(h1 @ (j1.mT @ j0) @ h0)
+    else:
+        g0, g1 = metric.metric_tensor(z0), metric.metric_tensor(z1)
+        h1 = _sym_power(g1, -0.5)
+        rot = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device).expand_as(g0)
+    jac = h1 @ rot @ _sym_power(g0, 0.5)
+    ok = torch.isfinite(jac).flatten(1).all(-1)
+    eye = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device)
+    return torch.where(ok[:, None, None], jac, eye)
