@@ -230,16 +230,19 @@ def _invoke(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any], inplace: 
 
 def _jets_of(args: Any, env: Env) -> tuple[Any, ...]:
     """The jets aligned with a node's arguments: ``None`` for constants, lists for lists."""
+    return tuple(_jet_of(a, env) for a in args)
 
-    def of(a: Any) -> Any:
-        if isinstance(a, fx.Node):
-            return env[a][1]
-        if isinstance(a, (list, tuple)):
-            inner = [of(x) for x in a]
-            return inner if any(t is not None for t in inner) else None
-        return None
 
-    return tuple(of(a) for a in args)
+def _jet_of(a: Any, env: Env) -> Any:
+    """The jet of one argument (a module-level recursion: a recursive closure over ``env``
+    would be a reference cycle keeping every pass's tensors alive until the garbage
+    collector runs, and the heap growing meanwhile)."""
+    if isinstance(a, fx.Node):
+        return env[a][1]
+    if isinstance(a, (list, tuple)):
+        inner = [_jet_of(x, env) for x in a]
+        return inner if any(t is not None for t in inner) else None
+    return None
 
 
 def _pack(first: Any, second: Any) -> Any:

@@ -141,33 +141,37 @@ def _full2(s: Tensor, out: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------ rule builders
-def _firsts(jets: Sequence[Tangents]) -> tuple[Any, ...]:
-    def first(j: Tangents) -> Any:
-        if isinstance(j, Jet):
-            return j.first
-        if isinstance(j, (list, tuple)):
-            return [first(x) for x in j]
-        return None
+# Module-level recursions: a recursive closure refers to itself through its cell, a
+# reference cycle left to the garbage collector on every call.
+def _first(j: Tangents) -> Any:
+    if isinstance(j, Jet):
+        return j.first
+    if isinstance(j, (list, tuple)):
+        return [_first(x) for x in j]
+    return None
 
-    return tuple(first(j) for j in jets)
+
+def _firsts(jets: Sequence[Tangents]) -> tuple[Any, ...]:
+    return tuple(_first(j) for j in jets)
+
+
+def _second(j: Tangents) -> Any:
+    if isinstance(j, Jet):
+        return None if j.second is None else j.second.unsqueeze(0)
+    if isinstance(j, (list, tuple)):
+        return [_second(x) for x in j]
+    return None
+
+
+def _any_second(j: Tangents) -> bool:
+    if isinstance(j, Jet):
+        return j.second is not None
+    return isinstance(j, (list, tuple)) and any(_any_second(x) for x in j)
 
 
 def _seconds(jets: Sequence[Tangents]) -> tuple[tuple[Any, ...], bool]:
     """The second-order terms with a batch dimension of one, and whether any is non-zero."""
-    found = False
-
-    def second(j: Tangents) -> Any:
-        nonlocal found
-        if isinstance(j, Jet):
-            if j.second is None:
-                return None
-            found = True
-            return j.second.unsqueeze(0)
-        if isinstance(j, (list, tuple)):
-            return [second(x) for x in j]
-        return None
-
-    return tuple(second(j) for j in jets), found
+    return tuple(_second(j) for j in jets), any(_any_second(j) for j in jets)
 
 
 def _pack(first: Any, second: Any) -> Any:
