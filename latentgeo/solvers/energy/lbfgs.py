@@ -107,6 +107,13 @@ class LBFGSMemory:
         missing = ~torch.isfinite(self.h0[:, 0, 0])
         self.h0_missing = missing if bool(missing.any()) else None
 
+    def forget(self, rows: Tensor) -> None:
+        """Empty the memory of the pairs ``rows`` (a bool mask ``(A,)``; the preconditioner
+        stays): their next direction is the preconditioned steepest descent."""
+        keep = (~rows)[:, None, None].to(self.s.dtype)
+        self.s, self.y = self.s * keep, self.y * keep
+        self.gamma = torch.where(rows, 0.0, self.gamma)
+
     def keep(self, keep: Tensor) -> None:
         """Keep only the pairs ``keep`` (in place; the preconditioner too)."""
         self.s, self.y, self.gamma = self.s[keep], self.y[keep], self.gamma[keep]
@@ -207,6 +214,7 @@ class RunningPairs:
     iterations: Tensor  # (A,)
     scale: Tensor  # (A,) |z1 − z0|_∞
     small_decrease: Tensor  # (A,) bool: the last step lowered f by at most tol (relative)
+    restarted: Tensor  # (A,) bool: the memory was cleared after a failed line search
 
     def rows(self, keep: Tensor) -> RunningPairs:
         return RunningPairs(**{k: v[keep] for k, v in vars(self).items()})
@@ -245,9 +253,10 @@ def run_lbfgs(
     if idx.numel() == 0:
         return
     g = state.g[idx]
-    pairs = RunningPairs(
-        idx, state.x[idx], state.f[idx], g, state.iterations[idx], state.scale[idx], ~g.any(-1)
-    )  # (a zero gradient: done at the first test)
+    x, f, iterations, scale = state.x[idx], state.f[idx], state.iterations[idx], state.scale[idx]
+    fresh = torch.zeros_like(idx, dtype=torch.bool)
+    # (a zero gradient: done at the first test)
+    pairs = RunningPairs(idx, x, f, g, iterations, scale, ~g.any(-1), fresh)
     run = _Run(
         objective,
         state,
@@ -355,30 +364,38 @@ class _Run:
         step = armijo_search(self.objective, pairs.idx, pairs.x, pairs.f, pairs.g, direction, slope)
         pairs.iterations += 1
         self.most_iterations += 1
-        self._accept(step, slope)
-        return self._drop_stopped(step.failed)
+        return self._drop_stopped(self._accept(step, slope))
 
-    def _accept(self, step: LineSearchStep, slope: Tensor) -> None:
-        """Move the pairs to ``step`` and update their memory; a pair whose line search
-        failed stops: converged if its predicted decrease is at rounding level, else
-        stalled."""
+    def _accept(self, step: LineSearchStep, slope: Tensor) -> Tensor | None:
+        """Move the pairs to ``step`` and update their memory. A pair whose line search
+        failed starts again from an empty memory (a stale curvature pair can make a
+        direction that is descent in exact arithmetic useless); if it fails again before
+        its next step, it stops: converged if its predicted decrease is at rounding
+        level, else stalled. Returns the pairs that stop (``None``: none)."""
         p, tol = self.pairs, self.tol
         if step.failed is None:
             self.memory.update(step.x - p.x, step.g - p.g)
             p.small_decrease = p.f - step.f <= tol * step.f.abs()
             p.x, p.f, p.g = step.x, step.f, step.g
-            return
+            p.restarted = torch.zeros_like(p.restarted)
+            return None
         failed = step.failed
-        tiny = -slope[failed] <= max(tol, math.sqrt(self.eps)) * p.f[failed].abs()
-        outcome = torch.where(tiny, code(Status.CONVERGED), code(Status.LINE_SEARCH_FAILED))
-        self.state.status[p.idx[failed]] = outcome.to(self.state.status.dtype)
+        tiny = -slope <= max(tol, math.sqrt(self.eps)) * p.f.abs()
+        retry = failed & ~tiny & ~p.restarted
+        if bool(retry.any()):
+            self.memory.forget(retry)
+        stop = failed & ~retry
+        outcome = torch.where(tiny[stop], code(Status.CONVERGED), code(Status.LINE_SEARCH_FAILED))
+        self.state.status[p.idx[stop]] = outcome.to(self.state.status.dtype)
         moved = (~failed).nonzero()[:, 0]
+        p.restarted = retry
         if moved.numel():
             xm, fm, gm = step.x[moved], step.f[moved], step.g[moved]
             self.memory.update(xm - p.x[moved], gm - p.g[moved], moved)
             p.small_decrease[moved] = p.f[moved] - fm <= tol * fm.abs()
             p.x, p.f, p.g = p.x.clone(), p.f.clone(), p.g.clone()
             p.x[moved], p.f[moved], p.g[moved] = xm, fm, gm
+        return stop if bool(stop.any()) else None
 
     def _drop_stopped(self, failed: Tensor | None) -> bool:
         """Drop the pairs that failed their line search or spent their budget; ``False`` once

@@ -171,6 +171,7 @@ def test_running_pairs_subset_every_field() -> None:
         iterations=torch.arange(a),
         scale=torch.ones(a),
         small_decrease=torch.tensor([True, False, True, False]),
+        restarted=torch.tensor([False, True, False, True]),
     )
     keep = torch.tensor([3, 1])
     sub = pairs.rows(keep)
@@ -240,3 +241,47 @@ def test_the_preconditioner_is_recomputed_only_for_pairs_that_moved(monkeypatch)
         partial += 0 < got.numel() < running.numel()
         anchor[got] = x[got]
     assert len(calls) > 1 and partial > 0  # recomputed for some, kept for others
+
+
+class Poisoned(Quadratics):
+    """Quadratics whose energy is ``inf`` for pair 0 on its calls ``[start, stop)``: one
+    line search that cannot succeed, and then it can again."""
+
+    def __init__(self, base: Quadratics, start: int, stop: int) -> None:
+        super().__init__(base.hess, base.centre)
+        self.start, self.stop, self.calls = start, stop, 0
+
+    def value_and_grad(self, x: torch.Tensor, idx: torch.Tensor):
+        f, g = super().value_and_grad(x, idx)
+        if bool((idx == 0).any()):
+            self.calls += 1
+            if self.start <= self.calls < self.stop:
+                f = torch.where(idx == 0, torch.inf, f)
+        return f, g
+
+
+def test_a_failed_line_search_starts_again_from_an_empty_memory() -> None:
+    base = _quadratics(2, 5)
+    x0 = torch.zeros(2, 5, dtype=torch.float64)
+    # one failed search (30 trials in a row) after three iterations: a restart, then converged
+    once = Poisoned(base, start=4, stop=4 + 30)
+    state = _state(once, x0)
+    run_lbfgs(once, state, max_iter=300, tol=1e-12, history=4, precondition_every=10)  # type: ignore[arg-type]
+    assert statuses_from_codes(state.status) == [Status.CONVERGED] * 2
+    torch.testing.assert_close(state.x, base.centre, rtol=0, atol=1e-5)
+    # failing again straight after the restart: stalled, and the other pair is unaffected
+    always = Poisoned(base, start=4, stop=10**9)
+    state = _state(always, x0)
+    run_lbfgs(always, state, max_iter=300, tol=1e-12, history=4, precondition_every=10)  # type: ignore[arg-type]
+    assert statuses_from_codes(state.status) == [Status.LINE_SEARCH_FAILED, Status.CONVERGED]
+
+
+def test_forget_empties_only_those_pairs() -> None:
+    memory, _, _ = _memory(3, 4, steps=5)
+    s, y, gamma = memory.s.clone(), memory.y.clone(), memory.gamma.clone()
+    memory.forget(torch.tensor([False, True, False]))
+    assert not bool(memory.s[1].any()) and not bool(memory.y[1].any()) and memory.gamma[1] == 0
+    assert torch.equal(memory.s[[0, 2]], s[[0, 2]]) and torch.equal(memory.y[[0, 2]], y[[0, 2]])
+    assert torch.equal(memory.gamma[[0, 2]], gamma[[0, 2]])
+    g = torch.ones(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(memory.direction(g, torch.full((3,), 0.5))[1], -0.5 * g[1])
