@@ -11,9 +11,9 @@ from latentgeo._validation import check_finite, check_points
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_check_finite_names_the_argument(bad: float) -> None:
     x = torch.tensor([[0.0, bad]])
-    with pytest.raises(ValueError, match="^codes contains NaN or Inf values$"):
+    with pytest.raises(ValueError, match=r"^codes contains NaN or Inf values$"):
         check_finite(x, "codes")
-    with pytest.raises(ValueError, match="^z0 contains NaN or Inf values$"):
+    with pytest.raises(ValueError, match=r"^z0 contains NaN or Inf values$"):
         check_points(x, "z0", dim=2)
 
 
