@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_points", "check_same_shape", "check_tangent"]
+__all__ = ["check_finite", "check_points", "check_same_shape", "check_tangent"]
 
 
 def check_points(z: object, name: str = "z", *, dim: int | None = None) -> Tensor:
@@ -43,9 +43,14 @@ def check_points(z: object, name: str = "z", *, dim: int | None = None) -> Tenso
             f"{name} must have last dimension d={dim} (shape (..., {dim})), "
             f"got shape {tuple(z.shape)}"
         )
-    if not bool(torch.isfinite(z).all()):
+    return check_finite(z, name)
+
+
+def check_finite(x: Tensor, name: str) -> Tensor:
+    """``x`` itself; ``ValueError`` naming ``name`` if it holds NaN or Inf."""
+    if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
-    return z
+    return x
 
 
 def check_tangent(z: Tensor, v: object, name: str = "v") -> Tensor:

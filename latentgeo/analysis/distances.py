@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.analysis.counts import ConvergenceCounts
-from latentgeo.metrics import MetricLike, as_metric
+from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import GeodesicResult, Status, connecting_geodesic
 
 __all__ = [
@@ -125,6 +125,15 @@ def geodesic_distances(
     return torch.cat(parts)
 
 
+def _point_set(metric_or_decoder: MetricLike, z: object) -> tuple[Metric, Tensor]:
+    """The metric, and ``z`` validated as one set of points ``(N, d)``."""
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    if z.ndim != 2:
+        raise ValueError(f"z must have shape (N, d), got {tuple(z.shape)}")
+    return metric, z
+
+
 def pairwise_geodesic_distances(
     metric_or_decoder: MetricLike,
     z: Tensor,
@@ -160,10 +169,7 @@ def pairwise_geodesic_distances(
                 [4., 5., 0.]])
     """
     check_optional_int(chunk_size, "chunk_size")
-    metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
-    if z.ndim != 2:
-        raise ValueError(f"z must have shape (N, d), got {tuple(z.shape)}")
+    metric, z = _point_set(metric_or_decoder, z)
     n = z.shape[0]
     out = torch.zeros(n, n, dtype=z.dtype, device=z.device)
     if n < 2:
@@ -271,10 +277,7 @@ def pairwise_geodesics(
     """
     check_optional_int(chunk_size, "chunk_size")
     check_optional_int(max_repeats, "max_repeats")
-    metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
-    if z.ndim != 2:
-        raise ValueError(f"z must have shape (N, d), got {tuple(z.shape)}")
+    metric, z = _point_set(metric_or_decoder, z)
     n = z.shape[0]
     out = torch.zeros(n, n, dtype=z.dtype, device=z.device)
     ok = torch.eye(n, dtype=torch.bool, device=z.device)

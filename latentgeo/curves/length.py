@@ -50,6 +50,7 @@ __all__ = [
     "gauss_legendre_times",
     "invalid_squared_norm_rows",
     "lengths_from_squared_norms",
+    "negative_rtol",
 ]
 
 ESTIMATORS = ("metric", "chord", "sampled")
@@ -246,12 +247,18 @@ def curve_length(
     return lengths_from_squared_norms(sq, w)
 
 
-def invalid_squared_norm_rows(sq: Tensor) -> Tensor:
+def negative_rtol(dtype: torch.dtype) -> float:
+    """How negative (relative to the curve's largest ``|sq|``) rounding may make a squared norm."""
+    return 1000.0 * torch.finfo(dtype).eps
+
+
+def invalid_squared_norm_rows(sq: Tensor, valid: Tensor | None = None) -> Tensor:
     """Which rows of squared norms ``sq`` ``(B, T)`` hold a value no metric gives.
 
     A metric is positive semi-definite, so ``vᵀ G v ≥ 0``. A row is invalid if
-    an entry is not finite or is below ``−1000 eps · max |sq|`` of the row's
-    finite entries (rounding of ``vᵀ G v`` along a null direction of a
+    an entry (where ``valid``, a bool tensor of ``sq``'s shape, holds) is not
+    finite or is below ``−1000 eps · max |sq|`` (:func:`negative_rtol`) of the
+    row's finite entries (rounding of ``vᵀ G v`` along a null direction of a
     semi-definite ``G`` may come out slightly negative, an indefinite metric
     much more): the rule of :mod:`latentgeo.solvers.validity`.
 
@@ -263,10 +270,13 @@ def invalid_squared_norm_rows(sq: Tensor) -> Tensor:
         tensor([False,  True,  True])
     """
     flat = sq.detach().reshape(sq.shape[0], -1)
+    use = torch.ones_like(flat, dtype=torch.bool) if valid is None else valid.reshape(flat.shape)
+    if flat.shape[1] == 0:
+        return use.any(-1)
     finite = torch.isfinite(flat)
-    scale = torch.where(finite, flat.abs(), 0.0).amax(-1, keepdim=True)
-    negative = flat < -1000.0 * torch.finfo(flat.dtype).eps * scale
-    return (~finite | negative).any(-1)
+    scale = torch.where(use & finite, flat.abs(), 0.0).amax(-1, keepdim=True)
+    negative = flat < -negative_rtol(flat.dtype) * scale
+    return (use & (~finite | negative)).any(-1)
 
 
 def lengths_from_squared_norms(sq: Tensor, w: Tensor) -> Tensor:

@@ -21,20 +21,22 @@ Budgets (:data:`BUDGETS`), the same code at three sizes:
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
 
-from latentgeo._atomic import write_json
 from latentgeo.analysis.counts import converged_note, convergence_warning
 from latentgeo.data import LabeledData, digits, mnist
-from latentgeo.experiments.rundir import RunDir, RunExistsError
+from latentgeo.experiments.runs import (
+    NOT_A_RESULT,
+    Resumable,
+    finish_run,
+    machine_load,
+    parts_folder,
+)
 from latentgeo.models import VAE, calibrate_rbf, fit, load, make_ensemble_vae, make_rbf_vae, save
 
 __all__ = [
@@ -56,10 +58,6 @@ __all__ = [
 ]
 
 BUDGETS = ("paper", "cpu", "quick")
-
-#: The first line of every quick run's report (and its ``summary.json`` ``"note"``).
-NOT_A_RESULT = "QUICK SMOKE TEST (--quick): tiny settings, NOT A RESULT"
-
 
 _Settings = TypeVar("_Settings", bound="BudgetedSettings")
 
@@ -258,84 +256,6 @@ def train_or_load(
     return vae, report
 
 
-class Resumable:
-    """The resumable parts of a run: JSON and model files in ``OUT.parts/``, read back on a rerun.
-
-    They live next to the run folder ``OUT`` (:func:`parts_folder`), not in
-    it: a :class:`~latentgeo.experiments.RunDir` builds ``OUT`` in a staging
-    folder that an interrupted run loses, while the parts stay. They are kept
-    after the run is complete (the trained models, for further analyses). The
-    parts' ``settings.json`` is written first; a rerun reuses the files only if
-    its settings are the same (else it refuses, unless ``force``, which
-    recomputes everything).
-
-    Raises:
-        RunExistsError: the parts folder holds the parts of a run with other settings.
-    """
-
-    def __init__(self, run: RunDir, settings: Any, *, force: bool) -> None:
-        self.run, self.path = run, parts_folder(run.path)
-        self._settings = json.loads(json.dumps(asdict(settings)))
-        found = self.read("settings.json")
-        self.resuming = found is not None and not force
-        if self.resuming and found != self._settings:
-            raise RunExistsError(
-                f"{self.path} holds the parts of a run with other settings; pass --force to "
-                "start it again or choose another folder with --out"
-            )
-        if not self.resuming:
-            self._clear()
-        self._started = self.resuming
-
-    def _clear(self) -> None:
-        for sub in ("models", "tables"):
-            for p in (self.path / sub).glob("*") if (self.path / sub).is_dir() else []:
-                if p.suffix in (".json", ".pt"):
-                    p.unlink()
-        (self.path / "settings.json").unlink(missing_ok=True)
-
-    def read(self, name: str) -> Any:
-        """The JSON object in ``name``, or ``None`` if there is none."""
-        p = self.path / name
-        return json.loads(p.read_text()) if p.is_file() else None
-
-    def file(self, name: str) -> Path:
-        """The path of part ``name``, to write it (the folder and ``settings.json`` made first).
-
-        Nothing is created before a run writes its first part, so a run that
-        fails early (missing data, a bad value) leaves no folder behind.
-        """
-        if not self._started:
-            self.path.mkdir(parents=True, exist_ok=True)
-            write_json(self.path / "settings.json", self._settings)
-            self._started = True
-        (self.path / name).parent.mkdir(parents=True, exist_ok=True)
-        return self.path / name
-
-    def write(self, name: str, obj: Any) -> None:
-        """Write ``obj`` as JSON to part ``name`` (atomically)."""
-        write_json(self.file(name), obj)
-
-
-def parts_folder(out: Path) -> Path:
-    """Where the resumable parts of the run in ``out`` live: ``out.parts`` beside it.
-
-    Example:
-        >>> parts_folder(Path("/runs/cv"))
-        PosixPath('/runs/cv.parts')
-    """
-    return out.with_name(out.name + ".parts")
-
-
-def machine_load() -> dict[str, Any]:
-    """CPU count and the 1-minute load average now (``None`` where the OS has none)."""
-    try:
-        load: float | None = round(os.getloadavg()[0], 2)
-    except OSError:
-        load = None
-    return {"cpus": os.cpu_count(), "load_average_1min": load}
-
-
 def encode_means(vae: VAE, x: Tensor) -> Tensor:
     """The encoder means of ``x`` (no gradients)."""
     with torch.no_grad():
@@ -353,16 +273,6 @@ def command_line(experiment: str, s: Any) -> str:
     budget = "--quick" if s.budget == "quick" else f"--budget {s.budget}"
     seed = f" --seed {s.seed}" if s.seed else ""
     return f"latentgeo reproduce {experiment} --data {s.data} {budget}{seed}"
-
-
-def finish_run(run: RunDir, summary: dict[str, Any], start: float, settings: Any) -> dict[str, Any]:
-    """Add settings, timing and file list to ``summary`` and write ``summary.json``."""
-    summary["settings"] = asdict(settings)
-    summary["seconds"] = round(time.perf_counter() - start, 2)
-    summary["environment"] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    summary["files"] = [p.name for p in run.written] + ["summary.json"]
-    run.write_summary(summary)
-    return summary
 
 
 def graph_options(codes: Tensor, refine: bool, max_iter: int, k: int = 10) -> dict[str, Any]:

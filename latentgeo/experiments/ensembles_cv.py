@@ -41,13 +41,11 @@ from latentgeo.experiments.common import (
     Recipe,
     Resumable,
     Splits,
-    finish_run,
     load_splits,
-    machine_load,
     train_or_load,
 )
 from latentgeo.experiments.ensembles_cv_report import summarise, write_figure, write_tables
-from latentgeo.experiments.rundir import RunDir
+from latentgeo.experiments.runs import start_run
 from latentgeo.metrics import Metric, as_metric
 from latentgeo.models import VAE
 from latentgeo.solvers import connecting_geodesic
@@ -341,9 +339,8 @@ def run_ensembles_cv(
     Returns:
         The summary (also in ``out/summary.json``).
     """
-    run = RunDir(out, force=force)
-    start, load = time.perf_counter(), machine_load()
-    store = Resumable(run, s, force=force)
+    started = start_run(out, s, force=force)
+    run, store = started.run, started.store
     splits = load_splits(*_data(s))
     pairs = pick_test_pairs(splits.test.y, s.pairs, seed=s.pair_seed)
     results = []
@@ -365,5 +362,4 @@ def run_ensembles_cv(
     evidence = f"budget {s.budget}, seed {s.seed}, {s.repeats} retrainings x {s.pairs} pairs"
     write_figure(run, comps, evidence)
     summary = summarise(s, results, comps, compute, _data(s), PAPER)
-    summary["machine"] = {"start": load, "end": machine_load()}
-    return finish_run(run, summary, start, s)
+    return started.finish(summary, s)

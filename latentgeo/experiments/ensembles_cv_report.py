@@ -11,6 +11,7 @@ from latentgeo.analysis import RetrainingComparison
 from latentgeo.analysis.counts import convergence_warning
 from latentgeo.experiments.common import NOT_A_RESULT, Splits, command_line, converged_note
 from latentgeo.experiments.rundir import RunDir
+from latentgeo.experiments.runs import summary_head
 from latentgeo.viz import plot_cv_histograms
 
 __all__ = ["summarise", "write_figure", "write_tables"]
@@ -231,11 +232,7 @@ def summarise(
     )
     lines.append(f"compute: {compute:.0f} s in training and geodesics (all invocations)")
     return {
-        "experiment": "ensembles-cv (Syrota et al. 2024)",
-        "result": not quick,
-        "note": NOT_A_RESULT if quick else "",
-        "budget": s.budget,
-        "seed": s.seed,
+        **summary_head("ensembles-cv (Syrota et al. 2024)", s),
         "decorrelated": dec,
         "mean_metric": mean,
         "training": train,

@@ -47,12 +47,11 @@ from latentgeo.experiments.common import (
     converged_note,
     convergence_warning,
     encode_means,
-    finish_run,
     load_splits,
-    machine_load,
     train_or_load,
 )
 from latentgeo.experiments.rundir import RunDir
+from latentgeo.experiments.runs import start_run, summary_head
 from latentgeo.metrics import as_metric
 from latentgeo.viz import plot_latent_space
 
@@ -297,9 +296,8 @@ def run_kmeans(
     Returns:
         The summary (also in ``out/summary.json``).
     """
-    run = RunDir(out, force=force)
-    start, load = time.perf_counter(), machine_load()
-    store = Resumable(run, s, force=force)
+    started = start_run(out, s, force=force)
+    run, store = started.run, started.store
     results = {"".join(map(str, t)): _triple(store, run, s, t, progress) for t in TRIPLES}
     rows = [
         [name, k, f"{g:.4f}", f"{e:.4f}"]
@@ -310,8 +308,7 @@ def run_kmeans(
     ]
     run.write_csv("f_measure.csv", ["digits", "subset", "geodesic", "euclidean"], rows)
     summary = _summary(s, results)
-    summary["machine"] = {"start": load, "end": machine_load()}
-    return finish_run(run, summary, start, s)
+    return started.finish(summary, s)
 
 
 def _summary(s: KMeansSettings, results: dict[str, Any]) -> dict[str, Any]:
@@ -345,11 +342,7 @@ def _summary(s: KMeansSettings, results: dict[str, Any]) -> dict[str, Any]:
     warning = convergence_warning(conv, total)
     lines += [warning] if warning else []
     return {
-        "experiment": "kmeans (Arvanitidis et al. 2018)",
-        "result": not quick,
-        "note": NOT_A_RESULT if quick else "",
-        "budget": s.budget,
-        "seed": s.seed,
+        **summary_head("kmeans (Arvanitidis et al. 2018)", s),
         "f_measure": results,
         "converged": conv,
         "num_pairs": total,

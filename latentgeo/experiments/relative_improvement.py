@@ -45,17 +45,15 @@ from latentgeo.experiments.common import (
     NOT_A_RESULT,
     BudgetedSettings,
     Recipe,
-    Resumable,
     Splits,
     command_line,
     converged_note,
     convergence_warning,
-    finish_run,
     load_splits,
-    machine_load,
     train_or_load,
 )
 from latentgeo.experiments.rundir import RunDir
+from latentgeo.experiments.runs import start_run, summary_head
 from latentgeo.metrics import as_metric
 from latentgeo.viz import plot_relative_improvement
 
@@ -171,9 +169,8 @@ def run_relative_improvement(
     Returns:
         The summary (also in ``out/summary.json``).
     """
-    run = RunDir(out, force=force)
-    start, load = time.perf_counter(), machine_load()
-    store = Resumable(run, s, force=force)
+    started = start_run(out, s, force=force)
+    run, store = started.run, started.store
     splits = _splits(s)
     vae, training = train_or_load(
         store,
@@ -215,8 +212,7 @@ def run_relative_improvement(
         }
         store.write("tables/pairs.json", table)
     summary = _summarise(run, s, training, table)
-    summary["machine"] = {"start": load, "end": machine_load()}
-    return finish_run(run, summary, start, s)
+    return started.finish(summary, s)
 
 
 def _mean(values: list[float], mask: np.ndarray) -> float:
@@ -282,11 +278,7 @@ def _summarise(
     warning = convergence_warning(int(ok.sum()), rel.size)
     lines += [warning] if warning else []
     return {
-        "experiment": "relative-improvement (Michelis et al. 2021, Algorithm 1)",
-        "result": not quick,
-        "note": NOT_A_RESULT if quick else "",
-        "budget": s.budget,
-        "seed": s.seed,
+        **summary_head("relative-improvement (Michelis et al. 2021, Algorithm 1)", s),
         "mean": mean,
         "standard_error": se,
         "pairs_used": int(n),

@@ -34,7 +34,8 @@ from latentgeo.geometry.interpolation import (
 )
 from latentgeo.geometry.land import LAND, MonteCarloVolume, standard_draws, tangent_volume
 from latentgeo.geometry.land_fit import LANDFit, fit_land
-from latentgeo.geometry.means import FrechetMeanResult, LogMaps, frechet_mean, log_maps
+from latentgeo.geometry.logmaps import LogMaps, log_maps
+from latentgeo.geometry.means import FrechetMeanResult, frechet_mean
 from latentgeo.geometry.transport import (
     TransportResult,
     parallel_transport,

@@ -33,7 +33,7 @@ from torch.distributions import Distribution, constraints
 from torch.func import jvp
 
 from latentgeo._validation import check_points
-from latentgeo.geometry.means import Method, log_maps
+from latentgeo.geometry.logmaps import Method, log_maps
 from latentgeo.metrics import Metric, MetricLike, as_metric, log_volume_element
 from latentgeo.solvers import Status
 from latentgeo.solvers.ode import geodesic_rhs, rk4

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from latentgeo._validation import check_points
 from latentgeo.geometry.land import LAND, MonteCarloVolume, Volume, standard_draws
-from latentgeo.geometry.means import Method, log_maps
+from latentgeo.geometry.logmaps import Method, log_maps
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import ShootingError, Status, exp_map_result
 from latentgeo.solvers.status import raise_if_failed

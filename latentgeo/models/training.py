@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from latentgeo._validation import check_finite
 from latentgeo.exceptions import PerformanceWarning, warn_once
 from latentgeo.models.rbf import RBFPrecision
 from latentgeo.models.vae import ENSEMBLE_MODES
@@ -80,9 +81,7 @@ def as_data_tensor(data: object, name: str = "data") -> Tensor:
             f"{name} must be a non-empty floating tensor of shape (N, ...), got "
             f"dtype {x.dtype} and shape {tuple(x.shape)}"
         )
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return x
+    return check_finite(x, name)
 
 
 def _check_int(value: object, name: str, low: int) -> int:

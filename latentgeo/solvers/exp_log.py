@@ -2,15 +2,17 @@
 :mod:`~latentgeo.solvers.expmap`, :mod:`~latentgeo.solvers.logmap` and
 :mod:`~latentgeo.solvers.shooting`)."""
 
-from latentgeo.solvers.expmap import (
+# the package's own names, so that the two can never disagree
+from latentgeo.solvers import (
     ExpMapResult,
+    LogMapResult,
     ShootingError,
     exp_map,
     exp_map_result,
     geodesic_curve,
+    log_map,
+    log_map_result,
 )
-from latentgeo.solvers.logmap import LogMapResult
-from latentgeo.solvers.shooting import log_map, log_map_result
 
 __all__ = [
     "ExpMapResult",

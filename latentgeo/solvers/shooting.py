@@ -8,6 +8,7 @@ plus the geodesic through it (a :class:`~latentgeo.solvers.HermiteCurve`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -30,36 +31,42 @@ __all__ = ["log_map", "log_map_result"]
 Init = Literal["energy", "straight"] | Tensor
 
 
-def _check_options(
-    rtol: object, atol: object, max_iter: object, max_steps: object, init_options: object
-) -> None:
-    tolerances(torch.float64, rtol, atol)
-    check_int(max_iter, "max_iter")
-    check_int(max_steps, "max_steps")
-    if init_options is not None and not isinstance(init_options, dict):
-        raise TypeError(f"init_options must be a dict, got {type(init_options).__name__}")
+@dataclass(frozen=True)
+class _Shooting:
+    """The log map's options, validated when built; :meth:`solve` runs it.
 
+    One place for what :func:`log_map_result` and ``method="shooting"`` share.
+    """
 
-def _log_map(
-    metric: Metric,
-    z0: Tensor,
-    z1: Tensor,
-    *,
-    init: object = "energy",
-    rtol: float | None = None,
-    atol: float | None = None,
-    max_iter: int = 20,
-    max_steps: int = 10_000,
-    init_options: dict[str, Any] | None = None,
-) -> LogMapResult:
-    """Validate the options, find the start, iterate (``z0``, ``z1`` validated ``(B, d)``)."""
-    _check_options(rtol, atol, max_iter, max_steps, init_options)
-    rtol_, atol_ = tolerances(z0.dtype, rtol, atol)
-    with torch.no_grad():
-        v0 = initial_velocity(metric, z0, z1, init, dict(init_options or {}))
-        return solve_log(
-            metric, z0, z1, v0, rtol=rtol_, atol=atol_, max_iter=max_iter, max_steps=max_steps
-        )
+    init: object = "energy"
+    rtol: float | None = None
+    atol: float | None = None
+    max_iter: int = 20
+    max_steps: int = 10_000
+    init_options: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        tolerances(torch.float64, self.rtol, self.atol)
+        check_int(self.max_iter, "max_iter")
+        check_int(self.max_steps, "max_steps")
+        if self.init_options is not None and not isinstance(self.init_options, dict):
+            raise TypeError(f"init_options must be a dict, got {type(self.init_options).__name__}")
+
+    def solve(self, metric: Metric, z0: Tensor, z1: Tensor) -> LogMapResult:
+        """Find the start and iterate (``z0``, ``z1`` validated ``(B, d)``)."""
+        rtol, atol = tolerances(z0.dtype, self.rtol, self.atol)
+        with torch.no_grad():
+            v0 = initial_velocity(metric, z0, z1, self.init, dict(self.init_options or {}))
+            return solve_log(
+                metric,
+                z0,
+                z1,
+                v0,
+                rtol=rtol,
+                atol=atol,
+                max_iter=self.max_iter,
+                max_steps=self.max_steps,
+            )
 
 
 def log_map(
@@ -155,21 +162,11 @@ def log_map_result(
         >>> log_map_result(PoincareDisk(), z0, z1, max_iter=1).status  # one shot proves nothing
         [Status.MAX_ITERATIONS]
     """
-    _check_options(rtol, atol, max_iter, max_steps, init_options)
+    shooting = _Shooting(init, rtol, atol, max_iter, max_steps, init_options)
     metric = as_metric(metric_or_decoder)
     z0c, z1c = check_end_points(z0, z1, metric)
     z0c, z1c = flatten_pair(metric, z0c, z1c, "z0", "z1")
-    info = _log_map(
-        metric,
-        z0c.detach(),
-        z1c.detach(),
-        init=init,
-        rtol=rtol,
-        atol=atol,
-        max_iter=max_iter,
-        max_steps=max_steps,
-        init_options=init_options,
-    )
+    info = shooting.solve(metric, z0c.detach(), z1c.detach())
     if throw:
         info.raise_if_failed()
     return info
@@ -203,18 +200,8 @@ def _shooting(
             ``≥ 2`` (the exponential map at equally spaced times, to the same tolerance).
     """
     check_int(num_points, "num_points", minimum=2)
-    _check_options(rtol, atol, max_iter, max_steps, init_options)
-    info = _log_map(
-        metric,
-        z0,
-        z1,
-        init=init,
-        rtol=rtol,
-        atol=atol,
-        max_iter=max_iter,
-        max_steps=max_steps,
-        init_options=init_options,
-    )
+    shooting = _Shooting(init, rtol, atol, max_iter, max_steps, init_options)
+    info = shooting.solve(metric, z0, z1)
     v = torch.where(torch.isfinite(info.velocity), info.velocity, z1 - z0)
     curve = geodesic_curve(
         metric, z0, v, num_points=num_points, rtol=rtol, atol=atol, max_steps=max_steps

@@ -20,18 +20,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from latentgeo.curves.length import speeds_squared
+from latentgeo.curves.length import invalid_squared_norm_rows, negative_rtol, speeds_squared
 from latentgeo.metrics import Metric
 from latentgeo.solvers.status import Status, code
 
 __all__ = ["INVALID", "invalid_along", "invalid_squared_norms", "mark_invalid", "negative_rtol"]
 
 INVALID = code(Status.INVALID_METRIC)
-
-
-def negative_rtol(dtype: torch.dtype) -> float:
-    """How negative (relative to the curve's largest ``|sq|``) rounding may make a squared norm."""
-    return 1000.0 * torch.finfo(dtype).eps
 
 
 def invalid_squared_norms(sq: Tensor, valid: Tensor | None = None) -> Tensor:
@@ -48,14 +43,7 @@ def invalid_squared_norms(sq: Tensor, valid: Tensor | None = None) -> Tensor:
         >>> invalid_squared_norms(torch.tensor([[1.0, 0.0], [1.0, -0.5], [float("nan"), 1.0]]))
         tensor([False,  True,  True])
     """
-    flat = sq.detach().reshape(sq.shape[0], -1)
-    use = torch.ones_like(flat, dtype=torch.bool) if valid is None else valid.reshape(flat.shape)
-    if flat.shape[1] == 0:
-        return use.any(-1)
-    finite = torch.isfinite(flat)
-    scale = torch.where(use & finite, flat.abs(), 0.0).amax(-1, keepdim=True)
-    negative = flat < -negative_rtol(flat.dtype) * scale
-    return (use & (~finite | negative)).any(-1)
+    return invalid_squared_norm_rows(sq, valid)
 
 
 def invalid_along(metric: Metric, pos: Tensor, vel: Tensor) -> Tensor:

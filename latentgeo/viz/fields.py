@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Independent, Normal
 
 from latentgeo.metrics import MetricLike, log_volume_element, volume_element
 from latentgeo.models import EnsembleDecoder
+from latentgeo.models.decoders import output_mean
 
 __all__ = [
     "Extent",
@@ -117,17 +118,6 @@ def log_volume_map(
     )
 
 
-def _mean_of(output: Any) -> Tensor:
-    if isinstance(output, Tensor):
-        return output
-    if isinstance(output, Distribution):
-        return output.mean
-    raise TypeError(
-        f"cannot take the mean of a decoder output of type {type(output).__name__}; "
-        "expected a Tensor or a torch.distributions object"
-    )
-
-
 def _normal_scale(output: Any) -> Tensor | None:
     if isinstance(output, Independent):
         output = output.base_dist
@@ -167,7 +157,7 @@ def decoder_uncertainty(decoder: Any, z: Tensor) -> Tensor:
         if isinstance(decoder, EnsembleDecoder):
             decoder = list(decoder.members)
         if isinstance(decoder, (list, tuple, nn.ModuleList)):
-            means = torch.stack([_mean_of(m(z)).reshape(n, -1) for m in decoder])
+            means = torch.stack([output_mean(m(z)).reshape(n, -1) for m in decoder])
             return means.std(0, correction=0).mean(-1)
         scale = _normal_scale(decoder(z))
         if scale is None:

@@ -50,10 +50,7 @@ def plot_cv_histograms(
         >>> fig = plot_cv_histograms(np.array([0.05, 0.06, 0.07]), np.array([0.1, 0.3, 0.2]))
     """
     ens, rbf = _np1(cv_ensemble, "cv_ensemble"), _np1(cv_rbf, "cv_rbf")
-    if ax is None:
-        fig, (ax,) = new_figure(1, size=(6.0, 4.0))
-    else:
-        fig = ax.figure  # type: ignore[assignment]
+    fig, ax = _figure(ax)
     lo, hi = min(ens.min(), rbf.min()), max(ens.max(), rbf.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1e-3, bins + 1).tolist()
     ax.hist(
@@ -72,17 +69,25 @@ def plot_cv_histograms(
         color="tab:orange",
         label=f"{labels[1]} (median {np.median(rbf):.3f})",
     )
-    ax.set_xlabel("coefficient of variation of the geodesic distance")
-    ax.set_ylabel("density")
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    _note(ax, note)
+    _finish(ax, "coefficient of variation of the geodesic distance", "density", title, note)
     return fig
 
 
-def _note(ax: Axes, note: str | None) -> None:
-    """Small text under the axes: the evidence a figure carries."""
+def _figure(ax: Axes | None) -> tuple[Figure, Axes]:
+    """A new 6 × 4 in figure and its axes, or ``ax`` and its figure."""
+    if ax is None:
+        fig, (ax,) = new_figure(1, size=(6.0, 4.0))
+        return fig, ax
+    return ax.figure, ax  # type: ignore[return-value]
+
+
+def _finish(ax: Axes, xlabel: str, ylabel: str, title: str | None, note: str | None) -> None:
+    """Axis labels, legend, title, and a note under the axes: the evidence a figure carries."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    if title:
+        ax.set_title(title)
     if note:
         ax.annotate(
             note,
@@ -123,17 +128,9 @@ def plot_relative_improvement(
     """
     rel = _np1(relative_improvement, "relative_improvement")
     scale = 100.0 if percent else 1.0
-    if ax is None:
-        fig, (ax,) = new_figure(1, size=(6.0, 4.0))
-    else:
-        fig = ax.figure  # type: ignore[assignment]
+    fig, ax = _figure(ax)
     ax.hist(rel * scale, bins=bins, color="tab:green", alpha=0.8)
     mean = rel.mean() * scale
     ax.axvline(mean, color="k", linestyle="--", label=f"mean {mean:.2f}{' %' if percent else ''}")
-    ax.set_xlabel("relative improvement" + (" (%)" if percent else ""))
-    ax.set_ylabel("pairs")
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    _note(ax, note)
+    _finish(ax, "relative improvement" + (" (%)" if percent else ""), "pairs", title, note)
     return fig
