@@ -105,15 +105,19 @@ def test_options_are_frozen_and_keyword_only() -> None:
 
 
 def test_keywords_that_differ_from_the_defaults_override_options() -> None:
-    assert explicit_options({"max_iter": 500, "tol": None, "refine_tol": None}, "f") == {}
-    assert explicit_options({"max_iter": 7, "lr": 0.05, "history": 5.0}, "f") == {
+    default = EnergyOptions()
+    assert (
+        explicit_options({"max_iter": default.max_iter, "tol": None, "refine_tol": None}, "f") == {}
+    )
+    history = float(default.history)
+    assert explicit_options({"max_iter": 7, "lr": 0.05, "history": history}, "f") == {
         "max_iter": 7,
-        "history": 5.0,  # not the default's type: kept, so that it is checked (and refused)
+        "history": history,  # not the default's type: kept, so that it is checked (and refused)
     }
     with pytest.raises(TypeError, match="f got unknown option"):
         explicit_options({"max_iters": 7}, "f")
     base = EnergyOptions(max_iter=3, history=2)
-    assert with_options(base, {"max_iter": 500}, "f") is base
+    assert with_options(base, {"max_iter": default.max_iter}, "f") is base
     assert with_options(base, {"max_iter": 9}, "f") == EnergyOptions(max_iter=9, history=2)
     with pytest.raises(TypeError, match="options must be an EnergyOptions"):
         with_options({"max_iter": 3}, {}, "f")  # type: ignore[arg-type]
