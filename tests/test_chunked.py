@@ -146,6 +146,7 @@ torch.set_num_threads(1)
 torch.manual_seed(0)
 net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 30)).double()
 metric = PullbackMetric(net)
+psutil_before = "psutil" in sys.modules
 metric.metric_tensor(torch.randn(200, 2, dtype=torch.float64))  # > 3 probes: measured
 
 
@@ -157,6 +158,7 @@ def work():
 report = {
     "measured": len(_chunked._FOOTPRINTS.get(metric, {})),
     "dynamo_after_first_call": "torch._dynamo" in sys.modules,
+    "psutil_imported_by_the_call": "psutil" in sys.modules and not psutil_before,
     "peak": _chunked.measure_peak(work)[1],
 }
 import torch._dynamo  # as a user's torch.compile would; the tracker then hides from it
@@ -168,7 +170,8 @@ print(json.dumps(report))
 
 def test_measuring_a_footprint_does_not_import_dynamo() -> None:
     """The first measured call in a fresh process leaves ``torch._dynamo`` unimported (its
-    import is ~2 CPU-s, 40x the call); with it loaded the tracker measures the same."""
+    import is ~2 CPU-s, 40x the call), and psutil too where /proc/meminfo gives the default
+    budget (~25 CPU-ms); with dynamo loaded the tracker measures the same."""
     root = Path(latentgeo.__file__).resolve().parents[1]
     proc = subprocess.run(
         [sys.executable, "-c", _FRESH_PROCESS],
@@ -179,4 +182,6 @@ def test_measuring_a_footprint_does_not_import_dynamo() -> None:
     report = json.loads(proc.stdout)
     assert report["measured"] == 1  # the tracker did run
     assert report["dynamo_after_first_call"] is False
+    if os.path.exists("/proc/meminfo"):
+        assert report["psutil_imported_by_the_call"] is False
     assert report["peak"] == report["peak_under_dynamo"] > 0
