@@ -100,6 +100,8 @@ class _LiveBytes(TorchDispatchMode):
     (about 2 CPU-s, most of a fresh process's first ``metric_tensor``). Without
     ``torch._dynamo`` loaded nothing can be compiling, so the wrapper has nothing to
     do; once it is loaded, :func:`measure_peak` uses :class:`_LiveBytesUnderDynamo`.
+    (A decoder compiled on its first call inside a measurement has dynamo trace into
+    this handler, which graph-breaks: slower once, the same peak.)
     """
 
     @classmethod
