@@ -24,6 +24,7 @@ chunks. Any other error propagates unchanged.
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -92,7 +93,20 @@ def _store(owner: object, key: Hashable, value: Footprint) -> None:
 
 
 class _LiveBytes(TorchDispatchMode):
-    """Tracks the bytes of the storages held by tensors created under it, and their peak."""
+    """Tracks the bytes of the storages held by tensors created under it, and their peak.
+
+    Its ``__torch_dispatch__`` is left unwrapped: by default torch wraps every mode's
+    handler in ``torch._disable_dynamo``, whose first call imports ``torch._dynamo``
+    (about 2 CPU-s, most of a fresh process's first ``metric_tensor``). Without
+    ``torch._dynamo`` loaded nothing can be compiling, so the wrapper has nothing to
+    do; once it is loaded, :func:`measure_peak` uses :class:`_LiveBytesUnderDynamo`.
+    (A decoder compiled on its first call inside a measurement has dynamo trace into
+    this handler, which graph-breaks: slower once, the same peak.)
+    """
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:  # read by TorchDispatchMode.__init_subclass__
+        return False
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,9 +153,20 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
+class _LiveBytesUnderDynamo(_LiveBytes):
+    """:class:`_LiveBytes` with torch's default: the handler is hidden from ``torch._dynamo``."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return True
+
+    __torch_dispatch__ = _LiveBytes.__torch_dispatch__  # wrapped by __init_subclass__
+
+
 def measure_peak(fn: Callable[[], T]) -> tuple[T, int]:
     """``fn()`` and the peak bytes of the tensors it allocated that were alive together."""
-    with _LiveBytes() as tracker:
+    mode = _LiveBytesUnderDynamo if "torch._dynamo" in sys.modules else _LiveBytes
+    with mode() as tracker:
         out = fn()
     return out, tracker.peak
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -127,3 +133,59 @@ def test_out_of_memory_in_a_metric_keeps_its_fast_path(monkeypatch: pytest.Monke
     torch.testing.assert_close(got, reference, rtol=1e-12, atol=0)
     assert metric._first is not None  # the traced path was not switched off
     assert max(s for s in sizes if s <= 64) == 64 or 50 in sizes
+
+
+_FRESH_PROCESS = """
+import json, sys
+import torch
+from torch import nn
+from latentgeo import _chunked
+from latentgeo.metrics import PullbackMetric
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 30)).double()
+metric = PullbackMetric(net)
+psutil_before = "psutil" in sys.modules
+metric.metric_tensor(torch.randn(200, 2, dtype=torch.float64))  # > 3 probes: measured
+
+
+def work():
+    a = torch.ones(1000, dtype=torch.float64)
+    return torch.ones(500, dtype=torch.float64) + a[:500].sum()
+
+
+report = {
+    "measured": len(_chunked._FOOTPRINTS.get(metric, {})),
+    "dynamo_after_first_call": "torch._dynamo" in sys.modules,
+    "psutil_imported_by_the_call": "psutil" in sys.modules and not psutil_before,
+    "peak": _chunked.measure_peak(work)[1],
+}
+# a decoder compiled on its first call: dynamo is imported and runs under the tracker
+report["peak_compiled_inside"] = _chunked.measure_peak(
+    lambda: torch.compile(work, backend="eager")()
+)[1]
+assert "torch._dynamo" in sys.modules
+report["peak_under_dynamo"] = _chunked.measure_peak(work)[1]  # the tracker hides from it
+print(json.dumps(report))
+"""
+
+
+def test_measuring_a_footprint_does_not_import_dynamo() -> None:
+    """The first measured call in a fresh process leaves ``torch._dynamo`` unimported (its
+    import is ~2 CPU-s, 40x the call), and psutil too where /proc/meminfo gives the default
+    budget (~25 CPU-ms); with dynamo loaded, or loaded by a decoder compiled on its first call
+    inside the measurement, the tracker measures the same."""
+    root = Path(latentgeo.__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["measured"] == 1  # the tracker did run
+    assert report["dynamo_after_first_call"] is False
+    if os.path.exists("/proc/meminfo"):
+        assert report["psutil_imported_by_the_call"] is False
+    assert report["peak"] == report["peak_compiled_inside"] == report["peak_under_dynamo"] > 0

@@ -49,7 +49,8 @@ def test_bad_budgets_are_refused(bad: float) -> None:
 
 
 def test_default_is_a_share_of_available_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From psutil when installed, else /proc/meminfo: DEFAULT_SHARE of the available bytes."""
+    """From /proc/meminfo (psutil's figure on Linux), with or without psutil: DEFAULT_SHARE of
+    the available bytes."""
     psutil = pytest.importorskip("psutil")
     memory._DEFAULTS.clear()
     monkeypatch.setattr(memory, "CPU_DEFAULT_CAP", 1 << 60)
@@ -71,6 +72,21 @@ def test_default_is_a_share_of_available_memory(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(memory, "CPU_DEFAULT_CAP", 1000)  # the cap on the CPU
     memory._DEFAULTS.clear()
     assert memory.default_memory_budget("cpu") == 1000
+    memory._DEFAULTS.clear()
+
+
+def test_without_proc_meminfo_psutil_gives_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc/meminfo cannot be read (macOS, Windows): psutil, else a fixed 4 GiB."""
+    psutil = pytest.importorskip("psutil")
+    monkeypatch.setattr(memory, "_read_meminfo", lambda: None)
+    monkeypatch.setattr(memory, "CPU_DEFAULT_CAP", 1 << 60)
+    memory._DEFAULTS.clear()
+    available = psutil.virtual_memory().available
+    got = memory.default_memory_budget("cpu")
+    assert abs(got - memory.DEFAULT_SHARE * available) <= 0.2 * memory.DEFAULT_SHARE * available
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil raises ImportError
+    memory._DEFAULTS.clear()
+    assert memory.default_memory_budget("cpu") == int(memory.DEFAULT_SHARE * (4 << 30))
     memory._DEFAULTS.clear()
 
 
