@@ -198,7 +198,13 @@ def test_disjoint_rounds_give_the_same_table_and_serve_the_graph_method() -> Non
         sphere, z, max_repeats=1, method="graph", points=cloud, k=8, max_iter=200
     )
     assert graph.num_converged == graph.num_pairs == 21
-    torch.testing.assert_close(graph.distances, plain.distances, rtol=1e-4, atol=1e-6)
+    # both against the great-circle distance: the energy solver stops refining when the
+    # energy changes by less than refine_tol = 1e-4, which leaves up to ~3e-4 relative on
+    # pair (0, 1) of this draw whichever start it came from (the two used to agree to 1e-4
+    # only by coincidence: each was 2e-4 off)
+    exact = sphere.distance(z[:, None], z[None])
+    for table in (plain, graph):
+        torch.testing.assert_close(table.distances, exact, rtol=5e-4, atol=1e-6)
 
 
 def _indefinite() -> ExplicitMetric:
