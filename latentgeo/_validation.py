@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_finite", "check_points", "check_same_shape", "check_tangent"]
+__all__ = ["check_alike", "check_finite", "check_points", "check_same_shape", "check_tangent"]
 
 
 def check_points(z: object, name: str = "z", *, dim: int | None = None) -> Tensor:
@@ -71,10 +71,13 @@ def check_tangent(z: Tensor, v: object, name: str = "v") -> Tensor:
             f"{name} of shape {tuple(v.shape)} does not broadcast against the points "
             f"of shape {tuple(z.shape)}"
         ) from None
-    if v.dtype != z.dtype:
-        raise TypeError(f"{name} has dtype {v.dtype} but the points have dtype {z.dtype}")
-    if v.device != z.device:
-        raise ValueError(f"{name} is on {v.device} but the points are on {z.device}")
+    check_alike(
+        v,
+        z,
+        "{name} has dtype {x.dtype} but the points have dtype {like.dtype}",
+        "{name} is on {x.device} but the points are on {like.device}",
+        name=name,
+    )
     return v
 
 
@@ -85,11 +88,24 @@ def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
             f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} "
             f"and {tuple(b.shape)}"
         )
-    if a.dtype != b.dtype:
-        raise TypeError(
-            f"{name_a} and {name_b} must have the same dtype, got {a.dtype} and {b.dtype}"
-        )
-    if a.device != b.device:
-        raise ValueError(
-            f"{name_a} and {name_b} must be on the same device, got {a.device} and {b.device}"
-        )
+    check_alike(
+        a,
+        b,
+        "{a} and {b} must have the same dtype, got {x.dtype} and {like.dtype}",
+        "{a} and {b} must be on the same device, got {x.device} and {like.device}",
+        a=name_a,
+        b=name_b,
+    )
+
+
+def check_alike(x: Tensor, like: Tensor, dtype_error: str, device_error: str, **names: str) -> None:
+    """Raise ``TypeError`` when ``x`` has another dtype than ``like``, ``ValueError`` when
+    it is on another device.
+
+    The messages are :meth:`str.format` templates over ``x``, ``like`` and ``names``
+    (``"{name} has dtype {x.dtype} but ..."``), formatted only when one is raised.
+    """
+    if x.dtype != like.dtype:
+        raise TypeError(dtype_error.format(x=x, like=like, **names))
+    if x.device != like.device:
+        raise ValueError(device_error.format(x=x, like=like, **names))

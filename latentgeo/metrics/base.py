@@ -84,7 +84,7 @@ class Metric(nn.Module, abc.ABC):
             Tensor of shape ``(..., d, d)``, symmetric positive semi-definite.
         """
         if validate:
-            z = check_points(z, "z", dim=self.latent_dim)
+            (z,) = self._validated(z)
         return self._metric_tensor(z)
 
     def inner(self, z: Tensor, u: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
@@ -101,9 +101,7 @@ class Metric(nn.Module, abc.ABC):
             Tensor of the broadcast batch shape ``(...)``.
         """
         if validate:
-            z = check_points(z, "z", dim=self.latent_dim)
-            u = check_tangent(z, u, "u")
-            v = check_tangent(z, v, "v")
+            z, u, v = self._validated(z, u=u, v=v)
         return self._inner(z, u, v)
 
     def squared_norm(self, z: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
@@ -119,8 +117,7 @@ class Metric(nn.Module, abc.ABC):
             Tensor of the broadcast batch shape ``(...)``.
         """
         if validate:
-            z = check_points(z, "z", dim=self.latent_dim)
-            v = check_tangent(z, v, "v")
+            z, v = self._validated(z, v=v)
         return self._squared_norm(z, v)
 
     def norm(self, z: Tensor, v: Tensor) -> Tensor:
@@ -151,6 +148,18 @@ class Metric(nn.Module, abc.ABC):
             smallest eigenvalue -1)
         """
         return check_tensor(self.metric_tensor(z), rtol)
+
+    def _validated(self, z: Tensor, **tangents: Tensor) -> list[Tensor]:
+        """The public methods' one check of their input: ``[z, *tangents]``, ``z`` checked
+        as points of this metric (``(..., d)``), then each tangent at them, named in errors
+        by its keyword.
+
+        Raises:
+            TypeError: an input is not a floating tensor, or a tangent's dtype is not ``z``'s.
+            ValueError: a shape does not fit, a value is NaN/Inf, or devices differ.
+        """
+        z = check_points(z, "z", dim=self.latent_dim)
+        return [z, *(check_tangent(z, v, name) for name, v in tangents.items())]
 
     # ------------------------------------------------------- unchecked internals
     @abc.abstractmethod

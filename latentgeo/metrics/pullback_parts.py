@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp
 
+from latentgeo._validation import check_alike
 from latentgeo.metrics.forward import TangentPropagator, TaylorPropagator
 from latentgeo.metrics.jacobians import FlatMap, forward_jacobian
 from latentgeo.metrics.terms import GeodesicTerms
@@ -73,16 +74,15 @@ def check_module_dtype(module: object, z: Tensor, name: str = "the decoder") -> 
         return
     for p in module.parameters():
         if torch.is_floating_point(p):
-            if p.dtype != z.dtype:
-                raise TypeError(
-                    f"z has dtype {z.dtype} but {name}'s parameters are {p.dtype}; convert one "
-                    f"of them (e.g. metric.to({z.dtype}) or z.to({p.dtype}))"
-                )
-            if p.device != z.device:
-                raise ValueError(
-                    f"z is on {z.device} but {name}'s parameters are on {p.device}; move one "
-                    f"of them (e.g. metric.to(z.device))"
-                )
+            check_alike(
+                p,
+                z,
+                "z has dtype {like.dtype} but {name}'s parameters are {x.dtype}; convert one "
+                "of them (e.g. metric.to({like.dtype}) or z.to({x.dtype}))",
+                "z is on {like.device} but {name}'s parameters are on {x.device}; move one "
+                "of them (e.g. metric.to(z.device))",
+                name=name,
+            )
             return
 
 

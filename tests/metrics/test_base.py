@@ -99,6 +99,25 @@ def test_bad_tangents_raise() -> None:
         metric.metric_tensor([[0.0, 0.0]])  # type: ignore[arg-type]
 
 
+def test_metric_methods_check_points_then_each_tangent_by_name() -> None:
+    """``Metric``'s own public methods (not a pull-back's overrides) check ``z`` and then
+    each tangent, named as the argument; ``validate=False`` skips the checks."""
+    metric = _constant(torch.eye(2)) + _constant(torch.eye(2))
+    z, ok = torch.zeros(4, 2), torch.ones(4, 2)
+    with pytest.raises(ValueError, match="z must have last dimension d=2"):
+        metric.inner(torch.zeros(4, 3), ok, ok)
+    with pytest.raises(ValueError, match="u contains NaN"):
+        metric.inner(z, torch.full((4, 2), float("nan")), ok)
+    with pytest.raises(ValueError, match=r"v of shape \(3, 2\) does not broadcast"):
+        metric.inner(z, ok, torch.ones(3, 2))
+    with pytest.raises(TypeError, match=r"v has dtype torch\.float64"):
+        metric.squared_norm(z, ok.double())
+    with pytest.raises(ValueError, match="z contains NaN"):
+        metric.metric_tensor(torch.full((4, 2), float("nan")))
+    torch.testing.assert_close(metric.inner(z, ok, 2 * ok), torch.full((4,), 8.0))
+    torch.testing.assert_close(metric.squared_norm(z, ok, validate=False), torch.full((4,), 4.0))
+
+
 def test_what_solvers_ask_is_answered_by_the_cone() -> None:
     """``is_pullback``, ``flat_embedding``, ``chords`` and ``geodesic_terms`` of sums,
     scalings and ensembles combine their members' answers."""

@@ -37,3 +37,17 @@ def test_head_chords_either_way() -> None:
 def test_dtype_mismatch_is_explained() -> None:
     with pytest.raises(TypeError, match="float64"):
         check_module_dtype(nn.Linear(2, 2), torch.zeros(1, 2, dtype=torch.float64))
+
+
+def test_module_mismatch_names_the_module_and_the_fix() -> None:
+    z = torch.zeros(1, 2, dtype=torch.float64)
+    message = (
+        r"^z has dtype torch\.float64 but the head's parameters are torch\.float32; convert one "
+        r"of them \(e\.g\. metric\.to\(torch\.float64\) or z\.to\(torch\.float32\)\)$"
+    )
+    with pytest.raises(TypeError, match=message):
+        check_module_dtype(nn.Linear(2, 2), z, "the head")
+    check_module_dtype(nn.Linear(2, 2).double(), z)  # alike: no error
+    on_meta = nn.Linear(2, 2).to(device="meta", dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^z is on cpu but the decoder's parameters are on meta"):
+        check_module_dtype(on_meta, z)

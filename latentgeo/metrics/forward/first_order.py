@@ -16,6 +16,8 @@ the tangent ``T`` has shape ``(K, N, d)`` and the result's tangent
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from latentgeo.metrics.forward.engine import Propagator, fast_path_report
@@ -69,10 +71,7 @@ class TangentPropagator(Propagator):
         Raises:
             ValueError: the module does not end with a linear layer (see :attr:`final_linear`).
         """
-        node = self.final_input_node()
-        ((value, jet),) = self.run(z, tangents, False, [node])
-        linear = self.final_linear
-        assert linear is not None
+        linear, value, jet = self._run_to_final_linear(z, tangents)
         return linear, self.tensor_output(value, jet, tangents.shape[0])[1].first
 
     def values_to_final_linear(self, z: Tensor) -> tuple[nn.Linear, Tensor]:
@@ -81,11 +80,21 @@ class TangentPropagator(Propagator):
         Raises:
             ValueError: the module does not end with a linear layer (see :attr:`final_linear`).
         """
-        node = self.final_input_node()
-        ((value, _),) = self.run(z, None, False, [node])
+        linear, value, _ = self._run_to_final_linear(z, None)
+        return linear, value
+
+    def _run_to_final_linear(
+        self, z: Tensor, tangents: Tensor | None
+    ) -> tuple[nn.Linear, Any, Any]:
+        """The final linear layer, and the value and jet (first order) of its input.
+
+        Raises:
+            ValueError: the module does not end with a linear layer (see :attr:`final_linear`).
+        """
+        ((value, jet),) = self.run(z, tangents, False, [self.final_input_node()])
         linear = self.final_linear
         assert linear is not None
-        return linear, value
+        return linear, value, jet
 
     def chord_parts(self, z: Tensor) -> list[tuple[Tensor, nn.Linear | None]] | None:
         """The output's parts at ``z (N, d)``, the linear ones *before* their layer.

@@ -89,54 +89,51 @@ class Levels:
             a report already computed).
         """
         converged = state.status == code(Status.CONVERGED)
-        f, reported = state.f, None
-        if estimator != "metric":
-            f, reported = self._quadrature_energies(metric, curve, pairs, state, z0, z1)
         prev = self.energy[pairs]
+        f, reported = state.f, None
+        # the converged pairs' energies by the reported quadrature (see ``energy``)
+        sel = (converged & ~state.coincident).nonzero()[:, 0]
+        if estimator != "metric" and sel.numel() > 0:
+            f = f.clone()
+            if bool(torch.isfinite(prev[sel]).any()):  # kept by the pairs that settle
+                reported = report(metric, curve, sel, z0[pairs[sel]], z1[pairs[sel]])
+                f[sel] = reported.energy.detach()
+            else:  # the first level: no pair can settle yet, only the energy is needed
+                with torch.no_grad():
+                    f[sel] = quadrature_energy(metric, curve, sel)
         settled = (prev - f).abs() <= self.refine_tol * f.abs()
         self.energy[pairs] = torch.where(converged, f, prev)
         interior = curve.breakpoints().shape[1] - 2
         # failures are final; so is reaching the knot limit
         final = settled | ~converged | state.coincident | (interior >= self.max_knots)
-        groups = []
-        position = reported[1] if reported is not None else torch.full_like(pairs, -1)
-        for with_report in (True, False):
-            group = (final & ((position >= 0) == with_report)).nonzero()[:, 0]
-            if group.numel() == 0:
-                continue
-            group_curve = curve if group.numel() == pairs.numel() else curve.subset(group)
-            rows = None
-            if reported is not None and with_report:
-                rows = reported[0].rows(position[group])
-            groups.append(Finished(pairs[group], group_curve, rows))
-        return final, groups
+        return final, _finished(curve, pairs, final, sel, reported)
 
-    def _quadrature_energies(
-        self,
-        metric: Metric,
-        curve: CubicSpline,
-        pairs: Tensor,
-        state: PairState,
-        z0: Tensor,
-        z1: Tensor,
-    ) -> tuple[Tensor, tuple[Report, Tensor] | None]:
-        """The level's energies with the converged pairs' replaced by the reported
-        quadrature; after the first level, also that report and each pair's row in it
-        (``-1``: none), which the pairs that settle keep."""
-        f = state.f.clone()
-        sel = ((state.status == code(Status.CONVERGED)) & ~state.coincident).nonzero()[:, 0]
-        if sel.numel() == 0:
-            return f, None
-        if not bool(torch.isfinite(self.energy[pairs][sel]).any()):
-            # the first level: no pair can settle yet, only the energy is needed
-            with torch.no_grad():
-                f[sel] = quadrature_energy(metric, curve, sel)
-            return f, None
-        level_report = report(metric, curve, sel, z0[pairs[sel]], z1[pairs[sel]])
-        f[sel] = level_report.energy.detach()
-        position = torch.full_like(pairs, -1)
+
+def _finished(
+    curve: CubicSpline, pairs: Tensor, final: Tensor, sel: Tensor, reported: Report | None
+) -> list[Finished]:
+    """The ``final`` pairs of a level grouped with their curves: those with a row in
+    ``reported`` (the report of the level's pairs ``sel``, ``(n,)`` positions) and the others.
+
+    Args:
+        curve: the level's ``n`` splines.
+        pairs: their rows ``(n,)`` in the batch.
+        final: ``(n,)`` bool, the pairs that are done.
+        sel: ``(k,)`` positions of the pairs ``reported`` covers, in its row order.
+        reported: a report of ``k`` rows, or ``None``.
+    """
+    position = torch.full_like(pairs, -1)  # each pair's row in ``reported`` (-1: none)
+    if reported is not None:
         position[sel] = torch.arange(sel.numel(), device=pairs.device)
-        return f, (level_report, position)
+    groups = []
+    for with_report in (True, False):
+        group = (final & ((position >= 0) == with_report)).nonzero()[:, 0]
+        if group.numel() == 0:
+            continue
+        group_curve = curve if group.numel() == pairs.numel() else curve.subset(group)
+        rows = reported.rows(position[group]) if reported is not None and with_report else None
+        groups.append(Finished(pairs[group], group_curve, rows))
+    return groups
 
 
 @torch.no_grad()

@@ -112,6 +112,24 @@ def test_gradients_through_pushed_tangents() -> None:
     assert grads[0] is not None
 
 
+def test_to_final_linear_stops_at_the_input_of_the_last_layer(dtype: torch.dtype) -> None:
+    """``push_to_final_linear`` and ``values_to_final_linear`` (one run to the last layer's
+    input) give that layer, and ``h(z)`` and ``J_h T`` of the net without it."""
+    net = nn.Sequential(nn.Linear(3, 7), nn.Tanh(), nn.Linear(7, 5)).to(dtype)
+    z = torch.randn(4, 3, dtype=dtype)
+    tangents = torch.randn(2, 4, 3, dtype=dtype)
+    prop = TangentPropagator(net)
+    linear, pushed = prop.push_to_final_linear(z, tangents)
+    linear_h, h = prop.values_to_final_linear(z)
+    assert linear is net[2] and linear_h is net[2]
+    rtol, atol = tolerance(dtype, ops=10)
+    torch.testing.assert_close(h, net[:2](z), rtol=rtol, atol=atol)
+    torch.testing.assert_close(pushed, _reference(net[:2], z, tangents), rtol=rtol, atol=atol)
+    activated = TangentPropagator(nn.Sequential(nn.Linear(3, 5), nn.Tanh()))
+    with pytest.raises(ValueError, match=r"does not return the output of an nn\.Linear"):
+        activated.values_to_final_linear(z)
+
+
 def test_untraceable_modules_fall_back() -> None:
     class Branchy(nn.Module):
         def forward(self, z: Tensor) -> Tensor:

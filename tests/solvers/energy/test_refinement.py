@@ -7,11 +7,15 @@ import torch
 from latentgeo.curves import CubicSpline, CurveStack
 from latentgeo.metrics import as_metric
 from latentgeo.solvers import connecting_geodesic, minimize_energy
+from latentgeo.solvers.energy.problem import PairState
 from latentgeo.solvers.energy.refinement import (
     FIRST_LEVEL_TOL,
+    Levels,
     level_tolerance,
     refine_fastest_spans,
 )
+from latentgeo.solvers.energy.report import quadrature_energy
+from latentgeo.solvers.status import Status, code
 from latentgeo.testing import StereographicSphere
 
 SPHERE = StereographicSphere()
@@ -75,3 +79,44 @@ def test_pairs_that_settle_stop_getting_knots() -> None:
     knots = [part.breakpoints().shape[1] for part in result.curve.curves()]
     assert len(knots) == 2 and knots[0] != knots[1]
     torch.testing.assert_close(result.length, SPHERE.distance(z0, z1), rtol=1e-5, atol=0)
+
+
+def _level(f: torch.Tensor, statuses: list[Status]) -> PairState:
+    n = len(statuses)
+    status = torch.tensor([code(s) for s in statuses])
+    zeros = torch.zeros(n, 1, dtype=torch.float64)
+    ones = torch.ones(n, dtype=torch.float64)
+    return PairState(zeros, f, zeros, status, status * 0, ones, status < 0)
+
+
+def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() -> None:
+    """Two levels of a chord solve by hand: the first only measures (no report, only the
+    failed pair is done); at the second, unchanged curves settle and keep their rows of
+    the level's report (in their order), the failed pair is done without one."""
+    metric = as_metric(SPHERE)
+    z0, z1 = _pairs(5, seed=1)
+    curve = CubicSpline(z0, z1, num_knots=2)
+    quadrature = quadrature_energy(metric, curve, torch.arange(5)).detach()
+    levels = Levels(torch.full((5,), float("inf"), dtype=torch.float64), 1e-4, max_knots=10)
+    pairs = torch.tensor([0, 2, 3, 4])
+    ok, failed = Status.CONVERGED, Status.NON_FINITE
+    first = _level(quadrature[pairs] * 1.1, [ok, ok, ok, failed])  # chord energies: biased
+    final, groups = levels.settle(
+        metric, curve.subset(pairs), pairs, first, z0, z1, estimator="chord"
+    )
+    assert final.tolist() == [False, False, False, True]
+    assert len(groups) == 1 and groups[0].pairs.tolist() == [4] and groups[0].report is None
+    torch.testing.assert_close(levels.energy[[0, 2, 3]], quadrature[[0, 2, 3]])
+    assert levels.energy[[1, 4]].isinf().all()
+    pairs = torch.tensor([0, 2, 3])
+    second = _level(quadrature[pairs] * 1.1, [ok, failed, ok])
+    final, groups = levels.settle(
+        metric, curve.subset(pairs), pairs, second, z0, z1, estimator="chord"
+    )
+    assert final.all()
+    settled, done = groups
+    assert settled.pairs.tolist() == [0, 3] and done.pairs.tolist() == [2]
+    assert settled.report is not None and done.report is None
+    torch.testing.assert_close(settled.report.energy, quadrature[[0, 3]])
+    torch.testing.assert_close(settled.curve.z0, z0[[0, 3]])
+    torch.testing.assert_close(done.curve.z1, z1[[2]])
