@@ -190,12 +190,6 @@ def _cpu_available() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def _meminfo_available() -> int:
-    """``MemAvailable`` of ``/proc/meminfo`` in bytes (a fixed 4 GiB where it cannot be read)."""
-    found = _read_meminfo()
-    return _FALLBACK_BYTES if found is None else found
-
-
 def _read_meminfo() -> int | None:
     """``MemAvailable`` of ``/proc/meminfo`` in bytes (``None`` where it cannot be read)."""
     try:

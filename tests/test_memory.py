@@ -67,7 +67,7 @@ def test_default_is_a_share_of_available_memory(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delitem(sys.modules, "psutil")
     monkeypatch.setattr(builtins, "__import__", no_psutil)
     memory._DEFAULTS.clear()
-    meminfo = memory._meminfo_available()
+    meminfo = memory._read_meminfo() or memory._FALLBACK_BYTES
     assert memory.default_memory_budget("cpu") == int(memory.DEFAULT_SHARE * meminfo)
     monkeypatch.setattr(memory, "CPU_DEFAULT_CAP", 1000)  # the cap on the CPU
     memory._DEFAULTS.clear()

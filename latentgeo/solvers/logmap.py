@@ -175,38 +175,67 @@ class _LogSolver:
         x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
         tau = st.tau[idx]
         dirs = self.probe_directions(x) if probe and d > 1 else x.new_zeros(x.shape[0], d, 0)
-        k = dirs.shape[-1]
-        step = tau.sqrt() * (1.0 + x.norm(dim=-1))  # the square root of the noise level
-        trials = torch.cat([x[:, None], x[:, None] + step[:, None, None] * dirs.mT], 1)
-        y0 = torch.cat([self.z0[idx].repeat_interleave(k + 1, 0), trials.reshape(-1, d)], -1)
-        tol = tau.repeat_interleave(k + 1)
-        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tol, atol=tol, max_steps=self.max_steps)
+        ends, codes, errors, step = self.integrate(idx, x, tau, dirs, base=True)
         st.shots[idx] += 1
-        st.exp_maps[idx] += 1 + k
-        states = res.states[:, -1].reshape(-1, k + 1, 2 * d)
-        codes = res.status.reshape(-1, k + 1)
-        r = states[:, 0, :d] - self.z1[idx]
-        e = res.error[:, :d].norm(dim=-1).reshape(-1, k + 1)[:, 0]
-        shot = _Shot(idx, x, r, states[:, 0, d:], e, codes[:, 0], tau)
-        ends = torch.where((codes[:, 1:] == _OK)[..., None], states[:, 1:, :d], torch.nan)
-        shot.probes = (dirs, (ends - self.z1[idx][:, None] - r[:, None]).mT / step[:, None, None])
+        r = ends[:, 0, :d] - self.z1[idx]
+        shot = _Shot(idx, x, r, ends[:, 0, d:], errors[:, 0], codes[:, 0], tau)
+        shot.probes = (dirs, self.columns(idx, r, ends[:, 1:], codes[:, 1:], step))
         return shot
 
+    def integrate(
+        self, pairs: Tensor, x: Tensor, tau: Tensor, dirs: Tensor, base: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Exponential maps from ``z0[pairs]`` at ``x`` ``(A, d)`` (with ``base``) and at
+        ``x + h u`` for the columns ``u`` of ``dirs`` ``(A, d, k)``, ``h = √tau·(1 + |x|)``
+        (forward differences: the square root of the noise level), all in one batch at
+        the per-step tolerances ``tau`` ``(A,)``.
+
+        Returns:
+            The end states ``(A, n, 2d)``, the integrator's codes ``(A, n)``, its
+            end-point error estimates ``(A, n)`` (``n = k + base``) and ``h`` ``(A,)``.
+        """
+        d = x.shape[1]
+        step = tau.sqrt() * (1.0 + x.norm(dim=-1))
+        trials = x[:, None] + step[:, None, None] * dirs.mT  # (A, k, d)
+        if base:
+            trials = torch.cat([x[:, None], trials], 1)
+        n = trials.shape[1]
+        y0 = torch.cat([self.z0[pairs].repeat_interleave(n, 0), trials.reshape(-1, d)], -1)
+        tol = tau.repeat_interleave(n)
+        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tol, atol=tol, max_steps=self.max_steps)
+        self.st.exp_maps[pairs] += n
+        errors = res.error[:, :d].norm(dim=-1).reshape(-1, n)
+        return res.states[:, -1].reshape(-1, n, 2 * d), res.status.reshape(-1, n), errors, step
+
+    def columns(
+        self, pairs: Tensor, r0: Tensor, ends: Tensor, codes: Tensor, step: Tensor
+    ) -> Tensor:
+        """``J u`` ``(A, d, k)`` by forward differences of the end states ``ends``
+        ``(A, k, 2d)`` of :meth:`integrate` against the residual ``r0`` ``(A, d)`` at ``x``
+        (NaN where an integration failed)."""
+        d = r0.shape[1]
+        ok = (codes == _OK)[..., None]
+        diff = torch.where(ok, ends[..., :d], torch.nan) - self.z1[pairs][:, None] - r0[:, None]
+        return diff.mT / step[:, None, None]
+
     @staticmethod
-    def probe_directions(x: Tensor) -> Tensor:
+    def across(x: Tensor, seeds: Tensor) -> Tensor:
+        """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``, from
+        ``seeds`` ``(d, m)`` (``k = min(m, d − 1)``), by QR of ``[x̂, seeds]``."""
+        unit = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        seeds = seeds.to(x.device).expand(x.shape[0], -1, -1)
+        return torch.linalg.qr(torch.cat([unit[..., None], seeds], -1))[0][..., 1:]
+
+    @classmethod
+    def probe_directions(cls, x: Tensor) -> Tensor:
         """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``: all
         ``d − 1`` of them up to ``PROBES + 1`` dimensions, else ``PROBES`` random ones
         (the same for every call: a fixed seed)."""
-        a, d = x.shape
-        unit = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        d = x.shape[1]
         if d - 1 <= PROBES:
-            seeds = torch.eye(d, dtype=x.dtype)
-        else:
-            gen = torch.Generator().manual_seed(0)
-            seeds = torch.randn(d, PROBES, generator=gen, dtype=x.dtype)
-        seeds = seeds.to(x.device).expand(a, -1, -1)
-        q, _ = torch.linalg.qr(torch.cat([unit[..., None], seeds], -1))
-        return q[..., 1 : min(d, PROBES + 1)]
+            return cls.across(x, torch.eye(d, dtype=x.dtype))
+        gen = torch.Generator().manual_seed(0)
+        return cls.across(x, torch.randn(d, PROBES, generator=gen, dtype=x.dtype))
 
     def measure_jacobian(self, shot: _Shot) -> None:
         """Check the Jacobian models of the first shot's pairs against ``∂ exp_{z0}(x)/∂x``.
@@ -248,20 +277,12 @@ class _LogSolver:
         failed)."""
         d = self.z0.shape[1]
         x, tau, r0, pairs = shot.x[rows], shot.tau[rows], shot.r[rows], shot.idx[rows]
-        unit = x / x.norm(dim=-1, keepdim=True)
-        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(x.shape[0], d, d)
-        across = torch.linalg.qr(torch.cat([unit[..., None], eye], -1))[0][..., 1:d]
-        step = tau.sqrt() * (1.0 + x.norm(dim=-1))
-        trials = (x[:, None] + step[:, None, None] * across.mT).reshape(-1, d)
-        y0 = torch.cat([self.z0[pairs].repeat_interleave(d - 1, 0), trials], -1)
-        tol = tau.repeat_interleave(d - 1)
-        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tol, atol=tol, max_steps=self.max_steps)
-        self.st.exp_maps[pairs] += d - 1
-        end = torch.where((res.status == _OK)[:, None], res.states[:, -1, :d], torch.nan)
-        diff = end.reshape(-1, d - 1, d) - self.z1[pairs][:, None] - r0[:, None]
-        cols = diff.mT / step[:, None, None]
-        y = torch.cat([(shot.vel[rows] / x.norm(dim=-1, keepdim=True))[..., None], cols], -1)
-        return y @ torch.cat([unit[..., None], across], -1).mT  # J = Y Sᵀ, S orthogonal
+        across = self.across(x, torch.eye(d, dtype=x.dtype))
+        ends, codes, _, step = self.integrate(pairs, x, tau, across, base=False)
+        cols = self.columns(pairs, r0, ends, codes, step)
+        norm = x.norm(dim=-1, keepdim=True)
+        y = torch.cat([(shot.vel[rows] / norm)[..., None], cols], -1)
+        return y @ torch.cat([(x / norm)[..., None], across], -1).mT  # J = Y Sᵀ, S orthogonal
 
     def learn(self, shot: _Shot, first: bool) -> Tensor:
         """Update the Jacobian models from a shot; return which trials are accepted."""
