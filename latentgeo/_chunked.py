@@ -11,7 +11,9 @@ depend on what was measured before), and the two peaks fit
 .. math:: \\text{peak}(u) = \\text{fixed} + \\text{per\\_point} · u
 
 for ``u`` points. That footprint is cached for the owner, and later chunks
-hold as many items as fit in :data:`TARGET` of the budget in force. The
+hold as many items as fit in :data:`TARGET` of the budget in force, and on the
+CPU in :data:`~latentgeo.memory.CPU_CHUNK_BYTES` (larger chunks are slower
+there: their tensors fall out of the caches). The
 tracker sees every tensor torch allocates through its dispatcher, not the
 scratch space inside a kernel, hence the margin.
 
@@ -35,7 +37,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from latentgeo.exceptions import PerformanceWarning, warn_once
-from latentgeo.memory import current_memory_budget, is_out_of_memory
+from latentgeo.memory import CPU_CHUNK_BYTES, current_memory_budget, is_out_of_memory
 
 __all__ = [
     "PROBE_POINTS",
@@ -67,9 +69,10 @@ class Footprint:
     fixed: float = 0.0
     cap: float = math.inf
 
-    def points(self, budget: int) -> float:
-        """Most points per chunk under ``budget`` bytes (may be below 1)."""
-        room = max(TARGET * budget - self.fixed, 0.0)
+    def points(self, budget: int, limit: float = math.inf) -> float:
+        """Most points per chunk under ``budget`` bytes, a chunk holding at most ``limit``
+        bytes (may be below 1)."""
+        room = max(min(TARGET * budget, limit) - self.fixed, 0.0)
         return min(self.cap, room / self.per_point)
 
 
@@ -268,7 +271,9 @@ def _halve(owner: object, key: Hashable, size: int, weight: float) -> int:
 def _items(owner: object, key: Hashable, weight: float, device: torch.device | None) -> int:
     known = footprint(owner, key)
     assert known is not None
-    return max(1, int(known.points(current_memory_budget(device)) // weight))
+    on_cpu = device is None or device.type == "cpu"
+    limit = CPU_CHUNK_BYTES if on_cpu else math.inf
+    return max(1, int(known.points(current_memory_budget(device), limit) // weight))
 
 
 def _probe(fn: Callable[[slice], T], n: int, owner: object, key: Hashable, weight: float) -> None:

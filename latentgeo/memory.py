@@ -18,8 +18,10 @@ CPU the system's available memory (``/proc/meminfo`` where it exists, else
 :func:`current_memory_budget` says what is in force.
 
 Chunk sizes come from the budget and the decoder's measured bytes per point
-(see :mod:`latentgeo._chunked`); an out-of-memory error inside a chunk halves
-the chunk and retries, and never switches a fast path off.
+(see :mod:`latentgeo._chunked`), on the CPU at most :data:`CPU_CHUNK_BYTES` a chunk
+(the budget bounds memory; that cap keeps each chunk in the caches); an
+out-of-memory error inside a chunk halves the chunk and retries, and never
+switches a fast path off.
 
 Example:
     >>> import latentgeo
@@ -39,6 +41,7 @@ from contextlib import contextmanager
 import torch
 
 __all__ = [
+    "CPU_CHUNK_BYTES",
     "CPU_DEFAULT_CAP",
     "DEFAULT_SHARE",
     "current_memory_budget",
@@ -53,6 +56,11 @@ __all__ = [
 DEFAULT_SHARE = 0.25
 #: most bytes of the default budget on the CPU, where larger chunks are no faster
 CPU_DEFAULT_CAP = 1 << 30
+#: most bytes one chunk's tensors may hold on the CPU, whatever the budget: chunks with
+#: larger working sets spill out of the processor's caches and cost more per point
+#: (``metric_tensor`` of a transposed-convolution decoder 1.6× and of an MLP 1.5× more per
+#: point in chunks of 240 and 120 MiB than of 32 MiB; ``benchmarks/real_decoders.py``)
+CPU_CHUNK_BYTES = 32 << 20
 _FALLBACK_BYTES = 4 << 30  # when the available memory cannot be read
 _REFRESH_S = 1.0  # the default is re-read at most this often
 

@@ -71,6 +71,29 @@ def test_a_smaller_budget_gives_more_chunks_and_the_same_result() -> None:
         torch.testing.assert_close(out, outs[0], rtol=1e-12, atol=0)
 
 
+def test_cpu_chunks_are_capped_whatever_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU a chunk holds at most ``CPU_CHUNK_BYTES`` of tensors (by the measured
+    footprint), however large the budget; elsewhere the budget alone sizes it."""
+    owner = _Owner()
+    x = torch.randn(2000, 64, dtype=torch.float64)
+
+    def fn(sl: slice) -> Tensor:
+        return torch.tanh(x[sl] @ x.T).sum(-1)  # 16 KiB a point (a row of 2000)
+
+    with latentgeo.memory_budget(1 << 34):
+        whole = torch.cat(run_chunked(fn, 2000, owner=owner, key="k"))
+        monkeypatch.setattr(_chunked, "CPU_CHUNK_BYTES", 1 << 20)  # 1 MiB: ~64 points
+        sizes: list[int] = []
+        parts = run_chunked(
+            lambda sl: sizes.append(sl.stop - sl.start) or fn(sl), 2000, owner=owner, key="k"
+        )
+        per_point = footprint(owner, "k").per_point  # type: ignore[union-attr]
+        assert max(sizes) <= (1 << 20) / per_point and len(sizes) >= 2000 * per_point / (1 << 20)
+        torch.testing.assert_close(torch.cat(parts), whole, rtol=1e-10, atol=0)
+        on_gpu = _chunked._items(owner, "k", 1.0, torch.device("cuda"))  # budget only
+        assert on_gpu >= 2000
+
+
 def _oom_above(limit: int, sizes: list[int]) -> object:
     def fn(sl: slice) -> Tensor:
         n = sl.stop - sl.start

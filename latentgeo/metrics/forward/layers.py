@@ -27,6 +27,7 @@ from latentgeo.metrics.forward.jet import (
     linear,
     product,
 )
+from latentgeo.metrics.forward.transposed import conv_transpose2d_by_product, use_product
 
 __all__ = ["LAYERS", "TrainingModeError", "random_in_training"]
 
@@ -101,6 +102,10 @@ def _conv_module(call: Call, ts: tuple[Any, ...], k: int) -> Tensor | None:
         fn = _CONV_T[kind]
 
         def apply(t: Tensor) -> Tensor:
+            if kind is nn.ConvTranspose2d and use_product(t, m.weight, m.groups, m.dilation):
+                return conv_transpose2d_by_product(
+                    t, m.weight, m.stride, m.padding, m.output_padding
+                )  # torch's CPU kernel is slow with few output channels
             return fn(
                 t, m.weight, None, m.stride, m.padding, m.output_padding, m.groups, m.dilation
             )
@@ -303,7 +308,9 @@ LAYERS: list[Rule] = [
          check=_single_input),
     Rule("convolution", linear(_conv_module), "conv(ẋ, W)", "conv(ẍ, W)",
          modules=tuple(_CONV) + tuple(_CONV_T), check=_padding_zeros,
-         notes="zero padding only (other padding modes use the generic path)"),
+         notes="zero padding only (other padding modes use the generic path); on the CPU a "
+               "2-D transposed convolution to at most 4 channels runs as one product and a "
+               "strided sum (torch's kernel is several times slower there)"),
     *[Rule(f"F.{fn.__name__}", linear(_functional(fn, bias_at=1)), "conv(ẋ, W)", "conv(ẍ, W)",
            functions=(fn,), check=_weights_constant) for fn in _CONV_FUNCTIONS + _CONV_T_FUNCTIONS],
     Rule("resampling", linear(_interpolate), "interpolate(ẋ)", "interpolate(ẍ)",
