@@ -15,14 +15,10 @@ __all__ = [
 ]
 
 
-def _symmetric_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
-    """``G(z)``, symmetrised (away round-off) for the eigensolvers."""
-    g = as_metric(metric_or_decoder).metric_tensor(z)
-    return 0.5 * (g + g.mT)
-
-
 def _eigh(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.linalg.eigh(_symmetric_tensor(metric_or_decoder, z))
+    g = as_metric(metric_or_decoder).metric_tensor(z)
+    g = 0.5 * (g + g.mT)  # symmetrise away round-off before the eigensolver
+    return torch.linalg.eigh(g)
 
 
 def _log_eigenvalues(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -30,7 +26,8 @@ def _log_eigenvalues(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, 
     and ``(...)`` bool. The spectrum of ``G`` is computed in float64 even for float32
     input (a ``d × d`` cast costs nothing), so it is not rounded a second time;
     eigenvalues are clamped at the input dtype's smallest normal number."""
-    g = _symmetric_tensor(metric_or_decoder, z)
+    g = as_metric(metric_or_decoder).metric_tensor(z)
+    g = 0.5 * (g + g.mT)
     wide = g.double() if g.dtype == torch.float32 and g.device.type != "mps" else g
     eigvals = torch.linalg.eigvalsh(wide)
     tiny = torch.finfo(g.dtype).tiny
