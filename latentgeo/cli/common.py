@@ -24,6 +24,7 @@ from typing import Any, TextIO
 __all__ = [
     "Parser",
     "UsageError",
+    "add_command",
     "add_common_options",
     "add_output_options",
     "existing_file",
@@ -53,6 +54,18 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # argparse: NoReturn
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def add_command(sub: Any, name: str, *, help: str, description: str, epilog: str) -> Any:
+    """Add the subcommand ``name`` to the subparsers ``sub`` and return its parser; every
+    ``latentgeo`` command keeps its epilog's line breaks (its examples)."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

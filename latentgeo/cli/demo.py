@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from latentgeo.cli.common import add_common_options, format_table, make_settings, show_progress
+from latentgeo.cli.common import (
+    add_command,
+    add_common_options,
+    format_table,
+    make_settings,
+    show_progress,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -19,14 +25,14 @@ examples:
 
 def add_parser(sub: Any) -> None:
     """Add ``demo`` to the subcommands ``sub``."""
-    demo = sub.add_parser(
+    demo = add_command(
+        sub,
         "demo",
         help="the main job: geodesics of ensemble and RBF VAEs around the hole of a ring",
         description="Train an ensemble-decoder VAE and an RBF-precision VAE on ring data "
         "(2-d latents), compute geodesics and straight lines between codes on opposite "
         "sides of the ring, and write summary.json, distances.csv and one figure per model.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_options(demo, "runs/demo")
     demo.set_defaults(run=run)

@@ -11,6 +11,7 @@ from typing import Any
 
 from latentgeo.cli.common import (
     UsageError,
+    add_command,
     add_output_options,
     format_table,
     positive_float,
@@ -34,7 +35,8 @@ command resumes (a different configuration in the same folder is refused).
 
 def add_parser(sub: Any) -> None:
     """Add ``distances`` to the subcommands ``sub``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "distances",
         help="geodesic distance matrix of many latent points, on Dask workers, resumable",
         description="Solve the geodesics between all pairs of --points (i < j) under the "
@@ -42,7 +44,6 @@ def add_parser(sub: Any) -> None:
         "the one at --scheduler; write each finished tile into --out, then distances.npy and "
         "summary.json.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="latentgeo checkpoint (decoder or VAE)")
     p.add_argument("--points", required=True, help=".npy file of latent points, shape (N, d)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentgeo.cli.common import (
+    add_command,
     add_common_options,
     make_settings,
     parse_classes,
@@ -162,12 +163,12 @@ EXPERIMENTS = (
 
 def add_parser(sub: Any) -> None:
     """Add ``reproduce`` and its experiments to the subcommands ``sub``."""
-    rep = sub.add_parser(
+    rep = add_command(
+        sub,
         "reproduce",
         help="re-run a seed paper's experiment",
         description="Re-run the experiments of the seed papers.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rep.set_defaults(print_help=rep.print_help, run=None)
     rsub = rep.add_subparsers(dest="experiment")
@@ -176,12 +177,12 @@ def add_parser(sub: Any) -> None:
 
 
 def _add_experiment(rsub: Any, experiment: _Experiment) -> None:
-    p = rsub.add_parser(
+    p = add_command(
+        rsub,
         experiment.name,
         help=experiment.help,
         description=experiment.description,
         epilog=experiment.epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_options(p, f"runs/{experiment.name}")
     p.add_argument(

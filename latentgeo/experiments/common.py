@@ -168,29 +168,27 @@ class Recipe:
     rbf_epochs: int = 300
 
 
+#: :class:`Recipe` fields that ``make_ensemble_vae``/``make_rbf_vae`` and ``fit``
+#: take under the same names (the renamed ones are passed by hand).
+_MODEL_FIELDS = ("hidden", "activation", "output_activation", "beta", "obs_std")
+_RBF_FIELDS = ("zeta", "a", "bandwidth")
+_FIT_FIELDS = ("batch_size", "lr", "min_delta", "eval_every", "grad_clip", "weight_decay")
+
+
+def _options(recipe: Recipe, names: tuple[str, ...]) -> dict[str, Any]:
+    """``{name: recipe.name}`` for ``names``."""
+    return {name: getattr(recipe, name) for name in names}
+
+
 def _build(
     kind: str, recipe: Recipe, data_dim: int, latent_dim: int, members: int, seed: int
 ) -> VAE:
-    opts: dict[str, Any] = dict(
-        hidden=recipe.hidden,
-        activation=recipe.activation,
-        output_activation=recipe.output_activation,
-        beta=recipe.beta,
-        obs_std=recipe.obs_std,
-        seed=seed,
-    )
+    opts = _options(recipe, _MODEL_FIELDS)
     if kind == "ensemble":
-        return make_ensemble_vae(data_dim, latent_dim, num_members=members, **opts)
+        return make_ensemble_vae(data_dim, latent_dim, num_members=members, seed=seed, **opts)
     if kind == "rbf":
-        return make_rbf_vae(
-            data_dim,
-            latent_dim,
-            num_centres=recipe.centres,
-            zeta=recipe.zeta,
-            a=recipe.a,
-            bandwidth=recipe.bandwidth,
-            **opts,
-        )
+        opts |= _options(recipe, _RBF_FIELDS)
+        return make_rbf_vae(data_dim, latent_dim, num_centres=recipe.centres, seed=seed, **opts)
     raise ValueError(f"kind must be 'ensemble' or 'rbf', got {kind!r}")
 
 
@@ -224,15 +222,10 @@ def train_or_load(
         x_fit,
         val_data=splits.val.x,
         epochs=recipe.max_epochs,
-        batch_size=recipe.batch_size,
-        lr=recipe.lr,
-        seed=seed,
         early_stopping=recipe.patience,
-        min_delta=recipe.min_delta,
-        eval_every=recipe.eval_every,
-        grad_clip=recipe.grad_clip,
-        weight_decay=recipe.weight_decay,
+        seed=seed,
         progress=progress,
+        **_options(recipe, _FIT_FIELDS),
     )
     report = {
         "kind": kind,
@@ -273,36 +266,3 @@ def command_line(experiment: str, s: Any) -> str:
     budget = "--quick" if s.budget == "quick" else f"--budget {s.budget}"
     seed = f" --seed {s.seed}" if s.seed else ""
     return f"latentgeo reproduce {experiment} --data {s.data} {budget}{seed}"
-
-
-def graph_options(codes: Tensor, refine: bool, max_iter: int, k: int = 10) -> dict[str, Any]:
-    """``connecting_geodesic`` options of the graph method through ``codes``."""
-    opts: dict[str, Any] = dict(method="graph", points=codes, k=k, refine=refine)
-    if refine:
-        opts.update(estimator="metric", max_iter=max_iter, max_knots=16)
-    return opts
-
-
-def train_vae(
-    kind: str,
-    x: Tensor,
-    *,
-    latent_dim: int,
-    seed: int,
-    epochs: int,
-    hidden: tuple[int, ...],
-    members: int = 10,
-    centres: int = 10,
-    a: float = 1.0,
-    progress: bool = False,
-) -> VAE:
-    """TEMPORARY (until relative_improvement/kmeans move to recipes)."""
-    opts: dict[str, Any] = dict(hidden=hidden, output_activation="sigmoid", seed=seed)
-    if kind == "ensemble":
-        vae = make_ensemble_vae(x.shape[1], latent_dim, num_members=members, **opts)
-    else:
-        vae = make_rbf_vae(x.shape[1], latent_dim, num_centres=centres, a=a, **opts)
-    fit(vae, x, epochs=epochs, batch_size=64, lr=2e-3, seed=seed, progress=progress)
-    if kind == "rbf":
-        calibrate_rbf(vae, x, seed=seed, progress=progress)
-    return vae.eval()

@@ -183,9 +183,6 @@ def hole_and_ring_points(codes: Tensor, *, num: int = 64) -> tuple[Tensor, float
 
 
 def _train(kind: str, x: Tensor, s: DemoSettings, progress: bool) -> VAE:
-    common: dict[str, Any] = dict(
-        epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed, progress=progress
-    )
     if kind == "ensemble":
         vae = make_ensemble_vae(
             x.shape[1],
@@ -195,10 +192,10 @@ def _train(kind: str, x: Tensor, s: DemoSettings, progress: bool) -> VAE:
             beta=s.ensemble_beta,
             seed=s.seed,
         )
-        fit(vae, x, **common)
     else:
         vae = make_rbf_vae(x.shape[1], 2, num_centres=s.num_centres, hidden=s.hidden, seed=s.seed)
-        fit(vae, x, **common)
+    fit(vae, x, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed, progress=progress)
+    if kind == "rbf":
         calibrate_rbf(vae, x, epochs=s.rbf_epochs, seed=s.seed, progress=progress)
     return vae.eval()
 
@@ -206,30 +203,23 @@ def _train(kind: str, x: Tensor, s: DemoSettings, progress: bool) -> VAE:
 def _geodesics(
     kind: str, metric: Metric, z0: Tensor, z1: Tensor, codes: Tensor, s: DemoSettings
 ) -> GeodesicResult:
+    """Graph start through every ``step``-th code, then the energy refinement: the sampled
+    estimator with Adam for the ensemble (Syrota et al.), the default one for the RBF model."""
     step = max(1, codes.shape[0] // s.graph_points)
-    graph: dict[str, Any] = dict(method="graph", points=codes[::step].contiguous(), k=s.graph_k)
+    points = codes[::step].contiguous()
+    refine: dict[str, Any] = dict(max_iter=s.max_iter_rbf)
     if kind == "ensemble":
-        return connecting_geodesic(
-            metric,
-            z0,
-            z1,
-            **graph,
+        refine = dict(
             estimator="sampled",
             optimizer="adam",
             num_points=s.sampled_points,
             max_iter=s.max_iter_ensemble,
             lr=s.ensemble_lr,
             patience=s.ensemble_patience,
-            max_knots=s.max_knots,
             generator=torch.Generator().manual_seed(s.seed),
         )
     return connecting_geodesic(
-        metric,
-        z0,
-        z1,
-        **graph,
-        max_iter=s.max_iter_rbf,
-        max_knots=s.max_knots,
+        metric, z0, z1, method="graph", points=points, k=s.graph_k, max_knots=s.max_knots, **refine
     )
 
 

@@ -57,6 +57,20 @@ def _has_pullback(metric: Metric) -> bool:
     return False
 
 
+def point_rows(
+    metric_or_decoder: MetricLike, z: Tensor, **tangents: Tensor
+) -> tuple[Metric, torch.Size, list[Tensor]]:
+    """The metric, the broadcast batch shape ``(...)`` and ``[z, *tangents]`` checked
+    (``z`` as points of the metric, each tangent at them, named by its keyword),
+    broadcast together and flattened to rows ``(N, d)``."""
+    metric = as_metric(metric_or_decoder)
+    z = check_points(z, "z", dim=metric.latent_dim)
+    vectors = [check_tangent(z, v, name) for name, v in tangents.items()]
+    parts = torch.broadcast_tensors(z, *vectors)
+    d = z.shape[-1]
+    return metric, parts[0].shape[:-1], [x.reshape(-1, d) for x in parts]
+
+
 def resolve_form(metric: Metric, form: str) -> Literal["christoffel", "acceleration"]:
     """The concrete form ``"auto"`` stands for with this metric (see the module docstring)."""
     if form not in _FORMS:
@@ -228,11 +242,6 @@ def connection(
         >>> torch.allclose(connection(PoincareDisk(), z, u, w), ref)
         True
     """
-    metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
-    u = check_tangent(z, u, "u")
-    w = check_tangent(z, w, "w")
-    z, u, w = torch.broadcast_tensors(z, u, w)
-    batch, d = z.shape[:-1], z.shape[-1]
-    out = gamma(metric, z.reshape(-1, d), u.reshape(-1, d), w.reshape(-1, 1, d), form)[0]
-    return out.reshape(*batch, d)
+    metric, batch, (z, u, w) = point_rows(metric_or_decoder, z, u=u, w=w)
+    out = gamma(metric, z, u, w[:, None], form)[0]
+    return out.reshape(*batch, z.shape[-1])

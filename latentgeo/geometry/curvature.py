@@ -28,18 +28,19 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from latentgeo._validation import check_points, check_tangent
+from latentgeo._validation import check_points
 from latentgeo.geometry.connection import (
     Form,
     _acceleration,
     _basis_jvp,
     first_kind,
     metric_jet,
+    point_rows,
     resolve_form,
     second_directional,
     solve_metric,
 )
-from latentgeo.metrics import Metric, MetricLike, as_metric
+from latentgeo.metrics import Metric, MetricLike
 
 __all__ = ["curvature_map", "riemann_tensor", "scalar_curvature", "sectional_curvature"]
 
@@ -72,10 +73,8 @@ def riemann_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
         >>> float(r[0, 0, 1, 0, 1]) / 16.0  # K = R_0101 / det G = −1
         -1.0
     """
-    metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
-    batch, d = z.shape[:-1], z.shape[-1]
-    flat = z.reshape(-1, d)
+    metric, batch, (flat,) = point_rows(metric_or_decoder, z)
+    d = flat.shape[-1]
     g, dg = metric_jet(metric, flat)
     ddg = _basis_jvp(lambda x: metric_jet(metric, x)[1], flat).permute(1, 2, 3, 4, 0)
     # dg[n, a, b, c] = ∂_c G_ab; ddg[n, a, b, c, e] = ∂_e ∂_c G_ab
@@ -161,15 +160,9 @@ def sectional_curvature(
         >>> torch.allclose(k, torch.ones(4, dtype=torch.float64))
         True
     """
-    metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
-    u = check_tangent(z, u, "u")
-    v = check_tangent(z, v, "v")
+    metric, batch, (z, u, v) = point_rows(metric_or_decoder, z, u=u, v=v)
     resolve_form(metric, form)
-    z, u, v = torch.broadcast_tensors(z, u, v)
-    batch, d = z.shape[:-1], z.shape[-1]
-    k = _sectional_rows(metric, z.reshape(-1, d), u.reshape(-1, d), v.reshape(-1, d), form)
-    return k.reshape(batch)
+    return _sectional_rows(metric, z, u, v, form).reshape(batch)
 
 
 def _frame_pairs(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -208,15 +201,13 @@ def scalar_curvature(
         >>> torch.allclose(s, torch.full((5,), -6.0, dtype=torch.float64))
         True
     """
-    metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
-    batch, d = z.shape[:-1], z.shape[-1]
+    metric, batch, (flat,) = point_rows(metric_or_decoder, z)
+    d = flat.shape[-1]
     if d < 2:
-        raise ValueError(f"z must have d >= 2 for a curvature, got shape {tuple(z.shape)}")
+        raise ValueError(f"z must have d >= 2 for a curvature, got shape {(*batch, d)}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     christoffel = resolve_form(metric, form) == "christoffel"
-    flat = z.reshape(-1, d)
     parts = []
     for start in range(0, flat.shape[0], chunk_size):
         zc = flat[start : start + chunk_size]

@@ -78,7 +78,7 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("a refused command started to train")
 
-    monkeypatch.setattr(common, "train_vae", no_work)
+    monkeypatch.setattr(common, "_build", no_work)  # every model is built there
     monkeypatch.setattr(demo, "_train", no_work)
     names = {"FILE": "file.txt", "NOTARUN": "notarun", "FINISHED": "finished", "NEW": "new"}
     return {k: str(tmp_path / v) for k, v in names.items()}
