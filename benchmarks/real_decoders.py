@@ -17,10 +17,12 @@ Printed, with the budget in force (``latentgeo.current_memory_budget``):
 * ``metric_tensor`` of the MLP on N points ÷ a forward pass, and ÷ a
   hand-written exact Jacobian of the same MLP (no autograd: the chain rule as
   three batched products) and ÷ that Jacobian followed by ``JᵀJ``, all in the
-  same run, with the largest difference of the two metrics.
+  same run, with the largest difference of the two metrics;
+* ``metric_tensor`` per point of both decoders in chunks of 8–128 MiB and in
+  one chunk (``chunks``): the measurement behind ``CPU_CHUNK_BYTES``.
 
 Run: ``python benchmarks/real_decoders.py [--device cuda] [--budget BYTES]
-[--quick] [--out FILE] [--only conv mlp cost] [--sizes 1,50] [--total 20]``;
+[--quick] [--out FILE] [--only conv mlp cost chunks] [--sizes 1,50] [--total 20]``;
 ``--quick`` runs tiny sizes in seconds (the test suite smoke-runs it).
 """
 
@@ -41,6 +43,8 @@ import torch
 from torch import Tensor, nn
 
 import latentgeo
+import latentgeo.memory
+from latentgeo import _chunked
 from latentgeo.metrics import as_metric
 from latentgeo.models import GaussianDecoder, RBFPrecision
 from latentgeo.solvers import connecting_geodesic
@@ -219,6 +223,38 @@ def metric_cost(
          f"exact G via W₃ᵀW₃ vs exact JᵀJ: {err_gram:.1e}")  # fmt: skip
 
 
+def chunk_rows(
+    n: int, repeats: int, device: torch.device, dtype: torch.dtype, emit: Callable[[str], None]
+) -> None:
+    """``metric_tensor`` per point of both decoders in chunks of a given size in bytes (by
+    the footprint latentgeo measures), alternating, median of ``repeats``: what
+    ``latentgeo.memory.CPU_CHUNK_BYTES`` is chosen from."""
+    caps = [8, 16, 32, 128]
+    emit(f"metric_tensor per point [µs] by chunk size (N = {n} points, median of {repeats}):")
+    emit("")
+    emit("| decoder | " + " | ".join(f"{c} MiB" for c in caps) + " | one chunk |")
+    emit("|---|" + "---|" * (len(caps) + 1))
+    for name, dec, d in [("conv VAE d=16", conv_decoder(), 16), ("MLP d=50", mlp_decoder(), 50)]:
+        metric = as_metric(dec.to(device, dtype))
+        z = torch.randn(n, d, dtype=dtype, device=device)
+        with torch.no_grad():
+            metric.metric_tensor(z)  # measures the footprint
+            known = _chunked.footprint(metric, ("metric_tensor", d, dtype, device))
+            assert known is not None
+            sizes = [max(1, int(c * 2**20 // known.per_point)) for c in caps] + [n]
+            times: dict[int, list[float]] = {s: [] for s in sizes}
+            for _ in range(repeats):
+                for size in sizes:
+                    metric.chunk_size = size
+                    run = metric.metric_tensor
+                    times[size].append(timed(lambda r=run, v=z: r(v), device)[1])
+        cells = [f"{1e6 * sorted(t)[len(t) // 2] / n:.0f} ({s})" for s, t in times.items()]
+        emit(f"| {name} | " + " | ".join(cells) + " |")
+    emit("")
+    emit(f"(points per chunk in brackets; latentgeo's cap on the CPU: "
+         f"{latentgeo.memory.CPU_CHUNK_BYTES / 2**20:.0f} MiB)")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the tables (and write them to ``--out``)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -227,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budget", type=int, default=None, help="memory budget in bytes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--only", choices=["conv", "mlp", "cost"], nargs="*", default=None)
+    parser.add_argument(
+        "--only", choices=["conv", "mlp", "cost", "chunks"], nargs="*", default=None
+    )
     parser.add_argument("--out", default=None, help="also write the output to this file")
     parser.add_argument(
         "--sizes", type=lambda s: [int(v) for v in s.split(",")], default=None,
@@ -245,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
         print(line, flush=True)
         text.write(line + "\n")
 
-    only = set(args.only or ["conv", "mlp", "cost"])
+    only = set(args.only or ["conv", "mlp", "cost", "chunks"])
     budget = latentgeo.current_memory_budget(device)
     emit(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {device}, "
          f"{args.dtype}, memory budget {budget / 2**20:.0f} MiB"
@@ -270,6 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     emit("")
     if "cost" in only:
         metric_cost(64 if args.quick else 1024, 3 if args.quick else 20, device, dtype, emit)
+    if "chunks" in only:
+        emit("")
+        chunk_rows(64 if args.quick else 512, 1 if args.quick else 7, device, dtype, emit)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     emit("")
     emit(f"process peak RSS: {maxrss / 2**20:.0f} MiB")
