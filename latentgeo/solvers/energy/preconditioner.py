@@ -23,8 +23,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from latentgeo._chunked import TARGET, run_chunked
 from latentgeo.curves import gather_rows
-from latentgeo.solvers.energy.problem import Objective, over_pairs
+from latentgeo.memory import current_memory_budget
+from latentgeo.solvers.energy.problem import Objective
 
 __all__ = ["frozen_metric_preconditioner"]
 
@@ -33,8 +35,8 @@ def frozen_metric_preconditioner(
     objective: Objective, x: Tensor, idx: Tensor, *, per_span: bool = False
 ) -> Tensor | None:
     """Inverses ``(A, p, p)`` of ``2 K`` for the pairs ``idx`` with parameters ``x`` ``(A, p)``,
-    in chunks of pairs sized by the memory budget; ``None`` for curves that are not
-    linear in their parameters.
+    in chunks of pairs sized by the memory budget (from the size of the matrices, see
+    :func:`_pairs_per_chunk`); ``None`` for curves that are not linear in their parameters.
 
     The inverse is formed (from the Cholesky factor) because the optimiser
     applies it to a new vector every iteration: a batched product is far
@@ -52,17 +54,28 @@ def frozen_metric_preconditioner(
     if objective.span_basis is None:
         return None
     points = objective.span_basis.index.shape[1] // (2 if per_span else 1)
-    # (the key holds the size of a pair's matrices, which grows with refinement)
-    kind = ("preconditioner", objective.packing.shapes[0], points, per_span)
-    parts = over_pairs(
-        objective.metric,
-        kind,
+    parts = run_chunked(
         lambda sl: _inverse_stiffness(objective, x[sl], idx[sl], per_span),
         idx.numel(),
-        points,
-        x,
+        owner=objective.metric,
+        key=("preconditioner", objective.packing.shapes[0], points, per_span, x.dtype),
+        device=x.device,
+        chunk_size=_pairs_per_chunk(objective, x),
     )
     return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def _pairs_per_chunk(objective: Objective, x: Tensor) -> int:
+    """Pairs per chunk of the preconditioner, from the exact size of its tensors (no
+    probe): per pair, the nodes' metric and stiffness terms ``T (k² + 2) d²``, the
+    stiffness ``n² d²`` and four ``p × p`` matrices (Hessian, its symmetric part, the
+    Cholesky factor, the inverse), in :data:`~latentgeo._chunked.TARGET` of the budget.
+    The metric itself is evaluated in chunks sized by its own footprint."""
+    assert objective.span_basis is not None
+    (n_inner, d), (_, nodes, k) = objective.packing.shapes[0], objective.span_basis.index.shape
+    p, n = n_inner * d, n_inner + 2
+    per_pair = x.element_size() * (nodes * (k * k + 2) * d * d + n * n * d * d + 4 * p * p)
+    return max(1, int(TARGET * current_memory_budget(x.device) // per_pair))
 
 
 def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor, per_span: bool) -> Tensor:
