@@ -1,7 +1,8 @@
 """Geodesics and metrics on decoders of realistic size, under the memory budget.
 
 Two decoders with random weights of realistic scale (PyTorch's default
-initialisation; the RBF precision with centres spread like latent codes):
+initialisation from a fixed seed, so that every run solves the same problems;
+the RBF precision with centres spread like latent codes):
 
 * ``conv``: a VAE decoder with d = 16 latents, a transposed-convolution mean
   16 → 32·7·7 → 32×14×14 → 1×28×28 (ELU), and an RBF precision (64 centres,
@@ -50,8 +51,15 @@ from latentgeo.models import GaussianDecoder, RBFPrecision
 from latentgeo.solvers import connecting_geodesic
 
 
-def conv_decoder(d: int = 16) -> GaussianDecoder:
-    """The transposed-convolution VAE decoder with an RBF precision (random weights)."""
+def conv_decoder(d: int = 16, seed: int = 0) -> GaussianDecoder:
+    """The transposed-convolution VAE decoder with an RBF precision (random weights, the
+    same for a given ``seed``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _conv_decoder(d)
+
+
+def _conv_decoder(d: int) -> GaussianDecoder:
     mean = nn.Sequential(
         nn.Linear(d, 32 * 7 * 7),
         nn.ELU(),
@@ -70,11 +78,13 @@ def conv_decoder(d: int = 16) -> GaussianDecoder:
     return GaussianDecoder(mean, rbf).eval()
 
 
-def mlp_decoder(d: int = 50) -> nn.Sequential:
-    """The MLP d → 256 → 256 → 784 (tanh), random weights."""
-    return nn.Sequential(
-        nn.Linear(d, 256), nn.Tanh(), nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 784)
-    ).eval()
+def mlp_decoder(d: int = 50, seed: int = 0) -> nn.Sequential:
+    """The MLP d → 256 → 256 → 784 (tanh), random weights (the same for a given ``seed``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(
+            nn.Linear(d, 256), nn.Tanh(), nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 784)
+        ).eval()
 
 
 def exact_jacobian(net: nn.Sequential, z: Tensor) -> Tensor:
