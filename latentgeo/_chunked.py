@@ -225,7 +225,7 @@ def run_over_points(
     flat: torch.Tensor,
     *,
     owner: object,
-    kind: str,
+    kind: Hashable,
     chunk_size: int | None = None,
 ) -> list[T]:
     """:func:`run_chunked` over the points ``flat (N, d)``, the footprint keyed by ``kind``,

@@ -212,3 +212,28 @@ def test_measuring_a_footprint_does_not_import_dynamo() -> None:
     if os.path.exists("/proc/meminfo"):
         assert report["psutil_imported_by_the_call"] is False
     assert report["peak"] == report["peak_compiled_inside"] == report["peak_under_dynamo"] > 0
+
+
+def test_metrics_of_one_decoder_share_their_footprints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``as_metric(decoder)`` made anew for each call (as ``connecting_geodesic(decoder, ...)``
+    does) measures a footprint once per decoder; a metric of an embedding of its own keeps
+    its own."""
+    probes: list[object] = []
+    real = _chunked._probe
+
+    def counted(fn, n, owner, key, weight):  # type: ignore[no-untyped-def]
+        probes.append(owner)
+        return real(fn, n, owner, key, weight)
+
+    monkeypatch.setattr(_chunked, "_probe", counted)
+    net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 5)).eval()
+    z = torch.randn(100, 3)
+    first = latentgeo.metrics.as_metric(net).metric_tensor(z)
+    again = latentgeo.metrics.as_metric(net).metric_tensor(z)
+    assert probes == [net]
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    other = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 5)).eval()
+    latentgeo.metrics.as_metric(other).metric_tensor(z)
+    own = PullbackMetric(lambda v: net(v))
+    own.metric_tensor(z)
+    assert probes == [net, other, own]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import abc
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, cast
 
 import torch
@@ -192,6 +192,11 @@ class Metric(nn.Module, abc.ABC):
         """
         return christoffel_terms(self, z, v)
 
+    def footprint_owner(self) -> tuple[object, Hashable]:
+        """Where the memory footprints of its chunked work are cached (:mod:`latentgeo.memory`),
+        and a key prefix telling its own apart there: by default the metric itself."""
+        return self, ()
+
     @property
     def is_pullback(self) -> bool:
         """Whether the metric is a pull-back ``JᵀJ`` of a known map (:meth:`flat_embedding`)."""
@@ -342,6 +347,11 @@ class SumMetric(Metric):
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         return GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
 
+    def footprint_owner(self) -> tuple[object, Hashable]:
+        """Where the memory footprints of its chunked work are cached (:mod:`latentgeo.memory`),
+        and a key prefix telling its own apart there: by default the metric itself."""
+        return self, ()
+
     @property
     def is_pullback(self) -> bool:
         return all(m.is_pullback for m in self.metrics())
@@ -384,6 +394,11 @@ class ScaledMetric(Metric):
 
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         return self.metric.geodesic_terms(z, v).scaled(self.scale)
+
+    def footprint_owner(self) -> tuple[object, Hashable]:
+        """Where the memory footprints of its chunked work are cached (:mod:`latentgeo.memory`),
+        and a key prefix telling its own apart there: by default the metric itself."""
+        return self, ()
 
     @property
     def is_pullback(self) -> bool:

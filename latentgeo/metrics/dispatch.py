@@ -145,7 +145,10 @@ def decoder_metric(
         probe(embed, decoder, size)
     else:
         check_output_symbolically(embed)
-    return PullbackMetric(embed, latent_dim=size.dim if size is not None else None)
+    metric = PullbackMetric(embed, latent_dim=size.dim if size is not None else None)
+    if output is None:  # the metric depends on the decoder alone: share its footprints
+        metric._footprint_source = decoder
+    return metric
 
 
 @as_metric.register

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import torch
@@ -103,6 +103,7 @@ class PullbackMetric(Metric):
         self._parts_ok: bool | None = None
         self._first: TangentPropagator | None = None
         self._second: TaylorPropagator | None = None
+        self._footprint_source: object | None = None  # see footprint_owner
         self._build_propagators()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PullbackMetric:
@@ -237,7 +238,17 @@ class PullbackMetric(Metric):
 
     def _chunked(self, kind: str, fn: Callable[[slice], T], flat: Tensor) -> list[T]:
         """``fn`` over chunks of the points ``flat (N, d)`` (see :mod:`latentgeo.memory`)."""
-        return run_over_points(fn, flat, owner=self, kind=kind, chunk_size=self.chunk_size)
+        owner, prefix = self.footprint_owner()
+        return run_over_points(
+            fn, flat, owner=owner, kind=(prefix, kind), chunk_size=self.chunk_size
+        )
+
+    def footprint_owner(self) -> tuple[object, Hashable]:
+        """The decoder :func:`~latentgeo.metrics.as_metric` built this metric from, shared by
+        every metric it builds from that decoder (so that one made anew for every call
+        measures nothing twice), else this metric."""
+        source = self._footprint_source
+        return (self, ()) if source is None else (source, ("as_metric", type(self.embed)))
 
     def _chunk_rows(self, zc: Tensor) -> Tensor:
         """``Jᵀ`` of shape ``(n, d, m)`` for points ``(n, d)`` (a strided view, not copied)."""
@@ -376,9 +387,7 @@ class PullbackMetric(Metric):
             terms = self._taylor_terms(z[sl], v[sl])
             return nested_terms(self.flat_embedding, z[sl], v[sl]) if terms is None else terms
 
-        parts = run_over_points(
-            terms_of, z, owner=self, kind="geodesic_terms", chunk_size=self.chunk_size
-        )
+        parts = self._chunked("geodesic_terms", terms_of, z)
         if len(parts) == 1:
             return parts[0]
         return GeodesicTerms(torch.cat([t.g for t in parts]), torch.cat([t.b for t in parts]))

@@ -54,8 +54,9 @@ def over_pairs(
     """``fn`` over chunks of ``pairs`` pairs of ``points`` evaluation points each, as many
     per chunk as the memory budget allows (:mod:`latentgeo.memory`) given the bytes per
     point measured for ``metric`` and ``kind`` (on the device and dtype of ``like``)."""
-    key = (kind, like.dtype, like.device)
-    return run_chunked(fn, pairs, owner=metric, key=key, weight=max(points, 1), device=like.device)
+    owner, prefix = metric.footprint_owner()
+    key = (prefix, kind, like.dtype, like.device)
+    return run_chunked(fn, pairs, owner=owner, key=key, weight=max(points, 1), device=like.device)
 
 
 class CurvePoints(nn.Module):
