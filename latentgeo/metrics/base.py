@@ -347,11 +347,6 @@ class SumMetric(Metric):
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         return GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
 
-    def footprint_owner(self) -> tuple[object, Hashable]:
-        """Where the memory footprints of its chunked work are cached (:mod:`latentgeo.memory`),
-        and a key prefix telling its own apart there: by default the metric itself."""
-        return self, ()
-
     @property
     def is_pullback(self) -> bool:
         return all(m.is_pullback for m in self.metrics())
@@ -394,11 +389,6 @@ class ScaledMetric(Metric):
 
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         return self.metric.geodesic_terms(z, v).scaled(self.scale)
-
-    def footprint_owner(self) -> tuple[object, Hashable]:
-        """Where the memory footprints of its chunked work are cached (:mod:`latentgeo.memory`),
-        and a key prefix telling its own apart there: by default the metric itself."""
-        return self, ()
 
     @property
     def is_pullback(self) -> bool:
