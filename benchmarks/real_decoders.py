@@ -249,7 +249,8 @@ def chunk_rows(
         z = torch.randn(n, d, dtype=dtype, device=device)
         with torch.no_grad():
             metric.metric_tensor(z)  # measures the footprint
-            known = _chunked.footprint(metric, ("metric_tensor", d, dtype, device))
+            owner, prefix = metric.footprint_owner()
+            known = _chunked.footprint(owner, ((prefix, "metric_tensor"), d, dtype, device))
             assert known is not None
             sizes = [max(1, int(c * 2**20 // known.per_point)) for c in caps] + [n]
             times: dict[int, list[float]] = {s: [] for s in sizes}
