@@ -42,6 +42,7 @@ from latentgeo.metrics.jacobians import forward_jacobian, reverse_jacobian
 __all__ = [
     "DIAGONAL_METHODS",
     "exact_feature_diagonal",
+    "feature_jacobian",
     "hutchinson_feature_diagonal",
     "rademacher_probes",
 ]
@@ -50,6 +51,40 @@ __all__ = [
 DIAGONAL_METHODS = ("exact", "hutchinson")
 
 FlatMap = Callable[[Tensor], Tensor]
+
+
+def feature_jacobian(
+    feature: FlatMap,
+    x: Tensor,
+    *,
+    mode: Literal["reverse", "forward"] | None = None,
+    features: int | None = None,
+) -> Tensor:
+    """The feature map's Jacobian ``J_h`` at data points ``x``, with ``min(c, m)`` products.
+
+    :func:`exact_feature_diagonal` is ``(J_h ⊙ J_h)`` summed over the features;
+    :class:`~latentgeo.metrics.FeatureMetric` also reuses ``J_h`` for the
+    deterministic term (``J_h J_μ v`` is then a product with the rows, not
+    another pass of ``h``).
+
+    Args:
+        feature: the flat feature map ``(N, m) -> (N, c)``.
+        x: data points of shape ``(N, m)``.
+        mode: ``"reverse"`` (``c`` vector-Jacobian products), ``"forward"`` (``m``
+            Jacobian-vector products) or ``None`` for the one with fewer products.
+        features: ``c`` if known (else one forward pass of one point finds it).
+
+    Returns:
+        ``J_h``, shape ``(N, c, m)``.
+    """
+    if mode is None:
+        c = features if features is not None else feature(x[:1]).shape[-1]
+        mode = "reverse" if c < x.shape[-1] else "forward"
+    if mode == "reverse":
+        return reverse_jacobian(feature, x)
+    if mode == "forward":
+        return forward_jacobian(feature, x)
+    raise ValueError(f"mode must be 'reverse', 'forward' or None, got {mode!r}")
 
 
 def exact_feature_diagonal(
@@ -76,15 +111,7 @@ def exact_feature_diagonal(
         >>> exact_feature_diagonal(lambda x: x @ a.T, torch.zeros(1, 3))
         tensor([[1., 5., 9.]])
     """
-    if mode is None:
-        c = features if features is not None else feature(x[:1]).shape[-1]
-        mode = "reverse" if c < x.shape[-1] else "forward"
-    if mode == "reverse":
-        jac = reverse_jacobian(feature, x)  # (N, c, m)
-    elif mode == "forward":
-        jac = forward_jacobian(feature, x)
-    else:
-        raise ValueError(f"mode must be 'reverse', 'forward' or None, got {mode!r}")
+    jac = feature_jacobian(feature, x, mode=mode, features=features)  # (N, c, m)
     return (jac * jac).sum(1)
 
 
