@@ -18,6 +18,7 @@ from latentgeo.metrics.feature_diagonal import (
     feature_jacobian,
     hutchinson_feature_diagonal,
     rademacher_probes,
+    sequential_rows,
 )
 from latentgeo.metrics.jacobians import forward_jacobian, push_tangents
 
@@ -72,7 +73,12 @@ class FeatureMetric(Metric):
     * ``"exact"`` (default): ``min(c, m)`` products of ``h`` per point, ``c``
       reverse-mode products (one per feature) when ``h`` is narrower than its
       input ``m`` (a classifier on a 784-pixel image: ``c`` of them, not 784),
-      else ``m`` forward-mode ones.
+      else ``m`` forward-mode ones. The Jacobian ``J_h`` they give also makes
+      ``J_h J_μ`` (no separate pass of ``h``). For an ``nn.Sequential`` of linear
+      layers, convolutions, elementwise activations and reshapes the rows are
+      pulled back layer by layer
+      (:func:`~latentgeo.metrics.feature_diagonal.sequential_rows`: the same
+      numbers, about 3× cheaper with the energy's gradient through them).
     * ``"hutchinson"``: ``probes`` reverse-mode products per point whatever
       ``c``, an unbiased estimate with ``probes`` Rademacher vectors, variance
       ``(2/s)(diag(M_h)_i² − Σ_k (∂h_k/∂x_i)⁴)`` per entry for ``s`` probes.
@@ -173,6 +179,16 @@ class FeatureMetric(Metric):
         mean, scale = _mean_and_scale(self.decoder(z), z.shape[0])
         return (mean,) if scale is None else (mean, scale)
 
+    def _feature_jacobian(self, mean: Tensor) -> Tensor:
+        """``J_h (N, c, m)`` at decoded means ``(N, m)``: by hand for an ``nn.Sequential``
+        of common layers (:func:`~latentgeo.metrics.feature_diagonal.sequential_rows`),
+        else by ``torch.func`` (:func:`~latentgeo.metrics.feature_diagonal.feature_jacobian`)."""
+        feature = cast(torch.nn.Module, self.feature)
+        rows = sequential_rows(feature, mean, self.data_shape, below=mean.shape[1])
+        if rows is not None:
+            return rows.permute(1, 0, 2)
+        return feature_jacobian(self._flat_feature, mean)
+
     def _chunk_squared_norm(self, z: Tensor, v: Tensor, probes: Tensor | None) -> Tensor:
         """``‖J_h J_μ v‖² + Σ_i diag(M_h)_i (J_σ v)_i²`` for one chunk: one JVP of the decoder,
         then ``h`` at ``μ``: with the exact diagonal, ``J_h`` (``min(c, m)`` products) serves
@@ -182,7 +198,7 @@ class FeatureMetric(Metric):
         )
         mean, t_mean = decoded[0], tangents[0]
         if len(decoded) == 2 and self.diagonal == "exact":
-            j_h = feature_jacobian(self._flat_feature, mean)
+            j_h = self._feature_jacobian(mean)
             jh = (j_h @ t_mean.unsqueeze(-1)).squeeze(-1)  # (N, c)
             diag = (j_h * j_h).sum(1)  # (N, m)
         else:
@@ -217,7 +233,7 @@ class FeatureMetric(Metric):
         n_mean = mean.shape[1]
         j_mu = jac[:, :n_mean]
         if parts == 2 and self.diagonal == "exact":
-            j_h = feature_jacobian(self._flat_feature, mean)
+            j_h = self._feature_jacobian(mean)
             j_comp = j_h @ j_mu  # (N, c, d)
             weights = (j_h * j_h).sum(1)  # (N, m)
         else:
