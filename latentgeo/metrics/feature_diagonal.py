@@ -206,6 +206,8 @@ def sequential_rows(
     for layer in module:
         inputs.append(act)
         act = layer(act)
+        if act.ndim == 0 or act.shape[0] != n:  # a reshape that mixed the points
+            return None
     out_shape = act.shape[1:]
     c = act[0].numel() if n else 0
     if n == 0 or c >= below:

@@ -216,6 +216,7 @@ def test_sequential_rows_declines_what_it_has_no_rule_for() -> None:
     assert sequential_rows(nn.Sequential(nn.ReLU(inplace=True)), x, below=8) is None
     assert sequential_rows(nn.Sequential(nn.Dropout(0.5)), x, below=8) is None  # training
     assert sequential_rows(nn.Sequential(nn.Flatten(0)), x, below=8) is None  # mixes points
+    assert sequential_rows(nn.Sequential(nn.Flatten(-2)), x, below=8) is None  # the same
     wide = nn.Sequential(nn.Linear(8, 8)).double()
     assert sequential_rows(wide, x, below=8) is None  # c >= m: forward mode is cheaper
     assert sequential_rows(wide, x, below=9) is not None
