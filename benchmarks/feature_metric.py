@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
          f"{args.features} outputs")  # fmt: skip
     emit(f"products of the CNN per point for diag(J_hᵀJ_h): exact {min(args.features, 784)} "
          f"(one per feature; forward mode would take 784), hutchinson {args.probes}")  # fmt: skip
+    emit("exact: the rows of J_h pulled back layer by layer (sequential_rows: the CNN is an "
+         "nn.Sequential), reused for J_h J_μ")  # fmt: skip
     emit("")
     gen = torch.Generator().manual_seed(0)
     z0 = torch.randn(pairs, 16, generator=gen, dtype=dtype).to(device)

@@ -11,8 +11,10 @@ from torch import Tensor, nn
 
 from latentgeo.metrics.feature_diagonal import (
     exact_feature_diagonal,
+    feature_jacobian,
     hutchinson_feature_diagonal,
     rademacher_probes,
+    sequential_rows,
 )
 
 from .reference import autograd_jacobian, mlp
@@ -51,6 +53,19 @@ def test_reverse_equals_forward_and_autograd_on_a_cnn() -> None:
     assert float((reverse - forward).abs().max() / scale) < 1e-10
     assert float((reverse - reference).abs().max() / scale) < 1e-10
     assert float(reverse.min()) >= 0.0
+
+
+def test_feature_jacobian_is_the_jacobian_either_way() -> None:
+    """J_h (N, c, m), which FeatureMetric reuses for J_h J_μ, by c reverse products and by m
+    forward ones, against autograd (float64, 1e-10)."""
+    cnn = small_cnn()
+    x = torch.randn(2, 784, dtype=torch.float64)
+    reference = autograd_jacobian(cnn, x)
+    scale = reference.abs().max()
+    for mode in ("reverse", "forward", None):
+        jac = feature_jacobian(cnn, x, mode=mode)  # type: ignore[arg-type]
+        assert jac.shape == (2, 6, 784)
+        assert float((jac - reference).abs().max() / scale) < 1e-10
 
 
 def test_mode_none_takes_the_narrower_side() -> None:
@@ -145,3 +160,63 @@ def test_stated_standard_error_shrinks_with_probes() -> None:
     ratio = est.var(0) / stated_var
     assert math.isfinite(float(ratio.max()))
     assert float(ratio.min()) > 0.7 and float(ratio.max()) < 1.3
+
+
+def _layered_maps() -> list[tuple[nn.Module, tuple[int, ...]]]:
+    """Sequential feature maps with every hand-written rule, and their input shapes."""
+    conv2d = nn.Sequential(
+        nn.Conv2d(2, 4, 3, stride=2, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(4, 6, (2, 3), stride=(1, 2), padding=(0, 1), dilation=(2, 1), groups=2),
+        nn.Dropout(0.3).eval(),
+        nn.Softplus(),
+        nn.Flatten(),
+        nn.Unflatten(1, (6, 16)),
+        nn.Linear(16, 3),  # on the last axis of (N, 6, 16)
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(18, 5),
+        nn.Identity(),
+    )
+    conv1d = nn.Sequential(
+        nn.Conv1d(1, 3, 4, stride=3), nn.GELU(), nn.Flatten(), nn.Linear(24, 4), nn.ELU()
+    )
+    return [(conv2d, (2, 12, 13)), (conv1d, (1, 27))]  # output padding 1 and 2
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_sequential_rows_are_the_jacobian_and_differentiate_like_it(index: int) -> None:
+    """Hand-pulled rows (strides, dilation, groups, odd sizes, output padding, activations,
+    reshapes, a Linear on a middle axis) against autograd, and the gradient of a weighted
+    diag(J_hᵀJ_h) (second derivatives) against torch.func's rows, float64 at 1e-10."""
+    module, shape = _layered_maps()[index]
+    module = module.double()
+    m = math.prod(shape)
+
+    def flat(x: Tensor) -> Tensor:
+        return module(x.reshape(-1, *shape)).reshape(x.shape[0], -1)
+
+    x = torch.randn(3, m, dtype=torch.float64, requires_grad=True)
+    rows = sequential_rows(module, x, shape, below=m)
+    assert rows is not None
+    reference = autograd_jacobian(flat, x.detach())  # (N, c, m)
+    scale = reference.abs().max()
+    assert float((rows.permute(1, 0, 2) - reference).abs().max().detach() / scale) < 1e-10
+    w = torch.rand(3, m, dtype=torch.float64)
+    got = torch.autograd.grad((w * (rows * rows).sum(0)).sum(), x)[0]
+    expected = feature_jacobian(flat, x, mode="reverse")
+    ref = torch.autograd.grad((w * (expected * expected).sum(1)).sum(), x)[0]
+    assert float((got - ref).abs().max() / ref.abs().max()) < 1e-10
+
+
+def test_sequential_rows_declines_what_it_has_no_rule_for() -> None:
+    x = torch.randn(2, 8, dtype=torch.float64)
+    assert sequential_rows(lambda t: t, x, below=8) is None  # type: ignore[arg-type]
+    assert sequential_rows(nn.Sequential(nn.LayerNorm(8)).double(), x, below=8) is None
+    assert sequential_rows(nn.Sequential(nn.ReLU(inplace=True)), x, below=8) is None
+    assert sequential_rows(nn.Sequential(nn.Dropout(0.5)), x, below=8) is None  # training
+    assert sequential_rows(nn.Sequential(nn.Flatten(0)), x, below=8) is None  # mixes points
+    assert sequential_rows(nn.Sequential(nn.Flatten(-2)), x, below=8) is None  # the same
+    wide = nn.Sequential(nn.Linear(8, 8)).double()
+    assert sequential_rows(wide, x, below=8) is None  # c >= m: forward mode is cheaper
+    assert sequential_rows(wide, x, below=9) is not None
