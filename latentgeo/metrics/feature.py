@@ -144,15 +144,6 @@ class FeatureMetric(Metric):
             x = x.reshape(n, *self.data_shape)
         return self.feature(x).reshape(n, -1)
 
-    def _split(self, z: Tensor) -> tuple[Tensor, Tensor, bool]:
-        """``(h(μ(z)) ⧺ σ(z), μ(z), stochastic)``, all flattened to ``(N, ·)``."""
-        mean, scale = _mean_and_scale(self.decoder(z), z.shape[0])
-        stochastic = scale is not None
-        feats = self._flat_feature(mean)
-        if scale is not None:
-            feats = torch.cat([feats, scale], dim=-1)
-        return feats, mean, stochastic
-
     def _feature_diag(self, x: Tensor, probes: Tensor | None, features: int) -> Tensor:
         """``diag(J_hᵀ J_h)`` at data points ``x (N, m)`` -> ``(N, m)`` for ``c = features``:
         exact, or Hutchinson's estimate with ``probes (s, N, c)``."""
@@ -166,10 +157,10 @@ class FeatureMetric(Metric):
         if self.probes is None:
             return None
         with torch.no_grad():
-            feats, mean, stochastic = self._split(z[:1])
-        if not stochastic:
-            return None
-        c = feats.shape[-1] - mean.shape[-1]
+            decoded = self._decoded(z[:1])
+            if len(decoded) == 1:
+                return None
+            c = self._flat_feature(decoded[0]).shape[-1]
         return rademacher_probes(
             self.probes, z.shape[0], c, seed=self.seed, dtype=z.dtype, device=z.device
         )

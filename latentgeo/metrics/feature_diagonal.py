@@ -99,11 +99,7 @@ def exact_feature_diagonal(
     """``diag(J_hᵀ J_h)`` at data points ``x``, exactly, with ``min(c, m)`` products.
 
     Args:
-        feature: the flat feature map ``(N, m) -> (N, c)``.
-        x: data points of shape ``(N, m)``.
-        mode: ``"reverse"`` (``c`` vector-Jacobian products), ``"forward"`` (``m``
-            Jacobian-vector products) or ``None`` for the one with fewer products.
-        features: ``c`` if known (else one forward pass of one point finds it).
+        feature, x, mode, features: as in :func:`feature_jacobian`.
 
     Returns:
         The diagonal, shape ``(N, m)``.
