@@ -119,16 +119,6 @@ class ImprovementResult(ConvergenceCounts):
     include_all: bool = False
 
     @property
-    def num_pairs(self) -> int:
-        """B, the number of pairs."""
-        return int(self.relative_improvement.numel())
-
-    @property
-    def num_converged(self) -> int:
-        """How many pairs' solvers converged."""
-        return int(self.converged.sum())
-
-    @property
     def used(self) -> Tensor:
         """``(B,)`` bool: the pairs :attr:`mean` and :attr:`standard_error` are taken over
         (converged ones, or with ``include_all`` every pair with a finite improvement)."""

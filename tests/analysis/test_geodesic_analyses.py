@@ -234,6 +234,18 @@ def test_an_indefinite_metric_is_reported_not_clamped_into_a_length() -> None:
         assert not bool(r.used[1:3].any()) and math.isfinite(r.mean)
 
 
+def test_improvement_counts_come_from_the_statuses_and_agree_with_converged() -> None:
+    # ImprovementResult counts through ConvergenceCounts (its statuses), like every analysis
+    # result; they must agree with the per-pair converged flags, invalid pairs included
+    z0 = torch.zeros(4, 2, dtype=torch.float64)
+    z1 = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.3, 1.0], [1.0, 0.5]], dtype=torch.float64)
+    res = relative_improvement(_indefinite(), z0, z1, max_iter=20)
+    assert res.num_pairs == res.relative_improvement.numel() == 4
+    assert res.num_converged == int(res.converged.sum())
+    flags = [s is Status.CONVERGED for s in res.status]
+    assert flags == res.converged.tolist()
+
+
 def test_monte_carlo_passes_include_all() -> None:
     sphere = StereographicSphere()
     gen = torch.Generator().manual_seed(1)
