@@ -177,12 +177,12 @@ class PullbackMetric(Metric):
     def flat_embedding(self, z: Tensor) -> Tensor:
         """``embed(z)`` flattened to ``(N, m)``, for points ``z (N, d)``.
 
-        For a decoder returning a distribution, its traced embedding computes the
-        same tensors without building (and validating) the distribution object.
-        """
-        if isinstance(self.embed, DecoderEmbedding) and self._first is not None:
+        The trace computes it where that is faster: a decoder returning a distribution
+        (not built nor validated), layers with faster forwards (transposed convolutions)."""
+        prop = self._first
+        if prop is not None and (isinstance(self.embed, DecoderEmbedding) or prop.faster_values):
             try:
-                return self._first.values(z).reshape(z.shape[0], -1)
+                return prop.values(z).reshape(z.shape[0], -1)
             except UnsupportedOperation as err:
                 self._fall_back(err)
         out = self.embed(z)

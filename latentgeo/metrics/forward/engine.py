@@ -108,6 +108,12 @@ class Propagator:
         """The parts of an output concatenated from widening linear heads and others."""
         return self._parts
 
+    @property
+    def faster_values(self) -> bool:
+        """Whether :meth:`run` computes values faster than calling the module: some of its
+        layers have a faster forward (see :meth:`.interpreter.Interpreter.faster_forwards`)."""
+        return self._interpreter.faster_forwards > 0
+
     def linear_of(self, part: Part) -> nn.Linear | None:
         """The ``nn.Linear`` of a part, if it is a linear head."""
         if part.linear is None:

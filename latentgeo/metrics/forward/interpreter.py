@@ -25,6 +25,8 @@ from latentgeo.exceptions import PerformanceWarning, warn_once
 from latentgeo.metrics.forward.errors import UnsupportedOperation, is_out_of_memory
 from latentgeo.metrics.forward.graph import Program, Step
 from latentgeo.metrics.forward.jet import Call, Jet
+from latentgeo.metrics.forward.layout import plain, plain_readers
+from latentgeo.metrics.forward.transposed import module_forward
 
 __all__ = ["Interpreter", "holds_tensor"]
 
@@ -65,6 +67,18 @@ class Interpreter:
         self.program = program
         self._plans: dict[tuple[fx.Node, ...], tuple[list[fx.Node], dict[fx.Node, list[fx.Node]]]]
         self._plans = {}
+        #: faster forwards of some modules, the same values (a transposed convolution to
+        #: few channels on the CPU: :func:`~latentgeo.metrics.forward.transposed.module_forward`)
+        self._forwards: dict[fx.Node, tuple[nn.Module, Callable[..., Any]]] = {}
+        for node in program.graph.nodes:
+            if node.op == "call_module":
+                module = root.get_submodule(str(node.target))
+                forward = module_forward(module)
+                if forward is not None:
+                    self._forwards[node] = (module, forward)
+        #: the calls that may be given a channels-last tensor made by those forwards and
+        #: whose code may not take one (see :mod:`~latentgeo.metrics.forward.layout`)
+        self._plain_readers = plain_readers(program.graph, root, self._forwards.keys())
 
     def run(
         self,
@@ -139,13 +153,25 @@ class Interpreter:
             return lambda self_, *a, **k: getattr(self_, name)(*a, **k)
         return node.target  # type: ignore[return-value]
 
+    @property
+    def faster_forwards(self) -> int:
+        """How many of the graph's modules have a faster forward of the same value."""
+        return len(self._forwards)
+
+    def _forward(self, node: fx.Node, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """What computes the node's value: ``fn``, or its faster equivalent."""
+        faster = self._forwards.get(node)
+        return faster[1] if faster is not None and faster[0] is fn else fn
+
     def _step(
         self, node: fx.Node, step: Step, env: Env, k: int, second_order: bool, values_only: bool
     ) -> tuple[Any, Any]:
         args = fx.node.map_arg(node.args, lambda n: env[n][0])
         kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n][0])
+        if node in self._plain_readers:
+            args, kwargs = plain(args), plain(kwargs)
         fn = self._function(node)
-        out = _invoke(fn, args, kwargs, step.inplace)
+        out = _invoke(self._forward(node, fn), args, kwargs, step.inplace)
         if values_only or not step.live:
             return out, None
         if not any(env[n][1] is not None for n in node.all_input_nodes):
@@ -159,8 +185,8 @@ class Interpreter:
         jet = None
         if step.rule is not None:
             module = fn if node.op == "call_module" else None
-            plain = {key: v for key, v in kwargs.items() if key != "inplace"}
-            call = Call(args, plain, out, jets, k, second_order, module)  # type: ignore[arg-type]
+            keywords = {key: v for key, v in kwargs.items() if key != "inplace"}
+            call = Call(args, keywords, out, jets, k, second_order, module)  # type: ignore[arg-type]
             jet = step.rule.apply(call)
         if jet is None:
             jet = self._generic(fn, node, step, env, out, second_order)
@@ -174,14 +200,14 @@ class Interpreter:
         inputs = [n for n in node.all_input_nodes if env[n][1] is not None]
         if any(not isinstance(env[n][1], Jet) for n in inputs):
             raise UnsupportedOperation(step.label, "it takes a tuple of tensors as one argument")
-        primals = tuple(env[n][0] for n in inputs)
+        primals = tuple(plain(env[n][0]) for n in inputs)  # (the user's code may view them)
         jets: list[Jet] = [env[n][1] for n in inputs]
 
         def call(*values: Tensor) -> Any:
             lookup = dict(zip(inputs, values, strict=True))
 
             def sub(n: fx.Node) -> Any:
-                return lookup[n] if n in lookup else env[n][0]
+                return lookup[n] if n in lookup else plain(env[n][0])
 
             a = fx.node.map_arg(node.args, sub)
             kw = fx.node.map_arg(node.kwargs, sub)
@@ -190,7 +216,7 @@ class Interpreter:
         def push(*ts: Tensor) -> Any:
             return jvp(call, primals, ts)[1]
 
-        firsts = tuple(j.first for j in jets)
+        firsts = tuple(plain(j.first) for j in jets)
         first = self._vmap(push, firsts, step)
         if not so:
             return _pack(first, None)
@@ -198,7 +224,7 @@ class Interpreter:
         second = jvp(lambda *p: jvp(call, p, vs)[1], primals, vs)[1]
         if any(j.second is not None for j in jets):
             zeros = [
-                torch.zeros_like(p) if j.second is None else j.second
+                torch.zeros_like(p) if j.second is None else plain(j.second)
                 for j, p in zip(jets, primals, strict=True)
             ]
             second = _add(second, push(*zeros))

@@ -10,7 +10,10 @@ from torch import nn
 from latentgeo.metrics import as_metric
 from latentgeo.metrics.forward.transposed import (
     FEW_CHANNELS,
+    channels_last,
     conv_transpose2d_by_product,
+    module_forward,
+    product_conv_transpose2d,
     use_product,
 )
 
@@ -66,3 +69,82 @@ def test_the_metric_of_a_decoder_ending_in_one_channel(monkeypatch: pytest.Monke
     got = as_metric(net).metric_tensor(z)
     torch.testing.assert_close(got, jac.mT @ jac, rtol=1e-10, atol=1e-10)
     assert calls
+
+
+def test_channels_last_input_gives_the_same_result() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 8, 5, 6, generator=gen, dtype=torch.float64)
+    w = torch.randn(8, 2, 4, 3, generator=gen, dtype=torch.float64)
+    last = x.contiguous(memory_format=torch.channels_last)
+    assert channels_last(last) and not channels_last(x)
+    want = F.conv_transpose2d(x, w, None, (2, 1), (1, 1), (1, 0))
+    got = conv_transpose2d_by_product(last, w, (2, 1), (1, 1), (1, 0))
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12 * float(want.abs().max()))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_product_gradients_are_torchs(layout: torch.memory_format) -> None:
+    """First and second order, input and weight: the adjoint gather-and-product against
+    finite differences (gradcheck) and against autograd of torch's kernel."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 5, 4, 3, generator=gen, dtype=torch.float64)
+    x = x.contiguous(memory_format=layout).requires_grad_(True)
+    w = torch.randn(5, 2, 3, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    geometry = ((2, 1), (1, 2), (1, 0))
+
+    def f(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return product_conv_transpose2d(a, b, *geometry)
+
+    assert torch.autograd.gradcheck(f, (x, w))
+    assert torch.autograd.gradgradcheck(f, (x, w))
+    g = torch.randn(f(x, w).shape, generator=gen, dtype=torch.float64)
+    got = torch.autograd.grad(f(x, w), (x, w), g)
+    want = torch.autograd.grad(F.conv_transpose2d(x, w, None, *geometry), (x, w), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_product_under_torch_func() -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 6, 4, 4, generator=gen, dtype=torch.float64)
+    t = torch.randn(3, *x.shape, generator=gen, dtype=torch.float64)
+    w = torch.randn(6, 1, 4, 4, generator=gen, dtype=torch.float64)
+
+    def f(a: torch.Tensor) -> torch.Tensor:
+        return product_conv_transpose2d(a, w, (2, 2), (1, 1), (0, 0))
+
+    tangents = torch.func.vmap(lambda v: torch.func.jvp(f, (x,), (v,))[1])(t)
+    want = F.conv_transpose2d(t.flatten(0, 1), w, None, 2, 1).unflatten(0, (3, 2))
+    torch.testing.assert_close(tangents, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 8])
+def test_module_forward_is_the_modules(channels: int) -> None:
+    """Few channels: by product; many: torch's kernel channels-last. Same values (to
+    rounding) and gradients as calling the module, its bias included."""
+    torch.manual_seed(4)
+    module = nn.ConvTranspose2d(6, channels, 4, stride=2, padding=1).double()
+    forward = module_forward(module)
+    assert forward is not None
+    x = torch.randn(3, 6, 5, 5, dtype=torch.float64, requires_grad=True)
+    got, want = forward(x), module(x)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(want)
+    for a, b in zip(
+        torch.autograd.grad(got, (x, module.weight), g),
+        torch.autograd.grad(want, (x, module.weight), g),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(forward(x, output_size=[11, 11]), module(x, output_size=[11, 11]))
+
+
+def test_no_module_forward_for_subclasses_or_hooked_modules() -> None:
+    class Mine(nn.ConvTranspose2d):
+        pass
+
+    assert module_forward(Mine(4, 1, 3)) is None
+    hooked = nn.ConvTranspose2d(4, 1, 3)
+    hooked.register_forward_hook(lambda *args: None)
+    assert module_forward(hooked) is None
+    assert module_forward(nn.Conv2d(4, 1, 3)) is None
