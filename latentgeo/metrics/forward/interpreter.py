@@ -26,7 +26,7 @@ from latentgeo.metrics.forward.errors import UnsupportedOperation, is_out_of_mem
 from latentgeo.metrics.forward.graph import Program, Step
 from latentgeo.metrics.forward.jet import Call, Jet
 from latentgeo.metrics.forward.layout import plain, plain_readers
-from latentgeo.metrics.forward.transposed import module_forward
+from latentgeo.metrics.forward.transposed import faster_forward, has_faster_forward
 
 __all__ = ["Interpreter", "holds_tensor"]
 
@@ -67,18 +67,16 @@ class Interpreter:
         self.program = program
         self._plans: dict[tuple[fx.Node, ...], tuple[list[fx.Node], dict[fx.Node, list[fx.Node]]]]
         self._plans = {}
-        #: faster forwards of some modules, the same values (a transposed convolution to
-        #: few channels on the CPU: :func:`~latentgeo.metrics.forward.transposed.module_forward`)
-        self._forwards: dict[fx.Node, tuple[nn.Module, Callable[..., Any]]] = {}
-        for node in program.graph.nodes:
-            if node.op == "call_module":
-                module = root.get_submodule(str(node.target))
-                forward = module_forward(module)
-                if forward is not None:
-                    self._forwards[node] = (module, forward)
+        #: the modules with a faster forward of the same value (a transposed convolution
+        #: on the CPU: :func:`~latentgeo.metrics.forward.transposed.faster_forward`)
+        self._faster = {
+            node
+            for node in program.graph.nodes
+            if node.op == "call_module" and has_faster_forward(root.get_submodule(str(node.target)))
+        }
         #: the calls that may be given a channels-last tensor made by those forwards and
         #: whose code may not take one (see :mod:`~latentgeo.metrics.forward.layout`)
-        self._plain_readers = plain_readers(program.graph, root, self._forwards.keys())
+        self._plain_readers = plain_readers(program.graph, root, self._faster)
 
     def run(
         self,
@@ -156,12 +154,7 @@ class Interpreter:
     @property
     def faster_forwards(self) -> int:
         """How many of the graph's modules have a faster forward of the same value."""
-        return len(self._forwards)
-
-    def _forward(self, node: fx.Node, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """What computes the node's value: ``fn``, or its faster equivalent."""
-        faster = self._forwards.get(node)
-        return faster[1] if faster is not None and faster[0] is fn else fn
+        return len(self._faster)
 
     def _step(
         self, node: fx.Node, step: Step, env: Env, k: int, second_order: bool, values_only: bool
@@ -171,7 +164,10 @@ class Interpreter:
         if node in self._plain_readers:
             args, kwargs = plain(args), plain(kwargs)
         fn = self._function(node)
-        out = _invoke(self._forward(node, fn), args, kwargs, step.inplace)
+        if node in self._faster and has_faster_forward(fn):  # (hooks added since: not)
+            out = faster_forward(fn, *args, **kwargs)  # type: ignore[arg-type]
+        else:
+            out = _invoke(fn, args, kwargs, step.inplace)
         if values_only or not step.live:
             return out, None
         if not any(env[n][1] is not None for n in node.all_input_nodes):

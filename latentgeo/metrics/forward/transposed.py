@@ -15,7 +15,7 @@ VAE's last layer). The loop runs over the kernel's taps (16 for 4×4), never
 over points or channels. Used on the CPU for 2-D transposed convolutions with at most
 :data:`FEW_CHANNELS` output channels, one group and no dilation, by the forward
 engine's convolution rule (the tangents) and for the layer's own value
-(:func:`module_forward`: the chords of the energy, differentiated by autograd).
+(:func:`faster_forward`: the chords of the energy, differentiated by autograd).
 The value's gradient is the adjoint written the same way (gather each tap's
 strided slice, one product), not autograd's trace of sixteen strided additions.
 
@@ -29,7 +29,6 @@ copy; every other call of the user's graph gets contiguous inputs (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,7 +38,8 @@ from torch import Tensor, nn
 __all__ = [
     "FEW_CHANNELS",
     "conv_transpose2d_by_product",
-    "module_forward",
+    "faster_forward",
+    "has_faster_forward",
     "product_conv_transpose2d",
     "use_product",
 ]
@@ -213,25 +213,28 @@ def use_channels_last(x: Tensor) -> bool:
 CHANNELS_LAST = True
 
 
-def module_forward(module: nn.Module) -> Callable[..., Tensor] | None:
-    """A faster forward for an ``nn.ConvTranspose2d`` with few output channels on the CPU,
-    the same as ``module(x)``; ``None`` if the module is anything else (a subclass, one
-    with hooks), and the returned callable runs ``module`` itself where the product does
-    not apply (the input's device, an ``output_size``)."""
-    if type(module) is not nn.ConvTranspose2d or module._forward_hooks or module._forward_pre_hooks:
-        return None
+def has_faster_forward(module: object) -> bool:
+    """Whether :func:`faster_forward` serves ``module``: an ``nn.ConvTranspose2d`` itself
+    (not a subclass, whose forward may differ) without hooks (which calling it would run)."""
+    return (
+        type(module) is nn.ConvTranspose2d
+        and not module._forward_hooks
+        and not module._forward_pre_hooks
+    )
+
+
+def faster_forward(module: nn.ConvTranspose2d, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """``module(x, *args, **kwargs)``, the same values, faster on the CPU: by product to
+    few channels, channels-last to many (see the module doc); ``module`` itself where
+    neither applies (another device, an ``output_size``)."""
     m = module
-
-    def forward(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        if args or kwargs:
-            return m(x, *args, **kwargs)
-        if not use_product(x, m.weight, m.groups, m.dilation):
-            if use_channels_last(x):
-                return channels_last_conv_transpose2d(x, m, bias=True)
-            return m(x)
-        pair = (int(m.stride[0]), int(m.stride[1])), (int(m.padding[0]), int(m.padding[1]))
-        out_pad = (int(m.output_padding[0]), int(m.output_padding[1]))
-        y = product_conv_transpose2d(x, m.weight, pair[0], pair[1], out_pad)
-        return y if m.bias is None else y + m.bias[:, None, None]
-
-    return forward
+    if args or kwargs:
+        return m(x, *args, **kwargs)
+    if not use_product(x, m.weight, m.groups, m.dilation):
+        if use_channels_last(x):
+            return channels_last_conv_transpose2d(x, m, bias=True)
+        return m(x)
+    stride, padding = (int(m.stride[0]), int(m.stride[1])), (int(m.padding[0]), int(m.padding[1]))
+    out_pad = (int(m.output_padding[0]), int(m.output_padding[1]))
+    y = product_conv_transpose2d(x, m.weight, stride, padding, out_pad)
+    return y if m.bias is None else y + m.bias[:, None, None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +14,8 @@ from latentgeo.metrics.forward.transposed import (
     FEW_CHANNELS,
     channels_last,
     conv_transpose2d_by_product,
-    module_forward,
+    faster_forward,
+    has_faster_forward,
     product_conv_transpose2d,
     use_product,
 )
@@ -119,13 +122,16 @@ def test_product_under_torch_func() -> None:
 
 
 @pytest.mark.parametrize("channels", [1, 8])
-def test_module_forward_is_the_modules(channels: int) -> None:
+def test_faster_forward_is_the_modules(channels: int) -> None:
     """Few channels: by product; many: torch's kernel channels-last. Same values (to
     rounding) and gradients as calling the module, its bias included."""
     torch.manual_seed(4)
     module = nn.ConvTranspose2d(6, channels, 4, stride=2, padding=1).double()
-    forward = module_forward(module)
-    assert forward is not None
+    assert has_faster_forward(module)
+
+    def forward(x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return faster_forward(module, x, **kwargs)
+
     x = torch.randn(3, 6, 5, 5, dtype=torch.float64, requires_grad=True)
     got, want = forward(x), module(x)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
@@ -143,8 +149,33 @@ def test_no_module_forward_for_subclasses_or_hooked_modules() -> None:
     class Mine(nn.ConvTranspose2d):
         pass
 
-    assert module_forward(Mine(4, 1, 3)) is None
+    assert not has_faster_forward(Mine(4, 1, 3))
     hooked = nn.ConvTranspose2d(4, 1, 3)
     hooked.register_forward_hook(lambda *args: None)
-    assert module_forward(hooked) is None
-    assert module_forward(nn.Conv2d(4, 1, 3)) is None
+    assert not has_faster_forward(hooked)
+    assert not has_faster_forward(nn.Conv2d(4, 1, 3))
+
+
+def test_a_converted_metric_runs_its_own_layers() -> None:
+    """``metric.to(float64)`` copies the decoder: the faster forwards of the copy use the
+    copy's (float64) weights, not the original's, in the metric and in the chords."""
+    torch.manual_seed(5)
+    net = nn.Sequential(
+        nn.Linear(3, 8 * 4 * 4), nn.ELU(), nn.Unflatten(1, (8, 4, 4)),
+        nn.ConvTranspose2d(8, 8, 4, 2, 1), nn.ELU(), nn.ConvTranspose2d(8, 1, 4, 2, 1),
+        nn.Flatten(),
+    ).eval()  # fmt: skip
+    metric = as_metric(net)
+    z = torch.randn(4, 3)
+    metric.metric_tensor(z)  # traced and used in float32 first
+    converted = metric.to(torch.float64)
+    reference = net.to(torch.float64)  # (after the copy: the metric's own is float32 still)
+    z64 = z.double()
+    jac = torch.func.vmap(torch.func.jacrev(lambda v: reference(v[None])[0]))(z64)
+    got = converted.metric_tensor(z64)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, jac.mT @ jac, rtol=1e-10, atol=1e-10)
+    pos = torch.randn(1, 3, 3, dtype=torch.float64)
+    out = reference(pos[0])
+    want = ((out[1:] - out[:-1]) ** 2).sum(-1)[None]
+    torch.testing.assert_close(converted.chords(pos), want, rtol=1e-12, atol=1e-12)
