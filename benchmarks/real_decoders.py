@@ -20,10 +20,12 @@ Printed, with the budget in force (``latentgeo.current_memory_budget``):
   three batched products) and ÷ that Jacobian followed by ``JᵀJ``, all in the
   same run, with the largest difference of the two metrics;
 * ``metric_tensor`` per point of both decoders in chunks of 8–128 MiB and in
-  one chunk (``chunks``): the measurement behind ``CPU_CHUNK_BYTES``.
+  one chunk (``chunks``): the measurement behind ``CPU_CHUNK_BYTES``;
+* the conv VAE's ``metric_tensor`` and energy with its ``32 → 32`` transposed
+  convolution channels-last and in the plain layout (``layout``).
 
 Run: ``python benchmarks/real_decoders.py [--device cuda] [--budget BYTES]
-[--quick] [--out FILE] [--only conv mlp cost chunks] [--sizes 1,50] [--total 20]``;
+[--quick] [--out FILE] [--only conv mlp cost chunks layout] [--sizes 1,50] [--total 20]``;
 ``--quick`` runs tiny sizes in seconds (the test suite smoke-runs it).
 """
 
@@ -47,6 +49,7 @@ import latentgeo
 import latentgeo.memory
 from latentgeo import _chunked
 from latentgeo.metrics import as_metric
+from latentgeo.metrics.forward import transposed
 from latentgeo.models import GaussianDecoder, RBFPrecision
 from latentgeo.solvers import connecting_geodesic
 
@@ -266,6 +269,42 @@ def chunk_rows(
          f"{latentgeo.memory.CPU_CHUNK_BYTES / 2**20:.0f} MiB)")  # fmt: skip
 
 
+def layout_rows(
+    n: int, repeats: int, device: torch.device, dtype: torch.dtype, emit: Callable[[str], None]
+) -> None:
+    """The conv VAE's ``metric_tensor`` and energy (chords and their gradient) per point with
+    its ``32 → 32`` transposed convolution run channels-last (latentgeo's default on the
+    CPU) and in the plain layout (``transposed.CHANNELS_LAST = False``), alternating."""
+    metric = as_metric(conv_decoder().to(device, dtype))
+    z = torch.randn(n, 16, dtype=dtype, device=device)
+    pos = z.reshape(-1, 16, 16)
+
+    def energy() -> None:
+        p = pos.detach().requires_grad_(True)
+        torch.autograd.grad(metric.chords(p).sum(), p)
+
+    def tensor() -> None:
+        with torch.no_grad():
+            metric.metric_tensor(z)
+
+    runs = {"metric_tensor": tensor, "energy and gradient": energy}
+    times: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(repeats):
+        for last in (True, False):
+            transposed.CHANNELS_LAST = last
+            for name, fn in runs.items():
+                times.setdefault((name, last), []).append(timed(fn, device)[1])
+    transposed.CHANNELS_LAST = True
+    emit(f"conv VAE per point [µs], N = {n} points, median of {repeats}, by the layout of "
+         "its 32 → 32 transposed convolution:")  # fmt: skip
+    emit("")
+    emit("| computation | channels-last (default) | plain layout | plain ÷ channels-last |")
+    emit("|---|---|---|---|")
+    for name in runs:
+        last, plain = (sorted(times[name, v])[repeats // 2] / n for v in (True, False))
+        emit(f"| {name} | {1e6 * last:.0f} | {1e6 * plain:.0f} | {plain / last:.2f}× |")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the tables (and write them to ``--out``)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -275,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=None, help="memory budget in bytes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument(
-        "--only", choices=["conv", "mlp", "cost", "chunks"], nargs="*", default=None
+        "--only", choices=["conv", "mlp", "cost", "chunks", "layout"], nargs="*", default=None
     )
     parser.add_argument("--out", default=None, help="also write the output to this file")
     parser.add_argument(
@@ -294,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
         print(line, flush=True)
         text.write(line + "\n")
 
-    only = set(args.only or ["conv", "mlp", "cost", "chunks"])
+    only = set(args.only or ["conv", "mlp", "cost", "chunks", "layout"])
     budget = latentgeo.current_memory_budget(device)
     emit(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {device}, "
          f"{args.dtype}, memory budget {budget / 2**20:.0f} MiB"
@@ -322,6 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     if "chunks" in only:
         emit("")
         chunk_rows(64 if args.quick else 512, 1 if args.quick else 7, device, dtype, emit)
+    if "layout" in only:
+        emit("")
+        layout_rows(64 if args.quick else 512, 1 if args.quick else 7, device, dtype, emit)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     emit("")
     emit(f"process peak RSS: {maxrss / 2**20:.0f} MiB")

@@ -318,8 +318,7 @@ LAYERS: list[Rule] = [
          notes="zero padding only (other padding modes use the generic path); on the CPU a "
                "2-D transposed convolution to at most 4 channels runs as one product and a "
                "strided sum (torch's kernel is several times slower there), one to more "
-               "channels runs channels-last (about 1.8× faster), and so do their values "
-               "in the energy"),
+               "channels runs channels-last (faster), and so do their values in the energy"),
     *[Rule(f"F.{fn.__name__}", linear(_functional(fn, bias_at=1)), "conv(ẋ, W)", "conv(ẍ, W)",
            functions=(fn,), check=_weights_constant) for fn in _CONV_FUNCTIONS + _CONV_T_FUNCTIONS],
     Rule("resampling", linear(_interpolate), "interpolate(ẋ)", "interpolate(ẍ)",

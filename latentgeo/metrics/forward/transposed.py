@@ -19,8 +19,9 @@ engine's convolution rule (the tangents) and for the layer's own value
 The value's gradient is the adjoint written the same way (gather each tap's
 strided slice, one product), not autograd's trace of sixteen strided additions.
 
-To more channels, torch's kernel is the faster one, and about 1.8× faster still
-on channels-last tensors (``32 → 32`` channels, 7×7 → 14×14): those layers take
+To more channels, torch's kernel is the faster one, and faster still on
+channels-last tensors (the conv VAE's ``metric_tensor`` costs 1.3–1.4× less per
+point so: ``benchmarks/real_decoders.py --only layout``): those layers take
 their input channels-last and leave their output so (converting it back would
 cost most of the gain). The product above reads a channels-last input without a
 copy; every other call of the user's graph gets contiguous inputs (see
@@ -187,9 +188,9 @@ def product_conv_transpose2d(
 
 def channels_last_conv_transpose2d(x: Tensor, module: nn.ConvTranspose2d, bias: bool) -> Tensor:
     """``module``'s transposed convolution of ``x`` (with its bias or without), laid out
-    channels-last in and out: on the CPU, torch's kernel is about 1.8× faster so than on
-    plain contiguous tensors (``benchmarks/real_decoders.py``; converting the output back
-    would cost most of the gain, so it stays channels-last: see the interpreter)."""
+    channels-last in and out: on the CPU, torch's kernel is faster so than on plain
+    contiguous tensors (see the module doc; converting the output back would cost most
+    of the gain, so it stays channels-last: see :mod:`.layout`)."""
     m = module
     return F.conv_transpose2d(
         x.contiguous(memory_format=torch.channels_last),
