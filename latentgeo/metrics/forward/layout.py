@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-import torch
 from torch import Tensor, fx, nn
+
+from latentgeo.metrics.forward.transposed import channels_last
 
 __all__ = ["LAYOUT_FREE", "plain", "plain_readers"]
 
@@ -57,6 +58,4 @@ def plain(value: Any) -> Any:
 
 
 def _contiguous_if_channels_last(t: Tensor) -> Tensor:
-    if t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last):
-        return t.contiguous()
-    return t
+    return t.contiguous() if channels_last(t) else t

@@ -104,9 +104,16 @@ def conv_transpose2d_by_product(
 
 
 def channels_last(x: Tensor) -> bool:
-    """Whether a 4-D ``x`` is laid out channels-last (and not also plain contiguous)."""
+    """Whether a 4-D ``x`` is laid out channels-last (and not also plain contiguous), read
+    from its strides (``torch.func.vmap`` cannot answer ``is_contiguous(channels_last)``)."""
+    if x.ndim != 4 or x.is_contiguous():
+        return False
+    (n, c, h, w), (sn, sc, sh, sw) = x.shape, x.stride()
     return (
-        x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        (c == 1 or sc == 1)
+        and (w == 1 or sw == c)
+        and (h == 1 or sh == w * c)
+        and (n == 1 or sn == h * w * c)
     )
 
 
@@ -193,7 +200,8 @@ def channels_last_conv_transpose2d(x: Tensor, module: nn.ConvTranspose2d, bias: 
     of the gain, so it stays channels-last: see :mod:`.layout`)."""
     m = module
     return F.conv_transpose2d(
-        x.contiguous(memory_format=torch.channels_last),
+        x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2),  # channels-last (vmap can't
+        # take ``contiguous(memory_format=...)``)
         m.weight,
         m.bias if bias else None,
         m.stride,

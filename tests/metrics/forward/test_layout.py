@@ -64,3 +64,14 @@ def test_plain_makes_channels_last_tensors_contiguous_in_containers() -> None:
     got = plain([last, (other, {"x": last}), 3])
     assert got[0].is_contiguous() and got[1][1]["x"].is_contiguous()
     assert got[1][0] is other and got[2] == 3
+
+
+def test_torch_func_transforms_go_through_the_layouts() -> None:
+    """``jacfwd`` and ``jacrev`` of the metric (vmap over the engine: the layout is read
+    from strides, and made channels-last by permutes, both of which vmap can batch)."""
+    torch.manual_seed(1)
+    metric = as_metric(ViewingDecoder().double().eval())
+    z = torch.randn(3, 3, dtype=torch.float64)
+    forward = torch.func.jacfwd(lambda v: metric.metric_tensor(v, validate=False))(z)
+    reverse = torch.func.jacrev(lambda v: metric.metric_tensor(v, validate=False))(z)
+    torch.testing.assert_close(forward, reverse, rtol=1e-10, atol=1e-12)

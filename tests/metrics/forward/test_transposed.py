@@ -179,3 +179,16 @@ def test_a_converted_metric_runs_its_own_layers() -> None:
     out = reference(pos[0])
     want = ((out[1:] - out[:-1]) ** 2).sum(-1)[None]
     torch.testing.assert_close(converted.chords(pos), want, rtol=1e-12, atol=1e-12)
+
+
+def test_vmap_over_channels_last_inputs() -> None:
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 2, 6, 4, 4, generator=gen, dtype=torch.float64)
+    last = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # each (6, 4, 4) NHWC
+    w = torch.randn(6, 1, 4, 4, generator=gen, dtype=torch.float64)
+    got = torch.func.vmap(lambda a: product_conv_transpose2d(a, w, (2, 2), (1, 1), (0, 0)))(last)
+    want = F.conv_transpose2d(x.flatten(0, 1), w, None, 2, 1).unflatten(0, (3, 2))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    many = nn.ConvTranspose2d(6, 8, 4, 2, 1).double()
+    got = torch.func.vmap(lambda a: faster_forward(many, a))(x)
+    torch.testing.assert_close(got, many(x.flatten(0, 1)).unflatten(0, (3, 2)))
