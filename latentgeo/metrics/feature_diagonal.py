@@ -37,6 +37,7 @@ from torch.func import jvp, vjp, vmap
 from torch.nn import functional as F
 
 from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.metrics.feature_conv import conv_transpose2d_by_taps, use_taps
 from latentgeo.metrics.forward.errors import is_out_of_memory
 from latentgeo.metrics.jacobians import forward_jacobian, reverse_jacobian
 
@@ -154,17 +155,22 @@ def _pull(layer: nn.Module, inp: Tensor, rho: Tensor) -> Tensor:
     if type(layer) in _TRANSPOSED:
         conv = cast(nn.Conv2d, layer)
         n, spatial = inp.shape[0], inp.shape[2:]
+        padding = cast(tuple[int, ...], conv.padding)  # (not a string: see _has_rule)
         rho = rho.expand(k, n, *rho.shape[2:]).reshape(k * n, *rho.shape[2:])
-        extra = [
+        extra = tuple(
             size - ((o - 1) * s - 2 * p + d * (w - 1) + 1)
             for size, o, s, p, d, w in zip(
-                spatial, rho.shape[2:], conv.stride, conv.padding, conv.dilation,
+                spatial, rho.shape[2:], conv.stride, padding, conv.dilation,
                 conv.kernel_size, strict=True,
             )
-        ]  # fmt: skip
-        back = _TRANSPOSED[type(layer)](
-            rho, conv.weight, None, conv.stride, conv.padding, extra, conv.groups, conv.dilation
-        )
+        )  # fmt: skip
+        if type(layer) is nn.Conv2d and use_taps(rho, conv.weight, conv.groups, conv.dilation):
+            # few input channels (an image): torch's kernel is slow there on the CPU
+            back = conv_transpose2d_by_taps(rho, conv.weight, conv.stride, padding, extra)
+        else:
+            back = _TRANSPOSED[type(layer)](
+                rho, conv.weight, None, conv.stride, padding, extra, conv.groups, conv.dilation
+            )
         return back.reshape(k, n, *inp.shape[1:])
     return rho.reshape(k, rho.shape[1], *inp.shape[1:])  # reshapes, identity, eval dropout
 
