@@ -80,13 +80,15 @@ class FeatureMetric(Metric):
       (:func:`~latentgeo.metrics.feature_diagonal.sequential_rows`: the same
       numbers, about 3× cheaper with the energy's gradient through them).
     * ``"hutchinson"``: ``probes`` reverse-mode products per point whatever
-      ``c``, an unbiased estimate with ``probes`` Rademacher vectors, variance
+      ``c`` (pulled back layer by layer too for an ``nn.Sequential``), an
+      unbiased estimate with ``probes`` Rademacher vectors, variance
       ``(2/s)(diag(M_h)_i² − Σ_k (∂h_k/∂x_i)⁴)`` per entry for ``s`` probes.
-      Cheaper only when ``probes < min(c, m)``. The probes are drawn from
-      ``seed`` for the points of each call (point ``n`` of a call gets the same
-      probes whatever the chunks), so one call is reproducible; a solver that
-      evaluates changing subsets of its pairs sees a slightly different metric
-      as the subset changes, so ``"exact"`` suits geodesics best.
+      Cheaper only when ``probes < min(c, m)``. The ``s`` probes are drawn once
+      from ``seed`` and shared by every point, so the estimate is a fixed,
+      smooth function of ``z``: the same at a point whatever the call, chunk or
+      batch it comes in (a solver's energy does not change as its pairs drop
+      out). The price: its errors at different points are correlated (one draw
+      for all), so they do not average out along a curve.
 
     Args:
         decoder: maps ``(N, d)`` to a Tensor, ``Normal`` or ``Independent(Normal)``
@@ -146,14 +148,22 @@ class FeatureMetric(Metric):
 
     def _feature_diag(self, x: Tensor, probes: Tensor | None, features: int) -> Tensor:
         """``diag(J_hᵀ J_h)`` at data points ``x (N, m)`` -> ``(N, m)`` for ``c = features``:
-        exact, or Hutchinson's estimate with ``probes (s, N, c)``."""
+        exact, or Hutchinson's estimate with the shared ``probes (s, 1, c)`` (pulled back
+        layer by layer where :func:`~latentgeo.metrics.feature_diagonal.sequential_rows`
+        applies, else by ``torch.func``)."""
         if probes is None:
             return exact_feature_diagonal(self._flat_feature, x, features=features)
+        feature = cast(torch.nn.Module, self.feature)
+        rows = sequential_rows(
+            feature, x, self.data_shape, below=x.shape[1], cotangents=probes[:, 0]
+        )
+        if rows is not None:
+            return (rows * rows).mean(0)
         return hutchinson_feature_diagonal(self._flat_feature, x, probes)
 
     def _draw_probes(self, z: Tensor) -> Tensor | None:
-        """The probes ``(s, N, c)`` of the points ``z (N, d)`` of one call (``None`` for the
-        exact diagonal or a deterministic decoder); ``c`` from one point's features."""
+        """The probes ``(s, 1, c)`` shared by every point (``None`` for the exact diagonal
+        or a deterministic decoder), drawn from ``seed``; ``c`` from one point of ``z``."""
         if self.probes is None:
             return None
         with torch.no_grad():
@@ -161,9 +171,7 @@ class FeatureMetric(Metric):
             if len(decoded) == 1:
                 return None
             c = self._flat_feature(decoded[0]).shape[-1]
-        return rademacher_probes(
-            self.probes, z.shape[0], c, seed=self.seed, dtype=z.dtype, device=z.device
-        )
+        return rademacher_probes(self.probes, 1, c, seed=self.seed, dtype=z.dtype, device=z.device)
 
     def _decoded(self, z: Tensor) -> tuple[Tensor, ...]:
         """``(μ(z),)`` (deterministic decoder) or ``(μ(z), σ(z))`` (Gaussian), each ``(N, m)``."""
@@ -206,7 +214,7 @@ class FeatureMetric(Metric):
         zf, vf = z.reshape(-1, d), v.reshape(-1, d)
         probes = self._draw_probes(zf)
         parts = run_over_points(
-            lambda s: self._chunk_squared_norm(zf[s], vf[s], _rows(probes, s)),
+            lambda s: self._chunk_squared_norm(zf[s], vf[s], probes),
             zf,
             owner=self,
             kind=f"squared_norm/{self.diagonal}",
@@ -241,15 +249,10 @@ class FeatureMetric(Metric):
         zf = z.reshape(-1, d)
         probes = self._draw_probes(zf)
         parts = run_over_points(
-            lambda s: self._chunk_metric_tensor(zf[s], _rows(probes, s)),
+            lambda s: self._chunk_metric_tensor(zf[s], probes),
             zf,
             owner=self,
             kind=f"metric_tensor/{self.diagonal}",
             chunk_size=self.chunk_size,
         )
         return torch.cat(parts).reshape(*batch, d, d)
-
-
-def _rows(probes: Tensor | None, s: slice) -> Tensor | None:
-    """The probes of the points ``s`` (``None`` stays ``None``)."""
-    return None if probes is None else probes[:, s]

@@ -37,6 +37,7 @@ from torch.func import jvp, vjp, vmap
 from torch.nn import functional as F
 
 from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.metrics.feature_conv import conv_transpose2d_by_taps, use_taps
 from latentgeo.metrics.forward.errors import is_out_of_memory
 from latentgeo.metrics.jacobians import forward_jacobian, reverse_jacobian
 
@@ -154,23 +155,33 @@ def _pull(layer: nn.Module, inp: Tensor, rho: Tensor) -> Tensor:
     if type(layer) in _TRANSPOSED:
         conv = cast(nn.Conv2d, layer)
         n, spatial = inp.shape[0], inp.shape[2:]
+        padding = cast(tuple[int, ...], conv.padding)  # (not a string: see _has_rule)
         rho = rho.expand(k, n, *rho.shape[2:]).reshape(k * n, *rho.shape[2:])
-        extra = [
+        extra = tuple(
             size - ((o - 1) * s - 2 * p + d * (w - 1) + 1)
             for size, o, s, p, d, w in zip(
-                spatial, rho.shape[2:], conv.stride, conv.padding, conv.dilation,
+                spatial, rho.shape[2:], conv.stride, padding, conv.dilation,
                 conv.kernel_size, strict=True,
             )
-        ]  # fmt: skip
-        back = _TRANSPOSED[type(layer)](
-            rho, conv.weight, None, conv.stride, conv.padding, extra, conv.groups, conv.dilation
-        )
+        )  # fmt: skip
+        if type(layer) is nn.Conv2d and use_taps(rho, conv.weight, conv.groups, conv.dilation):
+            # few input channels (an image): torch's kernel is slow there on the CPU
+            back = conv_transpose2d_by_taps(rho, conv.weight, conv.stride, padding, extra)
+        else:
+            back = _TRANSPOSED[type(layer)](
+                rho, conv.weight, None, conv.stride, padding, extra, conv.groups, conv.dilation
+            )
         return back.reshape(k, n, *inp.shape[1:])
     return rho.reshape(k, rho.shape[1], *inp.shape[1:])  # reshapes, identity, eval dropout
 
 
 def sequential_rows(
-    module: nn.Module, x: Tensor, data_shape: tuple[int, ...] | None = None, *, below: int
+    module: nn.Module,
+    x: Tensor,
+    data_shape: tuple[int, ...] | None = None,
+    *,
+    below: int,
+    cotangents: Tensor | None = None,
 ) -> Tensor | None:
     """The rows of ``J_h`` of an ``nn.Sequential`` feature map, pulled back layer by layer.
 
@@ -189,10 +200,13 @@ def sequential_rows(
         x: data points ``(N, m)``.
         data_shape: the shape one point is given to ``module`` in (``None``: flat).
         below: ``None`` is also returned (after one forward pass) if ``c >= below``,
-            where forward mode takes fewer products.
+            where forward mode takes fewer products (not tested with ``cotangents``).
+        cotangents: ``(K, c)`` covectors shared by all points to pull back instead of
+            the ``c`` unit vectors (Hutchinson's probes): ``uᵀ J_h`` for each.
 
     Returns:
-        ``(c, N, m)``, row ``k`` of ``J_h`` at every point, or ``None``.
+        ``(c, N, m)``, row ``k`` of ``J_h`` at every point (``(K, N, m)``, ``u_kᵀ J_h``,
+        with ``cotangents``), or ``None``.
     """
     if not isinstance(module, nn.Sequential) or not all(_has_rule(m) for m in module):
         return None
@@ -206,12 +220,17 @@ def sequential_rows(
             return None
     out_shape = act.shape[1:]
     c = act[0].numel() if n else 0
-    if n == 0 or c >= below:
+    if n == 0 or (cotangents is None and c >= below):
         return None
-    rho = torch.eye(c, dtype=act.dtype, device=act.device).reshape(c, 1, *out_shape)
+    if cotangents is None:
+        cotangents = torch.eye(c, dtype=act.dtype, device=act.device)
+    elif cotangents.ndim != 2 or cotangents.shape[1] != c:
+        raise ValueError(f"cotangents must have shape (K, {c}), got {tuple(cotangents.shape)}")
+    k = cotangents.shape[0]
+    rho = cotangents.reshape(k, 1, *out_shape)
     for layer, inp in zip(reversed(module), reversed(inputs), strict=True):
         rho = _pull(layer, inp, rho)
-    return rho.expand(c, n, *rho.shape[2:]).reshape(c, n, -1)
+    return rho.expand(k, n, *rho.shape[2:]).reshape(k, n, -1)
 
 
 def rademacher_probes(
@@ -240,7 +259,8 @@ def hutchinson_feature_diagonal(feature: FlatMap, x: Tensor, probes: Tensor) -> 
     Args:
         feature: the flat feature map ``(N, m) -> (N, c)``.
         x: data points of shape ``(N, m)``.
-        probes: ``(s, N, c)``, independent entries of ±1 (:func:`rademacher_probes`).
+        probes: ``(s, N, c)``, independent entries of ±1 (:func:`rademacher_probes`), or
+            ``(s, 1, c)``: the same ``s`` probes at every point.
 
     Returns:
         The estimate, shape ``(N, m)``.
@@ -252,10 +272,16 @@ def hutchinson_feature_diagonal(feature: FlatMap, x: Tensor, probes: Tensor) -> 
         tensor([[1., 4., 0.]])
     """
     out, pull = vjp(feature, x)[:2]
-    if probes.ndim != 3 or probes.shape[1:] != out.shape:
+    if (
+        probes.ndim != 3
+        or probes.shape[1] not in (1, out.shape[0])
+        or probes.shape[2:] != out.shape[1:]
+    ):
+        n, c = out.shape
         raise ValueError(
-            f"probes must have shape (s, {out.shape[0]}, {out.shape[1]}), got {tuple(probes.shape)}"
+            f"probes must have shape (s, {n}, {c}) or (s, 1, {c}), got {tuple(probes.shape)}"
         )
+    probes = probes.expand(-1, out.shape[0], -1)
     if probes.shape[0] == 1:
         rows = pull(probes[0])[0].unsqueeze(0)
     else:

@@ -263,6 +263,45 @@ def test_hutchinson_on_a_deterministic_decoder_is_the_pullback() -> None:
     torch.testing.assert_close(metric.metric_tensor(z), composed.metric_tensor(z))
 
 
+def test_hutchinson_metric_is_a_fixed_function_of_the_point() -> None:
+    """The probes are shared by every point: a point's metric does not depend on the call,
+    the batch or its place in it (a solver's energy must not change as pairs drop out)."""
+    decoder = GaussianMLP(2, 6).double().requires_grad_(False)
+    feature = mlp(6, 4).double().requires_grad_(False)
+    metric = _hutchinson(decoder, feature, probes=2, seed=3)
+    z = torch.randn(6, 2, dtype=torch.float64)
+    v = torch.randn(6, 2, dtype=torch.float64)
+    whole, g = metric.squared_norm(z, v), metric.metric_tensor(z)
+    for i in range(6):
+        torch.testing.assert_close(
+            metric.squared_norm(z[i : i + 1], v[i : i + 1]), whole[i : i + 1]
+        )
+    flipped = metric.metric_tensor(z.flip(0))
+    torch.testing.assert_close(flipped.flip(0), g)
+
+
+def test_hutchinson_by_layers_equals_torch_func() -> None:
+    """With an nn.Sequential CNN the probes are pulled back layer by layer; the same metric,
+    squared norm and gradient (second derivatives of the CNN) as torch.func's products with
+    the same probes (the CNN hidden behind a lambda), float64 at 1e-10."""
+    decoder = ConvGaussian().double().requires_grad_(False)
+    cnn = small_cnn(5).double().requires_grad_(False)
+    layered = FeatureMetric(decoder, cnn, data_shape=(1, 28, 28), diagonal="hutchinson", probes=3)
+    generic = FeatureMetric(
+        decoder, lambda x: cnn(x), data_shape=(1, 28, 28), diagonal="hutchinson", probes=3
+    )
+    z = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(3, 3, dtype=torch.float64)
+    g1, g2 = layered.metric_tensor(z.detach()), generic.metric_tensor(z.detach())
+    assert float((g1 - g2).abs().max() / g2.abs().max()) < 1e-10
+    s1, s2 = layered.squared_norm(z, v), generic.squared_norm(z, v)
+    assert float(((s1 - s2) / s2).detach().abs().max()) < 1e-10
+    d1, d2 = (torch.autograd.grad(s.sum(), z)[0] for s in (s1, s2))
+    assert float((d1 - d2).abs().max() / d2.abs().max()) < 1e-10
+    exact = FeatureMetric(decoder, cnn, data_shape=(1, 28, 28)).metric_tensor(z.detach())
+    assert float((g1 - exact).abs().max() / exact.abs().max()) > 1e-6  # an estimate
+
+
 @pytest.mark.parametrize("diagonal", ["exact", "hutchinson"])
 def test_chunked_equals_unchunked(diagonal: str) -> None:
     decoder = GaussianMLP(2, 8).double()

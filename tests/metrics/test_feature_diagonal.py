@@ -220,3 +220,27 @@ def test_sequential_rows_declines_what_it_has_no_rule_for() -> None:
     wide = nn.Sequential(nn.Linear(8, 8)).double()
     assert sequential_rows(wide, x, below=8) is None  # c >= m: forward mode is cheaper
     assert sequential_rows(wide, x, below=9) is not None
+
+
+def test_sequential_rows_pull_back_given_cotangents() -> None:
+    """Shared covectors ``u`` (Hutchinson's probes) instead of the unit vectors: ``uᵀ J_h``."""
+    module, shape = _layered_maps()[0]
+    module = module.double()
+    m = math.prod(shape)
+    x = torch.randn(3, m, dtype=torch.float64)
+    jac = sequential_rows(module, x, shape, below=m)
+    assert jac is not None
+    u = rademacher_probes(4, 1, 5, seed=2, dtype=x.dtype, device=x.device)[:, 0]
+    rows = sequential_rows(module, x, shape, below=1, cotangents=u)  # below is not tested
+    assert rows is not None and rows.shape == (4, 3, m)
+    torch.testing.assert_close(rows, torch.einsum("kc,cnm->knm", u, jac), rtol=0, atol=1e-12)
+    shared = rademacher_probes(4, 1, 5, seed=2, dtype=x.dtype, device=x.device)
+    flat = lambda t: module(t.reshape(-1, *shape)).reshape(t.shape[0], -1)  # noqa: E731
+    torch.testing.assert_close(
+        hutchinson_feature_diagonal(flat, x, shared), (rows * rows).mean(0), rtol=1e-12, atol=0
+    )
+    torch.testing.assert_close(
+        hutchinson_feature_diagonal(flat, x, shared.expand(4, 3, 5)), (rows * rows).mean(0)
+    )
+    with pytest.raises(ValueError, match=r"cotangents must have shape \(K, 5\)"):
+        sequential_rows(module, x, shape, below=m, cotangents=u[:, :4])
