@@ -37,8 +37,8 @@ from torch.func import jvp, vjp, vmap
 from torch.nn import functional as F
 
 from latentgeo.exceptions import PerformanceWarning, warn_once
-from latentgeo.metrics.feature_conv import conv_transpose2d_by_taps, use_taps
 from latentgeo.metrics.forward.errors import is_out_of_memory
+from latentgeo.metrics.forward.transposed import product_conv_transpose2d, use_product
 from latentgeo.metrics.jacobians import forward_jacobian, reverse_jacobian
 
 __all__ = [
@@ -164,9 +164,10 @@ def _pull(layer: nn.Module, inp: Tensor, rho: Tensor) -> Tensor:
                 conv.kernel_size, strict=True,
             )
         )  # fmt: skip
-        if type(layer) is nn.Conv2d and use_taps(rho, conv.weight, conv.groups, conv.dilation):
+        if type(layer) is nn.Conv2d and use_product(rho, conv.weight, conv.groups, conv.dilation):
             # few input channels (an image): torch's kernel is slow there on the CPU
-            back = conv_transpose2d_by_taps(rho, conv.weight, conv.stride, padding, extra)
+            stride, pad, out_pad = (tuple(int(v) for v in t) for t in (conv.stride, padding, extra))
+            back = product_conv_transpose2d(rho, conv.weight, stride, pad, out_pad)  # type: ignore[arg-type]
         else:
             back = _TRANSPOSED[type(layer)](
                 rho, conv.weight, None, conv.stride, padding, extra, conv.groups, conv.dilation
