@@ -7,11 +7,11 @@ from typing import cast
 
 import torch
 from torch import Tensor
-from torch.distributions import Independent, Normal
 from torch.func import jvp
 
 from latentgeo._chunked import run_over_points
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.feature_decoder import DecoderJets
 from latentgeo.metrics.feature_diagonal import (
     DIAGONAL_METHODS,
     exact_feature_diagonal,
@@ -20,7 +20,7 @@ from latentgeo.metrics.feature_diagonal import (
     rademacher_probes,
     sequential_rows,
 )
-from latentgeo.metrics.jacobians import forward_jacobian, push_tangents
+from latentgeo.metrics.jacobians import push_tangents
 
 __all__ = ["FeatureMetric"]
 
@@ -38,21 +38,6 @@ def _check_diagonal(diagonal: object, probes: object, seed: object) -> tuple[str
     if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
         raise ValueError(f"probes must be an int >= 1 with diagonal='hutchinson', got {probes!r}")
     return "hutchinson", probes, seed
-
-
-def _mean_and_scale(output: object, batch: int) -> tuple[Tensor, Tensor | None]:
-    """Split a decoder output into mean and std ``(N, m)``; std is ``None`` if deterministic."""
-    if isinstance(output, Independent):
-        output = output.base_dist
-    if isinstance(output, Normal):
-        loc, scale = torch.broadcast_tensors(output.loc, output.scale)
-        return loc.reshape(batch, -1), scale.reshape(batch, -1)
-    if isinstance(output, Tensor):
-        return output.reshape(batch, -1), None
-    raise TypeError(
-        f"FeatureMetric needs a decoder returning a Tensor, Normal or Independent(Normal), "
-        f"got {type(output).__name__}"
-    )
 
 
 class FeatureMetric(Metric):
@@ -89,6 +74,11 @@ class FeatureMetric(Metric):
       batch it comes in (a solver's energy does not change as its pairs drop
       out). The price: its errors at different points are correlated (one draw
       for all), so they do not average out along a curve.
+
+    The decoder's ``μ``, ``σ`` and their derivatives come from the forward engine
+    where its traced embedding is exactly ``(μ, σ)`` (a ``GaussianDecoder``, a
+    traceable module), else from ``torch.func`` (see
+    :mod:`~latentgeo.metrics.feature_decoder`).
 
     Args:
         decoder: maps ``(N, d)`` to a Tensor, ``Normal`` or ``Independent(Normal)``
@@ -139,6 +129,7 @@ class FeatureMetric(Metric):
         self.chunk_size = chunk_size
         self.latent_dim = latent_dim
         self.diagonal, self.probes, self.seed = _check_diagonal(diagonal, probes, seed)
+        self._jets = DecoderJets(decoder)
 
     def _flat_feature(self, x: Tensor) -> Tensor:
         n = x.shape[0]
@@ -175,8 +166,7 @@ class FeatureMetric(Metric):
 
     def _decoded(self, z: Tensor) -> tuple[Tensor, ...]:
         """``(μ(z),)`` (deterministic decoder) or ``(μ(z), σ(z))`` (Gaussian), each ``(N, m)``."""
-        mean, scale = _mean_and_scale(self.decoder(z), z.shape[0])
-        return (mean,) if scale is None else (mean, scale)
+        return self._jets.decoded(z)
 
     def _feature_jacobian(self, mean: Tensor) -> Tensor:
         """``J_h (N, c, m)`` at decoded means ``(N, m)``: by hand for an ``nn.Sequential``
@@ -192,9 +182,7 @@ class FeatureMetric(Metric):
         """``‖J_h J_μ v‖² + Σ_i diag(M_h)_i (J_σ v)_i²`` for one chunk: one JVP of the decoder,
         then ``h`` at ``μ``: with the exact diagonal, ``J_h`` (``min(c, m)`` products) serves
         both terms (``J_h J_μ v`` is a product with its rows); else one JVP of ``h``."""
-        decoded, tangents = cast(
-            tuple[tuple[Tensor, ...], tuple[Tensor, ...]], jvp(self._decoded, (z,), (v,))
-        )
+        decoded, tangents = self._jets.values_and_jvp(z, v)
         mean, t_mean = decoded[0], tangents[0]
         if len(decoded) == 2 and self.diagonal == "exact":
             j_h = self._feature_jacobian(mean)
@@ -228,7 +216,7 @@ class FeatureMetric(Metric):
         with ``J_μ``, or as ``d`` JVPs of ``h`` (Hutchinson's diagonal, or none)."""
         decoded = self._decoded(z)
         parts, mean = len(decoded), decoded[0]
-        jac = forward_jacobian(lambda zz: torch.cat(self._decoded(zz), -1), z)  # (N, m[+m], d)
+        jac = self._jets.jacobian(z)  # (N, m[+m], d)
         n_mean = mean.shape[1]
         j_mu = jac[:, :n_mean]
         if parts == 2 and self.diagonal == "exact":

@@ -1,0 +1,81 @@
+"""The decoder's (μ, σ), JVPs and Jacobians for the feature metric: by the forward engine
+where the decoder's traced embedding is (μ, σ), else by torch.func, the same numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.distributions import Independent, Normal
+
+from latentgeo.metrics.feature_decoder import DecoderJets, mean_and_scale
+from latentgeo.models import GaussianDecoder
+
+
+def _conv_mean() -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(3, 8 * 4 * 4), nn.ELU(), nn.Unflatten(1, (8, 4, 4)),
+        nn.ConvTranspose2d(8, 8, 4, 2, 1), nn.ELU(), nn.ConvTranspose2d(8, 1, 4, 2, 1),
+        nn.Flatten(),
+    )  # fmt: skip
+
+
+def _reference(decoder: object, z: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``cat(μ, σ)``, its JVP along ``v`` and its Jacobian, by torch.func."""
+
+    def flat(x: Tensor) -> Tensor:
+        mean, scale = mean_and_scale(decoder(x), x.shape[0])  # type: ignore[operator]
+        return mean if scale is None else torch.cat([mean, scale], -1)
+
+    value, tangent = torch.func.jvp(flat, (z,), (v,))
+    jac = torch.func.vmap(torch.func.jacfwd(lambda x: flat(x[None])[0]))(z)
+    return value, tangent, jac
+
+
+def _check(jets: DecoderJets, decoder: object, engine: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    v = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    values, tangents = jets.values_and_jvp(z, v)
+    assert (jets._propagator is not None) is engine
+    value, tangent, jac = _reference(decoder, z, v)
+    torch.testing.assert_close(torch.cat(values, -1), value, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.cat(tangents, -1), tangent, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(jets.jacobian(z), jac, rtol=1e-10, atol=1e-12)
+
+
+def test_a_gaussian_decoder_goes_through_the_engine() -> None:
+    torch.manual_seed(1)
+    scale = nn.Sequential(nn.Linear(3, 256), nn.Softplus())
+    decoder = GaussianDecoder(_conv_mean(), scale).double().eval()
+    jets = DecoderJets(decoder)
+    _check(jets, decoder, engine=True)
+    assert len(jets.decoded(torch.zeros(2, 3, dtype=torch.float64))) == 2
+
+
+def test_a_deterministic_module_goes_through_the_engine() -> None:
+    torch.manual_seed(2)
+    decoder = _conv_mean().double().eval()
+    jets = DecoderJets(decoder)
+    _check(jets, decoder, engine=True)
+    values, tangents = jets.values_and_jvp(torch.zeros(2, 3, dtype=torch.float64),
+                                           torch.ones(2, 3, dtype=torch.float64))  # fmt: skip
+    assert len(values) == len(tangents) == 1
+
+
+@pytest.mark.parametrize("kind", ["function", "constant scale"])
+def test_other_decoders_use_torch_func(kind: str) -> None:
+    """A function returning a distribution has no traced embedding; a constant σ's
+    embedding is the mean alone, not ``(μ, σ)``: both are checked and go by torch.func."""
+    torch.manual_seed(3)
+    mean = _conv_mean().double().eval()
+    decoder: object
+    if kind == "function":
+        softplus = nn.Softplus()
+
+        def decoder(z: Tensor) -> Independent:
+            return Independent(Normal(mean(z), softplus(z.sum(-1, keepdim=True))), 1)
+
+    else:
+        decoder = GaussianDecoder(mean, 0.3).double().eval()
+    _check(DecoderJets(decoder), decoder, engine=False)  # type: ignore[arg-type]
