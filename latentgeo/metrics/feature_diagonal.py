@@ -166,8 +166,10 @@ def _pull(layer: nn.Module, inp: Tensor, rho: Tensor) -> Tensor:
         )  # fmt: skip
         if type(layer) is nn.Conv2d and use_product(rho, conv.weight, conv.groups, conv.dilation):
             # few input channels (an image): torch's kernel is slow there on the CPU
-            stride, pad, out_pad = (tuple(int(v) for v in t) for t in (conv.stride, padding, extra))
-            back = product_conv_transpose2d(rho, conv.weight, stride, pad, out_pad)  # type: ignore[arg-type]
+            s, p, e = conv.stride, padding, extra  # pairs: a 2-D convolution
+            back = product_conv_transpose2d(
+                rho, conv.weight, (s[0], s[1]), (p[0], p[1]), (e[0], e[1])
+            )
         else:
             back = _TRANSPOSED[type(layer)](
                 rho, conv.weight, None, conv.stride, padding, extra, conv.groups, conv.dilation
