@@ -59,8 +59,8 @@ CPU_DEFAULT_CAP = 1 << 30
 #: most bytes one chunk's tensors may hold on the CPU, whatever the budget: chunks with
 #: larger working sets spill out of the processor's caches and cost more per point
 #: (``python benchmarks/real_decoders.py --only chunks``: ``metric_tensor`` of the
-#: transposed-convolution decoder 1.5–1.7× more per point in chunks of 128 MiB than of 32 MiB,
-#: 2× in one of 430 MiB; an MLP's 1.0–1.3× from run to run)
+#: transposed-convolution decoder 1.4–1.7× more per point in chunks of 128 MiB than of 32 MiB,
+#: 1.8–2× in one of 430 MiB; an MLP's 0.9–1.3× from run to run)
 CPU_CHUNK_BYTES = 32 << 20
 _FALLBACK_BYTES = 4 << 30  # when the available memory cannot be read
 _REFRESH_S = 1.0  # the default is re-read at most this often
