@@ -17,6 +17,9 @@ Printed, with the budget in force (``latentgeo.current_memory_budget``):
   milliseconds per pair-iteration (the call's CPU time over the iterations of
   all pairs: the cost of an iteration, apart from how many there are) and
   status counts;
+* with both diagonals, Hutchinson's geodesics against the exact ones: the
+  relative error of their estimated lengths, and how much longer their curves
+  are under the exact metric;
 * the products per point of the diagonal term for each method, and the
   largest relative difference of ``metric_tensor`` between the exact diagonal
   by reverse mode (``c`` products) and by forward mode (one JVP per decoder
@@ -34,6 +37,7 @@ import io
 import resource
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -44,9 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_decoders import PeakMemory, conv_decoder, timed
 
 import latentgeo
+from latentgeo.curves import curve_length
 from latentgeo.metrics import FeatureMetric, Metric, as_metric
 from latentgeo.metrics.feature_diagonal import exact_feature_diagonal
-from latentgeo.solvers import connecting_geodesic
+from latentgeo.solvers import GeodesicResult, connecting_geodesic
 
 
 def cnn_classifier(features: int = 32) -> nn.Sequential:
@@ -64,8 +69,8 @@ def cnn_classifier(features: int = 32) -> nn.Sequential:
 def geodesic_row(
     name: str, metric: Metric, z0: torch.Tensor, z1: torch.Tensor, opts: dict[str, object],
     device: torch.device,
-) -> tuple[float, float, list[str]]:  # fmt: skip
-    """One call on all pairs: CPU s, wall s and the table's cells after the name."""
+) -> tuple[float, float, list[str], GeodesicResult]:  # fmt: skip
+    """One call on all pairs: CPU s, wall s, the table's cells after the name, the result."""
     connecting_geodesic(metric, z0[:1], z1[:1], **opts)  # warm-up: tracing, footprints
     meter = PeakMemory(device)
     with meter.measure():
@@ -75,7 +80,30 @@ def geodesic_row(
     states = " ".join(f"{k}:{v}" for k, v in sorted(status.items()))
     per_iter = 1000 * cpu / max(sum(iters), 1)
     median = str(iters[len(iters) // 2])
-    return cpu, wall, [name, f"{meter.peak / 2**20:.0f}", median, f"{per_iter:.0f}", states]
+    cells = [name, f"{meter.peak / 2**20:.0f}", median, f"{per_iter:.0f}", states]
+    return cpu, wall, cells, res  # type: ignore[return-value]
+
+
+def emit_estimate_error(
+    exact: Metric, by_exact: GeodesicResult, by_estimate: GeodesicResult,
+    emit: Callable[[str], None],
+) -> None:  # fmt: skip
+    """How far Hutchinson's geodesics are from the exact ones, pair by pair: their
+    estimated lengths against the exact geodesics' lengths, and their curves' lengths under
+    the exact metric (how much longer than the exact geodesic they are)."""
+    both = by_exact.converged & by_estimate.converged
+    if not bool(both.any()):
+        emit("hutchinson against exact: no pair converged under both")
+        return
+    true = by_exact.length[both]
+    estimated = (by_estimate.length[both] - true).abs() / true
+    with torch.no_grad():
+        detour = curve_length(exact, by_estimate.curve)[both] / true - 1  # type: ignore[arg-type]
+    emit(f"hutchinson against exact, {int(both.sum())} pairs converged under both: "
+         f"estimated length off by {float(estimated.median()):.1%} (median), "
+         f"{float(estimated.max()):.1%} (largest); its curves are "
+         f"{float(detour.median()):+.2%} (median), {float(detour.max()):+.2%} (largest) "
+         "longer than the exact geodesics under the exact metric")  # fmt: skip
 
 
 def diagonal_check(features: int, d: int, n: int) -> float:
@@ -152,12 +180,16 @@ def main(argv: list[str] | None = None) -> None:
          "| CPU ms / pair-iteration | status |")  # fmt: skip
     emit("|---|---|---|---|---|---|---|---|---|")
     base: tuple[float, float] | None = None
-    for name, metric in metrics:
-        cpu, wall, cells = geodesic_row(name, metric, z0, z1, opts, device)
+    results: dict[str, GeodesicResult] = {}
+    for (name, metric), method in zip(metrics, ["plain", *args.diagonal], strict=True):
+        cpu, wall, cells, results[method] = geodesic_row(name, metric, z0, z1, opts, device)
         base = base or (cpu, wall)
         emit(f"| {cells[0]} | {cpu:.2f} | {wall:.2f} | {cpu / base[0]:.2f}× | "
              f"{wall / base[1]:.2f}× | {' | '.join(cells[1:])} |")  # fmt: skip
     emit("")
+    if {"exact", "hutchinson"} <= results.keys():
+        exact_metric = metrics[1 + args.diagonal.index("exact")][1]
+        emit_estimate_error(exact_metric, results["exact"], results["hutchinson"], emit)
     err = diagonal_check(args.features, 16, 3)
     emit(f"diag(J_hᵀJ_h), reverse ({args.features} products) vs forward (784), float64, "
          f"3 points: largest relative difference {err:.1e}")  # fmt: skip
