@@ -214,9 +214,8 @@ class FeatureMetric(Metric):
         """``G`` of one chunk: the decoder's Jacobians (``d`` JVPs), then ``J_h J_μ`` as the
         product of ``J_h`` (exact diagonal: ``min(c, m)`` products, reused for ``diag(M_h)``)
         with ``J_μ``, or as ``d`` JVPs of ``h`` (Hutchinson's diagonal, or none)."""
-        decoded = self._decoded(z)
+        decoded, jac = self._jets.values_and_jacobian(z)  # jac: (N, m[+m], d)
         parts, mean = len(decoded), decoded[0]
-        jac = self._jets.jacobian(z)  # (N, m[+m], d)
         n_mean = mean.shape[1]
         j_mu = jac[:, :n_mean]
         if parts == 2 and self.diagonal == "exact":

@@ -77,18 +77,20 @@ class DecoderJets:
         pair = jvp(self.decoded, (z,), (v,))
         return cast(tuple[tuple[Tensor, ...], tuple[Tensor, ...]], pair)
 
-    def jacobian(self, z: Tensor) -> Tensor:
-        """The Jacobian of ``μ`` (and ``σ``, concatenated) at ``z (N, d)``: ``(N, m[+m], d)``."""
+    def values_and_jacobian(self, z: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
+        """:meth:`decoded` at ``z (N, d)`` and the Jacobian of ``μ`` (and ``σ``,
+        concatenated), ``(N, m[+m], d)``: one pass of the engine, or ``torch.func``."""
         prop = self._engine(z)
         if prop is not None:
             n, d = z.shape
             basis = torch.eye(d, dtype=z.dtype, device=z.device).unsqueeze(1).expand(d, n, d)
             try:
-                _, cols = prop(z, basis)
-                return cols.reshape(d, n, -1).permute(1, 2, 0)
+                out, cols = prop(z, basis)
+                return self._split(out, n), cols.reshape(d, n, -1).permute(1, 2, 0)
             except UnsupportedOperation as err:
                 self._fall_back(err)
-        return forward_jacobian(lambda zz: torch.cat(self.decoded(zz), -1), z)
+        jac = forward_jacobian(lambda zz: torch.cat(self.decoded(zz), -1), z)
+        return self.decoded(z), jac
 
     def _split(self, flat: Tensor, n: int) -> tuple[Tensor, ...]:
         return tuple(flat.reshape(n, -1).split(self._sizes, dim=-1))
