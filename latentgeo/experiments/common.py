@@ -30,6 +30,7 @@ from torch import Tensor
 
 from latentgeo.analysis.counts import converged_note, convergence_warning
 from latentgeo.data import LabeledData, digits, mnist
+from latentgeo.experiments._checks import check_choice, check_seed
 from latentgeo.experiments.runs import (
     NOT_A_RESULT,
     Resumable,
@@ -62,18 +63,37 @@ BUDGETS = ("paper", "cpu", "quick")
 _Settings = TypeVar("_Settings", bound="BudgetedSettings")
 
 
+@dataclass(frozen=True)
 class BudgetedSettings:
-    """Mixin of an experiment's settings dataclass: its named budgets (``budgets``:
-    ``{"paper" | "cpu" | "quick": {field: value}}``) as constructors."""
+    """Base of an experiment's settings dataclass: the fields all of them have, and
+    their named budgets as constructors.
 
-    budgets: ClassVar[dict[str, dict[str, Any]]]
+    A subclass's defaults are its ``"cpu"`` budget; ``budgets`` (``{"paper" |
+    "cpu" | "quick": {field: value}}``) holds what each budget changes.
+
+    Attributes:
+        budget: ``"paper"``, ``"cpu"`` or ``"quick"`` (written into the summary).
+        include_all: report over every pair (or point), converged or not, not only
+            over those whose geodesics converged.
+        seed: seeds the run's randomness.
+    """
+
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    budget: str = "cpu"
+    include_all: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice(self, "budget", BUDGETS)
+        check_seed(self)
 
     @classmethod
     def for_budget(cls: type[_Settings], budget: str = "cpu", **overrides: Any) -> _Settings:
         """The settings of ``budget`` (``"paper"``, ``"cpu"``, ``"quick"``), then ``overrides``."""
         if budget not in cls.budgets:
             raise ValueError(f"budget must be one of {tuple(cls.budgets)}, got {budget!r}")
-        return cls(budget=budget, **{**cls.budgets[budget], **overrides})  # type: ignore[call-arg]
+        return cls(budget=budget, **{**cls.budgets[budget], **overrides})
 
     @classmethod
     def quick(cls: type[_Settings], **kw: Any) -> _Settings:

@@ -18,7 +18,7 @@ pair's status is kept and counted.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,9 +35,8 @@ from latentgeo.analysis import (
     status_counts,
 )
 from latentgeo.data import LabeledData, mnist
-from latentgeo.experiments._checks import DATA_SETS, check_choice, check_int, check_seed
+from latentgeo.experiments._checks import DATA_SETS, check_choice, check_int
 from latentgeo.experiments.common import (
-    BUDGETS,
     NOT_A_RESULT,
     BudgetedSettings,
     Recipe,
@@ -84,14 +83,12 @@ PAPER_RECIPE = Recipe(
     rbf_codes="mean",
 )
 
+#: The ``cpu`` budget's recipe.
+CPU_RECIPE = replace(PAPER_RECIPE, lr=2e-3, patience=4, min_delta=0.5)
+
 _BUDGETS: dict[str, dict[str, Any]] = {
     "paper": dict(per_digit=1000, subsets=10, points=300, recipe=PAPER_RECIPE),
-    "cpu": dict(
-        per_digit=1000,
-        subsets=5,
-        points=60,
-        recipe=replace(PAPER_RECIPE, lr=2e-3, patience=4, min_delta=0.5),
-    ),
+    "cpu": {},  # the defaults
     "quick": dict(
         per_digit=40,
         subsets=1,
@@ -111,28 +108,24 @@ class KMeansSettings(BudgetedSettings):
     budgets: ClassVar[dict[str, dict[str, Any]]] = _BUDGETS
 
     data: str = "mnist"
-    budget: str = "cpu"
     per_digit: int = 1000
     subsets: int = 5
     points: int = 60
-    recipe: Recipe = field(default_factory=lambda: _BUDGETS["cpu"]["recipe"])
+    recipe: Recipe = CPU_RECIPE
     graph_points: int = 300
     graph_k: int = 12
     max_repeats: int = 4
     max_iter: int = 200
     restarts: int = 10
-    include_all: bool = False
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice(self, "data", DATA_SETS)
-        check_choice(self, "budget", BUDGETS)
         check_int(self, "points", 3, " (k-medoids with k = 3 clusters)")
         for name in ("per_digit", "subsets", "graph_points", "graph_k", "max_repeats"):
             check_int(self, name, 1)
         for name in ("max_iter", "restarts"):
             check_int(self, name, 1)
-        check_seed(self)
 
 
 def _triple_data(s: KMeansSettings, triple: tuple[int, ...]) -> Splits:

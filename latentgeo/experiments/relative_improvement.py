@@ -22,7 +22,7 @@ polyline (``curve_length(..., estimator="chord")`` on the pull-back of
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,10 +38,8 @@ from latentgeo.experiments._checks import (
     check_choice,
     check_int,
     check_number,
-    check_seed,
 )
 from latentgeo.experiments.common import (
-    BUDGETS,
     NOT_A_RESULT,
     BudgetedSettings,
     Recipe,
@@ -82,15 +80,12 @@ PAPER_RECIPE = Recipe(
     rbf_epochs=300,
 )
 
+#: The ``cpu`` budget's recipe.
+CPU_RECIPE = replace(PAPER_RECIPE, lr=1e-3, batch_size=64, max_epochs=80, patience=4, min_delta=0.2)
+
 _BUDGETS: dict[str, dict[str, Any]] = {
     "paper": dict(per_digit=3000, pairs=100, recipe=PAPER_RECIPE),
-    "cpu": dict(
-        per_digit=1000,
-        pairs=100,
-        recipe=replace(
-            PAPER_RECIPE, lr=1e-3, batch_size=64, max_epochs=80, patience=4, min_delta=0.2
-        ),
-    ),
+    "cpu": {},  # the defaults
     "quick": dict(
         per_digit=60,
         pairs=6,
@@ -118,26 +113,22 @@ class RISettings(BudgetedSettings):
     budgets: ClassVar[dict[str, dict[str, Any]]] = _BUDGETS
 
     data: str = "mnist"
-    budget: str = "cpu"
     per_digit: int = 1000
     latent_dim: int = 16
     pairs: int = 100
     step: float = 1.0
-    recipe: Recipe = field(default_factory=lambda: _BUDGETS["cpu"]["recipe"])
+    recipe: Recipe = CPU_RECIPE
     max_iter: int = 500
     score_points: int = 1024
-    include_all: bool = False
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice(self, "data", DATA_SETS)
-        check_choice(self, "budget", BUDGETS)
         check_int(self, "pairs", 2, " (a standard error needs two pairs)")
         for name in ("per_digit", "latent_dim", "max_iter"):
             check_int(self, name, 1)
         check_int(self, "score_points", 2, " (a polyline needs two points)")
         check_number(self, "step")
-        check_seed(self)
 
 
 def _first_per_digit(data: LabeledData, n: int) -> LabeledData:

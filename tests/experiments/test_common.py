@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import latentgeo.experiments as experiments
 from latentgeo.data import digits
 from latentgeo.experiments import RunDir, RunExistsError
 from latentgeo.experiments.common import (
@@ -99,3 +100,18 @@ def test_a_run_that_writes_no_part_leaves_no_folder(tmp_path: Path) -> None:
 def test_converged_notes_warn_below_90_percent() -> None:
     assert converged_note(9, 10) == "converged 9/10 pairs"
     assert "WARNING" in converged_note(8, 10) and "8/10 solves" in converged_note(8, 10, "solves")
+
+
+@pytest.mark.parametrize("name", ["CVSettings", "KMeansSettings", "RISettings"])
+def test_settings_defaults_are_the_cpu_budget(name: str) -> None:
+    cls = getattr(experiments, name)
+    assert cls() == cls.for_budget("cpu")
+    assert cls.for_budget("paper") != cls()
+    assert cls.for_budget("quick").include_all
+
+
+@pytest.mark.parametrize("name", ["CVSettings", "KMeansSettings", "RISettings"])
+@pytest.mark.parametrize(("field", "value"), [("budget", "gpu"), ("seed", -1), ("seed", True)])
+def test_every_experiment_checks_the_shared_fields(name: str, field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"{name}.{field} must be"):
+        getattr(experiments, name)(**{field: value})
