@@ -15,21 +15,24 @@ __all__ = [
 ]
 
 
-def _eigh(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
+def _wide_eigenvalues(g: Tensor) -> Tensor:
+    """The eigenvalues of ``g`` ``(..., d, d)``, ascending, in float64 (where the
+    device has it) even for float32 input: a ``d × d`` cast costs nothing, and the
+    spectrum is not rounded a second time."""
+    wide = g.double() if g.dtype == torch.float32 and g.device.type != "mps" else g
+    return torch.linalg.eigvalsh(wide)
+
+
+def _symmetric_metric(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
     g = as_metric(metric_or_decoder).metric_tensor(z)
-    g = 0.5 * (g + g.mT)  # symmetrise away round-off before the eigensolver
-    return torch.linalg.eigh(g)
+    return 0.5 * (g + g.mT)  # symmetrise away round-off before the eigensolver
 
 
 def _log_eigenvalues(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tensor, Tensor]:
-    """``(log λ_i(G(z)), singular)``: ``(..., d)`` in float64 (where the device has it)
-    and ``(...)`` bool. The spectrum of ``G`` is computed in float64 even for float32
-    input (a ``d × d`` cast costs nothing), so it is not rounded a second time;
-    eigenvalues are clamped at the input dtype's smallest normal number."""
-    g = as_metric(metric_or_decoder).metric_tensor(z)
-    g = 0.5 * (g + g.mT)
-    wide = g.double() if g.dtype == torch.float32 and g.device.type != "mps" else g
-    eigvals = torch.linalg.eigvalsh(wide)
+    """``(log λ_i(G(z)), singular)``: ``(..., d)`` in float64 (:func:`_wide_eigenvalues`)
+    and ``(...)`` bool; eigenvalues are clamped at the input dtype's smallest normal number."""
+    g = _symmetric_metric(metric_or_decoder, z)
+    eigvals = _wide_eigenvalues(g)
     tiny = torch.finfo(g.dtype).tiny
     return eigvals.clamp_min(tiny).log(), (eigvals <= tiny).any(-1)
 
@@ -117,19 +120,21 @@ def principal_directions(metric_or_decoder: MetricLike, z: Tensor) -> tuple[Tens
         >>> vecs[:, 0].abs()
         tensor([0., 1.])
     """
-    eigvals, eigvecs = _eigh(metric_or_decoder, z)
+    eigvals, eigvecs = torch.linalg.eigh(_symmetric_metric(metric_or_decoder, z))
     return eigvals.flip(-1), eigvecs.flip(-1)
 
 
 def condition_number(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
-    """``λ_max / λ_min`` of ``G(z)``; ``inf`` where ``G`` is singular.
+    """``λ_max / λ_min`` of ``G(z)``, from its spectrum in float64 (as
+    :func:`log_volume_element`), so a float32 ``G`` is not rounded twice.
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
         z: points of shape ``(..., d)``.
 
     Returns:
-        Tensor of shape ``(...)``.
+        Tensor of shape ``(...)`` in ``G``'s dtype; ``inf`` where ``G`` is singular
+        (``λ_min ≤ 0``).
 
     Example:
         >>> import torch
@@ -137,6 +142,9 @@ def condition_number(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
         >>> condition_number(PullbackMetric(lambda z: z * torch.tensor([1.0, 2.0])), torch.zeros(2))
         tensor(4.)
     """
-    eigvals, _ = _eigh(metric_or_decoder, z)
+    g = _symmetric_metric(metric_or_decoder, z)
+    eigvals = _wide_eigenvalues(g)
     lo, hi = eigvals[..., 0], eigvals[..., -1]
-    return torch.where(lo > 0, hi / lo.clamp_min(torch.finfo(eigvals.dtype).tiny), torch.inf)
+    return torch.where(lo > 0, hi / lo.clamp_min(torch.finfo(eigvals.dtype).tiny), torch.inf).to(
+        g.dtype
+    )

@@ -81,3 +81,19 @@ def test_volume_element_is_zero_where_singular() -> None:
     metric = PullbackMetric(lambda z: z[..., :1].expand(*z.shape[:-1], 3))
     z = torch.randn(5, 2, dtype=torch.float64)
     assert (volume_element(metric, z) == 0).all()
+
+
+def test_condition_number_of_a_float32_metric_is_not_rounded_twice() -> None:
+    # an ill-conditioned G (cond 1e6) in float32: the float32 eigensolver alone would
+    # be off by about a percent here; the float64 spectrum of the same
+    # float32 matrix is exact to float32 rounding of the result
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    a = (torch.diag(torch.tensor([1e3, 3.0, 1.0], dtype=torch.float64)) @ q.mT).float()
+    metric = LinearMap(a)
+    z = torch.zeros(2, 3)
+    g = metric.metric_tensor(z)
+    reference = torch.linalg.cond(g.double())
+    got = condition_number(metric, z)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), reference, rtol=1e-6, atol=0.0)
