@@ -178,9 +178,11 @@ class PullbackMetric(Metric):
         """``embed(z)`` flattened to ``(N, m)``, for points ``z (N, d)``.
 
         The trace computes it where that is faster: a decoder returning a distribution
-        (not built nor validated), layers with faster forwards (transposed convolutions)."""
+        (not built nor validated), layers with faster forwards (transposed convolutions,
+        on the CPU; elsewhere they would call the layer itself, after the trace's overhead)."""
         prop = self._first
-        if prop is not None and (isinstance(self.embed, DecoderEmbedding) or prop.faster_values):
+        faster = prop is not None and prop.faster_values and z.device.type == "cpu"
+        if prop is not None and (isinstance(self.embed, DecoderEmbedding) or faster):
             try:
                 return prop.values(z).reshape(z.shape[0], -1)
             except UnsupportedOperation as err:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -352,3 +354,31 @@ def test_what_the_engine_cannot_run_switches_to_the_generic_path_once_and_says_s
     torch.testing.assert_close(g, jac.mT @ jac)
     assert metric._get_propagator() is None
     torch.testing.assert_close(metric.metric_tensor(z), jac.mT @ jac)  # no second warning
+
+
+def test_flat_embedding_takes_the_trace_for_faster_forwards_only_on_the_cpu() -> None:
+    """A transposed convolution's faster forward is a CPU one: on another device (here
+    ``meta``) the decoder itself computes the chords (the trace would only add overhead)."""
+    traced = []
+    for device in ("cpu", "meta"):
+        decoder = torch.nn.Sequential(
+            torch.nn.Linear(2, 8 * 3 * 3),
+            torch.nn.Unflatten(1, (8, 3, 3)),
+            torch.nn.ConvTranspose2d(8, 2, 3, stride=2),
+        ).to(device)
+        metric = PullbackMetric(decoder)
+        prop = metric._get_propagator()
+        assert prop is not None and prop.faster_values
+        values = prop.values
+
+        def counting(z: torch.Tensor, values: Any = values) -> torch.Tensor:
+            traced.append(z.device.type)
+            return values(z)
+
+        prop.values = counting
+        z = torch.randn(4, 2, device=device)
+        out = metric.flat_embedding(z)
+        assert out.shape == (4, 2 * 7 * 7)
+        if device == "cpu":
+            torch.testing.assert_close(out, decoder(z).reshape(4, -1))
+    assert traced == ["cpu"]
