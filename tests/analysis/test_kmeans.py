@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from latentgeo.analysis import converged_points, f_measure, geodesic_kmeans, kmedoids
+from latentgeo.analysis import (
+    converged_points,
+    f_measure,
+    geodesic_kmeans,
+    kmedoids,
+)
 from latentgeo.solvers import SplineEnergy, Status
 from latentgeo.testing import LinearMap, StereographicSphere
 
@@ -122,3 +127,14 @@ def test_geodesic_kmeans_counts_its_pairs() -> None:
     )
     assert stopped.num_converged == 0 and stopped.warning is not None
     assert set(stopped.pair_status) == {Status.MAX_ITERATIONS} and stopped.num_used == 15
+
+
+def test_geodesic_kmeans_on_separated_clusters() -> None:
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+    labels = torch.arange(3).repeat_interleave(6)
+    z = centres[labels] + 0.3 * torch.randn(18, 2, generator=gen, dtype=torch.float64)
+    lin = LinearMap(torch.eye(2, dtype=torch.float64))
+    res = geodesic_kmeans(lin, z, 3, generator=gen, chunk_size=64)
+    assert f_measure(labels, res.labels) == 1.0
+    torch.testing.assert_close(res.distances, torch.cdist(z, z), rtol=1e-6, atol=1e-8)
