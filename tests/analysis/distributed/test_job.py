@@ -22,7 +22,7 @@ from latentgeo.analysis.distributed import job as job_module
 from latentgeo.analysis.distributed.worker import DecoderSource, cache_info, solve_tile
 from latentgeo.solvers import Status
 
-from .conftest import KINDS, make_decoder
+from ...conftest import KINDS, make_decoder
 
 pytestmark = pytest.mark.slow
 

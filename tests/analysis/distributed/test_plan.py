@@ -14,7 +14,7 @@ from latentgeo.analysis import distance_matrix
 from latentgeo.analysis.distributed import plan_job
 from latentgeo.models import CheckpointError
 
-from .conftest import make_decoder
+from ...conftest import make_decoder
 
 
 class NoCluster:

@@ -19,7 +19,7 @@ from latentgeo.analysis.distributed.worker import (
 )
 from latentgeo.models import CheckpointError, load, save
 
-from .conftest import KINDS, make_decoder
+from ...conftest import KINDS, make_decoder
 
 
 def _task(plan: TilePlan, k: int, z: torch.Tensor) -> TileTask:

@@ -18,7 +18,7 @@ from latentgeo.cli import distances as cli_distances
 from latentgeo.cli import main
 from latentgeo.cli.common import show_progress
 
-from .conftest import make_decoder
+from ..conftest import make_decoder
 
 pytestmark = pytest.mark.slow
 
