@@ -48,7 +48,7 @@ def test_report_lines_quote_the_comparison(tmp_path: Path) -> None:
     assert not any(x.startswith("WARNING") for x in lines)
     run = RunDir(tmp_path / "run")
     write_figure(run, comps, "converged 12/12")
-    assert [p.name for p in run.written()] == ["cv_histogram.png"]
+    assert (run.staging / "cv_histogram.png").read_bytes()[:4] == b"\x89PNG"
     run.discard()
 
 
