@@ -7,13 +7,12 @@ import torch
 from torch.distributions import Bernoulli, Normal
 from torch.func import jvp, vmap
 
-from latentgeo.metrics import MeanMetric, as_metric
+from latentgeo.metrics import as_metric
 from latentgeo.models import (
     MLP,
     BernoulliDecoder,
     EnsembleDecoder,
     GaussianDecoder,
-    GaussianEncoder,
     RBFPrecision,
 )
 from latentgeo.testing import assert_close
@@ -99,29 +98,6 @@ def test_decoders_are_batch_separable_and_traceable(name: str) -> None:
     basis = torch.eye(2).unsqueeze(1).expand(2, 7, 2)
     cols = vmap(lambda t: jvp(first, (z,), (t,))[1])(basis)
     assert cols.shape[0] == 2
-
-
-def test_ensemble_stacks_members_and_dispatches_the_mean_metric() -> None:
-    members = [GaussianDecoder(MLP(2, 3, hidden=(8,)), 0.5) for _ in range(4)]
-    ens = EnsembleDecoder(members)
-    z = torch.randn(5, 2)
-    out = ens(z)
-    assert isinstance(out, Normal) and out.loc.shape == (4, 5, 3)
-    assert ens.num_members == 4 and ens.forward_member(z, 2).loc.shape == (5, 3)
-    # independent initialisations: the members differ
-    assert not torch.allclose(out.loc[0], out.loc[1])
-    metric = as_metric(ens)
-    assert isinstance(metric, MeanMetric)
-    per_member = torch.stack([as_metric(m).metric_tensor(z) for m in members])
-    torch.testing.assert_close(metric.metric_tensor(z), per_member.mean(0))
-    bern = EnsembleDecoder([BernoulliDecoder(MLP(2, 3, hidden=(4,))) for _ in range(2)])
-    assert isinstance(bern(z), Bernoulli) and bern(z).logits.shape == (2, 5, 3)
-
-
-def test_encoder_outputs_a_normal_over_latents() -> None:
-    enc = GaussianEncoder(6, 2, hidden=(8,))
-    q = enc(torch.randn(4, 1, 2, 3))  # trailing shape flattened
-    assert isinstance(q, Normal) and q.mean.shape == (4, 2) and bool((q.stddev > 0).all())
 
 
 def test_bad_arguments_give_clear_errors() -> None:
