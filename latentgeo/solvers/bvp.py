@@ -21,9 +21,9 @@ from scipy.integrate import solve_bvp
 from torch import Tensor
 from torch.func import jvp
 
+from latentgeo._options import check_int, check_number, check_optional_number
 from latentgeo.curves import Curve
 from latentgeo.metrics import Metric
-from latentgeo.solvers._checks import check_int, check_number, check_optional_number
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
 from latentgeo.solvers.ode import _acceleration

@@ -19,10 +19,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_int, check_optional_number
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
-from latentgeo.solvers._checks import check_int, check_optional_number
 from latentgeo.solvers.hermite import HermiteCurve
 from latentgeo.solvers.integrators import IntegrationResult, dopri5, rk4
 from latentgeo.solvers.ode import geodesic_rhs

@@ -28,11 +28,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from torch import Tensor
 
+from latentgeo._options import check_int
 from latentgeo._validation import check_points
 from latentgeo.curves import CubicSpline
 from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import chunks
-from latentgeo.solvers._checks import check_int
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, converged_mask

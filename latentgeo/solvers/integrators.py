@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from latentgeo.solvers._checks import check_int, check_number
+from latentgeo._options import check_int, check_number
 from latentgeo.solvers.status import Status, code, statuses_from_codes
 
 __all__ = ["RHS", "IntegrationResult", "dopri5", "dopri5_rows", "rk4"]

@@ -14,9 +14,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_int
 from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
-from latentgeo.solvers._checks import check_int
 from latentgeo.solvers.connecting import check_end_points, register_method
 from latentgeo.solvers.expmap import flatten_pair, geodesic_curve, tolerances
 from latentgeo.solvers.hermite import length_and_energy

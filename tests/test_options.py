@@ -1,6 +1,7 @@
-"""Every numeric option of the public curve, solver and analysis entry points is checked at the
-call: a bad value (zero where it must be positive, negative, NaN, infinite, a string, a
-fraction for a count) raises a ``ValueError`` or ``TypeError`` that names the option.
+"""The numeric checks of :mod:`latentgeo._options`, and every numeric option of the public
+curve, solver and analysis entry points checked with them at the call: a bad value (zero where
+it must be positive, negative, NaN, infinite, a string, a fraction for a count) raises a
+``ValueError`` or ``TypeError`` that names the option.
 
 The options are enumerated from the signatures (a keyword whose default is a number, or
 whose annotation is ``int``/``float``, optional or not), from the methods registered with
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from latentgeo import analysis, curves, solvers
+from latentgeo._options import check_int, check_number, check_optional_int, check_optional_number
 from latentgeo.curves import CubicSpline
 from latentgeo.metrics import as_metric
 from latentgeo.solvers.connecting import _METHODS
@@ -328,3 +330,36 @@ def test_the_bad_values_are_bad() -> None:
     # a sanity check of the table itself: every kind's first bad value is just out of range
     assert _bad(INT[1])[0] == 0 and _bad(INT[0])[0] == -1 and _bad(POS)[0] == 0
     assert all(not (isinstance(v, float) and math.isfinite(v) and v >= 0) for v in _bad(NONNEG))
+
+
+@pytest.mark.parametrize(
+    ("call", "want"),
+    [
+        (lambda: check_number(2, "rtol"), 2.0),
+        (lambda: check_number(0, "atol", positive=False), 0.0),
+        (lambda: check_optional_number(None, "rtol"), None),
+        (lambda: check_int(1, "max_iter"), 1),
+        (lambda: check_int(0, "k", minimum=0), 0),
+        (lambda: check_optional_int(None, "latent_dim"), None),
+    ],
+)
+def test_the_checks_return_what_they_accept(call: Any, want: object) -> None:
+    got = call()
+    assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: check_number(0, "rtol"), r"rtol must be a finite number > 0, got 0"),
+        (lambda: check_number(-1e-9, "atol", positive=False), r"atol must be a finite number >= 0"),
+        (lambda: check_number(float("inf"), "tol"), "tol must be a finite number"),
+        (lambda: check_number(True, "tol"), "got True"),
+        (lambda: check_int(2.0, "max_iter"), r"max_iter must be an int >= 1, got 2\.0"),
+        (lambda: check_int(False, "k", minimum=0), "got False"),
+        (lambda: check_optional_int(0, "latent_dim"), "latent_dim must be an int >= 1"),
+    ],
+)
+def test_the_checks_name_the_option_and_its_range(call: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
