@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
-from torch.distributions import Bernoulli, Categorical, Independent, Normal
+from torch import Tensor
+from torch.distributions import Bernoulli, Categorical
 
 from latentgeo.metrics import (
-    MeanMetric,
     Metric,
     PullbackMetric,
     as_metric,
     expected_metric,
-    output_embedding,
 )
-from latentgeo.models import EnsembleDecoder
 from latentgeo.testing import tolerance
 
 from .reference import GaussianMLP, autograd_jacobian, mlp
@@ -86,29 +83,6 @@ def test_categorical_gives_fisher_rao(dtype: torch.dtype) -> None:
     torch.testing.assert_close(got, expected, rtol=rtol, atol=atol)
 
 
-def test_ensemble_metric_is_mean_of_members(dtype: torch.dtype) -> None:
-    members = [GaussianMLP(2, 4).to(dtype) for _ in range(3)]
-    z = torch.randn(5, 2, dtype=dtype)
-    expected = torch.stack([expected_metric(m, z) for m in members]).mean(0)
-    rtol, atol = tolerance(dtype, ops=10)
-    for ensemble in (EnsembleDecoder(members), members, tuple(members), nn.ModuleList(members)):
-        metric = as_metric(ensemble)
-        assert isinstance(metric, MeanMetric) and len(metric) == 3
-        torch.testing.assert_close(metric.metric_tensor(z), expected, rtol=rtol, atol=atol)
-        v = torch.randn(5, 2, dtype=dtype)
-        quad = torch.einsum("ni,nij,nj->n", v, expected, v)
-        torch.testing.assert_close(metric.squared_norm(z, v), quad, rtol=rtol, atol=atol)
-
-
-def test_ensemble_of_identical_members_equals_one_member() -> None:
-    member = mlp(2, 5).double()
-    z, v = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
-    single = as_metric(member)
-    ensemble = as_metric(EnsembleDecoder([member, member, member]))
-    torch.testing.assert_close(ensemble.metric_tensor(z), single.metric_tensor(z))
-    torch.testing.assert_close(ensemble.squared_norm(z, v), single.squared_norm(z, v))
-
-
 def test_metric_is_returned_as_is() -> None:
     metric = as_metric(mlp(2, 3))
     assert as_metric(metric) is metric
@@ -126,35 +100,6 @@ def test_non_callable_raises_type_error() -> None:
         as_metric(3)
     with pytest.raises(ValueError, match="at least one member"):
         as_metric([])
-
-
-def test_output_embedding_is_extensible() -> None:
-    class Doubled:
-        def __init__(self, x: Tensor) -> None:
-            self.x = x
-
-    @output_embedding.register(Doubled)
-    def _(output: Doubled, batch: int) -> Tensor:
-        return 2 * output.x.reshape(batch, -1)
-
-    g = expected_metric(lambda z: Doubled(z), torch.zeros(1, 2))
-    torch.testing.assert_close(g, 4 * torch.eye(2).unsqueeze(0))
-
-
-def test_independent_normal_and_normal_agree() -> None:
-    decoder = GaussianMLP(2, 3).double()
-    z = torch.randn(3, 2, dtype=torch.float64)
-    plain = expected_metric(decoder, z)
-    wrapped = expected_metric(lambda x: Independent(decoder(x), 1), z)
-    torch.testing.assert_close(plain, wrapped)
-
-
-def test_constant_scale_adds_nothing() -> None:
-    """A Normal with fixed σ has the metric of its mean."""
-    net = mlp(2, 4).double()
-    z = torch.randn(3, 2, dtype=torch.float64)
-    g_normal = expected_metric(lambda x: Normal(net(x), torch.ones(())), z)
-    torch.testing.assert_close(g_normal, expected_metric(net, z))
 
 
 def test_metric_module_moves_with_to() -> None:

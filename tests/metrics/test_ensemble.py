@@ -1,0 +1,39 @@
+"""MeanMetric: an ensemble's expected metric is the mean of its members'."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from latentgeo.metrics import (
+    MeanMetric,
+    as_metric,
+    expected_metric,
+)
+from latentgeo.models import EnsembleDecoder
+from latentgeo.testing import tolerance
+
+from .reference import GaussianMLP, mlp
+
+
+def test_ensemble_metric_is_mean_of_members(dtype: torch.dtype) -> None:
+    members = [GaussianMLP(2, 4).to(dtype) for _ in range(3)]
+    z = torch.randn(5, 2, dtype=dtype)
+    expected = torch.stack([expected_metric(m, z) for m in members]).mean(0)
+    rtol, atol = tolerance(dtype, ops=10)
+    for ensemble in (EnsembleDecoder(members), members, tuple(members), nn.ModuleList(members)):
+        metric = as_metric(ensemble)
+        assert isinstance(metric, MeanMetric) and len(metric) == 3
+        torch.testing.assert_close(metric.metric_tensor(z), expected, rtol=rtol, atol=atol)
+        v = torch.randn(5, 2, dtype=dtype)
+        quad = torch.einsum("ni,nij,nj->n", v, expected, v)
+        torch.testing.assert_close(metric.squared_norm(z, v), quad, rtol=rtol, atol=atol)
+
+
+def test_ensemble_of_identical_members_equals_one_member() -> None:
+    member = mlp(2, 5).double()
+    z, v = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+    single = as_metric(member)
+    ensemble = as_metric(EnsembleDecoder([member, member, member]))
+    torch.testing.assert_close(ensemble.metric_tensor(z), single.metric_tensor(z))
+    torch.testing.assert_close(ensemble.squared_norm(z, v), single.squared_norm(z, v))
