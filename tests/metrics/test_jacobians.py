@@ -1,0 +1,86 @@
+"""Batched Jacobians by forward and reverse mode against autograd, and their fallbacks when
+vmap cannot batch a map (announced once, same numbers)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+import torch
+
+from latentgeo.exceptions import PerformanceWarning
+from latentgeo.metrics.jacobians import chunks, forward_jacobian, push_tangents, reverse_jacobian
+
+W = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+
+def smooth(z: torch.Tensor) -> torch.Tensor:
+    return torch.tanh(z @ W.T) * z.sum(-1, keepdim=True)
+
+
+class UnbatchableTanh(torch.autograd.Function):
+    """``tanh`` with a jvp and a backward but no vmap rule (and a backward that reads a
+    number): torch.func can differentiate it, not batch its derivatives."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: torch.Tensor) -> None:
+        ctx.save_for_forward(output)
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return (1 - y * y) * tangent
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        assert grad.abs().sum().item() >= 0.0  # a number read: vmap cannot batch this
+        return (1 - y * y) * grad
+
+
+def unbatchable(z: torch.Tensor) -> torch.Tensor:
+    return UnbatchableTanh.apply(z @ W.T) * z.sum(-1, keepdim=True)
+
+
+def _autograd(f: object, z: torch.Tensor) -> torch.Tensor:
+    return torch.stack([torch.autograd.functional.jacobian(f, z[i : i + 1])[0, :, 0]
+                        for i in range(z.shape[0])])  # fmt: skip
+
+
+def test_chunks_cover_the_range_in_pieces() -> None:
+    assert [(s.start, s.stop) for s in chunks(7, 3)] == [(0, 3), (3, 6), (6, 7)]
+    assert [(s.start, s.stop) for s in chunks(4, None)] == [(0, 4)]
+
+
+@pytest.mark.parametrize("jacobian", [forward_jacobian, reverse_jacobian])
+def test_jacobians_match_autograd(jacobian: object) -> None:
+    z = torch.randn(4, 3, dtype=torch.float64)
+    got = jacobian(smooth, z)  # type: ignore[operator]
+    assert got.shape == (4, 5, 3)
+    torch.testing.assert_close(got, _autograd(smooth, z), rtol=1e-12, atol=1e-12)
+
+
+def test_push_tangents_is_j_times_each_tangent() -> None:
+    z = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.randn(2, 4, 3, dtype=torch.float64)
+    jac = _autograd(smooth, z)
+    want = torch.einsum("nmd,knd->knm", jac, t)
+    torch.testing.assert_close(push_tangents(smooth, z, t), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(push_tangents(smooth, z, t[:1]), want[:1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("jacobian", [forward_jacobian, reverse_jacobian])
+def test_maps_vmap_cannot_batch_get_the_same_numbers_and_one_warning(jacobian: object) -> None:
+    z = torch.randn(4, 3, dtype=torch.float64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = jacobian(unbatchable, z)  # type: ignore[operator]
+    torch.testing.assert_close(got, _autograd(smooth, z), rtol=1e-12, atol=1e-12)
+    assert [type(w.message) for w in caught] == [PerformanceWarning]
+    assert "vmap" in str(caught[0].message)
