@@ -4,28 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
 
 from latentgeo.metrics import ExplicitMetric, Metric, PullbackMetric
 from latentgeo.testing import check_metric_identities
-from latentgeo.testing.kinds import METRIC_KINDS, make_metric
-from latentgeo.testing.strategies import latent_points, metrics
-
-
-@pytest.mark.parametrize("kind", METRIC_KINDS)
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_every_metric_kind_satisfies_the_identities(kind: str, dtype: torch.dtype) -> None:
-    d = 2 if kind == "disk" else 3
-    metric = make_metric(kind, d, seed=1, dtype=dtype)
-    scale = 0.4 if kind == "disk" else 1.0
-    z = scale * torch.rand(6, d, generator=torch.Generator().manual_seed(2), dtype=dtype)
-    check_metric_identities(metric, z)
-
-
-@settings(max_examples=15, deadline=None)
-@given(metrics(d=3), latent_points(d=3))
-def test_identities_hold_for_random_metrics_and_points(metric: Metric, z: torch.Tensor) -> None:
-    check_metric_identities(metric, z, lengths=False)
 
 
 def test_pullback_of_a_linear_map_is_a_transpose_a() -> None:
