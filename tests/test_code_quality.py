@@ -87,3 +87,19 @@ def test_no_private_name_crosses_a_package() -> None:
                         if _is_private(a.name)
                     ]
     assert not crossings, "private names used across packages:\n" + "\n".join(crossings)
+
+
+def test_tests_mirror_the_package() -> None:
+    """Every module ``latentgeo/<path>/<name>.py`` has ``tests/<path>/test_<name>.py`` (leading
+    and trailing underscores dropped: ``_options.py``, ``__main__.py``); a package's
+    ``__init__`` is tested through its modules."""
+    package = ROOT / "latentgeo"
+    missing = []
+    for module in sorted(package.rglob("*.py")):
+        if module.name == "__init__.py":
+            continue
+        relative = module.relative_to(package)
+        mirror = ROOT / "tests" / relative.parent / f"test_{relative.stem.strip('_')}.py"
+        if not mirror.is_file():
+            missing.append(f"{relative} -> {mirror.relative_to(ROOT)}")
+    assert missing == []
