@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from latentgeo.cli import main
 from latentgeo.experiments import (
     CVSettings,
@@ -16,11 +18,16 @@ from latentgeo.experiments import (
 )
 
 
-def test_reproduce_commands_refuse_to_overwrite(tmp_path: Path) -> None:
+def test_reproduce_commands_refuse_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     RunDir(tmp_path).write_summary({"done": True})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     for experiment in ("ensembles-cv", "relative-improvement", "kmeans"):
         argv = ["reproduce", experiment, "--quick", "--quiet", "--out", str(tmp_path)]
         assert main(argv) == 2
+        assert "--force" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_reproduce_experiments_end_to_end_on_tiny_settings(tmp_path: Path) -> None:
