@@ -20,7 +20,8 @@ scratch space inside a kernel, hence the margin.
 An out-of-memory error inside a chunk halves the chunk and retries it (each
 size once; a :class:`~latentgeo.exceptions.PerformanceWarning` says so once
 per owner and computation), and the halved size caps that computation's later
-chunks. Any other error propagates unchanged.
+chunks, in later calls too, whether they are sized by the budget or given a
+fixed ``chunk_size``. Any other error propagates unchanged.
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ class Footprint:
     """Measured memory of one computation: ``fixed + per_point · u`` bytes for ``u`` points.
 
     Attributes:
-        per_point: bytes per point (``> 0``).
+        per_point: bytes per point (``> 0``; NaN: not measured, only :attr:`cap`
+            is known, from an out-of-memory error at a fixed chunk size).
         fixed: bytes whatever the chunk's size (``>= 0``).
-        cap: most points per chunk, lowered by out-of-memory errors.
+        cap: most points per chunk, lowered by out-of-memory errors (remembered
+            across calls, with a fixed ``chunk_size`` too).
     """
 
     per_point: float
@@ -89,6 +92,10 @@ def footprint(owner: object, key: Hashable) -> Footprint | None:
 
 
 def _store(owner: object, key: Hashable, value: Footprint) -> None:
+    """Cache ``value`` (keeping the cap an earlier out-of-memory error left)."""
+    known = footprint(owner, key)
+    if known is not None:
+        value.cap = min(value.cap, known.cap)
     try:
         _FOOTPRINTS.setdefault(owner, {})[key] = value
     except TypeError:
@@ -203,11 +210,13 @@ def run_chunked(
     out: list[T] = []
     start = 0
     fixed = None if chunk_size is None else max(1, chunk_size)
-    if fixed is None and footprint(owner, key) is None:
+    if fixed is None and _measured(owner, key) is None:
         if n <= 3 * max(1, int(PROBE_POINTS // weight)):
             fixed = n  # no more than a probe would take: all at once, nothing measured
         else:
             _probe(fn, n, owner, key, weight)
+    if fixed is not None:
+        fixed = _capped(fixed, owner, key, weight)
     while start < n:
         size = fixed if fixed is not None else _items(owner, key, weight, device)
         size = min(size, n - start)
@@ -263,13 +272,29 @@ def _halve(owner: object, key: Hashable, size: int, weight: float) -> int:
         stacklevel=5,
     )
     known = footprint(owner, key)
-    if known is not None:
-        known.cap = min(known.cap, half * weight)
+    if known is None:  # a fixed chunk size: remembered as a cap of its own
+        known = Footprint(per_point=math.nan)
+        _store(owner, key, known)
+    known.cap = min(known.cap, half * weight)
     return half
 
 
-def _items(owner: object, key: Hashable, weight: float, device: torch.device | None) -> int:
+def _capped(size: int, owner: object, key: Hashable, weight: float) -> int:
+    """A fixed chunk ``size`` (items) under the cap an earlier out-of-memory error left."""
     known = footprint(owner, key)
+    if known is None or math.isinf(known.cap):
+        return size
+    return max(1, min(size, int(known.cap // weight)))
+
+
+def _measured(owner: object, key: Hashable) -> Footprint | None:
+    """The footprint of ``key`` if it was measured (not only capped by a fixed size's error)."""
+    known = footprint(owner, key)
+    return None if known is None or math.isnan(known.per_point) else known
+
+
+def _items(owner: object, key: Hashable, weight: float, device: torch.device | None) -> int:
+    known = _measured(owner, key)
     assert known is not None
     on_cpu = device is None or device.type == "cpu"
     limit = CPU_CHUNK_BYTES if on_cpu else math.inf

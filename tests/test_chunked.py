@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -237,3 +238,29 @@ def test_metrics_of_one_decoder_share_their_footprints(monkeypatch: pytest.Monke
     own = PullbackMetric(lambda v: net(v))
     own.metric_tensor(z)
     assert probes == [net, other, own]
+
+
+def test_a_fixed_chunk_size_remembers_its_out_of_memory_cap() -> None:
+    """The preconditioner's chunks have an exact size (no probe): an out-of-memory error
+    there caps its later calls too, instead of failing at the same size each call."""
+    owner, sizes = _Owner(), []
+    with pytest.warns(PerformanceWarning, match="out of memory in a chunk of 'pre'"):
+        parts = run_chunked(_oom_above(100, sizes), 1000, owner=owner, key="pre", chunk_size=400)
+    torch.testing.assert_close(torch.cat(parts), torch.arange(1000, dtype=torch.float64))
+    assert sizes[:3] == [400, 200, 100]
+    sizes.clear()
+    run_chunked(_oom_above(100, sizes), 1000, owner=owner, key="pre", chunk_size=400)
+    assert max(sizes) == 100 and len(sizes) == 10  # no failed attempt this time
+    sizes.clear()
+    run_chunked(_oom_above(100, sizes), 50, owner=owner, key="pre", chunk_size=30)
+    assert max(sizes) == 30  # a smaller fixed size is kept
+
+
+def test_a_measured_footprint_keeps_an_earlier_cap() -> None:
+    owner, sizes = _Owner(), []
+    with pytest.warns(PerformanceWarning):
+        run_chunked(_oom_above(8, sizes), 20, owner=owner, key="k", chunk_size=16)
+    fp = footprint(owner, "k")
+    assert fp is not None and fp.cap == 8 and math.isnan(fp.per_point)
+    _chunked._store(owner, "k", Footprint(per_point=1.0))  # a measurement made later
+    assert footprint(owner, "k").cap == 8  # type: ignore[union-attr]
