@@ -9,12 +9,18 @@
    batched exponential map per iteration. The Jacobian is measured once, at
    the first (loose) shot: exactly along ``v`` by the Gauss lemma
    ``J v = γ̇(1)``, across it by forward differences of ``d − 1`` loose
-   exponential maps in one batch (:meth:`_LogSolver.measure_jacobian`); a
+   exponential maps in one batch (:meth:`_LogSolver.measure_jacobian`). A
    model without curvature, ``G(z1)^{−1/2} R G(z0)^{1/2}`` with ``R`` the
-   transport between orthonormal frames (:func:`initial_jacobian`), is kept
-   only where the differences fail, because near a conjugate point it
-   underestimates ``‖J⁻¹‖`` tenfold and so the error. Later shots refine it
-   by rank-one updates, the Broyden secant ``B s = Δr`` and the Gauss lemma.
+   transport between orthonormal frames (:func:`initial_jacobian`), steers
+   the first step; near a conjugate point it underestimates ``‖J⁻¹‖`` tenfold
+   and so the error, so no pair is converged on it: where the differences
+   fail (an exponential map of them did not converge, or they are not
+   finite) the pair is marked unmeasured and measured again, in one batch
+   with the others, at the next shots (:meth:`_LogSolver.remeasure`: their
+   tighter tolerance gives a shorter step; every other try backward
+   differences), at most ``MEASURES`` tries in all; then it stops with the
+   failed maps' status. Later shots refine the model by rank-one updates,
+   the Broyden secant ``B s = Δr`` and the Gauss lemma.
    Each pair has its own backtracking, per-step integrator tolerance and stop.
    The first shot is integrated loosely (``FIRST_TAU``: its residual only
    steers); every later one at the per-step tolerance whose summed local
@@ -31,7 +37,9 @@
 A pair that cannot meet the tolerance keeps its best iterate and says why:
 ``max_iter``, ``integration_error`` (the Newton part converged, the
 integrator's error could not be brought under the tolerance),
-``line_search_failed`` or the integrator's ``nonfinite``/``max_steps``/``step_underflow``;
+``line_search_failed`` or the integrator's ``nonfinite``/``max_steps``/``step_underflow``
+(of a shot, or of the differences where the Jacobian could not be measured:
+``LogMapResult.jacobian_measured`` is false there);
 ``invalid_metric`` where ``vᵀ G(z0) v`` of the answer is negative or not finite.
 """
 

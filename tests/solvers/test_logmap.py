@@ -71,6 +71,7 @@ def test_within_the_stated_tolerance(name: str, dtype: torch.dtype) -> None:
         err = (info.velocity.double() - exact).norm(dim=-1)
         assert bool((err <= rtol * exact.norm(dim=-1)).all()), (rtol, err / exact.norm(dim=-1))
         assert bool(torch.isfinite(info.error).all())
+        assert info.jacobian_measured is not None and bool(info.jacobian_measured.all())
         worst.append(float((err / exact.norm(dim=-1)).max()))
     if name != "linear" and dtype == torch.float64:  # float32: rounding sets a floor
         assert worst[-1] < worst[0]  # a tighter tolerance gives a more accurate answer
