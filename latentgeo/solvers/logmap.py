@@ -52,7 +52,7 @@ from torch import Tensor
 
 from latentgeo.metrics import Metric
 from latentgeo.solvers.integrators import dopri5_rows
-from latentgeo.solvers.logmap_start import initial_jacobian
+from latentgeo.solvers.logmap_start import across, initial_jacobian, probe_directions
 from latentgeo.solvers.ode import geodesic_rhs
 from latentgeo.solvers.result import LogMapResult
 from latentgeo.solvers.status import (
@@ -72,7 +72,6 @@ MIN_ALPHA = 0.7**8  # at most 8 rejected trials in a row
 NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is converged
 FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
 LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
-PROBES = 2  # random directions on which the Jacobian model is checked by differences
 DOUBT = 0.5  # a model off by more than this on the probes (scaled by √(d − 1)) is replaced
 MEASURES = 3  # attempts to measure a pair's Jacobian (the first shot's and two later ones)
 _OK = code(Status.CONVERGED)
@@ -192,13 +191,13 @@ class _LogSolver:
 
     def shoot(self, probe: bool = False) -> _Shot:
         """One batched exponential map of the running pairs at their trial velocities;
-        with ``probe``, in the same batch, the maps of :meth:`probe_directions` that
+        with ``probe``, in the same batch, the maps along :func:`probe_directions` that
         measure the Jacobian by forward differences (:meth:`measure_jacobian`)."""
         st, d = self.st, self.z0.shape[1]
         idx = st.active.nonzero().squeeze(1)
         x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
         tau = st.tau[idx]
-        dirs = self.probe_directions(x) if probe and d > 1 else x.new_zeros(x.shape[0], d, 0)
+        dirs = probe_directions(x) if probe and d > 1 else x.new_zeros(x.shape[0], d, 0)
         ends, codes, errors, step = self.integrate(idx, x, tau, dirs, base=True)
         st.shots[idx] += 1
         r = ends[:, 0, :d] - self.z1[idx]
@@ -247,25 +246,6 @@ class _LogSolver:
         ok = (codes == _OK)[..., None]
         diff = torch.where(ok, ends[..., :d], torch.nan) - self.z1[pairs][:, None] - r0[:, None]
         return diff.mT / step[:, None, None]
-
-    @staticmethod
-    def across(x: Tensor, seeds: Tensor) -> Tensor:
-        """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``, from
-        ``seeds`` ``(d, m)`` (``k = min(m, d − 1)``), by QR of ``[x̂, seeds]``."""
-        unit = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        seeds = seeds.to(x.device).expand(x.shape[0], -1, -1)
-        return torch.linalg.qr(torch.cat([unit[..., None], seeds], -1))[0][..., 1:]
-
-    @classmethod
-    def probe_directions(cls, x: Tensor) -> Tensor:
-        """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``: all
-        ``d − 1`` of them up to ``PROBES + 1`` dimensions, else ``PROBES`` random ones
-        (the same for every call: a fixed seed)."""
-        d = x.shape[1]
-        if d - 1 <= PROBES:
-            return cls.across(x, torch.eye(d, dtype=x.dtype))
-        gen = torch.Generator().manual_seed(0)
-        return cls.across(x, torch.randn(d, PROBES, generator=gen, dtype=x.dtype))
 
     def measure_jacobian(self, shot: _Shot) -> None:
         """Check the Jacobian models of the first shot's pairs against ``∂ exp_{z0}(x)/∂x``.
@@ -343,12 +323,12 @@ class _LogSolver:
         non-finite where one failed), and why they failed (status codes ``(A,)``)."""
         d = self.z0.shape[1]
         x, tau, r0, pairs = shot.x[rows], shot.tau[rows], shot.r[rows], shot.idx[rows]
-        across = self.across(x, torch.eye(d, dtype=x.dtype))
-        ends, codes, _, step = self.integrate(pairs, x, tau, across, base=False, sign=sign)
+        dirs = across(x, torch.eye(d, dtype=x.dtype))
+        ends, codes, _, step = self.integrate(pairs, x, tau, dirs, base=False, sign=sign)
         cols = self.columns(pairs, r0, ends, codes, step)
         norm = x.norm(dim=-1, keepdim=True)
         y = torch.cat([(shot.vel[rows] / norm)[..., None], cols], -1)
-        jac = y @ torch.cat([(x / norm)[..., None], across], -1).mT  # J = Y Sᵀ, S orthogonal
+        jac = y @ torch.cat([(x / norm)[..., None], dirs], -1).mT  # J = Y Sᵀ, S orthogonal
         return jac, _failure(codes)
 
     def learn(self, shot: _Shot, first: bool) -> Tensor:
