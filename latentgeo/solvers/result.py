@@ -147,8 +147,9 @@ class LogMapResult:
         jacobian_measured: whether the Jacobian model on which ``error`` rests was
             measured by finite differences, ``(B,)`` bool: across all ``d − 1``
             directions up to ``d = 3`` and where two random probes found the model
-            off, else corrected on those probes (exact for ``d = 1`` and ``v = 0``). Where every attempt failed (an exponential map of the differences
-            did not converge, or they are not finite) the error estimate rests on a
+            off, else corrected on those probes (exact for ``d = 1`` and ``v = 0``).
+            Where every attempt failed (an exponential map of the differences did
+            not converge, or they are not finite) the error estimate rests on a
             model without curvature and proves nothing: the pair is not converged,
             its status is that of the failed exponential maps (``nonfinite``,
             ``max_steps``, ``step_underflow``).
