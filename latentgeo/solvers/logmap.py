@@ -9,12 +9,18 @@
    batched exponential map per iteration. The Jacobian is measured once, at
    the first (loose) shot: exactly along ``v`` by the Gauss lemma
    ``J v = γ̇(1)``, across it by forward differences of ``d − 1`` loose
-   exponential maps in one batch (:meth:`_LogSolver.measure_jacobian`); a
+   exponential maps in one batch (:meth:`_LogSolver.measure_jacobian`). A
    model without curvature, ``G(z1)^{−1/2} R G(z0)^{1/2}`` with ``R`` the
-   transport between orthonormal frames (:func:`initial_jacobian`), is kept
-   only where the differences fail, because near a conjugate point it
-   underestimates ``‖J⁻¹‖`` tenfold and so the error. Later shots refine it
-   by rank-one updates, the Broyden secant ``B s = Δr`` and the Gauss lemma.
+   transport between orthonormal frames (:func:`initial_jacobian`), steers
+   the first step; near a conjugate point it underestimates ``‖J⁻¹‖`` tenfold
+   and so the error, so no pair is converged on it: where the differences
+   fail (an exponential map of them did not converge, or they are not
+   finite) the pair is marked unmeasured and measured again, in one batch
+   with the others, at the next shots (:meth:`_LogSolver.remeasure`: their
+   tighter tolerance gives a shorter step; every other try backward
+   differences), at most ``MEASURES`` tries in all; then it stops with the
+   failed maps' status. Later shots refine the model by rank-one updates,
+   the Broyden secant ``B s = Δr`` and the Gauss lemma.
    Each pair has its own backtracking, per-step integrator tolerance and stop.
    The first shot is integrated loosely (``FIRST_TAU``: its residual only
    steers); every later one at the per-step tolerance whose summed local
@@ -31,7 +37,9 @@
 A pair that cannot meet the tolerance keeps its best iterate and says why:
 ``max_iter``, ``integration_error`` (the Newton part converged, the
 integrator's error could not be brought under the tolerance),
-``line_search_failed`` or the integrator's ``nonfinite``/``max_steps``/``step_underflow``;
+``line_search_failed`` or the integrator's ``nonfinite``/``max_steps``/``step_underflow``
+(of a shot, or of the differences where the Jacobian could not be measured:
+``LogMapResult.jacobian_measured`` is false there);
 ``invalid_metric`` where ``vᵀ G(z0) v`` of the answer is negative or not finite.
 """
 
@@ -44,7 +52,7 @@ from torch import Tensor
 
 from latentgeo.metrics import Metric
 from latentgeo.solvers.integrators import dopri5_rows
-from latentgeo.solvers.logmap_start import initial_jacobian
+from latentgeo.solvers.logmap_start import across, initial_jacobian, probe_directions
 from latentgeo.solvers.ode import geodesic_rhs
 from latentgeo.solvers.result import LogMapResult
 from latentgeo.solvers.status import (
@@ -64,9 +72,10 @@ MIN_ALPHA = 0.7**8  # at most 8 rejected trials in a row
 NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is converged
 FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
 LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
-PROBES = 2  # random directions on which the Jacobian model is checked by differences
 DOUBT = 0.5  # a model off by more than this on the probes (scaled by √(d − 1)) is replaced
+MEASURES = 3  # attempts to measure a pair's Jacobian (the first shot's and two later ones)
 _OK = code(Status.CONVERGED)
+_NON_FINITE = code(Status.NON_FINITE)
 _INTEGRATION = code(Status.INTEGRATION_ERROR)
 _MAX_ITER = code(Status.MAX_ITERATIONS)
 
@@ -78,6 +87,14 @@ def _rank_one(jac: Tensor, s: Tensor, y: Tensor, use: Tensor) -> Tensor:
     use = use & (ss > 0)
     upd = (y - (jac @ s[..., None])[..., 0])[..., None] * s[..., None, :]
     return jac + torch.where(use[:, None, None], upd / ss.clamp_min(1e-300)[:, None, None], 0.0)
+
+
+def _failure(codes: Tensor) -> Tensor:
+    """Why a measurement failed, ``(A,)``, from its integrations' codes ``(A, k)``: the
+    first that is not converged, ``nonfinite`` where all are (the differences are not)."""
+    bad = codes != _OK
+    first = codes.gather(-1, bad.to(torch.uint8).argmax(-1, keepdim=True))[:, 0]
+    return torch.where(bad.any(-1), first, _NON_FINITE)
 
 
 def _direction(jac: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
@@ -100,7 +117,7 @@ class _Shot:
     e: Tensor  # the integrator's end-point error estimates (A,)
     codes: Tensor  # the integrator's status codes (A,)
     tau: Tensor  # the per-step tolerances used (A,)
-    probes: tuple[Tensor, Tensor] | None = None  # directions u (A, d, k) and J u (A, d, k)
+    probes: tuple[Tensor, Tensor, Tensor] | None = None  # u, J u (A, d, k) and codes (A, k)
 
 
 @dataclass
@@ -120,6 +137,9 @@ class _State:
     active: Tensor  # pairs still iterating
     shots: Tensor  # quasi-Newton shots computed
     exp_maps: Tensor  # exponential maps computed, the Jacobian's included
+    measured: Tensor  # whether the Jacobian model was measured (else it is the model alone)
+    measures: Tensor  # attempts to measure it
+    why: Tensor  # the status of the last failed attempt
 
 
 class _LogSolver:
@@ -156,6 +176,9 @@ class _LogSolver:
             active=longs == 0,
             shots=longs.clone(),
             exp_maps=longs.clone(),
+            measured=longs != 0,
+            measures=longs.clone(),
+            why=longs + _NON_FINITE,
         )
 
     def sure_tau(self, rows: Tensor, inv_norm: Tensor, bound: Tensor, v: Tensor) -> Tensor:
@@ -168,34 +191,40 @@ class _LogSolver:
 
     def shoot(self, probe: bool = False) -> _Shot:
         """One batched exponential map of the running pairs at their trial velocities;
-        with ``probe``, in the same batch, the maps of :meth:`probe_directions` that
+        with ``probe``, in the same batch, the maps along :func:`probe_directions` that
         measure the Jacobian by forward differences (:meth:`measure_jacobian`)."""
         st, d = self.st, self.z0.shape[1]
         idx = st.active.nonzero().squeeze(1)
         x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
         tau = st.tau[idx]
-        dirs = self.probe_directions(x) if probe and d > 1 else x.new_zeros(x.shape[0], d, 0)
+        dirs = probe_directions(x) if probe and d > 1 else x.new_zeros(x.shape[0], d, 0)
         ends, codes, errors, step = self.integrate(idx, x, tau, dirs, base=True)
         st.shots[idx] += 1
         r = ends[:, 0, :d] - self.z1[idx]
         shot = _Shot(idx, x, r, ends[:, 0, d:], errors[:, 0], codes[:, 0], tau)
-        shot.probes = (dirs, self.columns(idx, r, ends[:, 1:], codes[:, 1:], step))
+        shot.probes = (dirs, self.columns(idx, r, ends[:, 1:], codes[:, 1:], step), codes[:, 1:])
         return shot
 
     def integrate(
-        self, pairs: Tensor, x: Tensor, tau: Tensor, dirs: Tensor, base: bool
+        self,
+        pairs: Tensor,
+        x: Tensor,
+        tau: Tensor,
+        dirs: Tensor,
+        base: bool,
+        sign: Tensor | float = 1.0,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Exponential maps from ``z0[pairs]`` at ``x`` ``(A, d)`` (with ``base``) and at
-        ``x + h u`` for the columns ``u`` of ``dirs`` ``(A, d, k)``, ``h = √tau·(1 + |x|)``
-        (forward differences: the square root of the noise level), all in one batch at
-        the per-step tolerances ``tau`` ``(A,)``.
+        ``x + h u`` for the columns ``u`` of ``dirs`` ``(A, d, k)``, ``h = ±√tau·(1 + |x|)``
+        (forward differences: the square root of the noise level; ``sign`` −1: backward
+        ones), all in one batch at the per-step tolerances ``tau`` ``(A,)``.
 
         Returns:
             The end states ``(A, n, 2d)``, the integrator's codes ``(A, n)``, its
             end-point error estimates ``(A, n)`` (``n = k + base``) and ``h`` ``(A,)``.
         """
         d = x.shape[1]
-        step = tau.sqrt() * (1.0 + x.norm(dim=-1))
+        step = sign * tau.sqrt() * (1.0 + x.norm(dim=-1))
         trials = x[:, None] + step[:, None, None] * dirs.mT  # (A, k, d)
         if base:
             trials = torch.cat([x[:, None], trials], 1)
@@ -218,25 +247,6 @@ class _LogSolver:
         diff = torch.where(ok, ends[..., :d], torch.nan) - self.z1[pairs][:, None] - r0[:, None]
         return diff.mT / step[:, None, None]
 
-    @staticmethod
-    def across(x: Tensor, seeds: Tensor) -> Tensor:
-        """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``, from
-        ``seeds`` ``(d, m)`` (``k = min(m, d − 1)``), by QR of ``[x̂, seeds]``."""
-        unit = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        seeds = seeds.to(x.device).expand(x.shape[0], -1, -1)
-        return torch.linalg.qr(torch.cat([unit[..., None], seeds], -1))[0][..., 1:]
-
-    @classmethod
-    def probe_directions(cls, x: Tensor) -> Tensor:
-        """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``: all
-        ``d − 1`` of them up to ``PROBES + 1`` dimensions, else ``PROBES`` random ones
-        (the same for every call: a fixed seed)."""
-        d = x.shape[1]
-        if d - 1 <= PROBES:
-            return cls.across(x, torch.eye(d, dtype=x.dtype))
-        gen = torch.Generator().manual_seed(0)
-        return cls.across(x, torch.randn(d, PROBES, generator=gen, dtype=x.dtype))
-
     def measure_jacobian(self, shot: _Shot) -> None:
         """Check the Jacobian models of the first shot's pairs against ``∂ exp_{z0}(x)/∂x``.
 
@@ -249,40 +259,77 @@ class _LogSolver:
         ``1/√(d − 1)`` of a discrepancy in one direction), the whole Jacobian is
         measured (:meth:`measure_across`). Near a conjugate point the model
         without curvature underestimates ``‖J⁻¹‖`` tenfold and more, and both
-        parts of the error estimate with it.
+        parts of the error estimate with it: where the differences fail (an
+        exponential map of them did not converge, or they are not finite) the
+        pair keeps the model but is marked unmeasured (:meth:`settle`), and
+        :meth:`remeasure` tries again at the next shots.
         """
-        d = self.z0.shape[1]
-        if shot.probes is None or d == 1:
-            return  # in one dimension the Gauss lemma alone is the Jacobian
-        dirs, cols = shot.probes
-        norm = shot.x.norm(dim=-1)
-        ok = (shot.codes == _OK) & (norm > 0)  # x = 0: the model is J = I
-        rows, jac = shot.idx[ok], self.st.jac[shot.idx[ok]]
-        s = torch.cat([(shot.x / norm[:, None].clamp_min(1e-300))[..., None], dirs], -1)[ok]
-        y = torch.cat([(shot.vel / norm[:, None].clamp_min(1e-300))[..., None], cols], -1)[ok]
+        st, d = self.st, self.z0.shape[1]
+        ok = shot.codes == _OK  # the others stopped with the shot's status (learn)
+        zero = ok & (shot.x.norm(dim=-1) == 0)  # x = 0: J = I exactly
+        eye = torch.eye(d, dtype=st.jac.dtype, device=st.jac.device)
+        self.settle(shot.idx[zero], eye.expand(int(zero.sum()), d, d), st.why[shot.idx[zero]])
+        if shot.probes is None or d == 1:  # in one dimension the Gauss lemma alone is the Jacobian
+            use = ok & ~zero
+            self.settle(shot.idx[use], st.jac[shot.idx[use]], st.why[shot.idx[use]])
+            return
+        dirs, cols, codes = shot.probes
+        use = ok & ~zero
+        norm = shot.x.norm(dim=-1, keepdim=True)
+        rows, jac, why = shot.idx[use], st.jac[shot.idx[use]], _failure(codes[use])
+        s = torch.cat([(shot.x / norm)[..., None], dirs], -1)[use]
+        y = torch.cat([(shot.vel / norm)[..., None], cols], -1)[use]
         solved, info = torch.linalg.solve_ex(jac, y[..., 1:])
         miss = torch.where((info == 0)[:, None, None], solved - s[..., 1:], torch.nan)
         jac = jac + (y - jac @ s) @ s.mT  # now B S = Y
         if dirs.shape[-1] < d - 1:
             full = ~(miss.norm(dim=-2).amax(-1) * (d - 1) ** 0.5 <= DOUBT)  # NaN: doubtful
             if bool(full.any()):
-                jac[full] = self.measure_across(shot, ok.nonzero()[full.nonzero()[:, 0], 0])
-        good = torch.isfinite(jac).flatten(1).all(-1)
-        self.st.jac[rows[good]] = jac[good]
+                jac[full], why[full] = self.measure_across(shot, use.nonzero()[full][:, 0])
+        self.settle(rows, jac, why)
 
-    def measure_across(self, shot: _Shot, rows: Tensor) -> Tensor:
+    def settle(self, pairs: Tensor, jac: Tensor, why: Tensor) -> None:
+        """Take the measured Jacobians ``jac`` ``(A, d, d)`` of ``pairs`` ``(A,)`` where
+        they are finite (the pair's model is then measured); elsewhere keep the model
+        and remember why the measurement failed (``why``, status codes ``(A,)``)."""
+        st = self.st
+        good = torch.isfinite(jac).flatten(1).all(-1)
+        st.jac[pairs[good]] = jac[good]
+        st.measured[pairs] = good
+        st.why[pairs[~good]] = why[~good]
+        st.measures[pairs] += 1
+
+    def remeasure(self, shot: _Shot) -> None:
+        """Measure the whole Jacobian (:meth:`measure_across`) at a later shot's trials
+        for the pairs whose model is still unmeasured, in one batch: at the shot's
+        tighter tolerance, so over a shorter difference step, and by backward
+        differences every other attempt (a region that makes the forward ones fail
+        may lie on one side)."""
+        st = self.st
+        rows = (~st.measured[shot.idx] & (shot.codes == _OK)).nonzero()[:, 0]
+        if rows.numel() == 0:
+            return
+        pairs = shot.idx[rows]
+        sign = 1.0 - 2.0 * (st.measures[pairs] % 2).to(shot.x.dtype)  # −1: backward
+        jac, why = self.measure_across(shot, rows, sign)
+        self.settle(pairs, jac, why)
+
+    def measure_across(
+        self, shot: _Shot, rows: Tensor, sign: Tensor | float = 1.0
+    ) -> tuple[Tensor, Tensor]:
         """The Jacobians ``(A, d, d)`` at the shot's rows ``rows`` ``(A,)``: the Gauss
-        lemma along ``x``, forward differences of ``d − 1`` more exponential maps
-        across it (one batch, at the shot's loose tolerance; non-finite where one
-        failed)."""
+        lemma along ``x``, differences (``sign`` of :meth:`integrate`) of ``d − 1``
+        more exponential maps across it (one batch, at the shot's tolerance;
+        non-finite where one failed), and why they failed (status codes ``(A,)``)."""
         d = self.z0.shape[1]
         x, tau, r0, pairs = shot.x[rows], shot.tau[rows], shot.r[rows], shot.idx[rows]
-        across = self.across(x, torch.eye(d, dtype=x.dtype))
-        ends, codes, _, step = self.integrate(pairs, x, tau, across, base=False)
+        dirs = across(x, torch.eye(d, dtype=x.dtype))
+        ends, codes, _, step = self.integrate(pairs, x, tau, dirs, base=False, sign=sign)
         cols = self.columns(pairs, r0, ends, codes, step)
         norm = x.norm(dim=-1, keepdim=True)
         y = torch.cat([(shot.vel[rows] / norm)[..., None], cols], -1)
-        return y @ torch.cat([(x / norm)[..., None], across], -1).mT  # J = Y Sᵀ, S orthogonal
+        jac = y @ torch.cat([(x / norm)[..., None], dirs], -1).mT  # J = Y Sᵀ, S orthogonal
+        return jac, _failure(codes)
 
     def learn(self, shot: _Shot, first: bool) -> Tensor:
         """Update the Jacobian models from a shot; return which trials are accepted."""
@@ -332,14 +379,20 @@ class _LogSolver:
         better = newton + integ < st.error[a]
         st.answer[a[better]] = answer[better]
         st.error[a[better]] = (newton + integ)[better]
-        done = newton + integ <= bound
+        # an estimate built on a model that was never measured proves nothing
+        measured = st.measured[a]
+        done = (newton + integ <= bound) & measured
 
         newton_ok = newton <= bound
-        # had the budget ended now: the integration is to blame where the Newton part is fine
+        # had the budget ended now: the integration is to blame where the Newton part is fine,
+        # the failed measurement where the model is unmeasured
         blame = torch.where(newton_ok, _INTEGRATION, _MAX_ITER)
-        st.codes[a] = torch.where(done, _OK, blame)
-        stuck = ~done & newton_ok & (shot.tau[accept] <= self.floor)  # nothing left to tighten
-        st.active[a[done | stuck]] = False
+        st.codes[a] = torch.where(done, _OK, torch.where(measured, blame, st.why[a]))
+        stuck = (
+            ~done & newton_ok & measured & (shot.tau[accept] <= self.floor)
+        )  # nothing to tighten
+        spent = ~measured & (st.measures[a] >= MEASURES)  # the Jacobian cannot be measured
+        st.active[a[done | stuck | spent]] = False
         # the first shot is loose (its residual only steers); from the second on any shot may
         # be the last: at most the tolerance whose summed local errors should meet the
         # integration's share at once (the estimate of a loose shot at dopri5's minimum step
@@ -365,8 +418,9 @@ class _LogSolver:
         length = torch.where(invalid, torch.nan, sq.clamp_min(0.0).sqrt())
         residual = torch.where(torch.isfinite(st.e), st.r.norm(dim=-1), torch.inf)
         return LogMapResult(
-            velocity, residual, length, converged, status, st.shots, st.error, st.exp_maps
-        )
+            velocity, residual, length, converged, status, st.shots, st.error, st.exp_maps,
+            st.measured,
+        )  # fmt: skip
 
 
 def solve_log(
@@ -389,6 +443,8 @@ def solve_log(
         accept = solver.learn(shot, first=it == 0)
         if it == 0:
             solver.measure_jacobian(shot)
+        else:
+            solver.remeasure(shot)
         r = torch.where(accept[:, None], shot.r, solver.st.r[shot.idx])
         delta, inv_norm = _direction(solver.st.jac[shot.idx], r)
         solver.reject(shot, accept, delta)

@@ -2,7 +2,8 @@
 
 :func:`initial_velocity` is the first iterate of :func:`~latentgeo.solvers.log_map`;
 :func:`initial_jacobian` the model of ``∂ exp_{z0}(v)/∂v`` that the first shot's
-measurements check and correct (:mod:`latentgeo.solvers.logmap`).
+measurements check and correct (:mod:`latentgeo.solvers.logmap`), across the
+directions of :func:`probe_directions` or all of :func:`across`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import forward_jacobian
 from latentgeo.solvers.connecting import available_methods, connecting_geodesic
 
-__all__ = ["initial_jacobian", "initial_velocity"]
+__all__ = ["PROBES", "across", "initial_jacobian", "initial_velocity", "probe_directions"]
+
+PROBES = 2  # random directions on which the Jacobian model is checked by differences
 
 
 def initial_velocity(
@@ -84,3 +87,22 @@ def initial_jacobian(metric: Metric, z0: Tensor, z1: Tensor) -> Tensor:
     ok = torch.isfinite(jac).flatten(1).all(-1)
     eye = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device)
     return torch.where(ok[:, None, None], jac, eye)
+
+
+def across(x: Tensor, seeds: Tensor) -> Tensor:
+    """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``, from
+    ``seeds`` ``(d, m)`` (``k = min(m, d − 1)``), by QR of ``[x̂, seeds]``."""
+    unit = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+    seeds = seeds.to(x.device).expand(x.shape[0], -1, -1)
+    return torch.linalg.qr(torch.cat([unit[..., None], seeds], -1))[0][..., 1:]
+
+
+def probe_directions(x: Tensor) -> Tensor:
+    """Orthonormal directions ``(A, d, k)`` orthogonal to each ``x`` ``(A, d)``: all
+    ``d − 1`` of them up to ``PROBES + 1`` dimensions, else ``PROBES`` random ones
+    (the same for every call: a fixed seed)."""
+    d = x.shape[1]
+    if d - 1 <= PROBES:
+        return across(x, torch.eye(d, dtype=x.dtype))
+    gen = torch.Generator().manual_seed(0)
+    return across(x, torch.randn(d, PROBES, generator=gen, dtype=x.dtype))

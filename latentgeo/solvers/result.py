@@ -142,7 +142,17 @@ class LogMapResult:
         iterations: quasi-Newton shots (exponential maps at an iterate) per pair, ``(B,)``.
         error: estimated ``‖velocity − log_{z0}(z1)‖``, ``(B,)`` (``inf`` when unknown).
         exp_maps: every exponential map computed per pair, ``(B,)``: the shots and
-            the ``d − 1`` loose ones that measure the Jacobian at the first shot.
+            the ``d − 1`` loose ones that measure the Jacobian at the first shot
+            (and again at later shots where that failed).
+        jacobian_measured: whether the Jacobian model on which ``error`` rests was
+            measured by finite differences, ``(B,)`` bool: across all ``d − 1``
+            directions up to ``d = 3`` and where two random probes found the model
+            off, else corrected on those probes (exact for ``d = 1`` and ``v = 0``).
+            Where every attempt failed (an exponential map of the differences did
+            not converge, or they are not finite) the error estimate rests on a
+            model without curvature and proves nothing: the pair is not converged,
+            its status is that of the failed exponential maps (``nonfinite``,
+            ``max_steps``, ``step_underflow``).
     """
 
     velocity: Tensor
@@ -153,6 +163,7 @@ class LogMapResult:
     iterations: Tensor
     error: Tensor | None = None
     exp_maps: Tensor | None = None
+    jacobian_measured: Tensor | None = None
 
     def raise_if_failed(self) -> None:
         """Raise :class:`ShootingError` unless every pair converged."""
