@@ -269,12 +269,11 @@ class _LogSolver:
         zero = ok & (shot.x.norm(dim=-1) == 0)  # x = 0: J = I exactly
         eye = torch.eye(d, dtype=st.jac.dtype, device=st.jac.device)
         self.settle(shot.idx[zero], eye.expand(int(zero.sum()), d, d), st.why[shot.idx[zero]])
+        use = ok & ~zero
         if shot.probes is None or d == 1:  # in one dimension the Gauss lemma alone is the Jacobian
-            use = ok & ~zero
             self.settle(shot.idx[use], st.jac[shot.idx[use]], st.why[shot.idx[use]])
             return
         dirs, cols, codes = shot.probes
-        use = ok & ~zero
         norm = shot.x.norm(dim=-1, keepdim=True)
         rows, jac, why = shot.idx[use], st.jac[shot.idx[use]], _failure(codes[use])
         s = torch.cat([(shot.x / norm)[..., None], dirs], -1)[use]
