@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from latentgeo.curves import CubicSpline, CurveStack
@@ -15,7 +16,8 @@ from latentgeo.solvers.energy.refinement import (
     refine_fastest_spans,
 )
 from latentgeo.solvers.energy.report import quadrature_energy
-from latentgeo.solvers.status import Status, code
+from latentgeo.solvers.energy.solve import UNSETTLED
+from latentgeo.solvers.status import Status, code, statuses_from_codes
 from latentgeo.testing import StereographicSphere
 
 SPHERE = StereographicSphere()
@@ -91,8 +93,9 @@ def _level(f: torch.Tensor, statuses: list[Status]) -> PairState:
 
 def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() -> None:
     """Two levels of a chord solve by hand: the first only measures (no report, only the
-    failed pair is done); at the second, unchanged curves settle and keep their rows of
-    the level's report (in their order), the failed pair is done without one."""
+    failed pair is done); at the second, after a full refinement (knot insertion keeps
+    the curves), unchanged curves settle and keep their rows of the level's report (in
+    their order), the failed pair is done without one."""
     metric = as_metric(SPHERE)
     z0, z1 = _pairs(5, seed=1)
     curve = CubicSpline(z0, z1, num_knots=2)
@@ -108,6 +111,8 @@ def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() ->
     assert len(groups) == 1 and groups[0].pairs.tolist() == [4] and groups[0].report is None
     torch.testing.assert_close(levels.energy[[0, 2, 3]], quadrature[[0, 2, 3]])
     assert levels.energy[[1, 4]].isinf().all()
+    refine_fastest_spans(curve, 3, torch.ones(5, 3, dtype=torch.float64))  # 2 -> 5 knots
+    quadrature = quadrature_energy(metric, curve, torch.arange(5)).detach()
     pairs = torch.tensor([0, 2, 3])
     second = _level(quadrature[pairs] * 1.1, [ok, failed, ok])
     final, groups = levels.settle(
@@ -120,3 +125,49 @@ def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() ->
     torch.testing.assert_close(settled.report.energy, quadrature[[0, 3]])
     torch.testing.assert_close(settled.curve.z0, z0[[0, 3]])
     torch.testing.assert_close(done.curve.z1, z1[[2]])
+
+
+def test_a_refinement_short_of_one_knot_per_span_counts_its_change_in_proportion() -> None:
+    """The last refinement before ``max_knots`` (55 -> 64 knots: 9 of 56 spans halved)
+    changes the energy less than a full one would; its change counts 56/9 times. A change
+    of 9e-5 relative then does not settle (at 64 knots: ``max_iter``), 1e-5 does."""
+    metric = as_metric(SPHERE)
+    z0, z1 = _pairs(2)
+    curve = CubicSpline(z0, z1, num_knots=64)
+    ok = Status.CONVERGED
+    for change, settles in ((9e-5, False), (1e-5, True)):
+        levels = Levels(torch.ones(2, dtype=torch.float64), 1e-4, max_knots=64, knots=55)
+        state = _level(torch.tensor([1.0 - change, 1.0], dtype=torch.float64), [ok, ok])
+        final, _ = levels.settle(metric, curve, torch.arange(2), state, z0, z1, estimator="metric")
+        assert final.all()  # at max_knots either way
+        assert statuses_from_codes(state.status) == [ok if settles else Status.MAX_ITERATIONS, ok]
+        assert levels.unsettled is None or levels.unsettled.tolist() == [not settles, False]
+    # after a full refinement (27 -> 55 knots) the change counts once: 9e-5 settles
+    levels = Levels(torch.ones(2, dtype=torch.float64), 1e-4, max_knots=64, knots=27)
+    state = _level(torch.tensor([1.0 - 9e-5, 1.0 - 2e-4], dtype=torch.float64), [ok, ok])
+    final, _ = levels.settle(
+        metric, CubicSpline(z0, z1, num_knots=55), torch.arange(2), state, z0, z1,
+        estimator="metric",
+    )  # fmt: skip
+    assert final.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_pair_that_reaches_max_knots_unsettled_is_not_converged(dtype: torch.dtype) -> None:
+    """A sphere pair whose geodesic passes near the north pole (far out in the chart) needs
+    more than 64 knots: at the defaults it ends at ``max_knots`` with its length 9.4e-5
+    above the great-circle distance, more than the 5e-5 that a settled energy allows, so
+    it says ``max_iter`` and why (it used to say converged). With ``max_knots=256`` it
+    settles, to 1e-5; with ``refine_tol=0`` (refine up to ``max_knots``, as asked) the
+    optimiser's tolerance at 64 knots is the one stated, and it is converged."""
+    z0 = torch.tensor([[0.45, 1.55]], dtype=dtype)
+    z1 = torch.tensor([[-0.43, -2.24]], dtype=dtype)
+    error = lambda r: float((r.length.double() / SPHERE.distance(z0, z1).double() - 1).abs())  # noqa: E731
+    capped = connecting_geodesic(SPHERE, z0, z1)
+    assert capped.status == [Status.MAX_ITERATIONS] and capped.message == [UNSETTLED]
+    assert error(capped) > 5e-5
+    more = connecting_geodesic(SPHERE, z0, z1, max_knots=256)
+    assert more.status == [Status.CONVERGED] and more.message == []
+    assert error(more) < 2e-5
+    asked = connecting_geodesic(SPHERE, z0, z1, refine_tol=0.0)
+    assert asked.status == [Status.CONVERGED]
