@@ -33,6 +33,19 @@ _NONE_MEANS_DEFAULT = frozenset({"tol", "refine_tol"})
 class EnergyOptions:
     """Options of the energy solver, validated when built.
 
+    What ``converged`` means with these options: the pair's curve is a
+    stationary point of the energy (a geodesic) to the tolerances stated here:
+    the optimiser met ``tol`` and, for refined splines, the last refinement of
+    the knots changed the energy by less than ``refine_tol`` relative. A
+    geodesic found this way is locally shortest at best, not necessarily the
+    shortest curve: on the sphere, from the straight line between points on a
+    line through the origin, it is the longer great-circle arc (length
+    ``2π − d``). For the shortest geodesic the length is then within about
+    ``refine_tol / 2`` relative (``L ≤ √E``): on 768 random pairs of the
+    stereographic sphere the converged ones were off by 1e-8 (median; 1e-7 in
+    float32) and 1.7e-5 (worst, both dtypes), and on the Poincaré disk by at
+    most 7e-7 (``tests/solvers/test_connecting.py``).
+
     Attributes:
         estimator: the energy minimised: ``"metric"`` (Gauss–Legendre
             quadrature of ``γ̇ᵀ G γ̇``, any metric), ``"chord"`` (embedding
@@ -45,14 +58,18 @@ class EnergyOptions:
             tolerance, so the budget is spent only by the slow ones: on the
             RBF-precision VAE of ``benchmarks/geodesics.py`` the median pair
             takes about 100 iterations and the slowest converge after 2000–3000.
-        tol: relative energy tolerance per pair (``> 0``).
+        tol: relative energy tolerance per pair (``> 0``): the optimiser stops a pair
+            when its last step lowered the energy by less than ``tol`` relative and
+            the next is predicted to lower it by less.
         num_points: least number of energy evaluation points per curve
             (``>= 1``; ``None``: ``nodes`` per span for ``"metric"``, 24 and at
             least two per span for the chord estimators).
         nodes: Gauss–Legendre nodes per span for ``"metric"`` (``>= 1``).
         refine: insert knots until the energy settles (``None``: for splines).
         refine_tol: relative energy change from one refinement below which a
-            pair is done (``>= 0``; 0 refines up to ``max_knots``).
+            pair is done (``>= 0``); a pair that reaches ``max_knots`` before that
+            is not converged (``max_iter``). 0 refines up to ``max_knots`` and
+            reports the pairs converged at ``tol``.
         max_knots: most interior knots a spline may grow to (``>= 0``).
         lr: Adam's learning rate relative to ``|z1 − z0|_∞`` (``> 0``).
         patience: Adam stops a pair after this many steps without progress
