@@ -67,10 +67,14 @@ class EnergyOptions:
         nodes: Gauss–Legendre nodes per span for ``"metric"`` (``>= 1``).
         refine: insert knots until the energy settles (``None``: for splines).
         refine_tol: relative energy change from one refinement below which a
-            pair is done (``>= 0``); a pair that reaches ``max_knots`` before that
-            is not converged (``max_iter``). 0 refines up to ``max_knots`` and
-            reports the pairs converged at ``tol``.
-        max_knots: most interior knots a spline may grow to (``>= 0``).
+            pair is done (``>= 0``); a pair that cannot be refined within
+            ``max_knots`` before that is not converged (``max_iter``, with a
+            message). 0 refines as far as ``max_knots`` allows and reports the
+            pairs converged at ``tol``.
+        max_knots: most interior knots a spline may grow to (``>= 0``). A
+            refinement inserts one knot per span (6 → 13 → 27 → 55 → 111 ...)
+            and is not made if it would exceed ``max_knots`` (at the default
+            64, 55 knots is the last level).
         lr: Adam's learning rate relative to ``|z1 − z0|_∞`` (``> 0``).
         patience: Adam stops a pair after this many steps without progress
             (``>= 1``).

@@ -16,14 +16,19 @@ from latentgeo.solvers.energy.adam import run_adam
 from latentgeo.solvers.energy.lbfgs import LBFGSMemory, run_lbfgs
 from latentgeo.solvers.energy.options import EnergyOptions, with_options
 from latentgeo.solvers.energy.problem import Objective, PairState, start_level
-from latentgeo.solvers.energy.refinement import Levels, level_tolerance, refine_fastest_spans
+from latentgeo.solvers.energy.refinement import (
+    Levels,
+    can_refine,
+    level_tolerance,
+    refine_fastest_spans,
+)
 from latentgeo.solvers.energy.report import Finished, assemble_result
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, code
 
 __all__ = ["UNSETTLED", "minimize_energy"]
 
-#: the message of a pair that reached ``max_knots`` before its energy settled
+#: the message of a pair whose knots reached ``max_knots`` before its energy settled
 UNSETTLED = (
     "max_knots reached before the energy settled to refine_tol: raise max_knots (or refine_tol)"
 )
@@ -93,10 +98,13 @@ def minimize_energy(
             pair is done (``>= 0``; default ``1e-4``). A settled energy bounds
             the length of a shortest geodesic to about ``refine_tol / 2``
             relative (``L ≤ √E``; typically far better: 1e-8 median, 1.7e-5 worst
-            on random sphere pairs). A pair that reaches ``max_knots`` without
-            settling says ``max_iter``, with a message; 0 refines up to
-            ``max_knots`` and reports the pairs converged at ``tol``.
-        max_knots: most interior knots a spline may grow to (``>= 0``).
+            on random sphere pairs). A pair that cannot be refined within
+            ``max_knots`` before settling says ``max_iter``, with a message; 0
+            refines as far as ``max_knots`` allows and reports the pairs
+            converged at ``tol``.
+        max_knots: most interior knots a spline may grow to (``>= 0``); each
+            refinement inserts a knot per span and is not made if it would
+            exceed ``max_knots``.
         lr: Adam's learning rate, relative to the size of ``z1 − z0`` (``> 0``).
         patience: Adam stops a pair after this many steps without progress
             (``>= 1``).
@@ -232,8 +240,8 @@ def _solve_levels(
         interior = active.breakpoints().shape[1] - 2
         tol = opts.tol
         if levels is not None:
-            first, can_refine = levels.first(pairs), interior < opts.max_knots
-            tol = level_tolerance(opts.tol, first=first, can_refine=can_refine)
+            first, more = levels.first(pairs), can_refine(interior, opts.max_knots)
+            tol = level_tolerance(opts.tol, first=first, can_refine=more)
         memory = None
         if levels is not None and opts.optimizer == "lbfgs":
             memory = carried if carried is not None else LBFGSMemory(state.x, opts.history)
@@ -252,8 +260,7 @@ def _solve_levels(
         keep = (~final).nonzero()[:, 0]
         arcs = objective.span_arcs(state.x[keep], keep)
         active, pairs = active.subset(keep), pairs[keep]
-        knots = min(interior + 1, opts.max_knots - interior)
-        refinement = refine_fastest_spans(active, knots, arcs)
+        refinement = refine_fastest_spans(active, interior + 1, arcs)  # a knot per span
         if memory is not None:
             carried = memory.rows(keep).refined(refinement, active.dim)
 

@@ -12,6 +12,7 @@ from latentgeo.solvers.energy.problem import PairState
 from latentgeo.solvers.energy.refinement import (
     FIRST_LEVEL_TOL,
     Levels,
+    can_refine,
     level_tolerance,
     refine_fastest_spans,
 )
@@ -75,7 +76,7 @@ def test_pairs_that_settle_stop_getting_knots() -> None:
     excursion needs knots: one call, different numbers of knots per pair."""
     z0 = torch.tensor([[3.0, 0.2], [0.1, 0.1]], dtype=torch.float64)
     z1 = torch.tensor([[-3.0, 0.5], [0.2, 0.1]], dtype=torch.float64)
-    result = connecting_geodesic(SPHERE, z0, z1)
+    result = connecting_geodesic(SPHERE, z0, z1, max_knots=128)  # the first needs 111
     assert result.all_converged
     assert isinstance(result.curve, CurveStack)  # split: the pairs ended with different knots
     knots = [part.breakpoints().shape[1] for part in result.curve.curves()]
@@ -127,39 +128,46 @@ def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() ->
     torch.testing.assert_close(done.curve.z1, z1[[2]])
 
 
-def test_a_refinement_short_of_one_knot_per_span_counts_its_change_in_proportion() -> None:
-    """The last refinement before ``max_knots`` (55 -> 64 knots: 9 of 56 spans halved)
-    changes the energy less than a full one would; its change counts 56/9 times. A change
-    of 9e-5 relative then does not settle (at 64 knots: ``max_iter``), 1e-5 does."""
+def test_refinements_are_full_and_stop_before_max_knots() -> None:
+    """A refinement inserts a knot per span (6 -> 13 -> 27 -> 55 knots); 111 would
+    exceed ``max_knots=64``, so 55 is the last level (it used to go on to 64 with 9
+    knots, whose small energy change was taken for settling)."""
+    assert [can_refine(k, 64) for k in (6, 13, 27, 55)] == [True, True, True, False]
+    assert can_refine(0, 1) and not can_refine(1, 2)
+
+
+def test_a_pair_that_cannot_be_refined_further_and_did_not_settle_is_max_iter() -> None:
+    """At the last level (55 knots under ``max_knots=64``) a pair whose energy changed by
+    2e-4 since the level before is done but not converged; one that changed by 9e-5
+    settled; a pair that never got refined stays converged (its only stated tolerance
+    is ``tol``, as without refinement)."""
     metric = as_metric(SPHERE)
-    z0, z1 = _pairs(2)
-    curve = CubicSpline(z0, z1, num_knots=64)
+    z0, z1 = _pairs(3)
     ok = Status.CONVERGED
-    for change, settles in ((9e-5, False), (1e-5, True)):
-        levels = Levels(torch.ones(2, dtype=torch.float64), 1e-4, max_knots=64, knots=55)
-        state = _level(torch.tensor([1.0 - change, 1.0], dtype=torch.float64), [ok, ok])
-        final, _ = levels.settle(metric, curve, torch.arange(2), state, z0, z1, estimator="metric")
-        assert final.all()  # at max_knots either way
-        assert statuses_from_codes(state.status) == [ok if settles else Status.MAX_ITERATIONS, ok]
-        assert levels.unsettled is None or levels.unsettled.tolist() == [not settles, False]
-    # after a full refinement (27 -> 55 knots) the change counts once: 9e-5 settles
-    levels = Levels(torch.ones(2, dtype=torch.float64), 1e-4, max_knots=64, knots=27)
-    state = _level(torch.tensor([1.0 - 9e-5, 1.0 - 2e-4], dtype=torch.float64), [ok, ok])
-    final, _ = levels.settle(
-        metric, CubicSpline(z0, z1, num_knots=55), torch.arange(2), state, z0, z1,
-        estimator="metric",
-    )  # fmt: skip
-    assert final.tolist() == [True, False]
+    prev = torch.tensor([1.0, 1.0, float("inf")], dtype=torch.float64)
+    levels = Levels(prev, 1e-4, max_knots=64)
+    state = _level(torch.tensor([1.0 - 2e-4, 1.0 - 9e-5, 1.0], dtype=torch.float64), [ok] * 3)
+    curve = CubicSpline(z0, z1, num_knots=55)
+    final, _ = levels.settle(metric, curve, torch.arange(3), state, z0, z1, estimator="metric")
+    assert final.all()
+    assert statuses_from_codes(state.status) == [Status.MAX_ITERATIONS, ok, ok]
+    assert levels.unsettled is not None and levels.unsettled.tolist() == [True, False, False]
+    # refine_tol = 0: refine as far as max_knots allows, as asked, and report at tol
+    levels = Levels(prev.clone(), 0.0, max_knots=64)
+    state = _level(torch.tensor([1.0 - 2e-4, 1.0 - 9e-5, 1.0], dtype=torch.float64), [ok] * 3)
+    levels.settle(metric, curve, torch.arange(3), state, z0, z1, estimator="metric")
+    assert statuses_from_codes(state.status) == [ok] * 3 and levels.unsettled is None
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_a_pair_that_reaches_max_knots_unsettled_is_not_converged(dtype: torch.dtype) -> None:
     """A sphere pair whose geodesic passes near the north pole (far out in the chart) needs
-    more than 64 knots: at the defaults it ends at ``max_knots`` with its length 9.4e-5
-    above the great-circle distance, more than the 5e-5 that a settled energy allows, so
-    it says ``max_iter`` and why (it used to say converged). With ``max_knots=256`` it
-    settles, to 1e-5; with ``refine_tol=0`` (refine up to ``max_knots``, as asked) the
-    optimiser's tolerance at 64 knots is the one stated, and it is converged."""
+    more than 64 knots: at the defaults its energy has not settled at 55 knots (the last
+    full refinement within ``max_knots``), its length more than the 5e-5 that a settled
+    energy allows above the great-circle distance, so it says ``max_iter`` and why (it
+    used to go on to 64 knots, 9.4e-5 off, and say converged). With ``max_knots=256`` it
+    settles, to 1e-5; with ``refine_tol=0`` (refine as far as ``max_knots`` allows, as
+    asked) the optimiser's tolerance is the one stated, and it is converged."""
     z0 = torch.tensor([[0.45, 1.55]], dtype=dtype)
     z1 = torch.tensor([[-0.43, -2.24]], dtype=dtype)
     error = lambda r: float((r.length.double() / SPHERE.distance(z0, z1).double() - 1).abs())  # noqa: E731
