@@ -92,7 +92,12 @@ def connecting_geodesic(
     memory_budget: int | None = None,
     **options: Any,
 ) -> GeodesicResult:
-    """Shortest curves between B pairs of latent points, all solved at once.
+    """Geodesics between B pairs of latent points, all solved at once.
+
+    The methods are local: each finds a geodesic near its start (the straight
+    line, or the graph's path), usually the shortest curve but not always
+    (between points far apart on a sphere it can be the longer arc of a great
+    circle, itself a geodesic).
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
@@ -112,6 +117,10 @@ def connecting_geodesic(
     Returns:
         A :class:`GeodesicResult` with per-pair ``length``, ``energy``,
         ``converged`` and ``status``, in the dtype and device of ``z0``.
+        ``converged`` means that the method's stated tolerance holds for the
+        pair's curve as a geodesic (for the energy methods: ``tol`` and
+        ``refine_tol`` of :class:`~latentgeo.solvers.EnergyOptions`);
+        anything less has another status.
 
     Raises:
         ValueError: an unknown method name, or bad end points or options.

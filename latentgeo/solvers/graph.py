@@ -135,9 +135,10 @@ def _set_statuses(
         s if r else Status.combine(s, w)
         for r, s, w in zip(reachable, result.status, why, strict=True)
     ]
+    solver = result.message or [""] * len(result.status)  # e.g. max_knots reached unsettled
     result.message = [
-        "" if r else BLOCKED if bl else UNREACHABLE
-        for r, bl in zip(reachable, blocked, strict=True)
+        m if r else BLOCKED if bl else UNREACHABLE
+        for r, bl, m in zip(reachable, blocked, solver, strict=True)
     ]
     result.converged = converged_mask(result.status, device=result.length.device)
 

@@ -81,7 +81,9 @@ def test_disjoint_rounds_give_the_same_table_and_serve_the_graph_method() -> Non
     graph = pairwise_geodesics(
         sphere, z, max_repeats=1, method="graph", points=cloud, k=8, max_iter=200
     )
-    assert graph.num_converged == graph.num_pairs == 21
+    # pair (0, 1), 1.8e-4 off, has not settled to refine_tol when no refinement fits in
+    # max_knots: max_iter (it used to be reported converged)
+    assert graph.num_pairs == 21 and graph.num_converged == 20 and graph.status[0] == "max_iter"
     # both against the great-circle distance: the energy solver stops refining when the
     # energy changes by less than refine_tol = 1e-4, which leaves up to ~3e-4 relative on
     # pair (0, 1) of this draw whichever start it came from (the two used to agree to 1e-4

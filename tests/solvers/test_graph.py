@@ -11,7 +11,9 @@ from torch.distributions import Normal
 
 from latentgeo.metrics import as_metric
 from latentgeo.solvers import Status, connecting_geodesic
+from latentgeo.solvers.energy.solve import UNSETTLED
 from latentgeo.solvers.graph import knn_graph, segment_lengths
+from latentgeo.testing import StereographicSphere
 
 DT = torch.float64
 
@@ -63,6 +65,19 @@ def test_unreachable_pairs_get_a_status() -> None:
     assert res.info["components"] == 2
     assert torch.isinf(res.info["graph_length"][0]) and torch.isfinite(res.length).all()
     torch.testing.assert_close(res.length[1], (z1[1] - z0[1]).norm(), rtol=1e-6, atol=0)
+
+
+def test_the_energy_solvers_message_survives_the_graph_verdicts() -> None:
+    """A reachable pair keeps the energy solver's message: here the sphere pair that
+    reaches ``max_knots`` before its energy settles (its length 1.8e-4 off)."""
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(7, 2, generator=gen, dtype=DT)
+    cloud = torch.cat([z, torch.randn(200, 2, generator=gen, dtype=DT)])
+    res = connecting_geodesic(
+        sphere, z[:1], z[1:2], method="graph", points=cloud, k=8, max_iter=200
+    )
+    assert res.status == [Status.MAX_ITERATIONS] and res.message == [UNSETTLED]
 
 
 def test_bad_options() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from latentgeo.curves import CubicSpline, CurveStack
@@ -11,11 +12,13 @@ from latentgeo.solvers.energy.problem import PairState
 from latentgeo.solvers.energy.refinement import (
     FIRST_LEVEL_TOL,
     Levels,
+    can_refine,
     level_tolerance,
     refine_fastest_spans,
 )
 from latentgeo.solvers.energy.report import quadrature_energy
-from latentgeo.solvers.status import Status, code
+from latentgeo.solvers.energy.solve import UNSETTLED
+from latentgeo.solvers.status import Status, code, statuses_from_codes
 from latentgeo.testing import StereographicSphere
 
 SPHERE = StereographicSphere()
@@ -73,7 +76,7 @@ def test_pairs_that_settle_stop_getting_knots() -> None:
     excursion needs knots: one call, different numbers of knots per pair."""
     z0 = torch.tensor([[3.0, 0.2], [0.1, 0.1]], dtype=torch.float64)
     z1 = torch.tensor([[-3.0, 0.5], [0.2, 0.1]], dtype=torch.float64)
-    result = connecting_geodesic(SPHERE, z0, z1)
+    result = connecting_geodesic(SPHERE, z0, z1, max_knots=128)  # the first needs 111
     assert result.all_converged
     assert isinstance(result.curve, CurveStack)  # split: the pairs ended with different knots
     knots = [part.breakpoints().shape[1] for part in result.curve.curves()]
@@ -91,8 +94,9 @@ def _level(f: torch.Tensor, statuses: list[Status]) -> PairState:
 
 def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() -> None:
     """Two levels of a chord solve by hand: the first only measures (no report, only the
-    failed pair is done); at the second, unchanged curves settle and keep their rows of
-    the level's report (in their order), the failed pair is done without one."""
+    failed pair is done); at the second, after a full refinement (knot insertion keeps
+    the curves), unchanged curves settle and keep their rows of the level's report (in
+    their order), the failed pair is done without one."""
     metric = as_metric(SPHERE)
     z0, z1 = _pairs(5, seed=1)
     curve = CubicSpline(z0, z1, num_knots=2)
@@ -108,6 +112,8 @@ def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() ->
     assert len(groups) == 1 and groups[0].pairs.tolist() == [4] and groups[0].report is None
     torch.testing.assert_close(levels.energy[[0, 2, 3]], quadrature[[0, 2, 3]])
     assert levels.energy[[1, 4]].isinf().all()
+    refine_fastest_spans(curve, 3, torch.ones(5, 3, dtype=torch.float64))  # 2 -> 5 knots
+    quadrature = quadrature_energy(metric, curve, torch.arange(5)).detach()
     pairs = torch.tensor([0, 2, 3])
     second = _level(quadrature[pairs] * 1.1, [ok, failed, ok])
     final, groups = levels.settle(
@@ -120,3 +126,56 @@ def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() ->
     torch.testing.assert_close(settled.report.energy, quadrature[[0, 3]])
     torch.testing.assert_close(settled.curve.z0, z0[[0, 3]])
     torch.testing.assert_close(done.curve.z1, z1[[2]])
+
+
+def test_refinements_are_full_and_stop_before_max_knots() -> None:
+    """A refinement inserts a knot per span (6 -> 13 -> 27 -> 55 knots); 111 would
+    exceed ``max_knots=64``, so 55 is the last level (it used to go on to 64 with 9
+    knots, whose small energy change was taken for settling)."""
+    assert [can_refine(k, 64) for k in (6, 13, 27, 55)] == [True, True, True, False]
+    assert can_refine(0, 1) and not can_refine(1, 2)
+
+
+def test_a_pair_that_cannot_be_refined_further_and_did_not_settle_is_max_iter() -> None:
+    """At the last level (55 knots under ``max_knots=64``) a pair whose energy changed by
+    2e-4 since the level before is done but not converged; one that changed by 9e-5
+    settled; a pair that never got refined stays converged (its only stated tolerance
+    is ``tol``, as without refinement)."""
+    metric = as_metric(SPHERE)
+    z0, z1 = _pairs(3)
+    ok = Status.CONVERGED
+    prev = torch.tensor([1.0, 1.0, float("inf")], dtype=torch.float64)
+    levels = Levels(prev, 1e-4, max_knots=64)
+    state = _level(torch.tensor([1.0 - 2e-4, 1.0 - 9e-5, 1.0], dtype=torch.float64), [ok] * 3)
+    curve = CubicSpline(z0, z1, num_knots=55)
+    final, _ = levels.settle(metric, curve, torch.arange(3), state, z0, z1, estimator="metric")
+    assert final.all()
+    assert statuses_from_codes(state.status) == [Status.MAX_ITERATIONS, ok, ok]
+    assert levels.unsettled is not None and levels.unsettled.tolist() == [True, False, False]
+    # refine_tol = 0: refine as far as max_knots allows, as asked, and report at tol
+    levels = Levels(prev.clone(), 0.0, max_knots=64)
+    state = _level(torch.tensor([1.0 - 2e-4, 1.0 - 9e-5, 1.0], dtype=torch.float64), [ok] * 3)
+    levels.settle(metric, curve, torch.arange(3), state, z0, z1, estimator="metric")
+    assert statuses_from_codes(state.status) == [ok] * 3 and levels.unsettled is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_pair_that_reaches_max_knots_unsettled_is_not_converged(dtype: torch.dtype) -> None:
+    """A sphere pair whose geodesic passes near the north pole (far out in the chart) needs
+    more than 64 knots: at the defaults its energy has not settled at 55 knots (the last
+    full refinement within ``max_knots``), its length more than the 5e-5 that a settled
+    energy allows above the great-circle distance, so it says ``max_iter`` and why (it
+    used to go on to 64 knots, 9.4e-5 off, and say converged). With ``max_knots=256`` it
+    settles, to 1e-5; with ``refine_tol=0`` (refine as far as ``max_knots`` allows, as
+    asked) the optimiser's tolerance is the one stated, and it is converged."""
+    z0 = torch.tensor([[0.45, 1.55]], dtype=dtype)
+    z1 = torch.tensor([[-0.43, -2.24]], dtype=dtype)
+    error = lambda r: float((r.length.double() / SPHERE.distance(z0, z1).double() - 1).abs())  # noqa: E731
+    capped = connecting_geodesic(SPHERE, z0, z1)
+    assert capped.status == [Status.MAX_ITERATIONS] and capped.message == [UNSETTLED]
+    assert error(capped) > 5e-5
+    more = connecting_geodesic(SPHERE, z0, z1, max_knots=256)
+    assert more.status == [Status.CONVERGED] and more.message == []
+    assert error(more) < 2e-5
+    asked = connecting_geodesic(SPHERE, z0, z1, refine_tol=0.0)
+    assert asked.status == [Status.CONVERGED]
