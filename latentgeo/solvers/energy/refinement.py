@@ -74,12 +74,20 @@ class Levels:
         max_knots: most interior knots.
         unsettled: ``(B,)`` bool, the pairs that could not be refined further after
             a refinement without their energy settling (status ``max_iter``).
+        change: ``(B,)`` the relative energy change of those pairs' last
+            refinement, ``|E_{k−1} − E_k| / |E_k|`` (NaN for the others): the
+            evidence of their message.
+        refined: ``(B,)`` bool, the pairs whose energy was compared across a full
+            refinement at least once; a converged pair that never was (its start had
+            too many knots for one within ``max_knots``) is converged at ``tol`` alone.
     """
 
     energy: Tensor
     refine_tol: float
     max_knots: int
     unsettled: Tensor | None = None
+    change: Tensor | None = None
+    refined: Tensor | None = None
 
     def first(self, pairs: Tensor) -> bool:
         """Whether no pair of ``pairs`` has finished a level yet."""
@@ -131,6 +139,9 @@ class Levels:
                 with torch.no_grad():
                     f[sel] = quadrature_energy(metric, curve, sel)
         settled = (prev - f).abs() <= self.refine_tol * f.abs()
+        if self.refined is None:
+            self.refined = torch.zeros_like(self.energy, dtype=torch.bool)
+        self.refined[pairs] |= converged & torch.isfinite(prev)
         self.energy[pairs] = torch.where(converged, f, prev)
         # failures are final; so is reaching the knot limit
         capped = not can_refine(curve.breakpoints().shape[1] - 2, self.max_knots)
@@ -140,9 +151,12 @@ class Levels:
             unsettled = converged & ~state.coincident & ~settled & torch.isfinite(prev)
             if bool(unsettled.any()):
                 state.status[unsettled] = code(Status.MAX_ITERATIONS)
-                if self.unsettled is None:
+                if self.unsettled is None or self.change is None:
                     self.unsettled = torch.zeros_like(self.energy, dtype=torch.bool)
+                    self.change = torch.full_like(self.energy, math.nan)
                 self.unsettled[pairs[unsettled]] = True
+                rel = (prev - f).abs() / f.abs()
+                self.change[pairs[unsettled]] = rel[unsettled].to(self.change.dtype)
         return final, _finished(curve, pairs, final, sel, reported)
 
 

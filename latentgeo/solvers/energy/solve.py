@@ -26,12 +26,18 @@ from latentgeo.solvers.energy.report import Finished, assemble_result
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, code
 
-__all__ = ["UNSETTLED", "minimize_energy"]
+__all__ = ["minimize_energy", "unsettled_message"]
 
-#: the message of a pair whose knots reached ``max_knots`` before its energy settled
-UNSETTLED = (
-    "max_knots reached before the energy settled to refine_tol: raise max_knots (or refine_tol)"
-)
+
+def unsettled_message(change: float, max_knots: int, refine_tol: float) -> str:
+    """The message of a pair whose knots reached ``max_knots`` before its energy settled:
+    its last refinement's relative energy change, the evidence that ``refine_tol`` is not
+    shown to hold."""
+    return (
+        f"max_knots={max_knots} reached before the energy settled: the last refinement "
+        f"changed it by {change:.1e} relative, more than refine_tol={refine_tol:g}; "
+        "raise max_knots (or refine_tol)"
+    )
 
 
 def minimize_energy(
@@ -132,6 +138,11 @@ def minimize_energy(
         ``∂L/∂z1 = G(z1) γ̇(1) / |γ̇(1)|_G`` at a geodesic), not with respect to
         the decoder's parameters (for those, evaluate
         :func:`~latentgeo.curves.curve_length` on the returned curve).
+        With refinement, ``info["refined"]`` ``(B,)`` bool says which pairs had
+        their energy compared across a full refinement; a converged pair that
+        did not (a start with too many knots for one within ``max_knots``) is
+        converged at ``tol`` alone. A pair that reached ``max_knots`` unsettled
+        is ``max_iter`` and its ``message`` gives the last refinement's change.
 
     Raises:
         ValueError: an option outside its allowed range (naming it), or
@@ -200,13 +211,20 @@ def _minimize(
             metric, curve, opts, estimator, levels, z0, z1, status, iterations, on_step
         )
         info: dict[str, object] = {"estimator": estimator, "optimizer": opts.optimizer}
+        if levels is not None:
+            info["refined"] = levels.refined if levels.refined is not None else status < 0
         result = assemble_result(
             metric, finished, z0, z1, status, iterations,
             reparametrize=opts.reparametrize, info=info,
         )  # fmt: skip
-    if levels is not None and levels.unsettled is not None:
-        capped = zip(levels.unsettled.tolist(), result.status, strict=True)
-        result.message = [UNSETTLED if u and s is Status.MAX_ITERATIONS else "" for u, s in capped]
+    if levels is not None and levels.unsettled is not None and levels.change is not None:
+        capped = zip(levels.unsettled.tolist(), levels.change.tolist(), result.status, strict=True)
+        result.message = [
+            unsettled_message(c, opts.max_knots, opts.refine_tol)
+            if u and s is Status.MAX_ITERATIONS
+            else ""
+            for u, c, s in capped
+        ]
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -17,7 +19,6 @@ from latentgeo.solvers.energy.refinement import (
     refine_fastest_spans,
 )
 from latentgeo.solvers.energy.report import quadrature_energy
-from latentgeo.solvers.energy.solve import UNSETTLED
 from latentgeo.solvers.status import Status, code, statuses_from_codes
 from latentgeo.testing import StereographicSphere
 
@@ -152,6 +153,9 @@ def test_a_pair_that_cannot_be_refined_further_and_did_not_settle_is_max_iter() 
     assert final.all()
     assert statuses_from_codes(state.status) == [Status.MAX_ITERATIONS, ok, ok]
     assert levels.unsettled is not None and levels.unsettled.tolist() == [True, False, False]
+    assert levels.change is not None
+    torch.testing.assert_close(levels.change[0], torch.tensor(2e-4 / (1 - 2e-4), dtype=prev.dtype))
+    assert levels.change[1:].isnan().all()
     # refine_tol = 0: refine as far as max_knots allows, as asked, and report at tol
     levels = Levels(prev.clone(), 0.0, max_knots=64)
     state = _level(torch.tensor([1.0 - 2e-4, 1.0 - 9e-5, 1.0], dtype=torch.float64), [ok] * 3)
@@ -172,8 +176,18 @@ def test_a_pair_that_reaches_max_knots_unsettled_is_not_converged(dtype: torch.d
     z1 = torch.tensor([[-0.43, -2.24]], dtype=dtype)
     error = lambda r: float((r.length.double() / SPHERE.distance(z0, z1).double() - 1).abs())  # noqa: E731
     capped = connecting_geodesic(SPHERE, z0, z1)
-    assert capped.status == [Status.MAX_ITERATIONS] and capped.message == [UNSETTLED]
+    assert capped.status == [Status.MAX_ITERATIONS]
+    # the message gives the evidence: the last refinement's change, above refine_tol
+    found = re.fullmatch(
+        r"max_knots=64 reached before the energy settled: the last refinement changed it by "
+        r"(\S+) relative, more than refine_tol=0.0001; raise max_knots \(or refine_tol\)",
+        capped.message[0],
+    )
+    assert found is not None and float(found.group(1)) > 1e-4, capped.message
     assert error(capped) > 5e-5
+    assert capped.info["refined"].tolist() == [True]
+    unrefined = connecting_geodesic(SPHERE, z0, z1, num_knots=40)  # no refinement fits in 64
+    assert unrefined.info["refined"].tolist() == [False] and unrefined.status == [Status.CONVERGED]
     more = connecting_geodesic(SPHERE, z0, z1, max_knots=256)
     assert more.status == [Status.CONVERGED] and more.message == []
     assert error(more) < 2e-5
