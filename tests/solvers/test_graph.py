@@ -68,13 +68,13 @@ def test_unreachable_pairs_get_a_status() -> None:
 
 def test_the_energy_solvers_message_survives_the_graph_verdicts() -> None:
     """A reachable pair keeps the energy solver's message: here the sphere pair that
-    reaches ``max_knots`` before its energy settles (its length 1.8e-4 off)."""
+    reaches ``max_knots=64`` before its energy settles (its length 1.8e-4 off)."""
     sphere = StereographicSphere()
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(7, 2, generator=gen, dtype=DT)
     cloud = torch.cat([z, torch.randn(200, 2, generator=gen, dtype=DT)])
     res = connecting_geodesic(
-        sphere, z[:1], z[1:2], method="graph", points=cloud, k=8, max_iter=200
+        sphere, z[:1], z[1:2], method="graph", points=cloud, k=8, max_iter=200, max_knots=64
     )
     assert res.status == [Status.MAX_ITERATIONS] and res.message[0].startswith(
         "max_knots=64 reached"

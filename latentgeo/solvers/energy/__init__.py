@@ -27,7 +27,7 @@ for pull-back metrics (decoders and ensembles: no Jacobian, one forward and
 one backward pass), and the Gauss–Legendre metric energy otherwise; the
 reported lengths are always Gauss–Legendre quadratures of the metric.
 Splines are then refined by knot insertion where they move fastest, pair by
-pair, until their energy settles. Memory is bounded by evaluating the energy
+pair, until their length settles. Memory is bounded by evaluating the energy
 in chunks of pairs.
 
 The package, one job per module:

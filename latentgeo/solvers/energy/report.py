@@ -29,7 +29,7 @@ __all__ = [
     "Finished",
     "Report",
     "assemble_result",
-    "quadrature_energy",
+    "quadrature_length",
     "report",
 ]
 
@@ -89,13 +89,13 @@ def _quadrature(
     return sq, sq.clamp_min(0.0).sqrt(), invalid_squared_norms(sq, finite)
 
 
-def quadrature_energy(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
-    """The reported (Gauss–Legendre) energies ``(A,)`` of the curves ``idx``, alone."""
+def quadrature_length(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
+    """The reported (Gauss–Legendre) lengths ``(A,)`` of the curves ``idx``, alone."""
     t, w = (
         v[idx] for v in arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)[1:]
     )
-    sq = _quadrature(metric, curve, idx, curve.z0[idx], curve.z1[idx], t)[0]
-    return (w * sq).sum(-1)
+    speed = _quadrature(metric, curve, idx, curve.z0[idx], curve.z1[idx], t)[1]
+    return (w * speed).sum(-1)
 
 
 def report(metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor) -> Report:

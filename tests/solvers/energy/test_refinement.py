@@ -18,7 +18,7 @@ from latentgeo.solvers.energy.refinement import (
     level_tolerance,
     refine_fastest_spans,
 )
-from latentgeo.solvers.energy.report import quadrature_energy
+from latentgeo.solvers.energy.report import quadrature_length
 from latentgeo.solvers.status import Status, code, statuses_from_codes
 from latentgeo.testing import StereographicSphere
 
@@ -93,40 +93,43 @@ def _level(f: torch.Tensor, statuses: list[Status]) -> PairState:
     return PairState(zeros, f, zeros, status, status * 0, ones, status < 0)
 
 
-def test_settle_compares_reported_energies_and_groups_pairs_by_their_report() -> None:
-    """Two levels of a chord solve by hand: the first only measures (no report, only the
-    failed pair is done); at the second, after a full refinement (knot insertion keeps
-    the curves), unchanged curves settle and keep their rows of the level's report (in
-    their order), the failed pair is done without one."""
+def test_settle_compares_reported_lengths_and_groups_pairs_by_their_report() -> None:
+    """Two levels by hand: the first only measures (no report, only the failed pair is
+    done); at the second, after a full refinement (knot insertion keeps the curves),
+    unchanged curves settle and keep their rows of the level's report (in their order),
+    the failed pair is done without one. The lengths compared are the reported
+    quadrature's, whatever the level's optimiser minimised (``f`` plays no part)."""
     metric = as_metric(SPHERE)
     z0, z1 = _pairs(5, seed=1)
     curve = CubicSpline(z0, z1, num_knots=2)
-    quadrature = quadrature_energy(metric, curve, torch.arange(5)).detach()
+    quadrature = quadrature_length(metric, curve, torch.arange(5)).detach()
     levels = Levels(torch.full((5,), float("inf"), dtype=torch.float64), 1e-4, max_knots=10)
     pairs = torch.tensor([0, 2, 3, 4])
     ok, failed = Status.CONVERGED, Status.NON_FINITE
-    first = _level(quadrature[pairs] * 1.1, [ok, ok, ok, failed])  # chord energies: biased
-    final, groups = levels.settle(
-        metric, curve.subset(pairs), pairs, first, z0, z1, estimator="chord"
-    )
+    first = _level(torch.full((4,), 7.0, dtype=torch.float64), [ok, ok, ok, failed])
+    final, groups = levels.settle(metric, curve.subset(pairs), pairs, first, z0, z1)
     assert final.tolist() == [False, False, False, True]
     assert len(groups) == 1 and groups[0].pairs.tolist() == [4] and groups[0].report is None
-    torch.testing.assert_close(levels.energy[[0, 2, 3]], quadrature[[0, 2, 3]])
-    assert levels.energy[[1, 4]].isinf().all()
+    torch.testing.assert_close(levels.length[[0, 2, 3]], quadrature[[0, 2, 3]])
+    assert levels.length[[1, 4]].isinf().all()
     refine_fastest_spans(curve, 3, torch.ones(5, 3, dtype=torch.float64))  # 2 -> 5 knots
-    quadrature = quadrature_energy(metric, curve, torch.arange(5)).detach()
     pairs = torch.tensor([0, 2, 3])
-    second = _level(quadrature[pairs] * 1.1, [ok, failed, ok])
-    final, groups = levels.settle(
-        metric, curve.subset(pairs), pairs, second, z0, z1, estimator="chord"
-    )
+    second = _level(torch.full((3,), 7.0, dtype=torch.float64), [ok, failed, ok])
+    final, groups = levels.settle(metric, curve.subset(pairs), pairs, second, z0, z1)
     assert final.all()
     settled, done = groups
     assert settled.pairs.tolist() == [0, 3] and done.pairs.tolist() == [2]
     assert settled.report is not None and done.report is None
-    torch.testing.assert_close(settled.report.energy, quadrature[[0, 3]])
+    torch.testing.assert_close(settled.report.length, quadrature[[0, 3]])
     torch.testing.assert_close(settled.curve.z0, z0[[0, 3]])
     torch.testing.assert_close(done.curve.z1, z1[[2]])
+    assert levels.refined is not None and levels.refined.tolist() == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
 
 
 def test_refinements_are_full_and_stop_before_max_knots() -> None:
@@ -138,58 +141,59 @@ def test_refinements_are_full_and_stop_before_max_knots() -> None:
 
 
 def test_a_pair_that_cannot_be_refined_further_and_did_not_settle_is_max_iter() -> None:
-    """At the last level (55 knots under ``max_knots=64``) a pair whose energy changed by
-    2e-4 since the level before is done but not converged; one that changed by 9e-5
-    settled; a pair that never got refined stays converged (its only stated tolerance
-    is ``tol``, as without refinement)."""
+    """At the last level (55 knots under ``max_knots=64``) a pair whose length changed by
+    1e-4 since the level before (more than ``refine_tol / 2``) is done but not converged;
+    one that changed by 4e-5 settled; a pair that never got refined stays converged (its
+    only stated tolerance is ``tol``, as without refinement)."""
     metric = as_metric(SPHERE)
     z0, z1 = _pairs(3)
     ok = Status.CONVERGED
-    prev = torch.tensor([1.0, 1.0, float("inf")], dtype=torch.float64)
-    levels = Levels(prev, 1e-4, max_knots=64)
-    state = _level(torch.tensor([1.0 - 2e-4, 1.0 - 9e-5, 1.0], dtype=torch.float64), [ok] * 3)
     curve = CubicSpline(z0, z1, num_knots=55)
-    final, _ = levels.settle(metric, curve, torch.arange(3), state, z0, z1, estimator="metric")
+    now = quadrature_length(metric, curve, torch.arange(3)).detach()
+    prev = now * torch.tensor([1 + 1e-4, 1 + 4e-5, float("inf")], dtype=torch.float64)
+    levels = Levels(prev.clone(), 1e-4, max_knots=64)
+    state = _level(torch.ones(3, dtype=torch.float64), [ok] * 3)
+    final, _ = levels.settle(metric, curve, torch.arange(3), state, z0, z1)
     assert final.all()
     assert statuses_from_codes(state.status) == [Status.MAX_ITERATIONS, ok, ok]
     assert levels.unsettled is not None and levels.unsettled.tolist() == [True, False, False]
-    assert levels.change is not None
-    torch.testing.assert_close(levels.change[0], torch.tensor(2e-4 / (1 - 2e-4), dtype=prev.dtype))
-    assert levels.change[1:].isnan().all()
+    assert levels.change is not None and levels.change[1:].isnan().all()
+    torch.testing.assert_close(levels.change[0], torch.tensor(1e-4, dtype=prev.dtype))
+    assert levels.refined is not None and levels.refined.tolist() == [True, True, False]
     # refine_tol = 0: refine as far as max_knots allows, as asked, and report at tol
     levels = Levels(prev.clone(), 0.0, max_knots=64)
-    state = _level(torch.tensor([1.0 - 2e-4, 1.0 - 9e-5, 1.0], dtype=torch.float64), [ok] * 3)
-    levels.settle(metric, curve, torch.arange(3), state, z0, z1, estimator="metric")
+    state = _level(torch.ones(3, dtype=torch.float64), [ok] * 3)
+    levels.settle(metric, curve, torch.arange(3), state, z0, z1)
     assert statuses_from_codes(state.status) == [ok] * 3 and levels.unsettled is None
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_a_pair_that_reaches_max_knots_unsettled_is_not_converged(dtype: torch.dtype) -> None:
     """A sphere pair whose geodesic passes near the north pole (far out in the chart) needs
-    more than 64 knots: at the defaults its energy has not settled at 55 knots (the last
-    full refinement within ``max_knots``), its length more than the 5e-5 that a settled
+    more than 64 knots: with ``max_knots=64`` its energy has not settled at 55 knots (the
+    last full refinement within ``max_knots``), its length more than the 5e-5 that a settled
     energy allows above the great-circle distance, so it says ``max_iter`` and why (it
-    used to go on to 64 knots, 9.4e-5 off, and say converged). With ``max_knots=256`` it
+    used to go on to 64 knots, 9.4e-5 off, and say converged). With the default ``max_knots=256`` it
     settles, to 1e-5; with ``refine_tol=0`` (refine as far as ``max_knots`` allows, as
     asked) the optimiser's tolerance is the one stated, and it is converged."""
     z0 = torch.tensor([[0.45, 1.55]], dtype=dtype)
     z1 = torch.tensor([[-0.43, -2.24]], dtype=dtype)
     error = lambda r: float((r.length.double() / SPHERE.distance(z0, z1).double() - 1).abs())  # noqa: E731
-    capped = connecting_geodesic(SPHERE, z0, z1)
+    capped = connecting_geodesic(SPHERE, z0, z1, max_knots=64)
     assert capped.status == [Status.MAX_ITERATIONS]
     # the message gives the evidence: the last refinement's change, above refine_tol
     found = re.fullmatch(
-        r"max_knots=64 reached before the energy settled: the last refinement changed it by "
-        r"(\S+) relative, more than refine_tol=0.0001; raise max_knots \(or refine_tol\)",
+        r"max_knots=64 reached before the length settled: the last refinement changed it by "
+        r"(\S+) relative, more than refine_tol / 2 = 5e-05; raise max_knots \(or refine_tol\)",
         capped.message[0],
     )
-    assert found is not None and float(found.group(1)) > 1e-4, capped.message
+    assert found is not None and float(found.group(1)) > 5e-5, capped.message
     assert error(capped) > 5e-5
     assert capped.info["refined"].tolist() == [True]
-    unrefined = connecting_geodesic(SPHERE, z0, z1, num_knots=40)  # no refinement fits in 64
+    unrefined = connecting_geodesic(SPHERE, z0, z1, num_knots=40, max_knots=64)  # none fits
     assert unrefined.info["refined"].tolist() == [False] and unrefined.status == [Status.CONVERGED]
-    more = connecting_geodesic(SPHERE, z0, z1, max_knots=256)
+    more = connecting_geodesic(SPHERE, z0, z1)  # the default max_knots=256
     assert more.status == [Status.CONVERGED] and more.message == []
     assert error(more) < 2e-5
-    asked = connecting_geodesic(SPHERE, z0, z1, refine_tol=0.0)
+    asked = connecting_geodesic(SPHERE, z0, z1, refine_tol=0.0, max_knots=64)
     assert asked.status == [Status.CONVERGED]

@@ -13,7 +13,7 @@ from latentgeo.solvers.energy.report import (
     REPORT_PIECES,
     Finished,
     assemble_result,
-    quadrature_energy,
+    quadrature_length,
     report,
 )
 from latentgeo.solvers.status import code
@@ -43,7 +43,7 @@ def test_reported_length_is_the_quadrature_it_states() -> None:
     pos, vel = curve.points_and_velocities(t)
     torch.testing.assert_close(rep.length, (w * SPHERE.norm(pos, vel)).sum(-1), rtol=1e-14, atol=0)
     torch.testing.assert_close(rep.energy, (w * SPHERE.squared_norm(pos, vel)).sum(-1))
-    torch.testing.assert_close(quadrature_energy(SPHERE, curve, every), rep.energy)
+    torch.testing.assert_close(quadrature_length(SPHERE, curve, every), rep.length)
     sub = report(SPHERE, curve, torch.tensor([2, 0]), curve.z0[[2, 0]], curve.z1[[2, 0]])
     torch.testing.assert_close(sub.length, rep.length[[2, 0]], rtol=1e-14, atol=0)
     rows = rep.rows(torch.tensor([1]))
