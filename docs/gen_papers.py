@@ -400,9 +400,9 @@ def _demo(s: dict[str, Any]) -> list[str]:
         f"{st['noise']}, lifted into R^{st['ambient_dim']}) are encoded by an RBF-precision "
         f"VAE and an ensemble-decoder VAE ({st['num_members']} members) with 2-d latents. "
         f"{st['num_pairs']} pairs of codes on opposite sides of the ring are joined by "
-        "geodesics (graph start, refined by the energy solver: L-BFGS on the expected "
-        "metric for the RBF model, Adam on the decorrelated energy for the ensemble) and by "
-        "straight lines.",
+        "geodesics ("
+        + "; ".join(f"{name}: {m['geodesic_method']}" for name, m in s["models"].items())
+        + ") and by straight lines.",
         "",
         *_evidence("demo", s),
         "",
