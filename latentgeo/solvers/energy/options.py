@@ -78,12 +78,12 @@ class EnergyOptions:
             refinement inserts one knot per span (6 → 13 → 27 → 55 → 111 ...)
             and is not made if it would exceed ``max_knots`` (at the default
             256, 223 knots is the last level). 256, not 64: on the 435 pairs of
-            the RBF-precision VAE of ``benchmarks/geodesics.py`` 114 settle
-            within 64 knots, 225 within 128, 312 within 256 and 333 within 512
-            (CPU 165 s, 235 s, 271 s, 347 s); the pairs that settle only at 512
-            are within 3.2e-5 of that length at 256 already, those that settle
-            only at 256 up to 5.7e-3 off at 128. Easy pairs settle early and
-            cost nothing more.
+            the RBF-precision VAE of ``benchmarks/geodesics.py`` 140 settle
+            within 64 knots, 324 within 256 and 351 within 1024, for 1.65× and
+            2.97× the CPU time at 64 (the same process, one thread); the pairs
+            that settle only within 1024 were up to 1.4e-3 off that length at
+            256, up to 9.3e-2 at 64. Easy pairs settle early and cost nothing
+            more.
         lr: Adam's learning rate relative to ``|z1 − z0|_∞`` (``> 0``).
         patience: Adam stops a pair after this many steps without progress
             (``>= 1``).
