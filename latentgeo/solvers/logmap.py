@@ -28,11 +28,18 @@
    (:meth:`_LogSolver.sure_tau`), so that from the energy start most pairs
    stop after two exponential maps.
 3. **Stop** when the estimated velocity error is within ``atol + rtol·‖v‖``:
-   ``θ/(1 − θ)·‖δ‖`` for the Newton part (``θ = ‖δ_k‖ / ‖δ_{k−1}‖`` the
-   observed contraction; the classical stop of simplified Newton methods) plus
-   ``‖B⁻¹‖·e`` for the integrator's estimated end-point error ``e`` (the
-   integration tolerance is tightened until this term is a quarter of the
-   tolerance). The returned velocity is ``v + δ``.
+   ``θ/(1 − θ)·‖δ‖`` for the Newton part (the classical stop of simplified
+   Newton methods) plus ``‖B⁻¹‖·e`` for the integrator's estimated end-point
+   error ``e`` (the integration tolerance is tightened until this term is a
+   quarter of the tolerance). ``θ`` is the observed contraction
+   ``‖δ_k‖ / ‖δ_{k−1}‖``, but at least the turn the Jacobian may have taken
+   across the last step where the secant did not look
+   (:meth:`_LogSolver.drift`, ``DRIFT·(κ − 1)·‖s‖/‖v‖``, ``κ`` the model's
+   condition number in orthonormal frames): the contraction of one long step
+   sees the model's error along it only, and near a conjugate point the
+   Jacobian turns across it ``κ`` times faster (starts 1–10 % off were
+   reported converged 2.6–6× off the tolerance). A damped step (the model
+   failed on the full one) proves nothing. The returned velocity is ``v + δ``.
 
 A pair that cannot meet the tolerance keeps its best iterate and says why:
 ``max_iter``, ``integration_error`` (the Newton part converged, the
@@ -52,7 +59,7 @@ from torch import Tensor
 
 from latentgeo.metrics import Metric
 from latentgeo.solvers.integrators import dopri5_rows
-from latentgeo.solvers.logmap_start import across, initial_jacobian, probe_directions
+from latentgeo.solvers.logmap_start import across, jacobian_and_frames, probe_directions
 from latentgeo.solvers.ode import geodesic_rhs
 from latentgeo.solvers.result import LogMapResult
 from latentgeo.solvers.status import (
@@ -73,6 +80,7 @@ NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is conver
 FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
 LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
 DOUBT = 0.5  # a model off by more than this on the probes (scaled by √(d − 1)) is replaced
+DRIFT = 6.0  # the Jacobian's turn per relative step, in units of κ − 1 (2 in theory; 3x margin)
 MEASURES = 3  # attempts to measure a pair's Jacobian (the first shot's and two later ones)
 _OK = code(Status.CONVERGED)
 _NON_FINITE = code(Status.NON_FINITE)
@@ -162,11 +170,14 @@ class _LogSolver:
         self.ends = torch.tensor([0.0, 1.0], dtype=z0.dtype, device=z0.device)
         inf = torch.full((b,), torch.inf, dtype=z0.dtype, device=z0.device)
         longs = torch.zeros(b, dtype=torch.long, device=z0.device)
+        jac, root0, root1 = jacobian_and_frames(metric, z0, z1)
+        self.root0, self.root1 = root0, root1  # G(z0)^{1/2}, G(z1)^{1/2}: orthonormal frames
+        self.root0_inv = torch.linalg.inv_ex(root0)[0]
         self.st = _State(
             v=v.clone(),
             r=torch.zeros_like(z0),
             e=inf.clone(),
-            jac=initial_jacobian(metric, z0, z1),
+            jac=jac,
             delta=torch.zeros_like(z0),
             alpha=torch.ones_like(inf),
             tau=torch.full_like(inf, max(rtol, FIRST_TAU, self.floor)),
@@ -366,6 +377,9 @@ class _LogSolver:
         x, delta = shot.x[accept], delta[accept]
         taken, dn = (x - st.v[a]).norm(dim=-1), delta.norm(dim=-1)
         theta = torch.where(taken > 0, dn / taken, torch.where(dn > 0, torch.inf, 0.0))
+        theta = torch.maximum(theta, self.drift(a, x, x - st.v[a]))
+        # a damped step: the model failed on the full one, its contraction proves nothing
+        theta = torch.where(st.alpha[a] < 1.0, torch.inf, theta)
         newton = torch.where(theta <= MAX_THETA, theta / (1.0 - theta) * dn, torch.inf)
         answer = x + delta
         bound = self.atol + self.rtol * answer.norm(dim=-1)
@@ -403,6 +417,33 @@ class _LogSolver:
         sure = self.sure_tau(a, inv_norm[accept], bound, answer)
         tau = torch.where(integ > target, st.tau[a] * shrink, st.tau[a])
         st.tau[a] = torch.minimum(tau, sure).clamp_min(self.floor)
+
+    def drift(self, pairs: Tensor, x: Tensor, step: Tensor) -> Tensor:
+        """How far the Jacobian may have turned, relative, in the directions the last
+        ``step`` ``(A, d)`` to ``x`` ``(A, d)`` did not probe, ``(A,)``:
+        ``DRIFT·(κ − 1)·‖s‖/‖x‖`` (norms of ``G(z0)``, ``κ`` the condition number of the
+        model in orthonormal frames ``G(z1)^{1/2} B G(z0)^{−1/2}``).
+
+        The contraction ``θ`` sees the model's error along the step only. On a space of
+        constant curvature the singular values of ``∂ exp/∂v`` in orthonormal frames are 1
+        along ``v`` and ``σ = sin(r)/r`` (``r = √K‖v‖``) across it; a step of relative size
+        ``ε`` changes ``σ`` by ``|r cot r − 1|·ε``, at most ``2 (1/σ − 1)·ε`` (twice at
+        small ``r``, once near the conjugate point ``r → π``), and turning ``v`` by ``ε``
+        changes the Jacobian by ``(1/σ − 1)·ε`` relative: an error the secant does not see.
+        ``DRIFT`` is that 2 with a margin of 3 for the model's own error (measured by
+        loose differences; on the sphere near conjugate points the error after one step
+        1–3 % long was up to 2.7 times ``2 (κ − 1)·ε``).
+        """
+        white = self.root1[pairs] @ self.st.jac[pairs] @ self.root0_inv[pairs]
+        sv = torch.linalg.svdvals(white)
+        cond = sv[:, 0] / sv[:, -1]
+        plain = torch.linalg.svdvals(self.st.jac[pairs])  # where the frames are not finite
+        cond = torch.where(torch.isfinite(cond), cond, plain[:, 0] / plain[:, -1])
+        root = self.root0[pairs]
+        sn = (root @ step[..., None])[..., 0].norm(dim=-1)
+        xn = (root @ x[..., None])[..., 0].norm(dim=-1)
+        rel = torch.where(xn > 0, sn / xn, torch.where(sn > 0, torch.inf, 0.0))
+        return torch.where(rel > 0, DRIFT * (cond - 1.0).clamp_min(0.0) * rel, 0.0)
 
     def result(self) -> LogMapResult:
         st = self.st

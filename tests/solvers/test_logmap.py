@@ -124,6 +124,25 @@ def test_converged_is_true_near_conjugate_points(dtype: torch.dtype, d: int) -> 
     assert extra == [1] * z0.shape[0] if d == 2 else set(extra) <= {2, 6} and 6 in extra
 
 
+@pytest.mark.parametrize("off", [0.01, 0.03])
+def test_a_long_first_step_proves_nothing(off: float) -> None:
+    # starts 1-3 % off near the conjugate point: the contraction of the one long first
+    # step sees the Jacobian's change along it only, not across it (where it turns ~κ times
+    # faster); the old stop reported pairs converged 2.6x (1 %) and 1.6x (3 %) off rtol
+    sphere, z0, z1, exact = near_antipodal(torch.float64)
+    size = exact.norm(dim=-1)
+    rtol, worst = 1e-3, []
+    for seed in (100, 101):
+        gen = torch.Generator().manual_seed(seed)
+        u = torch.randn(exact.shape, generator=gen, dtype=torch.float64)
+        init = exact + off * size[:, None] * u / u.norm(dim=-1, keepdim=True)
+        info = log_map_result(sphere, z0, z1, init=init, rtol=rtol, atol=0.0)
+        err = (info.velocity - exact).norm(dim=-1) / (rtol * size)
+        assert int(info.converged.sum()) >= 15, info.status  # honest, not merely cautious
+        worst.append(float(err[info.converged].max()))
+    assert max(worst) <= 1.0, worst
+
+
 class Band(nn.Module):
     """The sphere of :class:`StereographicSphere`, defined (finite) only within ``width``
     of the great circle normal to ``normal``: NaN beyond, as a decoder outside its domain."""
