@@ -33,13 +33,16 @@
    error ``e`` (the integration tolerance is tightened until this term is a
    quarter of the tolerance). ``θ`` is the observed contraction
    ``‖δ_k‖ / ‖δ_{k−1}‖``, but at least the turn the Jacobian may have taken
-   across the last step where the secant did not look
-   (:meth:`_LogSolver.drift`, ``DRIFT·(κ − 1)·‖s‖/‖v‖``, ``κ`` the model's
-   condition number in orthonormal frames): the contraction of one long step
-   sees the model's error along it only, and near a conjugate point the
-   Jacobian turns across it ``κ`` times faster (starts 1–10 % off were
-   reported converged 2.6–6× off the tolerance). A damped step (the model
-   failed on the full one) proves nothing. The returned velocity is ``v + δ``.
+   since it was measured, where the secants did not look
+   (:meth:`_LogSolver.drift`, ``DRIFT·(κ − 1)·‖v − v_m‖/‖v‖``, ``κ`` the
+   model's condition number in orthonormal frames, ``v_m`` where it was
+   measured): the contraction of one long step sees the model's error along
+   it only, and near a conjugate point the Jacobian turns across it ``κ``
+   times faster (starts 1–30 % off were reported converged 2.6–16× off the
+   tolerance). Past a turn of ``MAX_THETA`` the model is stale: it is measured
+   again at the next shot, as an unmeasured one (:meth:`_LogSolver.remeasure`).
+   A damped step (the model failed on the full one) proves nothing. The
+   returned velocity is ``v + δ``.
 
 A pair that cannot meet the tolerance keeps its best iterate and says why:
 ``max_iter``, ``integration_error`` (the Newton part converged, the
@@ -146,6 +149,8 @@ class _State:
     shots: Tensor  # quasi-Newton shots computed
     exp_maps: Tensor  # exponential maps computed, the Jacobian's included
     measured: Tensor  # whether the Jacobian model was measured (else it is the model alone)
+    at: Tensor  # where it was last measured
+    stale: Tensor  # whether the iterate has gone so far from there that it is measured again
     measures: Tensor  # attempts to measure it
     why: Tensor  # the status of the last failed attempt
 
@@ -188,6 +193,8 @@ class _LogSolver:
             shots=longs.clone(),
             exp_maps=longs.clone(),
             measured=longs != 0,
+            at=v.clone(),
+            stale=longs != 0,
             measures=longs.clone(),
             why=longs + _NON_FINITE,
         )
@@ -279,10 +286,11 @@ class _LogSolver:
         ok = shot.codes == _OK  # the others stopped with the shot's status (learn)
         zero = ok & (shot.x.norm(dim=-1) == 0)  # x = 0: J = I exactly
         eye = torch.eye(d, dtype=st.jac.dtype, device=st.jac.device)
-        self.settle(shot.idx[zero], eye.expand(int(zero.sum()), d, d), st.why[shot.idx[zero]])
+        eyes = eye.expand(int(zero.sum()), d, d)
+        self.settle(shot.idx[zero], eyes, st.why[shot.idx[zero]], shot.x[zero])
         use = ok & ~zero
         if shot.probes is None or d == 1:  # in one dimension the Gauss lemma alone is the Jacobian
-            self.settle(shot.idx[use], st.jac[shot.idx[use]], st.why[shot.idx[use]])
+            self.settle(shot.idx[use], st.jac[shot.idx[use]], st.why[shot.idx[use]], shot.x[use])
             return
         dirs, cols, codes = shot.probes
         norm = shot.x.norm(dim=-1, keepdim=True)
@@ -296,33 +304,36 @@ class _LogSolver:
             full = ~(miss.norm(dim=-2).amax(-1) * (d - 1) ** 0.5 <= DOUBT)  # NaN: doubtful
             if bool(full.any()):
                 jac[full], why[full] = self.measure_across(shot, use.nonzero()[full][:, 0])
-        self.settle(rows, jac, why)
+        self.settle(rows, jac, why, shot.x[use])
 
-    def settle(self, pairs: Tensor, jac: Tensor, why: Tensor) -> None:
-        """Take the measured Jacobians ``jac`` ``(A, d, d)`` of ``pairs`` ``(A,)`` where
-        they are finite (the pair's model is then measured); elsewhere keep the model
-        and remember why the measurement failed (``why``, status codes ``(A,)``)."""
+    def settle(self, pairs: Tensor, jac: Tensor, why: Tensor, at: Tensor) -> None:
+        """Take the Jacobians ``jac`` ``(A, d, d)`` of ``pairs`` ``(A,)`` measured at ``at``
+        ``(A, d)`` where they are finite (the pair's model is then measured); elsewhere keep
+        the model and remember why the measurement failed (``why``, status codes ``(A,)``)."""
         st = self.st
         good = torch.isfinite(jac).flatten(1).all(-1)
         st.jac[pairs[good]] = jac[good]
+        st.at[pairs[good]] = at[good]
+        st.stale[pairs[good]] = False
         st.measured[pairs] = good
         st.why[pairs[~good]] = why[~good]
         st.measures[pairs] += 1
 
     def remeasure(self, shot: _Shot) -> None:
         """Measure the whole Jacobian (:meth:`measure_across`) at a later shot's trials
-        for the pairs whose model is still unmeasured, in one batch: at the shot's
+        for the pairs whose model is still unmeasured or stale, in one batch: at the shot's
         tighter tolerance, so over a shorter difference step, and by backward
         differences every other attempt (a region that makes the forward ones fail
         may lie on one side)."""
         st = self.st
-        rows = (~st.measured[shot.idx] & (shot.codes == _OK)).nonzero()[:, 0]
+        again = ~st.measured[shot.idx] | st.stale[shot.idx]
+        rows = (again & (shot.codes == _OK)).nonzero()[:, 0]
         if rows.numel() == 0:
             return
         pairs = shot.idx[rows]
         sign = 1.0 - 2.0 * (st.measures[pairs] % 2).to(shot.x.dtype)  # −1: backward
         jac, why = self.measure_across(shot, rows, sign)
-        self.settle(pairs, jac, why)
+        self.settle(pairs, jac, why, shot.x[rows])
 
     def measure_across(
         self, shot: _Shot, rows: Tensor, sign: Tensor | float = 1.0
@@ -377,7 +388,10 @@ class _LogSolver:
         x, delta = shot.x[accept], delta[accept]
         taken, dn = (x - st.v[a]).norm(dim=-1), delta.norm(dim=-1)
         theta = torch.where(taken > 0, dn / taken, torch.where(dn > 0, torch.inf, 0.0))
-        theta = torch.maximum(theta, self.drift(a, x, x - st.v[a]))
+        # the model is measured at `at`; past a turn of MAX_THETA it is measured again
+        drift = self.drift(a, x, x - st.at[a])
+        st.stale[a] = drift > MAX_THETA
+        theta = torch.maximum(theta, drift)
         # a damped step: the model failed on the full one, its contraction proves nothing
         theta = torch.where(st.alpha[a] < 1.0, torch.inf, theta)
         newton = torch.where(theta <= MAX_THETA, theta / (1.0 - theta) * dn, torch.inf)
@@ -419,10 +433,10 @@ class _LogSolver:
         st.tau[a] = torch.minimum(tau, sure).clamp_min(self.floor)
 
     def drift(self, pairs: Tensor, x: Tensor, step: Tensor) -> Tensor:
-        """How far the Jacobian may have turned, relative, in the directions the last
-        ``step`` ``(A, d)`` to ``x`` ``(A, d)`` did not probe, ``(A,)``:
-        ``DRIFT·(κ − 1)·‖s‖/‖x‖`` (norms of ``G(z0)``, ``κ`` the condition number of the
-        model in orthonormal frames ``G(z1)^{1/2} B G(z0)^{−1/2}``).
+        """How far the Jacobian may have turned, relative, in the directions the
+        ``step`` ``(A, d)`` to ``x`` ``(A, d)`` (from where it was measured) did not
+        probe, ``(A,)``: ``DRIFT·(κ − 1)·‖s‖/‖x‖`` (norms of ``G(z0)``, ``κ`` the
+        condition number of the model in orthonormal frames ``G(z1)^{1/2} B G(z0)^{−1/2}``).
 
         The contraction ``θ`` sees the model's error along the step only. On a space of
         constant curvature the singular values of ``∂ exp/∂v`` in orthonormal frames are 1
