@@ -28,11 +28,21 @@
    (:meth:`_LogSolver.sure_tau`), so that from the energy start most pairs
    stop after two exponential maps.
 3. **Stop** when the estimated velocity error is within ``atol + rtol·‖v‖``:
-   ``θ/(1 − θ)·‖δ‖`` for the Newton part (``θ = ‖δ_k‖ / ‖δ_{k−1}‖`` the
-   observed contraction; the classical stop of simplified Newton methods) plus
-   ``‖B⁻¹‖·e`` for the integrator's estimated end-point error ``e`` (the
-   integration tolerance is tightened until this term is a quarter of the
-   tolerance). The returned velocity is ``v + δ``.
+   ``θ/(1 − θ)·‖δ‖`` for the Newton part (the classical stop of simplified
+   Newton methods) plus ``‖B⁻¹‖·e`` for the integrator's estimated end-point
+   error ``e`` (the integration tolerance is tightened until this term is a
+   quarter of the tolerance). ``θ`` is the observed contraction
+   ``‖δ_k‖ / ‖δ_{k−1}‖``, but at least the turn the Jacobian may have taken
+   since it was measured, where the secants did not look
+   (:meth:`_LogSolver.drift`, ``DRIFT·(κ − 1)·‖v − v_m‖/‖v‖``, ``κ`` the
+   model's condition number in orthonormal frames, ``v_m`` where it was
+   measured): the contraction of one long step sees the model's error along
+   it only, and near a conjugate point the Jacobian turns across it ``κ``
+   times faster (starts 1–30 % off were reported converged 2.6–16× off the
+   tolerance). Past a turn of ``MAX_THETA`` the model is stale: it is measured
+   again at the next shot, as an unmeasured one (:meth:`_LogSolver.remeasure`).
+   A damped step (the model failed on the full one) proves nothing. The
+   returned velocity is ``v + δ``.
 
 A pair that cannot meet the tolerance keeps its best iterate and says why:
 ``max_iter``, ``integration_error`` (the Newton part converged, the
@@ -52,7 +62,7 @@ from torch import Tensor
 
 from latentgeo.metrics import Metric
 from latentgeo.solvers.integrators import dopri5_rows
-from latentgeo.solvers.logmap_start import across, initial_jacobian, probe_directions
+from latentgeo.solvers.logmap_start import across, jacobian_and_frames, probe_directions
 from latentgeo.solvers.ode import geodesic_rhs
 from latentgeo.solvers.result import LogMapResult
 from latentgeo.solvers.status import (
@@ -73,6 +83,7 @@ NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is conver
 FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
 LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
 DOUBT = 0.5  # a model off by more than this on the probes (scaled by √(d − 1)) is replaced
+DRIFT = 10.0  # the Jacobian's turn per relative step, in units of κ − 1 (2 in theory; 5x margin)
 MEASURES = 3  # attempts to measure a pair's Jacobian (the first shot's and two later ones)
 _OK = code(Status.CONVERGED)
 _NON_FINITE = code(Status.NON_FINITE)
@@ -138,6 +149,8 @@ class _State:
     shots: Tensor  # quasi-Newton shots computed
     exp_maps: Tensor  # exponential maps computed, the Jacobian's included
     measured: Tensor  # whether the Jacobian model was measured (else it is the model alone)
+    at: Tensor  # where it was last measured
+    stale: Tensor  # whether the iterate has gone so far from there that it is measured again
     measures: Tensor  # attempts to measure it
     why: Tensor  # the status of the last failed attempt
 
@@ -162,11 +175,14 @@ class _LogSolver:
         self.ends = torch.tensor([0.0, 1.0], dtype=z0.dtype, device=z0.device)
         inf = torch.full((b,), torch.inf, dtype=z0.dtype, device=z0.device)
         longs = torch.zeros(b, dtype=torch.long, device=z0.device)
+        jac, root0, root1 = jacobian_and_frames(metric, z0, z1)
+        self.root0, self.root1 = root0, root1  # G(z0)^{1/2}, G(z1)^{1/2}: orthonormal frames
+        self.root0_inv = torch.linalg.inv_ex(root0)[0]
         self.st = _State(
             v=v.clone(),
             r=torch.zeros_like(z0),
             e=inf.clone(),
-            jac=initial_jacobian(metric, z0, z1),
+            jac=jac,
             delta=torch.zeros_like(z0),
             alpha=torch.ones_like(inf),
             tau=torch.full_like(inf, max(rtol, FIRST_TAU, self.floor)),
@@ -177,6 +193,8 @@ class _LogSolver:
             shots=longs.clone(),
             exp_maps=longs.clone(),
             measured=longs != 0,
+            at=v.clone(),
+            stale=longs != 0,
             measures=longs.clone(),
             why=longs + _NON_FINITE,
         )
@@ -268,10 +286,11 @@ class _LogSolver:
         ok = shot.codes == _OK  # the others stopped with the shot's status (learn)
         zero = ok & (shot.x.norm(dim=-1) == 0)  # x = 0: J = I exactly
         eye = torch.eye(d, dtype=st.jac.dtype, device=st.jac.device)
-        self.settle(shot.idx[zero], eye.expand(int(zero.sum()), d, d), st.why[shot.idx[zero]])
+        eyes = eye.expand(int(zero.sum()), d, d)
+        self.settle(shot.idx[zero], eyes, st.why[shot.idx[zero]], shot.x[zero])
         use = ok & ~zero
         if shot.probes is None or d == 1:  # in one dimension the Gauss lemma alone is the Jacobian
-            self.settle(shot.idx[use], st.jac[shot.idx[use]], st.why[shot.idx[use]])
+            self.settle(shot.idx[use], st.jac[shot.idx[use]], st.why[shot.idx[use]], shot.x[use])
             return
         dirs, cols, codes = shot.probes
         norm = shot.x.norm(dim=-1, keepdim=True)
@@ -285,33 +304,36 @@ class _LogSolver:
             full = ~(miss.norm(dim=-2).amax(-1) * (d - 1) ** 0.5 <= DOUBT)  # NaN: doubtful
             if bool(full.any()):
                 jac[full], why[full] = self.measure_across(shot, use.nonzero()[full][:, 0])
-        self.settle(rows, jac, why)
+        self.settle(rows, jac, why, shot.x[use])
 
-    def settle(self, pairs: Tensor, jac: Tensor, why: Tensor) -> None:
-        """Take the measured Jacobians ``jac`` ``(A, d, d)`` of ``pairs`` ``(A,)`` where
-        they are finite (the pair's model is then measured); elsewhere keep the model
-        and remember why the measurement failed (``why``, status codes ``(A,)``)."""
+    def settle(self, pairs: Tensor, jac: Tensor, why: Tensor, at: Tensor) -> None:
+        """Take the Jacobians ``jac`` ``(A, d, d)`` of ``pairs`` ``(A,)`` measured at ``at``
+        ``(A, d)`` where they are finite (the pair's model is then measured); elsewhere keep
+        the model and remember why the measurement failed (``why``, status codes ``(A,)``)."""
         st = self.st
         good = torch.isfinite(jac).flatten(1).all(-1)
         st.jac[pairs[good]] = jac[good]
+        st.at[pairs[good]] = at[good]
+        st.stale[pairs[good]] = False
         st.measured[pairs] = good
         st.why[pairs[~good]] = why[~good]
         st.measures[pairs] += 1
 
     def remeasure(self, shot: _Shot) -> None:
         """Measure the whole Jacobian (:meth:`measure_across`) at a later shot's trials
-        for the pairs whose model is still unmeasured, in one batch: at the shot's
+        for the pairs whose model is still unmeasured or stale, in one batch: at the shot's
         tighter tolerance, so over a shorter difference step, and by backward
         differences every other attempt (a region that makes the forward ones fail
         may lie on one side)."""
         st = self.st
-        rows = (~st.measured[shot.idx] & (shot.codes == _OK)).nonzero()[:, 0]
+        again = ~st.measured[shot.idx] | st.stale[shot.idx]
+        rows = (again & (shot.codes == _OK)).nonzero()[:, 0]
         if rows.numel() == 0:
             return
         pairs = shot.idx[rows]
         sign = 1.0 - 2.0 * (st.measures[pairs] % 2).to(shot.x.dtype)  # −1: backward
         jac, why = self.measure_across(shot, rows, sign)
-        self.settle(pairs, jac, why)
+        self.settle(pairs, jac, why, shot.x[rows])
 
     def measure_across(
         self, shot: _Shot, rows: Tensor, sign: Tensor | float = 1.0
@@ -366,6 +388,12 @@ class _LogSolver:
         x, delta = shot.x[accept], delta[accept]
         taken, dn = (x - st.v[a]).norm(dim=-1), delta.norm(dim=-1)
         theta = torch.where(taken > 0, dn / taken, torch.where(dn > 0, torch.inf, 0.0))
+        # the model is measured at `at`; past a turn of MAX_THETA it is measured again
+        drift = self.drift(a, x, x - st.at[a])
+        st.stale[a] = drift > MAX_THETA
+        theta = torch.maximum(theta, drift)
+        # a damped step: the model failed on the full one, its contraction proves nothing
+        theta = torch.where(st.alpha[a] < 1.0, torch.inf, theta)
         newton = torch.where(theta <= MAX_THETA, theta / (1.0 - theta) * dn, torch.inf)
         answer = x + delta
         bound = self.atol + self.rtol * answer.norm(dim=-1)
@@ -403,6 +431,34 @@ class _LogSolver:
         sure = self.sure_tau(a, inv_norm[accept], bound, answer)
         tau = torch.where(integ > target, st.tau[a] * shrink, st.tau[a])
         st.tau[a] = torch.minimum(tau, sure).clamp_min(self.floor)
+
+    def drift(self, pairs: Tensor, x: Tensor, step: Tensor) -> Tensor:
+        """How far the Jacobian may have turned, relative, in the directions the
+        ``step`` ``(A, d)`` to ``x`` ``(A, d)`` (from where it was measured) did not
+        probe, ``(A,)``: ``DRIFT·(κ − 1)·‖s‖/‖x‖`` (norms of ``G(z0)``, ``κ`` the
+        condition number of the model in orthonormal frames ``G(z1)^{1/2} B G(z0)^{−1/2}``).
+
+        The contraction ``θ`` sees the model's error along the step only. On a space of
+        constant curvature the singular values of ``∂ exp/∂v`` in orthonormal frames are 1
+        along ``v`` and ``σ = sin(r)/r`` (``r = √K‖v‖``) across it; a step of relative size
+        ``ε`` changes ``σ`` by ``|r cot r − 1|·ε``, at most ``2 (1/σ − 1)·ε`` (twice at
+        small ``r``, once near the conjugate point ``r → π``), and turning ``v`` by ``ε``
+        changes the Jacobian by ``(1/σ − 1)·ε`` relative: an error the secant does not see.
+        ``DRIFT`` is that 2 with a margin of 5 for the model's own error (measured by
+        loose differences) and higher orders: on the sphere the error after steps 1–10 %
+        long was up to 2.7 (near conjugate points) and 4.5 (short pairs) times
+        ``2 (κ − 1)·ε``.
+        """
+        white = self.root1[pairs] @ self.st.jac[pairs] @ self.root0_inv[pairs]
+        sv = torch.linalg.svdvals(white)
+        cond = sv[:, 0] / sv[:, -1]
+        plain = torch.linalg.svdvals(self.st.jac[pairs])  # where the frames are not finite
+        cond = torch.where(torch.isfinite(cond), cond, plain[:, 0] / plain[:, -1])
+        root = self.root0[pairs]
+        sn = (root @ step[..., None])[..., 0].norm(dim=-1)
+        xn = (root @ x[..., None])[..., 0].norm(dim=-1)
+        rel = torch.where(xn > 0, sn / xn, torch.where(sn > 0, torch.inf, 0.0))
+        return torch.where(rel > 0, DRIFT * (cond - 1.0).clamp_min(0.0) * rel, 0.0)
 
     def result(self) -> LogMapResult:
         st = self.st

@@ -18,7 +18,14 @@ from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import forward_jacobian
 from latentgeo.solvers.connecting import available_methods, connecting_geodesic
 
-__all__ = ["PROBES", "across", "initial_jacobian", "initial_velocity", "probe_directions"]
+__all__ = [
+    "PROBES",
+    "across",
+    "initial_jacobian",
+    "initial_velocity",
+    "jacobian_and_frames",
+    "probe_directions",
+]
 
 PROBES = 2  # random directions on which the Jacobian model is checked by differences
 
@@ -73,6 +80,13 @@ def initial_jacobian(metric: Metric, z0: Tensor, z1: Tensor) -> Tensor:
     other metrics ``R = I`` (right for conformal metrics). The identity where
     the model is not finite.
     """
+    return jacobian_and_frames(metric, z0, z1)[0]
+
+
+def jacobian_and_frames(metric: Metric, z0: Tensor, z1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`initial_jacobian` and the square roots ``G(z0)^{1/2}``, ``G(z1)^{1/2}``
+    ``(B, d, d)`` it is built from (the orthonormal frames in which the log map measures
+    the Jacobian's condition, :mod:`latentgeo.solvers.logmap`)."""
     if metric.is_pullback:
         f = metric.flat_embedding
         j0, j1 = forward_jacobian(f, z0), forward_jacobian(f, z1)  # (B, m, d)
@@ -83,10 +97,11 @@ def initial_jacobian(metric: Metric, z0: Tensor, z1: Tensor) -> Tensor:
         g0, g1 = metric.metric_tensor(z0), metric.metric_tensor(z1)
         h1 = _sym_power(g1, -0.5)
         rot = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device).expand_as(g0)
-    jac = h1 @ rot @ _sym_power(g0, 0.5)
+    root0, root1 = _sym_power(g0, 0.5), _sym_power(g1, 0.5)
+    jac = h1 @ rot @ root0
     ok = torch.isfinite(jac).flatten(1).all(-1)
     eye = torch.eye(z0.shape[-1], dtype=z0.dtype, device=z0.device)
-    return torch.where(ok[:, None, None], jac, eye)
+    return torch.where(ok[:, None, None], jac, eye), root0, root1
 
 
 def across(x: Tensor, seeds: Tensor) -> Tensor:
