@@ -143,8 +143,9 @@ class Levels:
             else:  # the first level: no pair can settle yet, only the length is needed
                 with torch.no_grad():
                     length[sel] = quadrature_length(metric, curve, sel)
-        change = (prev - length).abs() / length
-        settled = change <= self.refine_tol / 2
+        change = (prev - length).abs()
+        settled = change <= (self.refine_tol / 2) * length  # 0 <= 0 where G vanishes
+        change = change / length
         self.length[pairs] = torch.where(measured, length, prev)
         if self.refined is None:
             self.refined = torch.zeros_like(self.length, dtype=torch.bool)

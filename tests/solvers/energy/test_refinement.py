@@ -132,6 +132,17 @@ def test_settle_compares_reported_lengths_and_groups_pairs_by_their_report() -> 
     ]
 
 
+def test_a_curve_of_length_zero_settles() -> None:
+    """Where the metric vanishes (a constant decoder) every curve has length 0: the length
+    did not change across the refinement, so the pair settled (a relative change, 0/0, is
+    not a reason to refine up to ``max_knots`` and call it unsettled)."""
+    z0 = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    z1 = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    result = connecting_geodesic(lambda z: 0.0 * z, z0, z1)
+    assert result.status == [Status.CONVERGED] and result.info["refined"].tolist() == [True]
+    assert result.length.tolist() == [0.0] and result.message == []
+
+
 def test_refinements_are_full_and_stop_before_max_knots() -> None:
     """A refinement inserts a knot per span (6 -> 13 -> 27 -> 55 knots); 111 would
     exceed ``max_knots=64``, so 55 is the last level (it used to go on to 64 with 9
