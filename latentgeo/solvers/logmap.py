@@ -9,14 +9,14 @@
    batched exponential map per iteration. The Jacobian is measured once, at
    the first (loose) shot: exactly along ``v`` by the Gauss lemma
    ``J v = γ̇(1)``, across it by forward differences of ``d − 1`` loose
-   exponential maps in one batch (:meth:`_LogSolver.measure_jacobian`). A
+   exponential maps in one batch (``logmap_measure``). A
    model without curvature, ``G(z1)^{−1/2} R G(z0)^{1/2}`` with ``R`` the
    transport between orthonormal frames (:func:`initial_jacobian`), steers
    the first step; near a conjugate point it underestimates ``‖J⁻¹‖`` tenfold
    and so the error, so no pair is converged on it: where the differences
    fail (an exponential map of them did not converge, or they are not
    finite) the pair is marked unmeasured and measured again, in one batch
-   with the others, at the next shots (:meth:`_LogSolver.remeasure`: their
+   with the others, at the next shots (``remeasure``: their
    tighter tolerance gives a shorter step; every other try backward
    differences), at most ``MEASURES`` tries in all; then it stops with the
    failed maps' status. Later shots refine the model by rank-one updates,
@@ -40,7 +40,7 @@
    it only, and near a conjugate point the Jacobian turns across it ``κ``
    times faster (starts 1–30 % off were reported converged 2.6–16× off the
    tolerance). Past a turn of ``MAX_THETA`` the model is stale: it is measured
-   again at the next shot, as an unmeasured one (:meth:`_LogSolver.remeasure`).
+   again at the next shot, as an unmeasured one (``remeasure``).
    A damped step (the model failed on the full one) proves nothing. The
    returned velocity is ``v + δ``.
 
@@ -55,14 +55,12 @@ integrator's error could not be brought under the tolerance),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from latentgeo.metrics import Metric
-from latentgeo.solvers.integrators import dopri5_rows
-from latentgeo.solvers.logmap_start import across, jacobian_and_frames, probe_directions
+from latentgeo.solvers.logmap_measure import JacobianMeasurement, Shot, SolverState
+from latentgeo.solvers.logmap_start import jacobian_and_frames, probe_directions
 from latentgeo.solvers.ode import geodesic_rhs
 from latentgeo.solvers.result import LogMapResult
 from latentgeo.solvers.status import (
@@ -82,7 +80,6 @@ MIN_ALPHA = 0.7**8  # at most 8 rejected trials in a row
 NEGLIGIBLE = 0.01  # a correction this small relative to the tolerance is converged
 FIRST_TAU = 1e-5  # loosest per-step integrator tolerance of the first shot
 LOCAL_FRACTION = 0.05  # per-step tolerance as a share of the end-point error allowed
-DOUBT = 0.5  # a model off by more than this on the probes (scaled by √(d − 1)) is replaced
 DRIFT = 10.0  # the Jacobian's turn per relative step, in units of κ − 1 (2 in theory; 5x margin)
 MEASURES = 3  # attempts to measure a pair's Jacobian (the first shot's and two later ones)
 _OK = code(Status.CONVERGED)
@@ -100,14 +97,6 @@ def _rank_one(jac: Tensor, s: Tensor, y: Tensor, use: Tensor) -> Tensor:
     return jac + torch.where(use[:, None, None], upd / ss.clamp_min(1e-300)[:, None, None], 0.0)
 
 
-def _failure(codes: Tensor) -> Tensor:
-    """Why a measurement failed, ``(A,)``, from its integrations' codes ``(A, k)``: the
-    first that is not converged, ``nonfinite`` where all are (the differences are not)."""
-    bad = codes != _OK
-    first = codes.gather(-1, bad.to(torch.uint8).argmax(-1, keepdim=True))[:, 0]
-    return torch.where(bad.any(-1), first, _NON_FINITE)
-
-
 def _direction(jac: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     """``(−B⁻¹ r, ‖B⁻¹‖₂)``; least squares and ``inf`` where ``B`` is singular."""
     inv, info = torch.linalg.inv_ex(jac)
@@ -117,45 +106,7 @@ def _direction(jac: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     return -(inv @ r[..., None])[..., 0], torch.where(ok, norm, torch.inf)
 
 
-@dataclass
-class _Shot:
-    """One batched exponential map from the running pairs ``idx`` at trial velocities ``x``."""
-
-    idx: Tensor  # the pairs (A,)
-    x: Tensor  # trial velocities (A, d)
-    r: Tensor  # residuals exp(x) − z1 (A, d)
-    vel: Tensor  # end velocities γ̇(1) (A, d)
-    e: Tensor  # the integrator's end-point error estimates (A,)
-    codes: Tensor  # the integrator's status codes (A,)
-    tau: Tensor  # the per-step tolerances used (A,)
-    probes: tuple[Tensor, Tensor, Tensor] | None = None  # u, J u (A, d, k) and codes (A, k)
-
-
-@dataclass
-class _State:
-    """Per-pair state of the iteration, all ``(B, ...)``."""
-
-    v: Tensor  # the current (evaluated) iterate
-    r: Tensor  # its residual exp(v) − z1
-    e: Tensor  # the integrator's error estimate of exp(v)
-    jac: Tensor  # the Jacobian model B
-    delta: Tensor  # the next correction −B⁻¹ r
-    alpha: Tensor  # step length of the next trial
-    tau: Tensor  # per-step integrator tolerance of the next shot
-    answer: Tensor  # v + δ of the best estimate so far, the returned velocity
-    error: Tensor  # its estimated error
-    codes: Tensor  # status codes
-    active: Tensor  # pairs still iterating
-    shots: Tensor  # quasi-Newton shots computed
-    exp_maps: Tensor  # exponential maps computed, the Jacobian's included
-    measured: Tensor  # whether the Jacobian model was measured (else it is the model alone)
-    at: Tensor  # where it was last measured
-    stale: Tensor  # whether the iterate has gone so far from there that it is measured again
-    measures: Tensor  # attempts to measure it
-    why: Tensor  # the status of the last failed attempt
-
-
-class _LogSolver:
+class _LogSolver(JacobianMeasurement):
     """The iteration of the module documentation for validated ``(B, d)`` tensors."""
 
     def __init__(
@@ -178,7 +129,7 @@ class _LogSolver:
         jac, root0, root1 = jacobian_and_frames(metric, z0, z1)
         self.root0, self.root1 = root0, root1  # G(z0)^{1/2}, G(z1)^{1/2}: orthonormal frames
         self.root0_inv = torch.linalg.inv_ex(root0)[0]
-        self.st = _State(
+        self.st = SolverState(
             v=v.clone(),
             r=torch.zeros_like(z0),
             e=inf.clone(),
@@ -207,7 +158,7 @@ class _LogSolver:
         tau = LOCAL_FRACTION * INT_SHARE * bound / (inv_norm * scale)
         return torch.where(torch.isfinite(tau), tau, self.floor).clamp_min(self.floor)
 
-    def shoot(self, probe: bool = False) -> _Shot:
+    def shoot(self, probe: bool = False) -> Shot:
         """One batched exponential map of the running pairs at their trial velocities;
         with ``probe``, in the same batch, the maps along :func:`probe_directions` that
         measure the Jacobian by forward differences (:meth:`measure_jacobian`)."""
@@ -219,140 +170,11 @@ class _LogSolver:
         ends, codes, errors, step = self.integrate(idx, x, tau, dirs, base=True)
         st.shots[idx] += 1
         r = ends[:, 0, :d] - self.z1[idx]
-        shot = _Shot(idx, x, r, ends[:, 0, d:], errors[:, 0], codes[:, 0], tau)
+        shot = Shot(idx, x, r, ends[:, 0, d:], errors[:, 0], codes[:, 0], tau)
         shot.probes = (dirs, self.columns(idx, r, ends[:, 1:], codes[:, 1:], step), codes[:, 1:])
         return shot
 
-    def integrate(
-        self,
-        pairs: Tensor,
-        x: Tensor,
-        tau: Tensor,
-        dirs: Tensor,
-        base: bool,
-        sign: Tensor | float = 1.0,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Exponential maps from ``z0[pairs]`` at ``x`` ``(A, d)`` (with ``base``) and at
-        ``x + h u`` for the columns ``u`` of ``dirs`` ``(A, d, k)``, ``h = ±√tau·(1 + |x|)``
-        (forward differences: the square root of the noise level; ``sign`` −1: backward
-        ones), all in one batch at the per-step tolerances ``tau`` ``(A,)``.
-
-        Returns:
-            The end states ``(A, n, 2d)``, the integrator's codes ``(A, n)``, its
-            end-point error estimates ``(A, n)`` (``n = k + base``) and ``h`` ``(A,)``.
-        """
-        d = x.shape[1]
-        step = sign * tau.sqrt() * (1.0 + x.norm(dim=-1))
-        trials = x[:, None] + step[:, None, None] * dirs.mT  # (A, k, d)
-        if base:
-            trials = torch.cat([x[:, None], trials], 1)
-        n = trials.shape[1]
-        y0 = torch.cat([self.z0[pairs].repeat_interleave(n, 0), trials.reshape(-1, d)], -1)
-        tol = tau.repeat_interleave(n)
-        res = dopri5_rows(self.rhs, y0, self.ends, rtol=tol, atol=tol, max_steps=self.max_steps)
-        self.st.exp_maps[pairs] += n
-        errors = res.error[:, :d].norm(dim=-1).reshape(-1, n)
-        return res.states[:, -1].reshape(-1, n, 2 * d), res.status.reshape(-1, n), errors, step
-
-    def columns(
-        self, pairs: Tensor, r0: Tensor, ends: Tensor, codes: Tensor, step: Tensor
-    ) -> Tensor:
-        """``J u`` ``(A, d, k)`` by forward differences of the end states ``ends``
-        ``(A, k, 2d)`` of :meth:`integrate` against the residual ``r0`` ``(A, d)`` at ``x``
-        (NaN where an integration failed)."""
-        d = r0.shape[1]
-        ok = (codes == _OK)[..., None]
-        diff = torch.where(ok, ends[..., :d], torch.nan) - self.z1[pairs][:, None] - r0[:, None]
-        return diff.mT / step[:, None, None]
-
-    def measure_jacobian(self, shot: _Shot) -> None:
-        """Check the Jacobian models of the first shot's pairs against ``∂ exp_{z0}(x)/∂x``.
-
-        Along ``x`` the Gauss lemma gives the Jacobian exactly (``J x = γ̇(1)``).
-        Across ``x``, the shot measured it on ``min(d − 1, PROBES)`` orthonormal
-        directions by forward differences (:meth:`shoot`); the model is corrected
-        to match every measured direction (the least change, ``B + (Y − B S) Sᵀ``
-        for orthonormal ``S``). Where the probes found the model off by more than
-        ``DOUBT`` (``max ‖B⁻¹ J u − u‖·√(d − 1)``: random probes see about
-        ``1/√(d − 1)`` of a discrepancy in one direction), the whole Jacobian is
-        measured (:meth:`measure_across`). Near a conjugate point the model
-        without curvature underestimates ``‖J⁻¹‖`` tenfold and more, and both
-        parts of the error estimate with it: where the differences fail (an
-        exponential map of them did not converge, or they are not finite) the
-        pair keeps the model but is marked unmeasured (:meth:`settle`), and
-        :meth:`remeasure` tries again at the next shots.
-        """
-        st, d = self.st, self.z0.shape[1]
-        ok = shot.codes == _OK  # the others stopped with the shot's status (learn)
-        zero = ok & (shot.x.norm(dim=-1) == 0)  # x = 0: J = I exactly
-        eye = torch.eye(d, dtype=st.jac.dtype, device=st.jac.device)
-        eyes = eye.expand(int(zero.sum()), d, d)
-        self.settle(shot.idx[zero], eyes, st.why[shot.idx[zero]], shot.x[zero])
-        use = ok & ~zero
-        if shot.probes is None or d == 1:  # in one dimension the Gauss lemma alone is the Jacobian
-            self.settle(shot.idx[use], st.jac[shot.idx[use]], st.why[shot.idx[use]], shot.x[use])
-            return
-        dirs, cols, codes = shot.probes
-        norm = shot.x.norm(dim=-1, keepdim=True)
-        rows, jac, why = shot.idx[use], st.jac[shot.idx[use]], _failure(codes[use])
-        s = torch.cat([(shot.x / norm)[..., None], dirs], -1)[use]
-        y = torch.cat([(shot.vel / norm)[..., None], cols], -1)[use]
-        solved, info = torch.linalg.solve_ex(jac, y[..., 1:])
-        miss = torch.where((info == 0)[:, None, None], solved - s[..., 1:], torch.nan)
-        jac = jac + (y - jac @ s) @ s.mT  # now B S = Y
-        if dirs.shape[-1] < d - 1:
-            full = ~(miss.norm(dim=-2).amax(-1) * (d - 1) ** 0.5 <= DOUBT)  # NaN: doubtful
-            if bool(full.any()):
-                jac[full], why[full] = self.measure_across(shot, use.nonzero()[full][:, 0])
-        self.settle(rows, jac, why, shot.x[use])
-
-    def settle(self, pairs: Tensor, jac: Tensor, why: Tensor, at: Tensor) -> None:
-        """Take the Jacobians ``jac`` ``(A, d, d)`` of ``pairs`` ``(A,)`` measured at ``at``
-        ``(A, d)`` where they are finite (the pair's model is then measured); elsewhere keep
-        the model and remember why the measurement failed (``why``, status codes ``(A,)``)."""
-        st = self.st
-        good = torch.isfinite(jac).flatten(1).all(-1)
-        st.jac[pairs[good]] = jac[good]
-        st.at[pairs[good]] = at[good]
-        st.stale[pairs[good]] = False
-        st.measured[pairs] = good
-        st.why[pairs[~good]] = why[~good]
-        st.measures[pairs] += 1
-
-    def remeasure(self, shot: _Shot) -> None:
-        """Measure the whole Jacobian (:meth:`measure_across`) at a later shot's trials
-        for the pairs whose model is still unmeasured or stale, in one batch: at the shot's
-        tighter tolerance, so over a shorter difference step, and by backward
-        differences every other attempt (a region that makes the forward ones fail
-        may lie on one side)."""
-        st = self.st
-        again = ~st.measured[shot.idx] | st.stale[shot.idx]
-        rows = (again & (shot.codes == _OK)).nonzero()[:, 0]
-        if rows.numel() == 0:
-            return
-        pairs = shot.idx[rows]
-        sign = 1.0 - 2.0 * (st.measures[pairs] % 2).to(shot.x.dtype)  # −1: backward
-        jac, why = self.measure_across(shot, rows, sign)
-        self.settle(pairs, jac, why, shot.x[rows])
-
-    def measure_across(
-        self, shot: _Shot, rows: Tensor, sign: Tensor | float = 1.0
-    ) -> tuple[Tensor, Tensor]:
-        """The Jacobians ``(A, d, d)`` at the shot's rows ``rows`` ``(A,)``: the Gauss
-        lemma along ``x``, differences (``sign`` of :meth:`integrate`) of ``d − 1``
-        more exponential maps across it (one batch, at the shot's tolerance;
-        non-finite where one failed), and why they failed (status codes ``(A,)``)."""
-        d = self.z0.shape[1]
-        x, tau, r0, pairs = shot.x[rows], shot.tau[rows], shot.r[rows], shot.idx[rows]
-        dirs = across(x, torch.eye(d, dtype=x.dtype))
-        ends, codes, _, step = self.integrate(pairs, x, tau, dirs, base=False, sign=sign)
-        cols = self.columns(pairs, r0, ends, codes, step)
-        norm = x.norm(dim=-1, keepdim=True)
-        y = torch.cat([(shot.vel[rows] / norm)[..., None], cols], -1)
-        jac = y @ torch.cat([(x / norm)[..., None], dirs], -1).mT  # J = Y Sᵀ, S orthogonal
-        return jac, _failure(codes)
-
-    def learn(self, shot: _Shot, first: bool) -> Tensor:
+    def learn(self, shot: Shot, first: bool) -> Tensor:
         """Update the Jacobian models from a shot; return which trials are accepted."""
         st, idx = self.st, shot.idx
         finite = shot.codes == _OK
@@ -370,7 +192,7 @@ class _LogSolver:
         st.jac[idx] = _rank_one(st.jac[idx], shot.x, shot.vel, accept)  # Gauss: J(x) x = γ̇(1)
         return accept
 
-    def reject(self, shot: _Shot, accept: Tensor, delta: Tensor) -> None:
+    def reject(self, shot: Shot, accept: Tensor, delta: Tensor) -> None:
         """Rejected trials: half the step along the new direction, or give up."""
         st = self.st
         keep = ~accept & st.active[shot.idx]
@@ -382,7 +204,7 @@ class _LogSolver:
         st.codes[failed] = code(Status.LINE_SEARCH_FAILED)
         st.active[failed] = False
 
-    def advance(self, shot: _Shot, accept: Tensor, delta: Tensor, inv_norm: Tensor) -> None:
+    def advance(self, shot: Shot, accept: Tensor, delta: Tensor, inv_norm: Tensor) -> None:
         """Accepted trials: the new iterate, its correction, error estimate and stop."""
         st, a = self.st, shot.idx[accept]
         x, delta = shot.x[accept], delta[accept]
