@@ -48,6 +48,14 @@ ENERGY: dict[str, tuple[str, Any] | None] = {
 }
 
 # the options of the entry points, by entry point; None: exempt (the reason beside it)
+EXP_MAP: dict[str, tuple[str, Any] | None] = {
+    "t": FINITE,
+    "rtol": POS,
+    "atol": NONNEG,
+    "steps": INT[1],
+    "max_steps": INT[1],
+    "num_points": INT[2],
+}
 RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
     "curves.CubicSpline": {"num_knots": INT[0]},
     "curves.CubicSpline.fit": {"ridge": NONNEG},
@@ -57,23 +65,8 @@ RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
     "curves.curve_length": {"num_points": INT[1]},
     "solvers.DiscreteEnergy": {"num_points": INT[2]},
     "solvers.SplineEnergy": {"num_knots": INT[0]},
-    "solvers.exp_map": {
-        "t": FINITE,
-        "rtol": POS,
-        "atol": NONNEG,
-        "steps": INT[1],
-        "max_steps": INT[1],
-        "num_points": INT[2],
-        "memory_budget": POS,
-    },
-    "solvers.exp_map_result": {
-        "t": FINITE,
-        "rtol": POS,
-        "atol": NONNEG,
-        "steps": INT[1],
-        "max_steps": INT[1],
-        "num_points": INT[2],
-    },
+    "solvers.exp_map": {**EXP_MAP, "memory_budget": POS},
+    "solvers.exp_map_result": EXP_MAP,
     "solvers.log_map": {
         "rtol": POS,
         "atol": NONNEG,

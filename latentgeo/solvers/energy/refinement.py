@@ -80,11 +80,10 @@ class Levels:
             before the first).
         refine_tol: twice the relative length change below which a pair is done.
         max_knots: most interior knots.
-        unsettled: ``(B,)`` bool, the pairs that could not be refined further after
-            a refinement without their length settling (status ``max_iter``).
-        change: ``(B,)`` the relative length change of those pairs' last
-            refinement, ``|L_{k−1} − L_k| / L_k`` (NaN for the others): the
-            evidence of their message.
+        change: ``(B,)`` the relative length change of the last refinement of the
+            pairs that could not be refined further without their length settling
+            (status ``max_iter``), ``|L_{k−1} − L_k| / L_k``, NaN for the others
+            (``None`` while there are none): the evidence of their message.
         refined: ``(B,)`` bool, the pairs whose length was compared across a full
             refinement at least once; a converged pair that never was (its start had
             too many knots for one within ``max_knots``) is converged at ``tol`` alone.
@@ -93,9 +92,13 @@ class Levels:
     length: Tensor
     refine_tol: float
     max_knots: int
-    unsettled: Tensor | None = None
     change: Tensor | None = None
     refined: Tensor | None = None
+
+    @property
+    def unsettled(self) -> Tensor | None:
+        """``(B,)`` bool, the pairs with a :attr:`change` (``None`` while there are none)."""
+        return None if self.change is None else ~self.change.isnan()
 
     def first(self, pairs: Tensor) -> bool:
         """Whether no pair of ``pairs`` has finished a level yet."""
@@ -163,10 +166,8 @@ class Levels:
         if not bool(which.any()):
             return
         state.status[which] = code(Status.MAX_ITERATIONS)
-        if self.unsettled is None or self.change is None:
-            self.unsettled = torch.zeros_like(self.length, dtype=torch.bool)
+        if self.change is None:
             self.change = torch.full_like(self.length, math.nan)
-        self.unsettled[pairs[which]] = True
         self.change[pairs[which]] = change[which].to(self.change.dtype)
 
 

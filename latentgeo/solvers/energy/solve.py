@@ -218,13 +218,13 @@ def _minimize(
             metric, finished, z0, z1, status, iterations,
             reparametrize=opts.reparametrize, info=info,
         )  # fmt: skip
-    if levels is not None and levels.unsettled is not None and levels.change is not None:
-        capped = zip(levels.unsettled.tolist(), levels.change.tolist(), result.status, strict=True)
+    if levels is not None and levels.change is not None:
+        capped = zip(levels.change.tolist(), result.status, strict=True)
         result.message = [
             unsettled_message(c, opts.max_knots, opts.refine_tol)
-            if u and s is Status.MAX_ITERATIONS
+            if not math.isnan(c) and s is Status.MAX_ITERATIONS
             else ""
-            for u, c, s in capped
+            for c, s in capped
         ]
     return result
 
