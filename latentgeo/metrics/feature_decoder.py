@@ -2,34 +2,40 @@
 
 A feature metric needs the decoder's ``μ(z)`` and ``σ(z)``, one JVP of them
 along a velocity (the energy) and their Jacobians (the metric tensor). Where
-the decoder's traced embedding (:func:`~latentgeo.metrics.embeddings.embedding_module`,
-as :func:`~latentgeo.metrics.as_metric` uses it) is exactly ``(μ, σ)``
-flattened and concatenated, the forward engine computes them (its layer rules
-and faster forwards: transposed convolutions run about twice as fast as
-through ``torch.func`` on the conv VAE); this is checked once, on two points,
-against calling the decoder. Any other decoder goes through ``torch.func``.
+a traced module computes exactly ``(μ, σ)`` flattened and concatenated
+(:func:`jets_module`: by default the decoder's traced embedding,
+:func:`~latentgeo.metrics.embeddings.embedding_module`, as
+:func:`~latentgeo.metrics.as_metric` uses it), the forward engine computes
+them (its layer rules and faster forwards: transposed convolutions run about
+twice as fast as through ``torch.func`` on the conv VAE); this is checked
+once, on two points, against calling the decoder. Any other decoder goes
+through ``torch.func`` and says so once with a
+:class:`~latentgeo.exceptions.PerformanceWarning` naming the reason (when the
+metric is built, or at the check).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import singledispatch
 from typing import cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 from torch.func import jvp
 
 from latentgeo.exceptions import PerformanceWarning, warn_once
-from latentgeo.metrics.embeddings import embedding_module
+from latentgeo.metrics.embeddings import DecoderEmbedding, embedding_module
 from latentgeo.metrics.forward import (
     TangentPropagator,
     UnsupportedOperation,
+    fast_path_report,
     try_tangent_propagator,
 )
 from latentgeo.metrics.jacobians import forward_jacobian
 
-__all__ = ["DecoderJets", "mean_and_scale"]
+__all__ = ["DecoderJets", "jets_module", "mean_and_scale"]
 
 
 def mean_and_scale(output: object, batch: int) -> tuple[Tensor, Tensor | None]:
@@ -47,6 +53,31 @@ def mean_and_scale(output: object, batch: int) -> tuple[Tensor, Tensor | None]:
     )
 
 
+@singledispatch
+def jets_module(decoder: object) -> nn.Module | None:
+    """A traceable module computing ``(μ(z), σ(z))`` of ``decoder``, or ``None``.
+
+    The module maps ``(N, d)`` to ``μ`` and ``σ`` flattened and concatenated,
+    ``(N, 2m)`` (``μ`` alone, ``(N, m)``, for a decoder returning a tensor).
+    Register decoder types whose metric embedding is not that (a Gaussian
+    decoder with a constant ``σ`` embeds ``μ`` alone) so that their feature
+    metric keeps the forward engine. By default: the decoder's
+    :func:`~latentgeo.metrics.embeddings.embedding_module`, else its
+    :class:`~latentgeo.metrics.embeddings.DecoderEmbedding` (a ``Normal``'s
+    embedding is ``(μ, σ)``).
+
+    Args:
+        decoder: the decoder.
+
+    Returns:
+        The module, or ``None`` (then ``torch.func`` differentiates the decoder).
+    """
+    module = embedding_module(decoder)
+    if module is None and callable(decoder):
+        module = DecoderEmbedding(decoder)
+    return module
+
+
 class DecoderJets:
     """``(μ,)`` or ``(μ, σ)`` of a decoder, their JVPs and Jacobians (see the module doc).
 
@@ -59,6 +90,20 @@ class DecoderJets:
         self._checked = False
         self._propagator: TangentPropagator | None = None
         self._sizes: list[int] = []
+        self._traceable = self._announce_if_untraceable()
+
+    def _announce_if_untraceable(self) -> bool:
+        """Whether :func:`jets_module` has a traced fast path; if not, say once why (the
+        engine itself is built at the first call, so that copies of a metric build their
+        own)."""
+        module = jets_module(self.decoder)
+        if module is None:
+            self._announce("no traced fast path (no (μ, σ) module is registered for it)")
+            return False
+        report = fast_path_report(module)
+        if not report.usable:
+            self._announce(f"no traced fast path ({report.reason})")
+        return report.usable
 
     def decoded(self, z: Tensor) -> tuple[Tensor, ...]:
         """``(μ(z),)`` (deterministic decoder) or ``(μ(z), σ(z))`` (Gaussian), each ``(N, m)``."""
@@ -96,29 +141,38 @@ class DecoderJets:
         return tuple(flat.reshape(n, -1).split(self._sizes, dim=-1))
 
     def _engine(self, z: Tensor) -> TangentPropagator | None:
-        """The forward engine on the decoder's embedding, if it computes ``(μ, σ)``: checked
-        once, on two points of the first ``z``, against the decoder itself."""
+        """The engine, if its module computes ``(μ, σ)``: checked once, on two points of
+        the first ``z``, against the decoder itself (a mismatch is announced)."""
         if not self._checked:
             self._checked = True
-            module = embedding_module(self.decoder)
-            prop = None if module is None else try_tangent_propagator(module)
+            prop = try_tangent_propagator(jets_module(self.decoder)) if self._traceable else None
             if prop is not None:
                 probe = z[:2] if z.shape[0] >= 2 else z.expand(2, -1)
                 with torch.no_grad():
                     want = self.decoded(probe)
                     try:
                         got = prop.values(probe).reshape(2, -1)
-                    except UnsupportedOperation:
-                        got = None
+                    except UnsupportedOperation as err:
+                        self._fall_back(err)
+                        return None
                 whole = torch.cat(want, -1)
                 tol = 1e-10 if z.dtype == torch.float64 else 1e-4  # rounding of faster kernels
-                if got is not None and got.shape == whole.shape:
-                    scale = float(whole.abs().max()) + 1.0
-                    if torch.allclose(got, whole, rtol=tol, atol=tol * scale):
-                        self._propagator, self._sizes = prop, [t.shape[1] for t in want]
+                atol = tol * (float(whole.abs().max()) + 1.0)
+                if got.shape != whole.shape:
+                    self._announce(f"its traced module gives {got.shape[1]} values per point, "
+                                   f"its (μ, σ) has {whole.shape[1]}")  # fmt: skip
+                elif not torch.allclose(got, whole, rtol=tol, atol=atol):
+                    self._announce("its traced module does not compute the (μ, σ) it returns")
+                else:
+                    self._propagator, self._sizes = prop, [t.shape[1] for t in want]
         return self._propagator
 
     def _fall_back(self, err: UnsupportedOperation) -> None:
         self._propagator = None
-        message = f"the decoder's derivatives use torch.func from now on ({err})"
-        warn_once(self.decoder, PerformanceWarning(message))
+        self._announce(f"{err}")
+
+    def _announce(self, why: str) -> None:
+        owner = self.decoder
+        name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
+        message = f"{name}: {why}; its feature metric uses torch.func (exact, slower)"
+        warn_once(owner, PerformanceWarning(message), stacklevel=6)

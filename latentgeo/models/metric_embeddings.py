@@ -3,7 +3,9 @@
 :mod:`latentgeo.metrics` knows nothing of the models (the layers are one-way):
 importing :mod:`latentgeo.models` registers here that an
 :class:`~latentgeo.models.EnsembleDecoder`'s metric is the mean of its members'
-metrics, and the traceable metric embeddings of the stochastic decoders.
+metrics, the traceable metric embeddings of the stochastic decoders, and the
+traceable ``(μ, σ)`` of a Gaussian decoder for the feature metric
+(:func:`latentgeo.metrics.feature_decoder.jets_module`).
 
 A :class:`~latentgeo.models.GaussianDecoder` returns a ``Normal``, which
 ``torch.fx`` cannot trace; its metric is the pull-back of ``z ↦ (μ(z), σ(z))``,
@@ -22,10 +24,11 @@ from torch import Tensor, nn
 from latentgeo.metrics import Metric, as_metric
 from latentgeo.metrics.dispatch import ensemble_metric
 from latentgeo.metrics.embeddings import ConcatEmbedding, embedding_module
+from latentgeo.metrics.feature_decoder import jets_module
 from latentgeo.models.decoders import BernoulliDecoder, GaussianDecoder
 from latentgeo.models.ensemble import EnsembleDecoder
 
-__all__ = ["FisherRaoBernoulliEmbedding"]
+__all__ = ["FisherRaoBernoulliEmbedding", "MeanAndConstantScale"]
 
 
 class FisherRaoBernoulliEmbedding(nn.Module):
@@ -38,6 +41,34 @@ class FisherRaoBernoulliEmbedding(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         """``(N, d) -> (N, D)``."""
         return 2.0 * torch.atan(torch.tanh(self.logits(z) / 4.0)).flatten(1)
+
+
+class MeanAndConstantScale(nn.Module):
+    """``z ↦ (μ(z), σ)`` flattened and concatenated, for a constant ``σ``: a Gaussian
+    decoder's ``(μ, σ)`` for the feature metric (whose ``σ`` block has zero JVP).
+
+    Args:
+        mean_net: the mean network.
+        scale: the constant ``σ``.
+    """
+
+    def __init__(self, mean_net: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.mean_net = mean_net
+        self.scale = float(scale)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """``(N, d) -> (N, 2m)``."""
+        mean = self.mean_net(z).flatten(1)
+        return torch.cat([mean, mean * 0.0 + self.scale], dim=-1)
+
+
+@jets_module.register
+def _(decoder: GaussianDecoder) -> nn.Module | None:
+    if decoder.scale is not None:
+        return ConcatEmbedding(decoder.mean_net, decoder.scale)
+    assert decoder.constant_scale is not None
+    return MeanAndConstantScale(decoder.mean_net, decoder.constant_scale)
 
 
 @embedding_module.register

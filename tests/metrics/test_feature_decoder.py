@@ -3,12 +3,15 @@ where the decoder's traced embedding is (μ, σ), else by torch.func, the same n
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 
-from latentgeo.metrics.feature_decoder import DecoderJets, mean_and_scale
+from latentgeo.exceptions import PerformanceWarning
+from latentgeo.metrics.feature_decoder import DecoderJets, jets_module, mean_and_scale
 from latentgeo.models import GaussianDecoder
 
 
@@ -65,19 +68,76 @@ def test_a_deterministic_module_goes_through_the_engine() -> None:
     assert len(values) == len(tangents) == 1
 
 
-@pytest.mark.parametrize("kind", ["function", "constant scale"])
-def test_other_decoders_use_torch_func(kind: str) -> None:
-    """A function returning a distribution has no traced embedding; a constant σ's
-    embedding is the mean alone, not ``(μ, σ)``: both are checked and go by torch.func."""
+def test_a_constant_scale_goes_through_the_engine() -> None:
+    """A constant σ's metric embedding is the mean alone; its registered (μ, σ) module
+    (``jets_module``) keeps the feature metric on the engine."""
+    torch.manual_seed(3)
+    decoder = GaussianDecoder(_conv_mean(), 0.3).double().eval()
+    _check(DecoderJets(decoder), decoder, engine=True)
+
+
+def test_a_function_goes_through_the_engine() -> None:
+    """A function returning a distribution: the engine traces its
+    ``DecoderEmbedding`` (the modules it calls), whose ``Normal`` embedding is (μ, σ)."""
     torch.manual_seed(3)
     mean = _conv_mean().double().eval()
-    decoder: object
-    if kind == "function":
-        softplus = nn.Softplus()
+    softplus = nn.Softplus()
 
-        def decoder(z: Tensor) -> Independent:
-            return Independent(Normal(mean(z), softplus(z.sum(-1, keepdim=True))), 1)
+    def decoder(z: Tensor) -> Independent:
+        return Independent(Normal(mean(z), softplus(z.sum(-1, keepdim=True))), 1)
 
-    else:
-        decoder = GaussianDecoder(mean, 0.3).double().eval()
-    _check(DecoderJets(decoder), decoder, engine=False)  # type: ignore[arg-type]
+    _check(DecoderJets(decoder), decoder, engine=True)
+
+
+class _Branching(nn.Module):
+    """``torch.fx`` cannot turn a traced size into a Python ``int``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _conv_mean()
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).reshape(int(z.shape[0]), -1)
+
+
+def test_an_untraceable_module_is_announced_when_built() -> None:
+    decoder = _Branching().double().eval()
+    with pytest.warns(PerformanceWarning, match=r"_Branching: no traced fast path \(torch.fx"):
+        jets = DecoderJets(decoder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per decoder: neither again nor at the first call
+        DecoderJets(decoder)
+        _check(jets, decoder, engine=False)
+
+
+class _Mislabelled(nn.Module):
+    """Returns ``Normal(μ, σ)``; its registered module computes ``(μ, 2σ)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean, self.scale = nn.Linear(3, 4), nn.Sequential(nn.Linear(3, 4), nn.Softplus())
+
+    def forward(self, z: Tensor) -> Normal:
+        return Normal(self.mean(z), self.scale(z))
+
+
+class _Wrong(nn.Module):
+    def __init__(self, decoder: _Mislabelled) -> None:
+        super().__init__()
+        self.mean, self.scale = decoder.mean, decoder.scale
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.cat([self.mean(z), 2 * self.scale(z)], -1)
+
+
+@jets_module.register
+def _(decoder: _Mislabelled) -> nn.Module:
+    return _Wrong(decoder)
+
+
+def test_a_module_that_is_not_mu_sigma_is_announced_at_the_check() -> None:
+    torch.manual_seed(4)
+    decoder = _Mislabelled().double().eval()
+    jets = DecoderJets(decoder)  # nothing to say yet: the check needs points
+    with pytest.warns(PerformanceWarning, match="does not compute the"):
+        _check(jets, decoder, engine=False)
