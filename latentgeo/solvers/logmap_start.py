@@ -1,6 +1,7 @@
 """Where the log map starts: the energy geodesic's velocity and a model of the Jacobian.
 
-:func:`initial_velocity` is the first iterate of :func:`~latentgeo.solvers.log_map`;
+:func:`initial_velocity` is the first iterate of :func:`~latentgeo.solvers.log_map`
+(:func:`start` adds the length of a curve known to join the end points);
 :func:`initial_jacobian` the model of ``∂ exp_{z0}(v)/∂v`` that the first shot's
 measurements check and correct (:mod:`latentgeo.solvers.logmap`), across the
 directions of :func:`probe_directions` or all of :func:`across`.
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from latentgeo._validation import check_points, check_same_shape
+from latentgeo.curves import DiscreteCurve, curve_length
 from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import forward_jacobian
 from latentgeo.solvers.connecting import available_methods, connecting_geodesic
@@ -25,9 +27,23 @@ __all__ = [
     "initial_velocity",
     "jacobian_and_frames",
     "probe_directions",
+    "start",
 ]
 
 PROBES = 2  # random directions on which the Jacobian model is checked by differences
+
+
+def start(
+    metric: Metric, z0: Tensor, z1: Tensor, init: object, init_options: dict[str, Any]
+) -> tuple[Tensor, Tensor]:
+    """The starting velocity ``(B, d)`` and the length ``(B,)`` of a curve known to join
+    ``z0`` and ``z1``: the energy geodesic's (``init="energy"``), else the straight
+    segment's (:func:`~latentgeo.curves.curve_length`'s quadrature). No shortest geodesic
+    is longer."""
+    if isinstance(init, str) and init == "energy" and "spline" in available_methods():
+        return _energy_start(metric, z0, z1, init_options)
+    v = initial_velocity(metric, z0, z1, init, init_options)
+    return v, curve_length(metric, DiscreteCurve(z0, z1, num_points=2))
 
 
 def initial_velocity(
@@ -43,16 +59,23 @@ def initial_velocity(
     if init == "energy":
         if "spline" not in available_methods():
             return z1 - z0
-        res = connecting_geodesic(metric, z0, z1, **{"method": "spline", **init_options})
-        t0 = torch.zeros(1, dtype=z0.dtype, device=z0.device)
-        v = res.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
-        # the velocity of a constant-speed geodesic has norm = length
-        speed = metric.squared_norm(z0, v, validate=False).clamp_min(0.0).sqrt()
-        scale = res.length.detach().to(v.dtype) / speed
-        scale = torch.where(torch.isfinite(scale) & (speed > 0), scale, 1.0)
-        v = v * scale[:, None]
-        return torch.where(torch.isfinite(v).all(-1, keepdim=True), v, z1 - z0)
+        return _energy_start(metric, z0, z1, init_options)[0]
     raise ValueError(f"init must be 'energy', 'straight' or a (B, d) tensor, got {init!r}")
+
+
+def _energy_start(
+    metric: Metric, z0: Tensor, z1: Tensor, init_options: dict[str, Any]
+) -> tuple[Tensor, Tensor]:
+    """The energy geodesic's initial velocity, scaled to its length, and that length."""
+    res = connecting_geodesic(metric, z0, z1, **{"method": "spline", **init_options})
+    t0 = torch.zeros(1, dtype=z0.dtype, device=z0.device)
+    v = res.curve.velocity(t0)[:, 0].detach()  # type: ignore[operator]
+    # the velocity of a constant-speed geodesic has norm = length
+    speed = metric.squared_norm(z0, v, validate=False).clamp_min(0.0).sqrt()
+    length = res.length.detach().to(v.dtype)
+    scale = torch.where(torch.isfinite(length / speed) & (speed > 0), length / speed, 1.0)
+    v = v * scale[:, None]
+    return torch.where(torch.isfinite(v).all(-1, keepdim=True), v, z1 - z0), length
 
 
 def _sym_power(g: Tensor, power: float) -> Tensor:

@@ -138,7 +138,8 @@ class LogMapResult:
         converged: ``error ≤ atol + rtol·‖velocity‖``, ``(B,)`` bool.
         status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
             ``max_iter``, ``integration_error``, ``line_search_failed``,
-            ``invalid_metric``, ``nonfinite``, ``max_steps`` or ``step_underflow``.
+            ``invalid_metric``, ``nonfinite``, ``max_steps``, ``step_underflow`` or
+            ``not_minimizing`` (the geodesic found is longer than ``upper_bound``).
         iterations: quasi-Newton shots (exponential maps at an iterate) per pair, ``(B,)``.
         error: estimated ``‖velocity − log_{z0}(z1)‖``, ``(B,)`` (``inf`` when unknown).
         exp_maps: every exponential map computed per pair, ``(B,)``: the shots and
@@ -153,6 +154,11 @@ class LogMapResult:
             model without curvature and proves nothing: the pair is not converged,
             its status is that of the failed exponential maps (``nonfinite``,
             ``max_steps``, ``step_underflow``).
+        upper_bound: the length of a curve known to join ``z0`` and ``z1`` (the
+            energy start's, or the straight segment's), ``(B,)``: no shortest
+            geodesic is longer. A pair whose ``length`` exceeds it by more than
+            ``10 (rtol + atol/‖v‖)`` relative shot a geodesic past a conjugate
+            point and is ``not_minimizing``.
     """
 
     velocity: Tensor
@@ -164,6 +170,7 @@ class LogMapResult:
     error: Tensor | None = None
     exp_maps: Tensor | None = None
     jacobian_measured: Tensor | None = None
+    upper_bound: Tensor | None = None
 
     def raise_if_failed(self) -> None:
         """Raise :class:`ShootingError` unless every pair converged."""

@@ -8,7 +8,7 @@ plus the geodesic through it (a :class:`~latentgeo.solvers.HermiteCurve`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -21,14 +21,18 @@ from latentgeo.solvers.connecting import check_end_points, register_method
 from latentgeo.solvers.expmap import flatten_pair, geodesic_curve, tolerances
 from latentgeo.solvers.hermite import length_and_energy
 from latentgeo.solvers.logmap import LogMapResult, solve_log
-from latentgeo.solvers.logmap_start import initial_velocity
+from latentgeo.solvers.logmap_start import start
 from latentgeo.solvers.result import GeodesicResult
-from latentgeo.solvers.status import converged_mask
+from latentgeo.solvers.status import Status, converged_mask
 from latentgeo.solvers.validity import mark_invalid
 
 __all__ = ["log_map", "log_map_result"]
 
 Init = Literal["energy", "straight"] | Tensor
+
+#: how many times its tolerance a geodesic may exceed a known curve's length (the
+#: tolerance bounds the velocity's error, and so the length's to first order)
+MINIMALITY_SLACK = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,8 @@ class _Shooting:
         """Find the start and iterate (``z0``, ``z1`` validated ``(B, d)``)."""
         rtol, atol = tolerances(z0.dtype, self.rtol, self.atol)
         with torch.no_grad():
-            v0 = initial_velocity(metric, z0, z1, self.init, dict(self.init_options or {}))
-            return solve_log(
+            v0, bound = start(metric, z0, z1, self.init, dict(self.init_options or {}))
+            info = solve_log(
                 metric,
                 z0,
                 z1,
@@ -67,6 +71,21 @@ class _Shooting:
                 max_iter=self.max_iter,
                 max_steps=self.max_steps,
             )
+        return _minimizing(info, bound, rtol, atol)
+
+
+def _minimizing(info: LogMapResult, bound: Tensor, rtol: float, atol: float) -> LogMapResult:
+    """``info`` with ``upper_bound``; a converged pair whose geodesic is longer than that
+    (beyond :data:`MINIMALITY_SLACK` tolerances) is ``not_minimizing``, not converged."""
+    bound = bound.to(info.length.dtype)
+    v_norm = info.velocity.norm(dim=-1).clamp_min(torch.finfo(info.length.dtype).tiny)
+    allowance = MINIMALITY_SLACK * (rtol + atol / v_norm) * info.length
+    longer = info.converged & (info.length - bound > allowance)
+    if not bool(longer.any()):
+        return replace(info, upper_bound=bound)
+    flags = longer.tolist()
+    status = [Status.NOT_MINIMIZING if f else s for s, f in zip(info.status, flags, strict=True)]
+    return replace(info, status=status, converged=info.converged & ~longer, upper_bound=bound)
 
 
 def log_map(
@@ -89,7 +108,9 @@ def log_map(
     (one batched exponential map per iteration; the Jacobian measured once, at
     the first loose shot, by the Gauss lemma and ``d − 1`` loose exponential maps)
     until the estimated error, integration error included, is within
-    ``atol + rtol·‖v‖`` (see :mod:`latentgeo.solvers.logmap`).
+    ``atol + rtol·‖v‖`` (see :mod:`latentgeo.solvers.logmap`). A geodesic longer
+    than a curve known to join the end points (``LogMapResult.upper_bound``)
+    passed a conjugate point: it is not the log map (``not_minimizing``).
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.

@@ -47,6 +47,9 @@ class Status(str, enum.Enum):
     * ``not_solved``: no solver ran on this pair (an initialisation reported
       as is); never a success.
     * ``failed``: another failure, explained in the result's ``message``.
+    * ``not_minimizing``: a geodesic joins the end points to the tolerance, but a
+      shorter curve is known to join them (the geodesic passed a conjugate
+      point): it is not the log map nor a shortest path.
 
     Example:
         >>> Status.CONVERGED == "converged", Status("max_iter") is Status.MAX_ITERATIONS
@@ -68,6 +71,7 @@ class Status(str, enum.Enum):
     UNREACHABLE = "unreachable"
     NOT_SOLVED = "not_solved"
     FAILED = "failed"
+    NOT_MINIMIZING = "not_minimizing"  # last: codes are member indices
 
     def __str__(self) -> str:
         return self.value
@@ -92,7 +96,7 @@ class Status(str, enum.Enum):
         The more severe wins (order: ``invalid_metric``, ``unreachable``,
         ``nonfinite``, ``failed``, ``not_solved``, ``step_underflow``,
         ``integration_error``, ``max_steps``, ``line_search_failed``,
-        ``max_iter``, ``converged``); two successes give a success.
+        ``not_minimizing``, ``max_iter``, ``converged``); two successes give a success.
         """
         return first if _SEVERITY[first] >= _SEVERITY[second] else second
 
@@ -118,20 +122,25 @@ _HINTS = {
     Status.UNREACHABLE: "no path joins the end points (different graph components)",
     Status.NOT_SOLVED: "no solver ran on this pair: the value is an initialisation",
     Status.FAILED: "the solver failed: see the result's message",
+    Status.NOT_MINIMIZING: (
+        "a geodesic, but longer than a curve known to join the end points (it passed a "
+        "conjugate point): start nearer the shortest one (init='energy')"
+    ),
 }
 
 _SEVERITY = {
     Status.CONVERGED: 0,
     Status.MAX_ITERATIONS: 1,
-    Status.LINE_SEARCH_FAILED: 2,
-    Status.MAX_STEPS: 3,
-    Status.INTEGRATION_ERROR: 4,
-    Status.STEP_UNDERFLOW: 5,
-    Status.NOT_SOLVED: 6,
-    Status.FAILED: 7,
-    Status.NON_FINITE: 8,
-    Status.UNREACHABLE: 9,
-    Status.INVALID_METRIC: 10,
+    Status.NOT_MINIMIZING: 2,
+    Status.LINE_SEARCH_FAILED: 3,
+    Status.MAX_STEPS: 4,
+    Status.INTEGRATION_ERROR: 5,
+    Status.STEP_UNDERFLOW: 6,
+    Status.NOT_SOLVED: 7,
+    Status.FAILED: 8,
+    Status.NON_FINITE: 9,
+    Status.UNREACHABLE: 10,
+    Status.INVALID_METRIC: 11,
 }
 
 #: the members in a fixed order: ``CODES[i]`` is the status of integer code ``i``

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from latentgeo.curves import DiscreteCurve, curve_length
 from latentgeo.metrics import as_metric
-from latentgeo.solvers.logmap_start import initial_jacobian, initial_velocity
+from latentgeo.solvers.logmap_start import initial_jacobian, initial_velocity, start
 from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere
 
 
@@ -56,3 +57,21 @@ def test_starts() -> None:
     assert float(((energy - exact).norm(dim=-1) / exact.norm(dim=-1)).max()) < 1e-2
     with pytest.raises(ValueError, match="init"):
         initial_velocity(metric, z0, z1, "nope", {})
+
+
+def test_start_bounds_the_distance_by_a_known_curve() -> None:
+    # energy: the geodesic's length; otherwise the straight segment's (on the disk it is
+    # longer than the geodesic between points off a common diameter)
+    disk = PoincareDisk()
+    metric = as_metric(disk)
+    z0 = torch.tensor([[0.1, 0.2], [-0.3, 0.1]], dtype=torch.float64)
+    z1 = torch.tensor([[0.4, -0.1], [0.2, 0.3]], dtype=torch.float64)
+    exact = disk.distance(z0, z1)
+    v, bound = start(metric, z0, z1, "energy", {})
+    torch.testing.assert_close(v, initial_velocity(metric, z0, z1, "energy", {}))
+    torch.testing.assert_close(bound, exact, rtol=1e-6, atol=0)
+    for init in ("straight", torch.ones(2, 2, dtype=torch.float64)):
+        _, segment = start(metric, z0, z1, init, {})
+        assert bool((segment > exact * (1 + 1e-6)).all()), (segment, exact)
+        want = curve_length(metric, DiscreteCurve(z0, z1, num_points=2), num_points=1024)
+        torch.testing.assert_close(segment, want, rtol=1e-5, atol=0)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from latentgeo.curves import curve_energy, curve_length
-from latentgeo.solvers import HermiteCurve, connecting_geodesic
+from latentgeo.solvers import HermiteCurve, Status, connecting_geodesic, log_map, log_map_result
 from latentgeo.testing import PoincareDisk, StereographicSphere
 
 
@@ -37,6 +37,43 @@ def test_one_length_per_curve() -> None:
     torch.testing.assert_close(res.length, curve_length(disk, res.curve), rtol=1e-12, atol=0)
     torch.testing.assert_close(res.energy, curve_energy(disk, res.curve), rtol=1e-12, atol=0)
     torch.testing.assert_close(res.length, disk.distance(z0, z1), rtol=1e-6, atol=0)
+
+
+def _the_long_way_round(dtype: torch.dtype):
+    """Pairs on the sphere 1 … 2 apart, and the velocity of the other great-circle arc
+    to the same end point (length 2π − d, past the conjugate point at π)."""
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(5)
+    z0 = 0.5 * torch.randn(8, 2, generator=gen, dtype=torch.float64)
+    direction = torch.randn(8, 2, generator=gen, dtype=torch.float64)
+    lam = 2.0 / (1.0 + (z0 * z0).sum(-1, keepdim=True))  # G = λ² I
+    dist = torch.linspace(1.0, 2.0, 8, dtype=torch.float64)[:, None]
+    unit = direction / direction.norm(dim=-1, keepdim=True) / lam
+    z1 = sphere.exp(z0, unit * dist)
+    long = -unit * (2 * torch.pi - dist)
+    return sphere, z0.to(dtype), z1.to(dtype), long.to(dtype), dist[:, 0]
+
+
+def test_a_geodesic_past_a_conjugate_point_is_not_minimizing(dtype: torch.dtype) -> None:
+    # shooting from the other arc's velocity converges to it: a geodesic to z1 to the
+    # tolerance, 2π − d long; the straight segment is shorter, so it is not the log map
+    sphere, z0, z1, long, dist = _the_long_way_round(dtype)
+    info = log_map_result(sphere, z0, z1, init=long)
+    length = info.length.double()
+    assert info.upper_bound is not None
+    assert bool((info.upper_bound.double() < 2 * torch.pi - dist).all())
+    assert bool(((length - (2 * torch.pi - dist)).abs() < 1e-3 * length).all()), length
+    # float32: two pairs also miss the integration tolerance (integration_error)
+    flagged = [s is Status.NOT_MINIMIZING for s in info.status]
+    assert sum(flagged) >= 6 and not bool(info.converged.any()), info.status
+    assert bool(torch.isnan(log_map(sphere, z0, z1, init=long)).all())
+    res = connecting_geodesic(sphere, z0, z1, method="shooting", init=long)
+    assert res.num_converged == 0 and res.status.count(Status.NOT_MINIMIZING) == sum(flagged)
+    # from the energy geodesic: the short arc, converged, within its bound
+    info = log_map_result(sphere, z0, z1)
+    assert bool(info.converged.all()) and info.upper_bound is not None
+    tol = 1e-6 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(info.length.double(), dist, rtol=10 * tol, atol=0)
 
 
 @pytest.mark.parametrize(
