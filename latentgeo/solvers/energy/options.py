@@ -88,9 +88,11 @@ class EnergyOptions:
         patience: Adam stops a pair after this many steps without progress
             (``>= 1``).
         history: L-BFGS memory, in curvature pairs (``>= 1``). Thirty, not the
-            textbook five: at 64 knots (128 parameters) on an RBF-precision
-            decoder the energy's curvature is learnt slowly, and five left 135
-            of 435 pairs at their iteration budget (``benchmarks/geodesics.py``).
+            textbook five: on an RBF-precision decoder the energy's curvature
+            is learnt slowly. On the 435 pairs of ``benchmarks/geodesics.py``
+            (defaults, 2026-12-03) five needed twice the iterations (median 213
+            against 100, 335 against 320 CPU-s) for the same 324 converged
+            pairs; at the former 64 knots five left 135 of them at the budget.
         precondition_every: recompute the L-BFGS preconditioner every this many
             iterations, for the pairs whose curve moved since theirs (``>= 1``).
         reparametrize: return the curves reparametrised to constant speed.
