@@ -96,7 +96,11 @@ class DecoderJets:
         """Whether :func:`jets_module` has a traced fast path; if not, say once why (the
         engine itself is built at the first call, so that copies of a metric build their
         own)."""
-        module = jets_module(self.decoder)
+        try:
+            module = jets_module(self.decoder)
+        except ValueError as err:  # e.g. a module the function calls is in training mode
+            self._announce(f"no traced fast path ({err})")
+            return False
         if module is None:
             self._announce("no traced fast path (no (μ, σ) module is registered for it)")
             return False
@@ -161,8 +165,9 @@ class DecoderJets:
                 if got.shape != whole.shape:
                     self._announce(f"its traced module gives {got.shape[1]} values per point, "
                                    f"its (μ, σ) has {whole.shape[1]}")  # fmt: skip
-                elif not torch.allclose(got, whole, rtol=tol, atol=atol):
-                    self._announce("its traced module does not compute the (μ, σ) it returns")
+                elif not torch.allclose(got, whole, rtol=tol, atol=atol, equal_nan=True):
+                    self._announce("its traced module (jets_module) does not match the (μ, σ) "
+                                   "it returns; register one that does")  # fmt: skip
                 else:
                     self._propagator, self._sizes = prop, [t.shape[1] for t in want]
         return self._propagator

@@ -38,10 +38,15 @@ def start(
 ) -> tuple[Tensor, Tensor]:
     """The starting velocity ``(B, d)`` and the length ``(B,)`` of a curve known to join
     ``z0`` and ``z1``: the energy geodesic's (``init="energy"``), else the straight
-    segment's (:func:`~latentgeo.curves.curve_length`'s quadrature). No shortest geodesic
-    is longer."""
+    segment's (:func:`~latentgeo.curves.curve_length`'s quadrature; also where the
+    energy geodesic's length is not finite). No shortest geodesic is longer, up to the
+    quadrature's error."""
     if isinstance(init, str) and init == "energy" and "spline" in available_methods():
-        return _energy_start(metric, z0, z1, init_options)
+        v, length = _energy_start(metric, z0, z1, init_options)
+        if bool(torch.isfinite(length).all()):
+            return v, length
+        segment = curve_length(metric, DiscreteCurve(z0, z1, num_points=2))
+        return v, torch.where(torch.isfinite(length), length, segment)
     v = initial_velocity(metric, z0, z1, init, init_options)
     return v, curve_length(metric, DiscreteCurve(z0, z1, num_points=2))
 

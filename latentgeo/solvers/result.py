@@ -135,7 +135,8 @@ class LogMapResult:
             (the returned velocity adds one more Newton correction), ``(B,)``.
         length: its Riemannian norm ``‖v‖_{G(z0)}``, the geodesic's length, ``(B,)``
             (NaN where ``vᵀ G(z0) v`` is negative or not finite: ``invalid_metric``).
-        converged: ``error ≤ atol + rtol·‖velocity‖``, ``(B,)`` bool.
+        converged: ``error ≤ atol + rtol·‖velocity‖``, and not ``not_minimizing``,
+            ``(B,)`` bool.
         status: per pair, a :class:`~latentgeo.solvers.Status`: ``converged``,
             ``max_iter``, ``integration_error``, ``line_search_failed``,
             ``invalid_metric``, ``nonfinite``, ``max_steps``, ``step_underflow`` or
@@ -155,10 +156,11 @@ class LogMapResult:
             its status is that of the failed exponential maps (``nonfinite``,
             ``max_steps``, ``step_underflow``).
         upper_bound: the length of a curve known to join ``z0`` and ``z1`` (the
-            energy start's, or the straight segment's), ``(B,)``: no shortest
-            geodesic is longer. A pair whose ``length`` exceeds it by more than
-            ``10 (rtol + atol/‖v‖)`` relative shot a geodesic past a conjugate
-            point and is ``not_minimizing``.
+            energy start's, or the straight segment's; a quadrature), ``(B,)``: no
+            shortest geodesic is longer. A pair whose ``length`` exceeds it by
+            more than ten times its tolerance in ``G(z0)``'s norm,
+            ``10 ‖G(z0)^{1/2}‖₂ (atol + rtol‖v‖)``, shot a geodesic past a
+            conjugate point and is ``not_minimizing``.
     """
 
     velocity: Tensor

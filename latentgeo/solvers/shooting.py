@@ -30,8 +30,8 @@ __all__ = ["log_map", "log_map_result"]
 
 Init = Literal["energy", "straight"] | Tensor
 
-#: how many times its tolerance a geodesic may exceed a known curve's length (the
-#: tolerance bounds the velocity's error, and so the length's to first order)
+#: how many times its tolerance a geodesic may exceed a known curve's length: the
+#: tolerance bounds ‖v − log‖, so the length's error by ‖G(z0)^{1/2}‖₂ times it
 MINIMALITY_SLACK = 10.0
 
 
@@ -71,16 +71,23 @@ class _Shooting:
                 max_iter=self.max_iter,
                 max_steps=self.max_steps,
             )
-        return _minimizing(info, bound, rtol, atol)
+            return _minimizing(metric, z0, info, bound, rtol, atol)
 
 
-def _minimizing(info: LogMapResult, bound: Tensor, rtol: float, atol: float) -> LogMapResult:
+def _minimizing(
+    metric: Metric, z0: Tensor, info: LogMapResult, bound: Tensor, rtol: float, atol: float
+) -> LogMapResult:
     """``info`` with ``upper_bound``; a converged pair whose geodesic is longer than that
-    (beyond :data:`MINIMALITY_SLACK` tolerances) is ``not_minimizing``, not converged."""
+    by more than :data:`MINIMALITY_SLACK` times its tolerance, measured in ``G(z0)``'s
+    norm (``‖G^{1/2}‖₂ (atol + rtol‖v‖)``), is ``not_minimizing``, not converged."""
     bound = bound.to(info.length.dtype)
-    v_norm = info.velocity.norm(dim=-1).clamp_min(torch.finfo(info.length.dtype).tiny)
-    allowance = MINIMALITY_SLACK * (rtol + atol / v_norm) * info.length
-    longer = info.converged & (info.length - bound > allowance)
+    longer = info.converged & (info.length > bound)
+    if bool(longer.any()):  # rare: the metric tensor only where it is needed
+        rows = longer.nonzero()[:, 0]
+        v = info.velocity[rows]
+        top = torch.linalg.eigvalsh(metric.metric_tensor(z0[rows]))[..., -1].clamp_min(0.0)
+        allowance = MINIMALITY_SLACK * top.sqrt() * (atol + rtol * v.norm(dim=-1))
+        longer[rows] = info.length[rows] - bound[rows] > allowance
     if not bool(longer.any()):
         return replace(info, upper_bound=bound)
     flags = longer.tolist()
@@ -244,5 +251,6 @@ def _shooting(
             "residual": info.residual,
             "error": info.error,
             "log_length": info.length,
+            "upper_bound": info.upper_bound,
         },
     )

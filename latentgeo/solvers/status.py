@@ -94,9 +94,10 @@ class Status(str, enum.Enum):
         """The status of a pair that went through two stages with these outcomes.
 
         The more severe wins (order: ``invalid_metric``, ``unreachable``,
-        ``nonfinite``, ``failed``, ``not_solved``, ``step_underflow``,
-        ``integration_error``, ``max_steps``, ``line_search_failed``,
-        ``not_minimizing``, ``max_iter``, ``converged``); two successes give a success.
+        ``nonfinite``, ``failed``, ``not_solved``, ``not_minimizing`` (a wrong
+        answer, not an unproven one), ``step_underflow``, ``integration_error``,
+        ``max_steps``, ``line_search_failed``, ``max_iter``, ``converged``); two
+        successes give a success.
         """
         return first if _SEVERITY[first] >= _SEVERITY[second] else second
 
@@ -131,11 +132,11 @@ _HINTS = {
 _SEVERITY = {
     Status.CONVERGED: 0,
     Status.MAX_ITERATIONS: 1,
-    Status.NOT_MINIMIZING: 2,
-    Status.LINE_SEARCH_FAILED: 3,
-    Status.MAX_STEPS: 4,
-    Status.INTEGRATION_ERROR: 5,
-    Status.STEP_UNDERFLOW: 6,
+    Status.LINE_SEARCH_FAILED: 2,
+    Status.MAX_STEPS: 3,
+    Status.INTEGRATION_ERROR: 4,
+    Status.STEP_UNDERFLOW: 5,
+    Status.NOT_MINIMIZING: 6,
     Status.NOT_SOLVED: 7,
     Status.FAILED: 8,
     Status.NON_FINITE: 9,

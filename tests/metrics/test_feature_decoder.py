@@ -105,7 +105,8 @@ def test_an_untraceable_module_is_announced_when_built() -> None:
     with pytest.warns(PerformanceWarning, match=r"_Branching: no traced fast path \(torch.fx"):
         jets = DecoderJets(decoder)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # once per decoder: neither again nor at the first call
+        # once per decoder: neither again nor at the first call
+        warnings.simplefilter("error", PerformanceWarning)
         DecoderJets(decoder)
         _check(jets, decoder, engine=False)
 
@@ -139,5 +140,18 @@ def test_a_module_that_is_not_mu_sigma_is_announced_at_the_check() -> None:
     torch.manual_seed(4)
     decoder = _Mislabelled().double().eval()
     jets = DecoderJets(decoder)  # nothing to say yet: the check needs points
-    with pytest.warns(PerformanceWarning, match="does not compute the"):
+    with pytest.warns(PerformanceWarning, match="does not match the"):
         _check(jets, decoder, engine=False)
+
+
+def test_a_function_calling_a_training_module_is_announced_not_refused() -> None:
+    # the traced embedding refuses modules in training mode (as_metric does too); the
+    # feature metric differentiates the function by torch.func instead, and says why
+    net = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.0)).double()  # training mode
+
+    def decoder(z: Tensor) -> Tensor:
+        return net(z)
+
+    with pytest.warns(PerformanceWarning, match="no traced fast path"):
+        jets = DecoderJets(decoder)
+    _check(jets, decoder, engine=False)

@@ -31,9 +31,9 @@ def test_members_print_compare_and_serialise_as_their_values() -> None:
 
 def test_combine_keeps_the_more_severe_and_is_symmetric() -> None:
     order = [
-        Status.CONVERGED, Status.MAX_ITERATIONS, Status.NOT_MINIMIZING,
-        Status.LINE_SEARCH_FAILED, Status.MAX_STEPS,
-        Status.INTEGRATION_ERROR, Status.STEP_UNDERFLOW, Status.NOT_SOLVED, Status.FAILED,
+        Status.CONVERGED, Status.MAX_ITERATIONS, Status.LINE_SEARCH_FAILED, Status.MAX_STEPS,
+        Status.INTEGRATION_ERROR, Status.STEP_UNDERFLOW, Status.NOT_MINIMIZING,
+        Status.NOT_SOLVED, Status.FAILED,
         Status.NON_FINITE, Status.UNREACHABLE, Status.INVALID_METRIC,
     ]  # fmt: skip
     assert set(order) == set(Status)
