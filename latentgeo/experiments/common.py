@@ -12,9 +12,10 @@ Budgets (:data:`BUDGETS`), the same code at three sizes:
   (``models/``, ``tables/``; the run folder itself appears only whole, see
   :class:`~latentgeo.experiments.RunDir`), and a rerun with the same
   settings picks up where it stopped.
-* ``"cpu"``: what fits in about 45 minutes on 2 CPU cores, chosen so that the
-  paper's conclusion is still testable; training is early-stopped on a fixed
-  validation split and its final validation losses are reported.
+* ``"cpu"``: what fits in about 45 minutes on 2 CPU cores (k-means: about 100,
+  recorded on its page), chosen so that the paper's conclusion is still
+  testable; training is early-stopped on a fixed validation split and its
+  final validation losses are reported.
 * ``"quick"``: a smoke test of the whole pipeline (seconds to minutes); its
   outputs say that they are not a result.
 """
