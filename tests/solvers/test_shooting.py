@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from latentgeo.curves import curve_energy, curve_length
+from latentgeo.metrics import as_metric
 from latentgeo.solvers import HermiteCurve, Status, connecting_geodesic, log_map, log_map_result
-from latentgeo.testing import PoincareDisk, StereographicSphere
+from latentgeo.solvers.result import LogMapResult
+from latentgeo.solvers.shooting import MINIMALITY_SLACK, _minimizing
+from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere
 
 
 def test_shooting_method_on_the_sphere() -> None:
@@ -74,6 +77,28 @@ def test_a_geodesic_past_a_conjugate_point_is_not_minimizing(dtype: torch.dtype)
     assert bool(info.converged.all()) and info.upper_bound is not None
     tol = 1e-6 if dtype == torch.float64 else 1e-4
     torch.testing.assert_close(info.length.double(), dist, rtol=10 * tol, atol=0)
+
+
+def test_the_minimality_allowance_is_in_the_metric_norm() -> None:
+    # G = diag(1, 100): ‖G^{1/2}‖₂ = 10, so a length may exceed its bound by
+    # 10 · 10 · (atol + rtol‖v‖) = 1e-3 here; NaN lengths or bounds, v = 0 and
+    # unconverged pairs are never flagged
+    metric = as_metric(LinearMap(torch.diag(torch.tensor([1.0, 10.0], dtype=torch.float64))))
+    z0 = torch.zeros(6, 2, dtype=torch.float64)
+    v = torch.tensor([[1.0, 0.0]] * 5 + [[0.0, 0.0]], dtype=torch.float64)
+    length = torch.tensor([1.0, 1.0, 1.0, float("nan"), 1.0, 0.0], dtype=torch.float64)
+    bound = torch.tensor([1.0 - 0.9e-3, 1.0 - 1.1e-3, float("nan"), 0.5, 0.5, 0.0])
+    converged = torch.tensor([True, True, True, True, False, True])
+    status = [Status.CONVERGED if c else Status.MAX_ITERATIONS for c in converged.tolist()]
+    info = LogMapResult(v, torch.zeros(6), length, converged, status, torch.ones(6))
+    assert MINIMALITY_SLACK == 10.0
+    out = _minimizing(metric, z0, info, bound, rtol=1e-5, atol=0.0)
+    assert out.status == [
+        Status.CONVERGED, Status.NOT_MINIMIZING, Status.CONVERGED, Status.CONVERGED,
+        Status.MAX_ITERATIONS, Status.CONVERGED,
+    ]  # fmt: skip
+    assert out.converged.tolist() == [True, False, True, True, False, True]
+    assert out.upper_bound is not None and out.upper_bound.dtype == torch.float64
 
 
 @pytest.mark.parametrize(
