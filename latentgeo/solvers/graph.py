@@ -191,6 +191,9 @@ def _graph(
         samples: points per graph path used for that fit, ``>= 2``.
         refine: refine the spline with the energy solver (``False``: report the
             fitted spline as it is, with status ``not_solved``: no tolerance was checked).
+            This name takes the energy solver's own ``refine`` (knot refinement):
+            to solve on the graph's knots without adding any, pass
+            ``max_knots=num_knots``.
         **energy_options: passed to :func:`~latentgeo.solvers.energy.minimize_energy`.
 
     Returns:
