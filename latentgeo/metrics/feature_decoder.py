@@ -90,24 +90,25 @@ class DecoderJets:
         self._checked = False
         self._propagator: TangentPropagator | None = None
         self._sizes: list[int] = []
-        self._traceable = self._announce_if_untraceable()
+        self._module = self._traceable_module()
 
-    def _announce_if_untraceable(self) -> bool:
-        """Whether :func:`jets_module` has a traced fast path; if not, say once why (the
-        engine itself is built at the first call, so that copies of a metric build their
+    def _traceable_module(self) -> nn.Module | None:
+        """:func:`jets_module`, if it has a traced fast path; if not, say once why (the
+        engine on it is built at the first call, so that copies of a metric build their
         own)."""
         try:
             module = jets_module(self.decoder)
         except ValueError as err:  # e.g. a module the function calls is in training mode
             self._announce(f"no traced fast path ({err})")
-            return False
+            return None
         if module is None:
             self._announce("no traced fast path (no (μ, σ) module is registered for it)")
-            return False
+            return None
         report = fast_path_report(module)
         if not report.usable:
             self._announce(f"no traced fast path ({report.reason})")
-        return report.usable
+            return None
+        return module
 
     def decoded(self, z: Tensor) -> tuple[Tensor, ...]:
         """``(μ(z),)`` (deterministic decoder) or ``(μ(z), σ(z))`` (Gaussian), each ``(N, m)``."""
@@ -149,7 +150,7 @@ class DecoderJets:
         the first ``z``, against the decoder itself (a mismatch is announced)."""
         if not self._checked:
             self._checked = True
-            prop = try_tangent_propagator(jets_module(self.decoder)) if self._traceable else None
+            prop = None if self._module is None else try_tangent_propagator(self._module)
             if prop is not None:
                 probe = z[:2] if z.shape[0] >= 2 else z.expand(2, -1)
                 with torch.no_grad():

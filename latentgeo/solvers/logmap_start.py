@@ -45,10 +45,11 @@ def start(
         v, length = _energy_start(metric, z0, z1, init_options)
         if bool(torch.isfinite(length).all()):
             return v, length
-        segment = curve_length(metric, DiscreteCurve(z0, z1, num_points=2))
-        return v, torch.where(torch.isfinite(length), length, segment)
-    v = initial_velocity(metric, z0, z1, init, init_options)
-    return v, curve_length(metric, DiscreteCurve(z0, z1, num_points=2))
+    else:
+        v = initial_velocity(metric, z0, z1, init, init_options)
+        length = torch.full(z0.shape[:1], torch.nan, dtype=z0.dtype, device=z0.device)
+    segment = curve_length(metric, DiscreteCurve(z0, z1, num_points=2))
+    return v, torch.where(torch.isfinite(length), length, segment)
 
 
 def initial_velocity(
