@@ -16,7 +16,7 @@ from latentgeo.metrics.embeddings import (
 )
 from latentgeo.metrics.ensemble import MeanMetric
 from latentgeo.metrics.explicit import ExplicitMetric
-from latentgeo.metrics.feature import FeatureMetric
+from latentgeo.metrics.feature import FeatureMetric, feature_metric
 from latentgeo.metrics.local_pca import LocalPCAMetric
 from latentgeo.metrics.measures import (
     condition_number,
@@ -54,6 +54,7 @@ __all__ = [
     "decoder_metric",
     "embedding_module",
     "expected_metric",
+    "feature_metric",
     "log_volume_element",
     "output_embedding",
     "principal_directions",

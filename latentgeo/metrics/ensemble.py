@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import cast
+from functools import singledispatch
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +13,35 @@ from torch import Tensor, nn
 from latentgeo.metrics.base import Metric
 from latentgeo.metrics.terms import GeodesicTerms
 
-__all__ = ["MeanMetric"]
+__all__ = ["MeanMetric", "ensemble_members"]
+
+
+@singledispatch
+def ensemble_members(obj: object) -> list[Any] | None:
+    """The members of an ensemble of decoders, or ``None`` for anything else.
+
+    A list, tuple or ``nn.ModuleList`` is an ensemble of its items;
+    :mod:`latentgeo.models` registers :class:`~latentgeo.models.EnsembleDecoder`
+    (``ensemble_members.register``), so this module knows nothing of the models.
+
+    Args:
+        obj: a decoder, an ensemble of decoders, or anything else.
+
+    Returns:
+        The K members, or ``None`` when ``obj`` is not an ensemble.
+
+    Example:
+        >>> ensemble_members([abs, abs]), ensemble_members(abs)
+        ([<built-in function abs>, <built-in function abs>], None)
+    """
+    return None
+
+
+@ensemble_members.register(list)
+@ensemble_members.register(tuple)
+@ensemble_members.register(nn.ModuleList)
+def _(obj: list[Any] | tuple[Any, ...] | nn.ModuleList) -> list[Any]:
+    return list(obj)
 
 
 class MeanMetric(Metric):

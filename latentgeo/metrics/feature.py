@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -11,6 +11,7 @@ from torch.func import jvp
 
 from latentgeo._chunked import run_over_points
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.ensemble import MeanMetric, ensemble_members
 from latentgeo.metrics.feature_decoder import DecoderJets
 from latentgeo.metrics.feature_diagonal import (
     DIAGONAL_METHODS,
@@ -22,7 +23,7 @@ from latentgeo.metrics.feature_diagonal import (
 )
 from latentgeo.metrics.jacobians import push_tangents
 
-__all__ = ["FeatureMetric"]
+__all__ = ["FeatureMetric", "feature_metric"]
 
 
 def _check_diagonal(diagonal: object, probes: object, seed: object) -> tuple[str, int | None, int]:
@@ -80,6 +81,9 @@ class FeatureMetric(Metric):
     traceable module), else from ``torch.func`` (see
     :mod:`~latentgeo.metrics.feature_decoder`).
 
+    One decoder: the feature metric of an ensemble is
+    :func:`feature_metric`'s mean of its members'.
+
     Args:
         decoder: maps ``(N, d)`` to a Tensor, ``Normal`` or ``Independent(Normal)``
             of data shape ``(N, ...)``.
@@ -119,6 +123,13 @@ class FeatureMetric(Metric):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        members = ensemble_members(decoder)
+        if members is not None:
+            raise TypeError(
+                f"decoder must be one decoder, got an ensemble of {len(members)} "
+                f"({type(decoder).__name__}); its feature metric, the mean of the members' "
+                "(1/K) Σ_k G_k, is latentgeo.metrics.feature_metric(decoder, feature, ...)"
+            )
         if not callable(decoder):
             raise TypeError(f"decoder must be callable, got {type(decoder).__name__}")
         if not callable(feature):
@@ -243,3 +254,43 @@ class FeatureMetric(Metric):
             chunk_size=self.chunk_size,
         )
         return torch.cat(parts).reshape(*batch, d, d)
+
+
+def feature_metric(decoder: Any, feature: Callable[[Tensor], Tensor], **options: Any) -> Metric:
+    """The feature metric of a decoder or of an ensemble of decoders.
+
+    For one decoder, :class:`FeatureMetric` ``(decoder, feature, **options)``. For an
+    ensemble (an :class:`~latentgeo.models.EnsembleDecoder`, a list, tuple or
+    ``nn.ModuleList`` of decoders: see :func:`~latentgeo.metrics.ensemble.ensemble_members`)
+    the mean of the members' feature metrics,
+
+    .. math::
+        G(z) = \\frac{1}{K} \\sum_k J_{μ_k}ᵀ M_h(μ_k) J_{μ_k}
+               + J_{σ_k}ᵀ \\operatorname{diag}(M_h(μ_k)) J_{σ_k},
+
+    the expected metric of Syrota et al. seen through ``h`` (a
+    :class:`~latentgeo.metrics.MeanMetric`). Each member gets the same options
+    (with ``diagonal="hutchinson"``, the same probes).
+
+    Args:
+        decoder: a decoder or an ensemble of decoders.
+        feature: the feature map ``h``, shared by every member.
+        options: keyword options of :class:`FeatureMetric`.
+
+    Returns:
+        A :class:`FeatureMetric`, or a :class:`~latentgeo.metrics.MeanMetric` of them.
+
+    Example:
+        >>> import torch
+        >>> h = lambda x: x[:, :1]  # the first coordinate
+        >>> g = feature_metric([lambda z: 2 * z, lambda z: 4 * z], h)
+        >>> g.metric_tensor(torch.zeros(2))  # (2² + 4²) / 2 on the first axis
+        tensor([[10.,  0.],
+                [ 0.,  0.]])
+    """
+    members = ensemble_members(decoder)
+    if members is None:
+        return FeatureMetric(decoder, feature, **options)
+    if len(members) == 0:
+        raise ValueError("decoder is an ensemble with no members; it needs at least one")
+    return MeanMetric([FeatureMetric(m, feature, **options) for m in members])

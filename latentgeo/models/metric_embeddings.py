@@ -3,8 +3,9 @@
 :mod:`latentgeo.metrics` knows nothing of the models (the layers are one-way):
 importing :mod:`latentgeo.models` registers here that an
 :class:`~latentgeo.models.EnsembleDecoder`'s metric is the mean of its members'
-metrics, the traceable metric embeddings of the stochastic decoders, and the
-traceable ``(μ, σ)`` of a Gaussian decoder for the feature metric
+metrics (and that it is an ensemble, for :func:`~latentgeo.metrics.feature_metric`),
+the traceable metric embeddings of the stochastic decoders, and the traceable
+``(μ, σ)`` of a Gaussian decoder for the feature metric
 (:func:`latentgeo.metrics.feature_decoder.jets_module`).
 
 A :class:`~latentgeo.models.GaussianDecoder` returns a ``Normal``, which
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from latentgeo.metrics import Metric, as_metric
 from latentgeo.metrics.dispatch import ensemble_metric
 from latentgeo.metrics.embeddings import ConcatEmbedding, embedding_module
+from latentgeo.metrics.ensemble import ensemble_members
 from latentgeo.metrics.feature_decoder import jets_module
 from latentgeo.models.decoders import BernoulliDecoder, GaussianDecoder
 from latentgeo.models.ensemble import EnsembleDecoder
@@ -86,3 +88,8 @@ def _(decoder: BernoulliDecoder) -> nn.Module | None:
 @as_metric.register
 def _(decoder: EnsembleDecoder, **options: Any) -> Metric:
     return ensemble_metric(list(decoder.members), **options)
+
+
+@ensemble_members.register
+def _(decoder: EnsembleDecoder) -> list[Any]:
+    return list(decoder.members)

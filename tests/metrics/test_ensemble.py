@@ -10,6 +10,7 @@ from latentgeo.metrics import (
     as_metric,
     expected_metric,
 )
+from latentgeo.metrics.ensemble import ensemble_members
 from latentgeo.models import EnsembleDecoder
 from latentgeo.testing import tolerance
 
@@ -37,3 +38,13 @@ def test_ensemble_of_identical_members_equals_one_member() -> None:
     ensemble = as_metric(EnsembleDecoder([member, member, member]))
     torch.testing.assert_close(ensemble.metric_tensor(z), single.metric_tensor(z))
     torch.testing.assert_close(ensemble.squared_norm(z, v), single.squared_norm(z, v))
+
+
+def test_ensemble_members_knows_containers_and_registered_ensembles() -> None:
+    a, b = torch.nn.Linear(2, 3), torch.nn.Linear(2, 3)
+    for ensemble in ([a, b], (a, b), torch.nn.ModuleList([a, b]), EnsembleDecoder([a, b])):
+        members = ensemble_members(ensemble)
+        assert members is not None and len(members) == 2
+        assert members[0] is a and members[1] is b
+    assert ensemble_members(a) is None
+    assert ensemble_members(lambda z: z) is None

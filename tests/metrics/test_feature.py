@@ -349,3 +349,35 @@ def test_diagonal_options_are_checked() -> None:
         FeatureMetric(decoder, feature, probes=4)
     with pytest.raises(TypeError, match="seed must be an int"):
         FeatureMetric(decoder, feature, diagonal="hutchinson", probes=1, seed=1.5)  # type: ignore[arg-type]
+
+
+def _gaussian_ensemble(members: int) -> latentgeo.models.EnsembleDecoder:
+    return latentgeo.models.EnsembleDecoder([GaussianMLP(2, 6) for _ in range(members)]).double()
+
+
+@pytest.mark.parametrize("kind", ["EnsembleDecoder", "list"])
+def test_an_ensemble_is_refused_at_construction_and_named(kind: str) -> None:
+    ensemble = _gaussian_ensemble(3)
+    decoder = ensemble if kind == "EnsembleDecoder" else list(ensemble.members)
+    with pytest.raises(TypeError, match=r"ensemble of 3 .*feature_metric\(decoder, feature"):
+        FeatureMetric(decoder, mlp(6, 2))
+
+
+def test_feature_metric_of_an_ensemble_is_the_mean_of_the_members_chain_rules() -> None:
+    ensemble, feature = _gaussian_ensemble(3), mlp(6, 2).double()
+    z = torch.randn(5, 2, dtype=torch.float64)
+    expected = torch.stack([_chain_rule_reference(m, feature, z) for m in ensemble]).mean(0)
+    for decoder in (ensemble, list(ensemble.members), tuple(ensemble.members)):
+        metric = latentgeo.metrics.feature_metric(decoder, feature)
+        assert isinstance(metric, latentgeo.metrics.MeanMetric) and len(metric) == 3
+        torch.testing.assert_close(metric.metric_tensor(z), expected, rtol=1e-10, atol=1e-12)
+        v = torch.randn(5, 2, dtype=torch.float64)
+        quad = torch.einsum("ni,nij,nj->n", v, expected, v)
+        torch.testing.assert_close(metric.squared_norm(z, v), quad, rtol=1e-10, atol=1e-12)
+    one = latentgeo.metrics.feature_metric(ensemble.members[0], feature, chunk_size=2)
+    assert isinstance(one, FeatureMetric) and one.chunk_size == 2
+    torch.testing.assert_close(
+        one.metric_tensor(z), _chain_rule_reference(ensemble.members[0], feature, z)
+    )
+    with pytest.raises(ValueError, match="no members"):
+        latentgeo.metrics.feature_metric([], feature)
