@@ -69,6 +69,7 @@ class SolverState:
     exp_maps: Tensor  # exponential maps computed, the Jacobian's included
     measured: Tensor  # whether the Jacobian model was measured (else it is the model alone)
     at: Tensor  # where it was last measured
+    jac_at: Tensor  # the model as measured there (before any secant update)
     stale: Tensor  # whether the iterate has gone so far from there that it is measured again
     measures: Tensor  # attempts to measure it
     why: Tensor  # the status of the last failed attempt
@@ -175,27 +176,34 @@ class JacobianMeasurement:
         st = self.st
         good = torch.isfinite(jac).flatten(1).all(-1)
         st.jac[pairs[good]] = jac[good]
+        st.jac_at[pairs[good]] = jac[good]
         st.at[pairs[good]] = at[good]
         st.stale[pairs[good]] = False
         st.measured[pairs] = good
         st.why[pairs[~good]] = why[~good]
         st.measures[pairs] += 1
 
-    def remeasure(self, shot: Shot) -> None:
+    def remeasure(self, shot: Shot) -> Tensor:
         """Measure the whole Jacobian (:meth:`measure_across`) at a later shot's trials
         for the pairs whose model is still unmeasured or stale, in one batch: at the shot's
         tighter tolerance, so over a shorter difference step, and by backward
         differences every other attempt (a region that makes the forward ones fail
-        may lie on one side)."""
+        may lie on one side).
+
+        Returns:
+            Which of the shot's rows ``(A,)`` were measured again (successfully or not).
+        """
         st = self.st
         again = ~st.measured[shot.idx] | st.stale[shot.idx]
-        rows = (again & (shot.codes == _OK)).nonzero()[:, 0]
+        mask = again & (shot.codes == _OK)
+        rows = mask.nonzero()[:, 0]
         if rows.numel() == 0:
-            return
+            return mask
         pairs = shot.idx[rows]
         sign = 1.0 - 2.0 * (st.measures[pairs] % 2).to(shot.x.dtype)  # −1: backward
         jac, why = self.measure_across(shot, rows, sign)
         self.settle(pairs, jac, why, shot.x[rows])
+        return mask
 
     def measure_across(
         self, shot: Shot, rows: Tensor, sign: Tensor | float = 1.0

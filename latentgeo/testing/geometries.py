@@ -4,7 +4,8 @@ Every metric and solver in latentgeo is checked against these.
 
 * :class:`StereographicSphere`: the unit sphere ``S^d ⊂ R^{d+1}`` through inverse
   stereographic projection, ``f(z) = (2z, |z|² − 1) / (1 + |z|²)``;
-  ``G(z) = 4 / (1 + |z|²)² I``; distance = great-circle angle.
+  ``G(z) = 4 / (1 + |z|²)² I``; distance = great-circle angle; exponential and
+  logarithm maps in closed form.
 * :class:`Paraboloid`: the graph ``f(z) = (z, |z|²)``; ``G(z) = I + 4 z zᵀ``.
 * :class:`LinearMap`: ``f(z) = A z``; ``G = Aᵀ A``; geodesics are straight lines.
 * :class:`PoincareDisk`: the explicit metric ``4 / (1 − |z|²)² I`` on the unit ball
@@ -75,6 +76,30 @@ class StereographicSphere(nn.Module):
         unit = w / speed.clamp_min(torch.finfo(w.dtype).tiny)
         y = torch.cos(speed) * x + torch.sin(speed) * unit
         return self.project(y)
+
+    def log(self, z0: Tensor, z1: Tensor) -> Tensor:
+        """Logarithm map ``log_{z0}(z1)`` in latent coordinates, shape ``(..., d)``.
+
+        The great circle's initial direction ``u`` at ``x0 = f(z0)``, of length the
+        distance, pulled back: ``v = Jᵀ u / λ²`` (``J`` the embedding's Jacobian,
+        conformal: ``JᵀJ = λ² I``, ``λ = 2 / (1 + |z0|²)``). Undefined for antipodal points.
+
+        Example:
+            >>> import torch
+            >>> sphere = StereographicSphere()
+            >>> z0 = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+            >>> v = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+            >>> torch.allclose(sphere.log(z0, sphere.exp(z0, v)), v)
+            True
+        """
+        x0, x1 = self(z0), self(z1)
+        w = x1 - _dot(x0, x1).unsqueeze(-1) * x0  # the direction to x1, tangent at x0
+        unit = w / w.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(w.dtype).tiny)
+        u = unit * self.distance(z0, z1).unsqueeze(-1)
+        top, last = u[..., :-1], u[..., -1:]
+        one_s = 1.0 + _dot(z0, z0).unsqueeze(-1)
+        jtu = 2.0 * top / one_s + 4.0 * z0 * (last - _dot(z0, top).unsqueeze(-1)) / one_s**2
+        return jtu * one_s**2 / 4.0
 
 
 class Paraboloid(nn.Module):

@@ -40,6 +40,26 @@ def test_sphere_exp_follows_the_great_circle(dtype: torch.dtype) -> None:
     )
 
 
+def test_sphere_log_is_the_pulled_back_great_circle_direction(dtype: torch.dtype) -> None:
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(0)
+    z0 = 1.5 * torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    z1 = 1.5 * torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    # independent: u on the sphere, pulled back by the least-squares solve with J from jacfwd
+    x0, x1 = sphere(z0), sphere(z1)
+    w = x1 - (x0 * x1).sum(-1, keepdim=True) * x0
+    u = w / w.norm(dim=-1, keepdim=True) * sphere.distance(z0, z1)[:, None]
+    jac = torch.func.vmap(torch.func.jacfwd(sphere))(z0)
+    expected = torch.linalg.lstsq(jac, u[..., None]).solution[..., 0]
+    v = sphere.log(z0.to(dtype), z1.to(dtype))
+    rtol, atol = tolerance(dtype, ops=100)
+    torch.testing.assert_close(v, expected.to(dtype), rtol=rtol, atol=atol)
+    # it inverts exp, and its length in G is the distance
+    torch.testing.assert_close(sphere.exp(z0, sphere.log(z0, z1)), z1, rtol=1e-10, atol=1e-12)
+    speed = as_metric(sphere).norm(z0, sphere.log(z0, z1))
+    torch.testing.assert_close(speed, sphere.distance(z0, z1), rtol=1e-12, atol=1e-12)
+
+
 def test_poincare_distance_exp_log() -> None:
     disk = PoincareDisk()
     z = 0.6 * torch.rand(10, 2, dtype=torch.float64) - 0.3
