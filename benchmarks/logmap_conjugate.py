@@ -23,21 +23,7 @@ import argparse
 import torch
 
 from latentgeo.solvers import log_map_result
-from latentgeo.testing import StereographicSphere
-
-
-def near_antipodal(d: int, n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(z0, z1, exact log)`` in float64: pairs 2.3 … 3.0 apart on ``S^d``."""
-    sphere = StereographicSphere()
-    gen = torch.Generator().manual_seed(11)
-    z0 = 0.7 * torch.randn(n, d, generator=gen, dtype=torch.float64)
-    direction = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    lam = 2.0 / (1.0 + (z0 * z0).sum(-1, keepdim=True))  # G = λ² I
-    dist = torch.linspace(2.3, 3.0, n, dtype=torch.float64)[:, None]
-    z1 = sphere.exp(z0, direction / direction.norm(dim=-1, keepdim=True) / lam * dist)
-    keep = z1.norm(dim=-1) < 20.0  # not next to the chart's pole
-    z0, z1 = z0[keep], z1[keep]
-    return z0, z1, sphere.log(z0, z1)
+from latentgeo.testing import StereographicSphere, near_conjugate_pairs
 
 
 def main() -> None:
@@ -51,7 +37,8 @@ def main() -> None:
     torch.set_num_threads(1)
     dtype = getattr(torch, args.dtype)
     sphere = StereographicSphere().to(dtype)
-    z0, z1, exact = near_antipodal(args.dim)
+    z0, z1 = near_conjugate_pairs(args.dim)
+    exact = StereographicSphere().log(z0, z1)
     size = exact.norm(dim=-1)
     print(f"sphere S^{args.dim}, {len(z0)} pairs 2.3-3.0 apart, {args.dtype}, rtol {args.rtol}")
     for off in args.offsets:

@@ -7,7 +7,13 @@
   decoders and metrics of every kind.
 """
 
-from latentgeo.testing.geometries import LinearMap, Paraboloid, PoincareDisk, StereographicSphere
+from latentgeo.testing.geometries import (
+    LinearMap,
+    Paraboloid,
+    PoincareDisk,
+    StereographicSphere,
+    near_conjugate_pairs,
+)
 from latentgeo.testing.properties import check_metric_identities
 from latentgeo.testing.tolerances import assert_close, tolerance
 
@@ -18,5 +24,6 @@ __all__ = [
     "StereographicSphere",
     "assert_close",
     "check_metric_identities",
+    "near_conjugate_pairs",
     "tolerance",
 ]

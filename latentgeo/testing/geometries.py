@@ -19,7 +19,13 @@ from torch import Tensor, nn
 
 from latentgeo.metrics import ExplicitMetric
 
-__all__ = ["LinearMap", "Paraboloid", "PoincareDisk", "StereographicSphere"]
+__all__ = [
+    "LinearMap",
+    "Paraboloid",
+    "PoincareDisk",
+    "StereographicSphere",
+    "near_conjugate_pairs",
+]
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -100,6 +106,32 @@ class StereographicSphere(nn.Module):
         one_s = 1.0 + _dot(z0, z0).unsqueeze(-1)
         jtu = 2.0 * top / one_s + 4.0 * z0 * (last - _dot(z0, top).unsqueeze(-1)) / one_s**2
         return jtu * one_s**2 / 4.0
+
+
+def near_conjugate_pairs(d: int = 2, n: int = 16, seed: int = 11) -> tuple[Tensor, Tensor]:
+    """Pairs ``(z0, z1)`` on :class:`StereographicSphere`'s ``S^d``, 2.3 … 3.0 apart
+    (π is the conjugate point, where ``∂ exp/∂v`` is singular): hard log maps.
+
+    Pairs whose ``z1`` lies next to the chart's pole (``|z1| ≥ 20``) are left out, so
+    there may be fewer than ``n``. The exact answer is ``StereographicSphere().log``.
+
+    Args:
+        d: the latent dimension.
+        n: pairs drawn.
+        seed: their seed.
+
+    Returns:
+        ``(z0, z1)``, float64, each ``(n', d)`` with ``n' ≤ n``.
+    """
+    sphere = StereographicSphere()
+    gen = torch.Generator().manual_seed(seed)
+    z0 = 0.7 * torch.randn(n, d, generator=gen, dtype=torch.float64)
+    direction = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    lam = 2.0 / (1.0 + _dot(z0, z0).unsqueeze(-1))  # G = λ² I
+    dist = torch.linspace(2.3, 3.0, n, dtype=torch.float64)[:, None]
+    z1 = sphere.exp(z0, direction / direction.norm(dim=-1, keepdim=True) / lam * dist)
+    keep = z1.norm(dim=-1) < 20.0
+    return z0[keep], z1[keep]
 
 
 class Paraboloid(nn.Module):

@@ -14,7 +14,7 @@ from latentgeo.solvers import (
     log_map,
     log_map_result,
 )
-from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere
+from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere, near_conjugate_pairs
 
 
 def mlp(d: int, m: int, hidden: int = 16) -> nn.Module:
@@ -94,15 +94,7 @@ def near_antipodal(dtype: torch.dtype, n: int = 16, d: int = 2):
     """Pairs on the sphere ``S^d`` at great-circle distance 2.3 … 3.0 (π: the conjugate
     point), where a Jacobian model without curvature underestimates ``‖J⁻¹‖`` tenfold."""
     sphere = StereographicSphere()
-    gen = torch.Generator().manual_seed(11)
-    z0 = 0.7 * torch.randn(n, d, generator=gen, dtype=torch.float64)
-    direction = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    lam = 2.0 / (1.0 + (z0 * z0).sum(-1, keepdim=True))  # G = λ² I
-    dist = torch.linspace(2.3, 3.0, n, dtype=torch.float64)[:, None]
-    v = direction / direction.norm(dim=-1, keepdim=True) / lam * dist
-    z1 = sphere.exp(z0, v)
-    keep = z1.norm(dim=-1) < 20.0  # not next to the chart's pole
-    z0, z1 = z0[keep], z1[keep]
+    z0, z1 = near_conjugate_pairs(d, n)
     return sphere.to(dtype), z0.to(dtype), z1.to(dtype), sphere_log(sphere, z0, z1)
 
 
