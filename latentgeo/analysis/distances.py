@@ -8,6 +8,7 @@ many pairs there are.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,8 @@ from tqdm.auto import tqdm
 
 from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points, check_same_shape
-from latentgeo.analysis.counts import ConvergenceCounts
+from latentgeo.analysis.counts import ConvergenceCounts, status_counts
+from latentgeo.exceptions import NumericsWarning
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import GeodesicResult, Status, connecting_geodesic
 
@@ -26,6 +28,7 @@ __all__ = [
     "PairwiseDistances",
     "geodesic_distances",
     "iter_geodesics",
+    "lengths_and_status",
     "pairwise_geodesic_distances",
     "pairwise_geodesics",
     "round_robin",
@@ -89,6 +92,11 @@ def geodesic_distances(
 ) -> Tensor:
     """Geodesic distances between paired points ``z_a[i]`` and ``z_b[i]``.
 
+    A pair whose geodesic did not converge keeps the length of the curve found (an
+    upper bound of the distance), and the call says how many with a
+    :class:`~latentgeo.exceptions.NumericsWarning`; :func:`pairwise_geodesics` and
+    :func:`~latentgeo.solvers.connecting_geodesic` give each pair's status.
+
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
         z_a: shape ``(P, d)``.
@@ -109,20 +117,60 @@ def geodesic_distances(
         >>> d.round(decimals=3)
         tensor([2., 1.])
     """
+    lengths, status = lengths_and_status(
+        metric_or_decoder, z_a, z_b, chunk_size=chunk_size, progress=progress, method=method,
+        **solver_options,
+    )  # fmt: skip
+    _warn_unconverged("geodesic_distances", status)
+    return lengths
+
+
+def lengths_and_status(
+    metric_or_decoder: MetricLike,
+    z_a: Tensor,
+    z_b: Tensor,
+    *,
+    chunk_size: int | None = 256,
+    progress: bool = False,
+    method: str = "spline",
+    **solver_options: Any,
+) -> tuple[Tensor, list[Status]]:
+    """:func:`geodesic_distances` with each pair's status, and no warning (for callers
+    that report the statuses themselves).
+
+    Returns:
+        Detached lengths ``(P,)`` and one :class:`~latentgeo.solvers.Status` per pair.
+    """
     check_optional_int(chunk_size, "chunk_size")
-    parts = [
-        res.length.detach()
-        for _, res in iter_geodesics(
-            metric_or_decoder,
-            z_a,
-            z_b,
-            chunk_size=chunk_size,
-            progress=progress,
-            method=method,
-            **solver_options,
-        )
-    ]
-    return torch.cat(parts)
+    lengths, status = [], []
+    for _, res in iter_geodesics(
+        metric_or_decoder,
+        z_a,
+        z_b,
+        chunk_size=chunk_size,
+        progress=progress,
+        method=method,
+        **solver_options,
+    ):
+        lengths.append(res.length.detach())
+        status.extend(res.status)
+    return torch.cat(lengths), status
+
+
+def _warn_unconverged(caller: str, status: list[Status]) -> None:
+    """Say how many of ``status`` are not converged, and why, once per call."""
+    failed = [s for s in status if s != Status.CONVERGED]
+    if not failed:
+        return
+    why = ", ".join(f"{k} {v}" for k, v in status_counts(failed).items())
+    warnings.warn(
+        NumericsWarning(
+            f"{caller}: {len(failed)} of {len(status)} geodesics did not converge ({why}); "
+            "their distances are the lengths of the curves found (upper bounds). "
+            "pairwise_geodesics or connecting_geodesic give each pair's status"
+        ),
+        stacklevel=3,
+    )
 
 
 def _point_set(metric_or_decoder: MetricLike, z: object) -> tuple[Metric, Tensor]:
@@ -146,7 +194,10 @@ def pairwise_geodesic_distances(
     """The symmetric matrix of geodesic distances between all points.
 
     Only the ``N (N − 1) / 2`` pairs ``i < j`` are solved, ``chunk_size`` at a
-    time; memory is that of one chunk's curves plus the ``(N, N)`` result.
+    time; memory is that of one chunk's curves plus the ``(N, N)`` result. Pairs
+    whose geodesic did not converge are counted in a
+    :class:`~latentgeo.exceptions.NumericsWarning` (see :func:`geodesic_distances`);
+    :func:`pairwise_geodesics` gives each pair's status.
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
@@ -175,15 +226,12 @@ def pairwise_geodesic_distances(
     if n < 2:
         return out
     i, j = torch.triu_indices(n, n, offset=1, device=z.device)
-    dist = geodesic_distances(
-        metric,
-        z[i],
-        z[j],
-        chunk_size=chunk_size,
-        progress=progress,
-        method=method,
+    dist, status = lengths_and_status(
+        metric, z[i], z[j], chunk_size=chunk_size, progress=progress, method=method,
         **solver_options,
-    ).to(z.dtype)
+    )  # fmt: skip
+    _warn_unconverged("pairwise_geodesic_distances", status)
+    dist = dist.to(z.dtype)
     out[i, j] = dist
     out[j, i] = dist
     return out

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from latentgeo._options import check_int, check_optional_int
 from latentgeo.analysis.counts import ConvergenceCounts
-from latentgeo.analysis.distances import geodesic_distances, pairwise_geodesics
+from latentgeo.analysis.distances import lengths_and_status, pairwise_geodesics
 from latentgeo.geometry import FrechetMeanResult, frechet_mean
 from latentgeo.metrics import MetricLike, as_metric
 from latentgeo.solvers import Status
@@ -331,7 +331,7 @@ def _lloyd(
         centres = means.mean.detach()
         pa = z.repeat_interleave(k, 0)
         pb = centres.repeat(n, 1)
-        dist = geodesic_distances(metric, pa, pb, **distance_options).reshape(n, k)
+        dist = lengths_and_status(metric, pa, pb, **distance_options)[0].reshape(n, k)
         new = dist.argmin(1)
         if torch.equal(new, labels):
             break

@@ -13,6 +13,7 @@ from latentgeo.analysis import (
     pairwise_geodesics,
     round_robin,
 )
+from latentgeo.exceptions import NumericsWarning
 from latentgeo.solvers import Status
 from latentgeo.testing import StereographicSphere
 
@@ -52,6 +53,22 @@ def test_pairwise_geodesics_report_statuses_in_triu_order() -> None:
     stopped = pairwise_geodesics(sphere, z, chunk_size=4, max_iter=1)
     assert stopped.num_converged == 0 and set(stopped.status) == {Status.MAX_ITERATIONS}
     assert bool(stopped.converged.diagonal().all()) and not bool(stopped.converged[0, 1])
+
+
+def test_unconverged_distances_are_counted_in_a_warning() -> None:
+    # the plain tensors cannot carry statuses: they used to come back without a word
+    sphere = StereographicSphere()
+    z = torch.tensor([[1.0, 0.5], [-0.5, 2.0], [-1.0, 1.0], [0.3, -1.2]], dtype=torch.float64)
+    with pytest.warns(NumericsWarning, match=r"pairwise_geodesic_distances: 6 of 6 .*max_iter 6"):
+        dist = pairwise_geodesic_distances(sphere, z, chunk_size=4, max_iter=1)
+    stopped = pairwise_geodesics(sphere, z, chunk_size=4, max_iter=1)
+    torch.testing.assert_close(dist, stopped.distances)  # the curves' lengths, upper bounds
+    exact = sphere.distance(z[:, None], z[None])
+    assert bool((dist >= exact - 1e-9).all())
+    ends = torch.stack([z[0], z[3], z[2]])  # pairs 0 and 2 coincide: converged at once
+    with pytest.warns(NumericsWarning, match=r"^geodesic_distances: 1 of 3 .*\(max_iter 1\)"):
+        one = geodesic_distances(sphere, z[:3], ends, max_iter=1, chunk_size=2)
+    assert one[0] == 0 and one[2] == 0 and one[1] > 0
 
 
 @pytest.mark.parametrize("n", [2, 5, 8])
