@@ -11,6 +11,7 @@ from torch.func import jvp
 
 from latentgeo._chunked import run_over_points
 from latentgeo.metrics.base import Metric
+from latentgeo.metrics.checks import check_eval_mode
 from latentgeo.metrics.ensemble import MeanMetric, ensemble_members
 from latentgeo.metrics.feature_decoder import DecoderJets
 from latentgeo.metrics.feature_diagonal import (
@@ -100,6 +101,12 @@ class FeatureMetric(Metric):
             there, ``>= 1``; not allowed with ``"exact"``).
         seed: seed of the probes (``"hutchinson"`` only).
 
+    Raises:
+        TypeError: ``decoder`` is an ensemble (use :func:`feature_metric`), or it or
+            ``feature`` is not callable.
+        ValueError: a layer of ``decoder`` or ``feature`` is in training mode (Dropout,
+            BatchNorm: call ``.eval()``), or an option is out of range.
+
     Example:
         >>> import torch
         >>> a = torch.randn(5, 2, dtype=torch.float64)
@@ -134,6 +141,8 @@ class FeatureMetric(Metric):
             raise TypeError(f"decoder must be callable, got {type(decoder).__name__}")
         if not callable(feature):
             raise TypeError(f"feature must be callable, got {type(feature).__name__}")
+        check_eval_mode(decoder, "decoder")  # a random or batch-dependent layer: no metric
+        check_eval_mode(feature, "feature")
         self.decoder = decoder
         self.feature = feature
         self.data_shape = data_shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -381,3 +382,18 @@ def test_feature_metric_of_an_ensemble_is_the_mean_of_the_members_chain_rules() 
     )
     with pytest.raises(ValueError, match="no members"):
         latentgeo.metrics.feature_metric([], feature)
+
+
+@pytest.mark.parametrize("which", ["decoder", "feature"])
+def test_a_module_in_training_mode_is_refused_at_construction(which: str) -> None:
+    # both were accepted: a Dropout feature map gave metrics differing call to call, a
+    # BatchNorm one a functorch error about mutating a captured tensor
+    decoder = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Dropout(0.2)).eval()
+    feature = torch.nn.Sequential(torch.nn.Linear(8, 3), torch.nn.BatchNorm1d(3)).eval()
+    (decoder if which == "decoder" else feature).train()
+    layer = "1' (Dropout)" if which == "decoder" else "1' (BatchNorm1d)"
+    with pytest.raises(ValueError, match=re.escape(f"{which} layer '{layer} is in training mode")):
+        FeatureMetric(decoder, feature)
+    with pytest.raises(ValueError, match=f"call {which}.eval"):
+        latentgeo.metrics.feature_metric([decoder, decoder], feature)
+    assert decoder.training == (which == "decoder")  # the modes are left as they were
