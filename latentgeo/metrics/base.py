@@ -202,6 +202,13 @@ class Metric(nn.Module, abc.ABC):
         """Whether the metric is a pull-back ``JᵀJ`` of a known map (:meth:`flat_embedding`)."""
         return False
 
+    def kinks(self) -> tuple[str, ...]:
+        """The operations that make the metric jump (piecewise-linear activations such as
+        ReLU, max pooling; see :mod:`latentgeo.metrics.forward.kinks`), as labels; ``()``
+        for a metric known to be smooth or of unknown make. The geodesic ODE does not
+        see such jumps."""
+        return ()
+
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The map ``φ: (N, d) -> (N, m)`` whose pull-back this metric is, at ``z``.
 
@@ -351,6 +358,9 @@ class SumMetric(Metric):
     def is_pullback(self) -> bool:
         return all(m.is_pullback for m in self.metrics())
 
+    def kinks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for m in self.metrics() for k in m.kinks()))
+
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The terms' embeddings side by side: ``‖(φ_1, …, φ_k)‖² = Σ ‖φ_i‖²``."""
         return torch.cat([m.flat_embedding(z) for m in self.metrics()], dim=-1)
@@ -393,6 +403,9 @@ class ScaledMetric(Metric):
     @property
     def is_pullback(self) -> bool:
         return self.metric.is_pullback
+
+    def kinks(self) -> tuple[str, ...]:
+        return self.metric.kinks()
 
     def flat_embedding(self, z: Tensor) -> Tensor:
         """``√c φ``: the embedding of ``c · G``."""

@@ -101,6 +101,9 @@ class MeanMetric(Metric):
     def is_pullback(self) -> bool:
         return all(m.is_pullback for m in self.metrics())
 
+    def kinks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for m in self.metrics() for k in m.kinks()))
+
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The members' embeddings side by side, over ``√K``."""
         parts = [m.flat_embedding(z) for m in self.metrics()]

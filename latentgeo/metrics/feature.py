@@ -22,6 +22,7 @@ from latentgeo.metrics.feature_diagonal import (
     rademacher_probes,
     sequential_rows,
 )
+from latentgeo.metrics.forward.kinks import kinked_operations
 from latentgeo.metrics.jacobians import push_tangents
 
 __all__ = ["FeatureMetric", "feature_metric"]
@@ -150,6 +151,10 @@ class FeatureMetric(Metric):
         self.latent_dim = latent_dim
         self.diagonal, self.probes, self.seed = _check_diagonal(diagonal, probes, seed)
         self._jets = DecoderJets(decoder)
+
+    def kinks(self) -> tuple[str, ...]:
+        decoder = kinked_operations(self.decoder)
+        return decoder + tuple(f"feature's {k}" for k in kinked_operations(self.feature))
 
     def _flat_feature(self, x: Tensor) -> Tensor:
         n = x.shape[0]

@@ -21,6 +21,7 @@ from latentgeo.metrics.forward import (
     UnsupportedOperation,
     fast_path_report,
 )
+from latentgeo.metrics.forward.kinks import kinked_operations
 from latentgeo.metrics.jacobians import push_tangents, reverse_jacobian
 from latentgeo.metrics.pullback_parts import (
     Pieces,
@@ -198,6 +199,9 @@ class PullbackMetric(Metric):
     @property
     def is_pullback(self) -> bool:
         return True
+
+    def kinks(self) -> tuple[str, ...]:
+        return kinked_operations(self.embed)
 
     # ------------------------------------------------------------ the protocol
     def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:

@@ -26,7 +26,7 @@ from latentgeo.curves import Curve
 from latentgeo.metrics import Metric
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
-from latentgeo.solvers.ode import _acceleration
+from latentgeo.solvers.ode import _acceleration, warn_if_kinked
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, converged_mask
 from latentgeo.solvers.validity import mark_invalid
@@ -38,6 +38,7 @@ class _System:
     """The first-order geodesic system of one pair, numpy in and out, torch inside."""
 
     def __init__(self, metric: Metric, like: Tensor) -> None:
+        warn_if_kinked(metric)
         self.metric = metric
         self.dtype, self.device = like.dtype, like.device
         self.d = like.shape[-1]

@@ -35,6 +35,7 @@ from torch import Tensor
 from torch.func import jvp
 
 from latentgeo._validation import check_points, check_tangent
+from latentgeo.exceptions import NumericsWarning, warn_once
 from latentgeo.metrics import GeodesicTerms, Metric, MetricLike, as_metric, christoffel_terms
 from latentgeo.solvers.integrators import RHS, IntegrationResult, dopri5, rk4
 
@@ -104,8 +105,33 @@ def geodesic_acceleration(
     return acc.reshape(*batch, d)
 
 
+def warn_if_kinked(metric: Metric) -> None:
+    """Say once per metric, with a :class:`~latentgeo.exceptions.NumericsWarning`, that the
+    geodesic ODE cannot see its jumps (:meth:`~latentgeo.metrics.Metric.kinks`: a
+    decoder with ReLU, max pooling...; see :mod:`latentgeo.metrics.forward.kinks`)."""
+    kinks = metric.kinks()
+    if not kinks:
+        return
+    shown = ", ".join(kinks[:3]) + (f" and {len(kinks) - 3} more" if len(kinks) > 3 else "")
+    owner = metric.footprint_owner()[0]  # the decoder, for metrics made anew at every call
+    warn_once(
+        owner,
+        NumericsWarning(
+            f"{type(metric).__name__}: its decoder is piecewise linear ({shown}), so the "
+            "metric is piecewise constant and jumps across the kinks. The geodesic ODE "
+            "(exp_map, log_map, connecting_geodesic's 'bvp' and 'shooting' methods) sees none "
+            "of the jumps and goes straight within each region: its curves are not geodesics "
+            "of the whole metric. connecting_geodesic(method='spline') minimises the energy "
+            "of whole curves; smooth activations (Softplus, SiLU, GELU) give a smooth metric"
+        ),
+        stacklevel=5,
+    )
+
+
 def geodesic_rhs(metric: Metric, form: Form = "auto") -> RHS:
-    """The first-order geodesic system ``y = (γ, γ̇) ↦ (γ̇, γ̈)``, for ``y`` of shape ``(N, 2d)``."""
+    """The first-order geodesic system ``y = (γ, γ̇) ↦ (γ̇, γ̈)``, for ``y`` of shape ``(N, 2d)``
+    (announcing a piecewise-linear decoder once: :func:`warn_if_kinked`)."""
+    warn_if_kinked(metric)
 
     def rhs(y: Tensor) -> Tensor:
         d = y.shape[-1] // 2

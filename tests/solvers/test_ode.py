@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -10,8 +11,14 @@ from torch import nn
 from torch.distributions import Normal
 from torch.func import jvp
 
+from latentgeo.exceptions import NumericsWarning
 from latentgeo.metrics import ExplicitMetric, as_metric, christoffel_symbols
-from latentgeo.solvers import geodesic_acceleration, geodesic_residual
+from latentgeo.solvers import (
+    connecting_geodesic,
+    exp_map_result,
+    geodesic_acceleration,
+    geodesic_residual,
+)
 from latentgeo.solvers.ode import geodesic_rhs
 from latentgeo.testing import PoincareDisk, StereographicSphere, tolerance
 
@@ -209,3 +216,24 @@ def test_hand_written_decoder_odes_use_the_rules(monkeypatch: pytest.MonkeyPatch
         fast = geodesic_acceleration(metric, z, v)
     slow = geodesic_acceleration(metric, z, v, form="christoffel")
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
+
+
+def test_the_geodesic_ode_of_a_piecewise_linear_decoder_is_announced_once() -> None:
+    # inside each region of a ReLU net the metric is constant: the ODE goes straight and
+    # called it converged, while the speed along that line changes by 2x across the kinks
+    torch.manual_seed(0)
+    relu = nn.Sequential(
+        nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 784)
+    )
+    relu = relu.double().eval()
+    z0, v = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    with pytest.warns(NumericsWarning, match=r"piecewise linear \(ReLU at '1', ReLU at '3'\)"):
+        straight = exp_map_result(relu, z0, v).point
+    torch.testing.assert_close(straight, z0 + v)  # what the warning is about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per decoder: not again, by any ODE solver
+        exp_map_result(relu, z0, v)
+        connecting_geodesic(relu, z0, z0 + 0.1 * v, method="bvp")
+    fresh = nn.Sequential(nn.Linear(4, 8), nn.ReLU()).double().eval()
+    with pytest.warns(NumericsWarning, match="connecting_geodesic\\(method='spline'\\)"):
+        connecting_geodesic(fresh, z0, z0 + 0.1 * v, method="bvp")
