@@ -126,32 +126,17 @@ def geodesic_distances(
 
 
 def lengths_and_status(
-    metric_or_decoder: MetricLike,
-    z_a: Tensor,
-    z_b: Tensor,
-    *,
-    chunk_size: int | None = 256,
-    progress: bool = False,
-    method: str = "spline",
-    **solver_options: Any,
+    metric_or_decoder: MetricLike, z_a: Tensor, z_b: Tensor, **options: Any
 ) -> tuple[Tensor, list[Status]]:
-    """:func:`geodesic_distances` with each pair's status, and no warning (for callers
-    that report the statuses themselves).
+    """:func:`geodesic_distances` (same arguments) with each pair's status, and no warning
+    (for callers that report the statuses themselves).
 
     Returns:
         Detached lengths ``(P,)`` and one :class:`~latentgeo.solvers.Status` per pair.
     """
-    check_optional_int(chunk_size, "chunk_size")
+    check_optional_int(options.get("chunk_size"), "chunk_size")
     lengths, status = [], []
-    for _, res in iter_geodesics(
-        metric_or_decoder,
-        z_a,
-        z_b,
-        chunk_size=chunk_size,
-        progress=progress,
-        method=method,
-        **solver_options,
-    ):
+    for _, res in iter_geodesics(metric_or_decoder, z_a, z_b, **options):
         lengths.append(res.length.detach())
         status.extend(res.status)
     return torch.cat(lengths), status

@@ -38,11 +38,17 @@ __all__ = [
 #: what ``as_metric(decoder, output=...)`` accepts
 OutputSpec = str | int | Callable[[Any], Any] | None
 
-_HOW = (
-    "pick it with as_metric(decoder, output=...): a key or attribute name (output='{name}'), "
-    "a position (output=0), or a callable returning a Tensor or distribution "
-    "(output=lambda out: ...)"
-)
+
+def _how(out: object, name: str) -> str:
+    """How to pick entry ``name`` of ``out``: by its position in a plain tuple or list
+    (``output=0``, not ``output='0'``), by its key or attribute name otherwise."""
+    tail = "or a callable returning a Tensor or distribution (output=lambda out: ...)"
+    if isinstance(out, (tuple, list)) and not hasattr(out, "_fields"):
+        return f"pick it with as_metric(decoder, output=...): a position (output={name}), {tail}"
+    return (
+        "pick it with as_metric(decoder, output=...): a key or attribute name "
+        f"(output={name!r}), a position in a tuple (output=0), {tail}"
+    )
 
 
 class UnsupportedOutput(TypeError):
@@ -118,7 +124,7 @@ def _auto(out: object) -> Any:
     name = values[0][0] if values else "name"
     raise UnsupportedOutput(
         f"the decoder returned {describe_output(out)}: {what}, so latentgeo cannot tell which "
-        f"one the metric is made of; {_HOW.format(name=name)}"
+        f"one the metric is made of; {_how(out, name)}"
     )
 
 
@@ -159,5 +165,5 @@ def select_output(out: object, output: OutputSpec = None) -> Any:
     name = items[0][0] if items else "name"
     raise UnsupportedOutput(
         f"output={output!r}: the decoder returned {describe_output(out)}, which has no such "
-        f"entry; {_HOW.format(name=name)}"
+        f"entry; {_how(out, name)}"
     )

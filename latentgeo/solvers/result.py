@@ -55,6 +55,13 @@ class GeodesicResult:
 
     def __post_init__(self) -> None:
         self.status = [Status(s) for s in self.status]
+        if not self.message:  # one entry per pair, as documented
+            self.message = [""] * len(self.status)
+        if len(self.message) != len(self.status):
+            raise ValueError(
+                f"message must hold one string per pair ({len(self.status)}), "
+                f"got {len(self.message)}"
+            )
 
     @property
     def num_pairs(self) -> int:

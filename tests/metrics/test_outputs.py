@@ -120,6 +120,17 @@ def test_ambiguous_output_fails_at_as_metric_listing_what_was_returned() -> None
         as_metric(net, output=2.5)  # type: ignore[arg-type]
 
 
+def test_a_plain_tuple_is_picked_by_the_position_the_message_suggests() -> None:
+    # it suggested output='0', which then failed with the same suggestion
+    net = _net()
+    with pytest.raises(UnsupportedOutput, match=r"a position \(output=0\), or") as caught:
+        as_metric(lambda z: (net(z), net(z)))
+    assert "output='0'" not in str(caught.value)
+    with pytest.raises(UnsupportedOutput, match=r"output='0'.*no such entry.*\(output=0\)"):
+        as_metric(lambda z: (net(z), net(z)), output="0")
+    assert as_metric(lambda z: (net(z), 2 * net(z)), output=0).latent_dim == 3
+
+
 def test_unsupported_output_fails_at_construction_without_a_latent_size() -> None:
     # no latent size to probe with: the output is found by tracing
     with pytest.raises(UnsupportedOutput, match=r"returned str.*output="):

@@ -30,6 +30,13 @@ def test_geodesic_result_counts_and_takes_statuses_as_strings() -> None:
     _geodesics(["converged"]).raise_if_failed()  # nothing failed
 
 
+def test_geodesic_result_has_one_message_per_pair() -> None:
+    # documented as "" where there is none; it was [] when no pair had one
+    assert _geodesics(["converged", "converged"]).message == ["", ""]
+    with pytest.raises(ValueError, match=r"one string per pair \(2\), got 1"):
+        _geodesics(["converged", "max_iter"], message=["only one"])
+
+
 def test_geodesic_errors_carry_the_result_and_the_messages() -> None:
     res = _geodesics(["converged", "unreachable"], message=["", "components 0 and 3"])
     with pytest.raises(GeodesicError, match=r"1 of 2 pairs failed: pair 1: unreachable \(comp"):

@@ -140,7 +140,7 @@ def test_a_curve_of_length_zero_settles() -> None:
     z1 = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
     result = connecting_geodesic(lambda z: 0.0 * z, z0, z1)
     assert result.status == [Status.CONVERGED] and result.info["refined"].tolist() == [True]
-    assert result.length.tolist() == [0.0] and result.message == []
+    assert result.length.tolist() == [0.0] and result.message == [""]  # one per pair
 
 
 def test_refinements_are_full_and_stop_before_max_knots() -> None:
@@ -204,7 +204,7 @@ def test_a_pair_that_reaches_max_knots_unsettled_is_not_converged(dtype: torch.d
     unrefined = connecting_geodesic(SPHERE, z0, z1, num_knots=40, max_knots=64)  # none fits
     assert unrefined.info["refined"].tolist() == [False] and unrefined.status == [Status.CONVERGED]
     more = connecting_geodesic(SPHERE, z0, z1)  # the default max_knots=256
-    assert more.status == [Status.CONVERGED] and more.message == []
+    assert more.status == [Status.CONVERGED] and more.message == [""]
     assert error(more) < 2e-5
     asked = connecting_geodesic(SPHERE, z0, z1, refine_tol=0.0, max_knots=64)
     assert asked.status == [Status.CONVERGED]
