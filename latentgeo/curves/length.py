@@ -154,6 +154,7 @@ def _check_inputs(
         not isinstance(num_points, int) or isinstance(num_points, bool) or num_points < 2
     ):
         raise ValueError(f"num_points must be an int ≥ 2 or None, got {num_points!r}")
+    metric.check_like(curve.z0)
     return metric, curve
 
 

@@ -202,6 +202,16 @@ class Metric(nn.Module, abc.ABC):
         """Whether the metric is a pull-back ``JᵀJ`` of a known map (:meth:`flat_embedding`)."""
         return False
 
+    def check_like(self, z: Tensor) -> None:
+        """Raise a clear error where points ``z`` cannot meet the metric's modules: another
+        dtype or device than their parameters (entry points call it once, so that the error
+        names the argument rather than coming from deep inside a traced layer).
+
+        Raises:
+            TypeError: naming both dtypes or devices and how to convert one.
+        """
+        del z
+
     def kinks(self) -> tuple[str, ...]:
         """The operations that make the metric jump (piecewise-linear activations such as
         ReLU, max pooling; see :mod:`latentgeo.metrics.forward.kinks`), as labels; ``()``
@@ -361,6 +371,10 @@ class SumMetric(Metric):
     def kinks(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(k for m in self.metrics() for k in m.kinks()))
 
+    def check_like(self, z: Tensor) -> None:
+        for m in self.metrics():
+            m.check_like(z)
+
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The terms' embeddings side by side: ``‖(φ_1, …, φ_k)‖² = Σ ‖φ_i‖²``."""
         return torch.cat([m.flat_embedding(z) for m in self.metrics()], dim=-1)
@@ -406,6 +420,9 @@ class ScaledMetric(Metric):
 
     def kinks(self) -> tuple[str, ...]:
         return self.metric.kinks()
+
+    def check_like(self, z: Tensor) -> None:
+        self.metric.check_like(z)
 
     def flat_embedding(self, z: Tensor) -> Tensor:
         """``√c φ``: the embedding of ``c · G``."""

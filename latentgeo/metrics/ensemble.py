@@ -104,6 +104,10 @@ class MeanMetric(Metric):
     def kinks(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(k for m in self.metrics() for k in m.kinks()))
 
+    def check_like(self, z: Tensor) -> None:
+        for m in self.metrics():
+            m.check_like(z)
+
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The members' embeddings side by side, over ``√K``."""
         parts = [m.flat_embedding(z) for m in self.metrics()]

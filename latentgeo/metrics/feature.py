@@ -24,6 +24,7 @@ from latentgeo.metrics.feature_diagonal import (
 )
 from latentgeo.metrics.forward.kinks import kinked_operations
 from latentgeo.metrics.jacobians import push_tangents
+from latentgeo.metrics.pullback_parts import check_module_dtype
 
 __all__ = ["FeatureMetric", "feature_metric"]
 
@@ -151,6 +152,9 @@ class FeatureMetric(Metric):
         self.latent_dim = latent_dim
         self.diagonal, self.probes, self.seed = _check_diagonal(diagonal, probes, seed)
         self._jets = DecoderJets(decoder)
+
+    def check_like(self, z: Tensor) -> None:
+        check_module_dtype(self.decoder, z)
 
     def kinks(self) -> tuple[str, ...]:
         decoder = kinked_operations(self.decoder)

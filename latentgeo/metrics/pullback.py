@@ -203,6 +203,9 @@ class PullbackMetric(Metric):
     def kinks(self) -> tuple[str, ...]:
         return kinked_operations(self.embed)
 
+    def check_like(self, z: Tensor) -> None:
+        check_module_dtype(self.embed, z)
+
     # ------------------------------------------------------------ the protocol
     def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:
         if validate:

@@ -79,6 +79,7 @@ def check_end_points(z0: object, z1: object, metric: Metric) -> tuple[Tensor, Te
     if z1.ndim != 2:
         raise ValueError(f"z1 must have shape (B, d), got {tuple(z1.shape)}")
     check_same_shape(z0, z1, "z0", "z1")
+    metric.check_like(z0)
     return z0, z1
 
 

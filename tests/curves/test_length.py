@@ -232,3 +232,11 @@ def test_rounding_negatives_of_a_semidefinite_metric_are_zero_not_invalid() -> N
     length = lengths_from_squared_norms(sq, w)
     assert length[0].item() == pytest.approx(2 / 3) and torch.isnan(length[1:]).all()
     assert invalid_squared_norm_rows(torch.zeros(2, 4)).tolist() == [False, False]
+
+
+def test_a_curve_of_another_dtype_than_the_decoder_fails_at_the_entry() -> None:
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3))
+    curve = DiscreteCurve(torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 2).double())
+    for estimator in ("metric", "chord"):
+        with pytest.raises(TypeError, match=r"dtype torch\.float64 but the decoder's parameters"):
+            curve_length(net, curve, estimator=estimator)

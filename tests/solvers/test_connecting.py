@@ -141,3 +141,14 @@ def test_converged_means_a_geodesic_not_always_the_shortest(dtype: torch.dtype) 
     d = SPHERE.distance(z0.double(), z1.double())
     assert bool((_midpoint_angle(result, z0, z1) > 3.1).all())  # the longer arcs
     torch.testing.assert_close(result.length.double(), 2 * torch.pi - d, rtol=LENGTH_RTOL, atol=0)
+
+
+@pytest.mark.parametrize("method", ["spline", "graph", "bvp"])
+def test_points_of_another_dtype_than_the_decoder_fail_at_the_entry(method: str) -> None:
+    # it was torch's "mat1 and mat2 must have the same dtype" from inside a traced layer
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    z0, z1 = torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64)
+    message = r"dtype torch.float64 but the decoder's parameters are torch.float32; convert"
+    for decoder in (net, [net, net]):
+        with pytest.raises(TypeError, match=message):
+            connecting_geodesic(decoder, z0, z1, method=method)
