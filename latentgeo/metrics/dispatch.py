@@ -42,7 +42,7 @@ from latentgeo.metrics.base import Metric
 from latentgeo.metrics.checks import check_eval_mode
 from latentgeo.metrics.embeddings import DecoderEmbedding, embedding_module
 from latentgeo.metrics.ensemble import MeanMetric
-from latentgeo.metrics.outputs import OutputSpec, check_output_spec
+from latentgeo.metrics.outputs import OutputSpec, UnsupportedOutput, check_output_spec
 from latentgeo.metrics.probe import (
     LatentSize,
     check_latent_dim,
@@ -176,7 +176,18 @@ def ensemble_metric(members: list[Any] | tuple[Any, ...] | nn.ModuleList, **opti
     """
     if len(members) == 0:
         raise ValueError("an ensemble of decoders needs at least one member, got none")
-    return MeanMetric([as_metric(m, **options) for m in members])
+    metrics = []
+    for k, member in enumerate(members):
+        try:
+            metrics.append(as_metric(member, **options))
+        except (TypeError, ValueError) as err:  # say which member, keep the error's kind
+            kind = (
+                type(err)
+                if type(err) in (TypeError, ValueError, UnsupportedOutput)
+                else (TypeError if isinstance(err, TypeError) else ValueError)
+            )
+            raise kind(f"ensemble member {k} of {len(members)}: {err}") from err
+    return MeanMetric(metrics)
 
 
 @as_metric.register(list)

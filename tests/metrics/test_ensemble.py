@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -48,3 +49,12 @@ def test_ensemble_members_knows_containers_and_registered_ensembles() -> None:
         assert members[0] is a and members[1] is b
     assert ensemble_members(a) is None
     assert ensemble_members(lambda z: z) is None
+
+
+def test_a_failing_member_is_named() -> None:
+    good = nn.Sequential(nn.Linear(2, 3)).eval()
+    dropping = nn.Sequential(nn.Linear(2, 3), nn.Dropout())  # training mode
+    with pytest.raises(ValueError, match=r"^ensemble member 1 of 2: decoder layer '1' \(Dropout"):
+        as_metric([good, dropping])
+    with pytest.raises(ValueError, match=r"^ensemble member 0 of 2: .*latent dimension 2"):
+        as_metric(EnsembleDecoder([good, good]), latent_dim=5)
