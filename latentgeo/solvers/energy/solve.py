@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 
 from latentgeo.curves import CubicSpline, Curve
 from latentgeo.curves.length import is_pullback
+from latentgeo.exceptions import NumericsWarning
 from latentgeo.metrics import Metric
 from latentgeo.solvers.energy.adam import run_adam
 from latentgeo.solvers.energy.lbfgs import LBFGSMemory, run_lbfgs
@@ -27,6 +29,22 @@ from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, code
 
 __all__ = ["minimize_energy", "unsettled_message"]
+
+
+def _check_resolvable(refine_tol: float, dtype: torch.dtype) -> None:
+    """Warn when a length change of ``refine_tol / 2`` is below what ``dtype`` resolves
+    (``10·eps``): rounding can hide that a pair settled, which then refines to ``max_knots``."""
+    floor = 10.0 * torch.finfo(dtype).eps
+    if 0.0 < refine_tol / 2 < floor:
+        warnings.warn(
+            NumericsWarning(
+                f"refine_tol={refine_tol:g} asks lengths to settle within {refine_tol / 2:.1e} "
+                f"relative, below what {dtype} resolves (about {floor:.1e}): rounding can hide it, "
+                "and pairs then refine up to max_knots and end max_iter (slowly); use float64 "
+                f"or refine_tol >= {2 * floor:.1e}"
+            ),
+            stacklevel=4,
+        )
 
 
 def unsettled_message(change: float, max_knots: int, refine_tol: float) -> str:
@@ -196,6 +214,8 @@ def _minimize(
     refine = isinstance(curve, CubicSpline) if opts.refine is None else opts.refine
     if refine and not isinstance(curve, CubicSpline):
         raise ValueError("refine=True needs a CubicSpline curve")
+    if refine:
+        _check_resolvable(opts.refine_tol, curve.z0.dtype)
     b, device = curve.num_curves, curve.z0.device
     status = torch.full((b,), code(Status.MAX_ITERATIONS), dtype=torch.long, device=device)
     iterations = torch.zeros(b, dtype=torch.long, device=device)
