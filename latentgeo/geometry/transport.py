@@ -33,7 +33,7 @@ from latentgeo.curves import Curve
 from latentgeo.geometry.connection import Form, gamma, resolve_form
 from latentgeo.metrics import MetricLike, as_metric
 from latentgeo.solvers import ShootingError, Status
-from latentgeo.solvers.ode import dopri5
+from latentgeo.solvers.ode import dopri5, warn_if_kinked
 from latentgeo.solvers.status import converged_mask, raise_if_failed, statuses_from_codes
 
 __all__ = [
@@ -173,6 +173,7 @@ def transport_along_curve(
     t_out = _check_times(times, z0)
     rtol, atol = _tolerances(z0.dtype, rtol, atol)
     resolve_form(metric, form)
+    warn_if_kinked(metric)
     k = frames.shape[1]
     unit, scale = _scaled(frames)
 
@@ -265,6 +266,7 @@ def parallel_transport_result(
         raise ValueError(f"t must be a finite number, got {t!r}")
     rtol, atol = _tolerances(z.dtype, rtol, atol)
     resolve_form(metric, form)
+    warn_if_kinked(metric)
     metric.squared_norm(z[:1], v[:1])  # one checked call: clear dtype/device errors
     k = frames.shape[1]
     unit, scale = _scaled(frames)

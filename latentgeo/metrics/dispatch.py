@@ -42,7 +42,7 @@ from latentgeo.metrics.base import Metric
 from latentgeo.metrics.checks import check_eval_mode
 from latentgeo.metrics.embeddings import DecoderEmbedding, embedding_module
 from latentgeo.metrics.ensemble import MeanMetric
-from latentgeo.metrics.outputs import OutputSpec, UnsupportedOutput, check_output_spec
+from latentgeo.metrics.outputs import OutputSpec, check_output_spec
 from latentgeo.metrics.probe import (
     LatentSize,
     check_latent_dim,
@@ -180,14 +180,17 @@ def ensemble_metric(members: list[Any] | tuple[Any, ...] | nn.ModuleList, **opti
     for k, member in enumerate(members):
         try:
             metrics.append(as_metric(member, **options))
-        except (TypeError, ValueError) as err:  # say which member, keep the error's kind
-            kind = (
-                type(err)
-                if type(err) in (TypeError, ValueError, UnsupportedOutput)
-                else (TypeError if isinstance(err, TypeError) else ValueError)
-            )
-            raise kind(f"ensemble member {k} of {len(members)}: {err}") from err
+        except (TypeError, ValueError) as err:  # say which member, keep the error's type
+            raise _in_member(err, f"ensemble member {k} of {len(members)}: {err}") from err
     return MeanMetric(metrics)
+
+
+def _in_member(err: Exception, message: str) -> Exception:
+    """``err``'s type with ``message`` (its base kind where that type takes other arguments)."""
+    try:
+        return type(err)(message)
+    except TypeError:
+        return (TypeError if isinstance(err, TypeError) else ValueError)(message)
 
 
 @as_metric.register(list)

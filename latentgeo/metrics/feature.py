@@ -154,7 +154,14 @@ class FeatureMetric(Metric):
         self._jets = DecoderJets(decoder)
 
     def check_like(self, z: Tensor) -> None:
-        check_module_dtype(self.decoder, z)
+        try:
+            check_module_dtype(self.decoder, z)
+        except TypeError as mismatch:  # a decoder may cast its input itself: try one point
+            try:
+                with torch.no_grad():
+                    self._squared_norm(z[:1], torch.zeros_like(z[:1]))
+            except RuntimeError:
+                raise mismatch from None
 
     def kinks(self) -> tuple[str, ...]:
         decoder = kinked_operations(self.decoder)

@@ -204,7 +204,14 @@ class PullbackMetric(Metric):
         return kinked_operations(self.embed)
 
     def check_like(self, z: Tensor) -> None:
-        check_module_dtype(self.embed, z)
+        try:
+            check_module_dtype(self.embed, z)
+        except TypeError as mismatch:  # a decoder may cast its input itself: try one point
+            try:
+                with torch.no_grad():
+                    self._squared_norm(z[:1], torch.zeros_like(z[:1]))
+            except RuntimeError:
+                raise mismatch from None
 
     # ------------------------------------------------------------ the protocol
     def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:

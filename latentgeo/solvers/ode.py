@@ -117,12 +117,13 @@ def warn_if_kinked(metric: Metric) -> None:
     warn_once(
         owner,
         NumericsWarning(
-            f"{type(metric).__name__}: its decoder is piecewise linear ({shown}), so the "
-            "metric is piecewise constant and jumps across the kinks. The geodesic ODE "
-            "(exp_map, log_map, connecting_geodesic's 'bvp' and 'shooting' methods) sees none "
-            "of the jumps and goes straight within each region: its curves are not geodesics "
-            "of the whole metric. connecting_geodesic(method='spline') minimises the energy "
-            "of whole curves; smooth activations (Softplus, SiLU, GELU) give a smooth metric"
+            f"{type(metric).__name__}: its decoder has kinks ({shown}), so the metric jumps "
+            "across them. The geodesic ODE (exp_map, log_map, parallel transport, "
+            "connecting_geodesic's 'bvp' and 'shooting' methods) sees none of the jumps (a "
+            "piecewise-linear decoder has a constant metric in each region, and the ODE goes "
+            "straight there): its curves are not geodesics of the whole metric. "
+            "connecting_geodesic(method='spline') minimises the energy of whole curves; smooth "
+            "activations (Softplus, SiLU, GELU) give a smooth metric"
         ),
         stacklevel=5,
     )

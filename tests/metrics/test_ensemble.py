@@ -12,6 +12,7 @@ from latentgeo.metrics import (
     expected_metric,
 )
 from latentgeo.metrics.ensemble import ensemble_members
+from latentgeo.metrics.forward.layers import TrainingModeError
 from latentgeo.models import EnsembleDecoder
 from latentgeo.testing import tolerance
 
@@ -58,3 +59,16 @@ def test_a_failing_member_is_named() -> None:
         as_metric([good, dropping])
     with pytest.raises(ValueError, match=r"^ensemble member 0 of 2: .*latent dimension 2"):
         as_metric(EnsembleDecoder([good, good]), latent_dim=5)
+
+
+def test_a_failing_member_keeps_its_error_type() -> None:
+    class Dropping(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(2, 3)
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.dropout(self.linear(z), training=True)
+
+    with pytest.raises(TrainingModeError, match=r"^ensemble member 0 of 2: the decoder calls"):
+        as_metric([Dropping(), Dropping()])

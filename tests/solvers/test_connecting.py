@@ -152,3 +152,17 @@ def test_points_of_another_dtype_than_the_decoder_fail_at_the_entry(method: str)
     for decoder in (net, [net, net]):
         with pytest.raises(TypeError, match=message):
             connecting_geodesic(decoder, z0, z1, method=method)
+
+
+def test_a_decoder_that_casts_its_input_itself_is_not_refused() -> None:
+    class Cast(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh())
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return self.net(z.to(torch.float32)).to(z.dtype)
+
+    z0, z1 = torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64)
+    result = connecting_geodesic(Cast().eval(), z0, z1)
+    assert result.all_converged and result.length.dtype == torch.float64

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
-from latentgeo.metrics.forward.tracing import traced_graph
+from latentgeo.metrics.forward.tracing import GUARD, traced_graph
 
 __all__ = ["kinked_operations"]
 
@@ -47,14 +47,18 @@ def _kinked_module(module: nn.Module) -> bool:
 def kinked_operations(module: object) -> tuple[str, ...]:
     """The operations of ``module`` whose derivative jumps, as ``"ReLU at 'net.1'"`` labels.
 
-    Submodules are found by type, functional calls (``F.relu``, ``x.clamp(0)``) in
-    the module's ``torch.fx`` trace where it has one. A function is not inspected.
+    Where ``torch.fx`` traces the module, the call sites of its graph that depend on
+    the input (modules it calls, functional calls such as ``F.relu`` or
+    ``x.clamp(0)``); a clamp of a parameter, a module stored but never called, and
+    the guards tracing adds itself (a ``Bernoulli(probs=...)``'s clamp) are not
+    kinks. An untraceable module is judged by the types of its submodules; a
+    function is not inspected.
 
     Args:
         module: a decoder or embedding module (anything else gives ``()``).
 
     Returns:
-        The labels, in the module's order (each call site once).
+        The labels, in the graph's order (each call site once).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3), nn.Tanh())
@@ -65,20 +69,33 @@ def kinked_operations(module: object) -> tuple[str, ...]:
     """
     if not isinstance(module, nn.Module):
         return ()
-    found = [
-        f"{type(m).__name__} at '{path}'"
-        for path, m in module.named_modules()
-        if _kinked_module(m)
-    ]  # fmt: skip
     trace = traced_graph(module)
-    if trace is not None:
-        for node in trace.graph.nodes:
-            method = node.op == "call_method" and str(node.target).rstrip("_") in KINKED_METHODS
-            function = node.op == "call_function" and _is_kinked_function(node.target)
-            if method or function:
-                name = getattr(node.target, "__name__", str(node.target))
-                found.append(f"{name} at node '{node.name}'")
+    if trace is None:
+        kinked = [(p, m) for p, m in module.named_modules() if _kinked_module(m)]
+        return tuple(f"{type(m).__name__} at '{p}'" for p, m in kinked)
+    found = []
+    for node in _on_the_input(trace.graph):
+        if node.meta.get(GUARD):
+            continue
+        if node.op == "call_module":
+            sub = module.get_submodule(str(node.target))
+            if _kinked_module(sub):
+                found.append(f"{type(sub).__name__} at '{node.target}'")
+        elif (node.op == "call_method" and str(node.target).rstrip("_") in KINKED_METHODS) or (
+            node.op == "call_function" and _is_kinked_function(node.target)
+        ):
+            name = getattr(node.target, "__name__", str(node.target))
+            found.append(f"{name} at node '{node.name}'")
     return tuple(found)
+
+
+def _on_the_input(graph: fx.Graph) -> list[fx.Node]:
+    """The nodes of ``graph`` that depend on its inputs, in the graph's order."""
+    live = {n for n in graph.nodes if n.op == "placeholder"}
+    for node in graph.nodes:  # topological order: a node's inputs come before it
+        if any(arg in live for arg in node.all_input_nodes):
+            live.add(node)
+    return [n for n in graph.nodes if n in live and n.op != "placeholder"]
 
 
 def _is_kinked_function(target: object) -> bool:

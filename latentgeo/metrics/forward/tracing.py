@@ -62,6 +62,9 @@ __all__ = [
     "traced_graph",
 ]
 
+#: ``node.meta`` key of the operations tracing itself adds (a distribution's guards)
+GUARD = "latentgeo_guard"
+
 #: what ``torch.fx`` raises on modules it cannot trace (control flow on values, ``len`` of
 #: a proxy, several inputs...): anything else, out-of-memory included, propagates
 TRACE_ERRORS = (
@@ -151,6 +154,8 @@ def _bernoulli_while_tracing(
     one = probs.new_ones(())
     eps = torch.nextafter(one, one + one) - one
     clamped = probs.clamp(min=eps, max=1 - eps)
+    if isinstance(clamped, fx.Proxy):  # torch's guard, not a kink of the decoder
+        clamped.node.meta[GUARD] = True
     self.probs = probs
     self.logits = torch.log(clamped) - torch.log1p(-clamped)
 

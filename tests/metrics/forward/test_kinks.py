@@ -59,3 +59,35 @@ def test_metrics_ask_their_parts() -> None:
     assert (as_metric(smooth) + 2.0 * as_metric(relu)).kinks() == ("ReLU at '1'",)
     feature = FeatureMetric(smooth, nn.Sequential(nn.Linear(5, 3), nn.ReLU()))
     assert feature.kinks() == ("feature's ReLU at '1'",)
+
+
+def test_what_is_not_a_kink_of_the_decoder() -> None:
+    # found by review: each of these was named a kink
+    smooth = nn.Sequential(nn.Linear(2, 8), nn.Softplus(), nn.Linear(8, 3))
+
+    class BernoulliDecoder(nn.Module):  # tracing's own Bernoulli(probs=...) clamps
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = smooth
+
+        def forward(self, z: torch.Tensor) -> torch.distributions.Bernoulli:
+            return torch.distributions.Bernoulli(probs=torch.sigmoid(self.net(z)))
+
+    class ClampedParameter(nn.Module):  # a clamp of a parameter; a module never called
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.log_scale, self.unused = smooth, nn.Parameter(torch.zeros(3)), nn.ReLU()
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return self.net(z) * self.log_scale.clamp(-5.0, 5.0).exp()
+
+    class VAE(nn.Module):  # a function capturing a whole VAE whose encoder has ReLU
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+            self.decoder = smooth
+
+    vae = VAE().eval()
+    assert as_metric(BernoulliDecoder().eval()).kinks() == ()
+    assert kinked_operations(ClampedParameter()) == ()
+    assert as_metric(lambda z: vae.decoder(z), latent_dim=2).kinks() == ()
