@@ -24,7 +24,7 @@ from latentgeo.metrics.feature_diagonal import (
 )
 from latentgeo.metrics.forward.kinks import kinked_operations
 from latentgeo.metrics.jacobians import push_tangents
-from latentgeo.metrics.pullback_parts import check_module_dtype
+from latentgeo.metrics.pullback_parts import check_points_reach
 
 __all__ = ["FeatureMetric", "feature_metric"]
 
@@ -154,14 +154,7 @@ class FeatureMetric(Metric):
         self._jets = DecoderJets(decoder)
 
     def check_like(self, z: Tensor) -> None:
-        try:
-            check_module_dtype(self.decoder, z)
-        except TypeError as mismatch:  # a decoder may cast its input itself: try one point
-            try:
-                with torch.no_grad():
-                    self._squared_norm(z[:1], torch.zeros_like(z[:1]))
-            except RuntimeError:
-                raise mismatch from None
+        check_points_reach(self.decoder, z, self._squared_norm)
 
     def kinks(self) -> tuple[str, ...]:
         decoder = kinked_operations(self.decoder)

@@ -26,6 +26,7 @@ from latentgeo.metrics.jacobians import push_tangents, reverse_jacobian
 from latentgeo.metrics.pullback_parts import (
     Pieces,
     check_module_dtype,
+    check_points_reach,
     head_chords,
     nested_terms,
     reduced_pieces,
@@ -204,14 +205,7 @@ class PullbackMetric(Metric):
         return kinked_operations(self.embed)
 
     def check_like(self, z: Tensor) -> None:
-        try:
-            check_module_dtype(self.embed, z)
-        except TypeError as mismatch:  # a decoder may cast its input itself: try one point
-            try:
-                with torch.no_grad():
-                    self._squared_norm(z[:1], torch.zeros_like(z[:1]))
-            except RuntimeError:
-                raise mismatch from None
+        check_points_reach(self.embed, z, self._squared_norm)
 
     # ------------------------------------------------------------ the protocol
     def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:

@@ -23,6 +23,7 @@ from latentgeo.metrics.terms import GeodesicTerms
 __all__ = [
     "Pieces",
     "check_module_dtype",
+    "check_points_reach",
     "final_linear_piece",
     "gram",
     "gram_chords",
@@ -84,6 +85,22 @@ def check_module_dtype(module: object, z: Tensor, name: str = "the decoder") -> 
                 name=name,
             )
             return
+
+
+def check_points_reach(
+    module: object, z: Tensor, squared_norm: Callable[[Tensor, Tensor], Tensor]
+) -> None:
+    """:func:`check_module_dtype` for an entry point, unless the module copes: where the
+    dtype or device differs, one point is tried through ``squared_norm`` (a decoder may cast
+    its input itself) and the clear error raised only if that fails."""
+    try:
+        check_module_dtype(module, z)
+    except TypeError as mismatch:
+        try:
+            with torch.no_grad():
+                squared_norm(z[:1], torch.zeros_like(z[:1]))
+        except RuntimeError:
+            raise mismatch from None
 
 
 def _gram_cheaper(linear: nn.Linear, rows: int) -> bool:
