@@ -42,7 +42,7 @@ from latentgeo._validation import check_points, check_tangent
 from latentgeo.metrics.report import MetricCheck, check_tensor
 from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
-__all__ = ["Metric", "ScaledMetric", "SumMetric"]
+__all__ = ["CompositeMetric", "Metric", "ScaledMetric", "SumMetric"]
 
 
 def _needs_embedding(metric: Metric) -> TypeError:
@@ -326,7 +326,27 @@ class Metric(nn.Module, abc.ABC):
     __rmul__ = __mul__
 
 
-class SumMetric(Metric):
+class CompositeMetric(Metric):
+    """A metric made of others (:meth:`metrics`): a pull-back when all of them are, with
+    their kinks, and points checked against each of them."""
+
+    def metrics(self) -> list[Metric]:
+        """The metrics it is made of."""
+        raise NotImplementedError
+
+    @property
+    def is_pullback(self) -> bool:
+        return all(m.is_pullback for m in self.metrics())
+
+    def kinks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for m in self.metrics() for k in m.kinks()))
+
+    def check_like(self, z: Tensor) -> None:
+        for m in self.metrics():
+            m.check_like(z)
+
+
+class SumMetric(CompositeMetric):
     """The sum ``Σ_k G_k(z)`` of metrics on the same latent space.
 
     Args:
@@ -363,17 +383,6 @@ class SumMetric(Metric):
 
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         return GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
-
-    @property
-    def is_pullback(self) -> bool:
-        return all(m.is_pullback for m in self.metrics())
-
-    def kinks(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(k for m in self.metrics() for k in m.kinks()))
-
-    def check_like(self, z: Tensor) -> None:
-        for m in self.metrics():
-            m.check_like(z)
 
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The terms' embeddings side by side: ``‖(φ_1, …, φ_k)‖² = Σ ‖φ_i‖²``."""

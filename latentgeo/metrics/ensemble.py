@@ -10,7 +10,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from latentgeo.metrics.base import Metric
+from latentgeo.metrics.base import CompositeMetric, Metric
 from latentgeo.metrics.terms import GeodesicTerms
 
 __all__ = ["MeanMetric", "ensemble_members"]
@@ -44,7 +44,7 @@ def _(obj: list[Any] | tuple[Any, ...] | nn.ModuleList) -> list[Any]:
     return list(obj)
 
 
-class MeanMetric(Metric):
+class MeanMetric(CompositeMetric):
     """``G(z) = (1/K) Σ_k G_k(z)``, the expected metric of an ensemble (Syrota et al. 2024).
 
     Args:
@@ -96,17 +96,6 @@ class MeanMetric(Metric):
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         terms = GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
         return terms.scaled(1.0 / len(self))
-
-    @property
-    def is_pullback(self) -> bool:
-        return all(m.is_pullback for m in self.metrics())
-
-    def kinks(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(k for m in self.metrics() for k in m.kinks()))
-
-    def check_like(self, z: Tensor) -> None:
-        for m in self.metrics():
-            m.check_like(z)
 
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The members' embeddings side by side, over ``√K``."""
