@@ -155,10 +155,12 @@ class Metric(nn.Module, abc.ABC):
         by its keyword.
 
         Raises:
-            TypeError: an input is not a floating tensor, or a tangent's dtype is not ``z``'s.
+            TypeError: an input is not a floating tensor, a tangent's dtype is not ``z``'s,
+                or ``z``'s is not the metric's modules' (:meth:`check_like`).
             ValueError: a shape does not fit, a value is NaN/Inf, or devices differ.
         """
         z = check_points(z, "z", dim=self.latent_dim)
+        self.check_like(z)
         return [z, *(check_tangent(z, v, name) for name, v in tangents.items())]
 
     # ------------------------------------------------------- unchecked internals

@@ -25,7 +25,6 @@ from latentgeo.metrics.forward.kinks import kinked_operations
 from latentgeo.metrics.jacobians import push_tangents, reverse_jacobian
 from latentgeo.metrics.pullback_parts import (
     Pieces,
-    check_module_dtype,
     check_points_reach,
     head_chords,
     nested_terms,
@@ -211,14 +210,14 @@ class PullbackMetric(Metric):
     def metric_tensor(self, z: Tensor, *, validate: bool = True) -> Tensor:
         if validate:
             z = check_points(z, "z", dim=self.latent_dim)
-            check_module_dtype(self.embed, z)
+            self.check_like(z)
         return self._metric_tensor(z)
 
     def squared_norm(self, z: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
         if validate:
             z = check_points(z, "z", dim=self.latent_dim)
             v = check_tangent(z, v, "v")
-            check_module_dtype(self.embed, z)
+            self.check_like(z)
         return self._squared_norm(z, v)
 
     def inner(self, z: Tensor, u: Tensor, v: Tensor, *, validate: bool = True) -> Tensor:
@@ -226,7 +225,7 @@ class PullbackMetric(Metric):
             z = check_points(z, "z", dim=self.latent_dim)
             u = check_tangent(z, u, "u")
             v = check_tangent(z, v, "v")
-            check_module_dtype(self.embed, z)
+            self.check_like(z)
         return self._inner(z, u, v)
 
     def jacobian(self, z: Tensor) -> Tensor:
@@ -239,7 +238,7 @@ class PullbackMetric(Metric):
             ``J`` of shape ``(..., m, d)``.
         """
         z = check_points(z, "z", dim=self.latent_dim)
-        check_module_dtype(self.embed, z)
+        self.check_like(z)
         batch, d = z.shape[:-1], z.shape[-1]
         flat = z.reshape(-1, d)
         parts = self._chunked("jacobian", lambda sl: self._chunk_rows(flat[sl]).mT, flat)

@@ -96,9 +96,10 @@ def check_points_reach(
     try:
         check_module_dtype(module, z)
     except TypeError as mismatch:
+        one = z.reshape(-1, z.shape[-1])[:1]
         try:
             with torch.no_grad():
-                squared_norm(z[:1], torch.zeros_like(z[:1]))
+                squared_norm(one, torch.zeros_like(one))
         except RuntimeError:
             raise mismatch from None
 

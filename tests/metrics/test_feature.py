@@ -397,3 +397,11 @@ def test_a_module_in_training_mode_is_refused_at_construction(which: str) -> Non
     with pytest.raises(ValueError, match=f"call {which}.eval"):
         latentgeo.metrics.feature_metric([decoder, decoder], feature)
     assert decoder.training == (which == "decoder")  # the modes are left as they were
+
+
+def test_points_of_another_dtype_get_the_clear_error() -> None:
+    # it was torch's "mat1 and mat2 must have the same dtype" (found by review)
+    metric = FeatureMetric(mlp(2, 5).eval(), mlp(5, 3))
+    for z in (torch.zeros(4, 2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)):
+        with pytest.raises(TypeError, match=r"dtype torch\.float64 but the decoder's parameters"):
+            metric.metric_tensor(z)
