@@ -134,7 +134,6 @@ def lengths_and_status(
     Returns:
         Detached lengths ``(P,)`` and one :class:`~latentgeo.solvers.Status` per pair.
     """
-    check_optional_int(options.get("chunk_size"), "chunk_size")
     lengths, status = [], []
     for _, res in iter_geodesics(metric_or_decoder, z_a, z_b, **options):
         lengths.append(res.length.detach())

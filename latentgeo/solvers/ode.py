@@ -106,7 +106,8 @@ def geodesic_acceleration(
 
 
 def warn_if_kinked(metric: Metric) -> None:
-    """Say once per metric, with a :class:`~latentgeo.exceptions.NumericsWarning`, that the
+    """Say once per decoder (the metric's footprint owner: ``as_metric`` builds a metric
+    anew for every call), with a :class:`~latentgeo.exceptions.NumericsWarning`, that the
     geodesic ODE cannot see its jumps (:meth:`~latentgeo.metrics.Metric.kinks`: a
     decoder with ReLU, max pooling...; see :mod:`latentgeo.metrics.forward.kinks`)."""
     kinks = metric.kinks()
