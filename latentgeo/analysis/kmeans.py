@@ -15,7 +15,9 @@ With ``centres="means"``, :func:`geodesic_kmeans` runs true k-means from the
 k-medoids solution: each centre moves to its cluster's Fréchet mean
 (:func:`latentgeo.geometry.frechet_mean`, all k clusters in one batched call)
 and points are reassigned by their geodesic distances to the k centres, until
-the assignment no longer changes.
+the assignment no longer changes. The result keeps the statuses of those
+point–centre geodesics and of the means, and its ``converged_note`` and
+``warning`` count them beside the distance matrix's pairs.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor
 
 from latentgeo._options import check_int, check_optional_int
-from latentgeo.analysis.counts import ConvergenceCounts
+from latentgeo.analysis.counts import ConvergenceCounts, converged_note, convergence_warning
 from latentgeo.analysis.distances import lengths_and_status, pairwise_geodesics
 from latentgeo.geometry import FrechetMeanResult, frechet_mean
 from latentgeo.metrics import MetricLike, as_metric
@@ -51,7 +53,11 @@ class KMeansResult(ConvergenceCounts):
         centres: the cluster centres ``(k, d)``: the Fréchet means with
             ``centres="means"``, else ``None`` (the medoids are ``z[medoids]``).
         centre_distances: geodesic distances of the points to the centres, ``(N, k)``
-            (``centres="means"`` only).
+            (``centres="means"`` only), the last assignment's.
+        centre_status: the geodesic solver's :class:`~latentgeo.solvers.Status` of each
+            of those ``N·k`` geodesics, row-major (point ``i``, centre ``c`` at ``i·k + c``;
+            ``centres="means"`` only; empty otherwise). A distance that did not converge
+            is its curve's length, an upper bound.
         status: per cluster, the Fréchet mean's :class:`~latentgeo.solvers.Status`
             (``centres="means"`` only; empty otherwise).
         pair_status: the geodesic solver's :class:`~latentgeo.solvers.Status` of every
@@ -75,8 +81,32 @@ class KMeansResult(ConvergenceCounts):
     pair_status: list[Status] = field(default_factory=list)
     used: Tensor | None = None
     include_all: bool = False
+    centre_status: list[Status] = field(default_factory=list)
 
     pair_status_attr: ClassVar[str] = "pair_status"
+
+    def _counts(self) -> list[tuple[int, int, str]]:
+        """(converged, total, what) of the distance matrix, then, with ``centres="means"``,
+        of the point–centre geodesics and the Fréchet means."""
+        counts = [(self.num_converged, self.num_pairs, "pairs")]
+        for statuses, what in ((self.centre_status, "point-centre geodesics"),
+                               (self.status, "Fréchet means")):  # fmt: skip
+            if statuses:
+                ok = sum(s is Status.CONVERGED for s in statuses)
+                counts.append((ok, len(statuses), what))
+        return counts
+
+    @property
+    def converged_note(self) -> str:
+        """``"converged k/n pairs"``; with ``centres="means"`` the point–centre geodesics'
+        and the Fréchet means' counts follow."""
+        return "; ".join(converged_note(*c) for c in self._counts())
+
+    @property
+    def warning(self) -> str | None:
+        """The ``WARNING:`` lines of every count below 90 %, or ``None``."""
+        lines = [w for c in self._counts() if (w := convergence_warning(*c)) is not None]
+        return "\n".join(lines) or None
 
     @property
     def num_used(self) -> int:
@@ -325,13 +355,14 @@ def _lloyd(
     n, k = z.shape[0], start.medoids.shape[0]
     labels, centres = start.labels.to(z.device), z[start.medoids.to(z.device)]
     means = _cluster_means(metric, z, labels, centres, mean_options)
-    dist = z.new_zeros(n, k)
+    dist, status = z.new_zeros(n, k), list[Status]()
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 (reported)
         centres = means.mean.detach()
         pa = z.repeat_interleave(k, 0)
         pb = centres.repeat(n, 1)
-        dist = lengths_and_status(metric, pa, pb, **distance_options)[0].reshape(n, k)
+        dist, status = lengths_and_status(metric, pa, pb, **distance_options)
+        dist = dist.reshape(n, k)
         new = dist.argmin(1)
         if torch.equal(new, labels):
             break
@@ -343,6 +374,7 @@ def _lloyd(
         labels=labels.cpu(), medoids=nearest.argmin(0).cpu(), cost=cost, iterations=it,
         distances=start.distances, centres=centres, centre_distances=dist, status=means.status,
         pair_status=start.pair_status, used=start.used, include_all=start.include_all,
+        centre_status=status,
     )  # fmt: skip
 
 

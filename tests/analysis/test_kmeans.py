@@ -129,6 +129,30 @@ def test_geodesic_kmeans_counts_its_pairs() -> None:
     assert set(stopped.pair_status) == {Status.MAX_ITERATIONS} and stopped.num_used == 15
 
 
+def test_geodesic_kmeans_means_report_their_point_centre_geodesics() -> None:
+    """With ``centres="means"`` the reassignment solves N·k more geodesics: their statuses
+    are kept and counted (they were dropped), and a failing budget shows in the note."""
+    gen = torch.Generator().manual_seed(0)
+    z, _ = blobs(gen)
+    z = z[::6] / 8  # 10 points on the sphere's chart
+    mean_options = {"method": "energy", "max_iter": 3}
+    res = geodesic_kmeans(StereographicSphere(), z, 2, generator=gen, centres="means",
+                          mean_options=mean_options)  # fmt: skip
+    assert len(res.centre_status) == 10 * 2
+    assert set(res.centre_status) == {Status.CONVERGED}
+    assert "converged 20/20 point-centre geodesics" in res.converged_note
+    assert f"converged {res.num_converged}/45 pairs" in res.converged_note
+    stop = SplineEnergy(max_iter=1)
+    failed = geodesic_kmeans(StereographicSphere(), z, 2, generator=gen, centres="means",
+                             mean_options=mean_options, method=stop, include_all=True)  # fmt: skip
+    assert set(failed.centre_status) == {Status.MAX_ITERATIONS}
+    assert "converged 0/20 point-centre geodesics" in failed.converged_note
+    assert failed.warning is not None
+    assert "WARNING: only 0/20 point-centre geodesics converged" in failed.warning
+    medoids = geodesic_kmeans(StereographicSphere(), z, 2, generator=gen)
+    assert medoids.centre_status == [] and medoids.converged_note == "converged 45/45 pairs"
+
+
 def test_geodesic_kmeans_on_separated_clusters() -> None:
     gen = torch.Generator().manual_seed(0)
     centres = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
