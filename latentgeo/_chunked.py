@@ -269,7 +269,6 @@ def _halve(owner: object, key: Hashable, size: int, weight: float) -> int:
             f"{name}: out of memory in a chunk of {key!r}; chunks are halved and retried "
             "(a smaller memory budget avoids the retries)"
         ),
-        stacklevel=5,
     )
     known = footprint(owner, key)
     if known is None:  # a fixed chunk size: remembered as a cap of its own

@@ -1,4 +1,4 @@
-"""latentgeo's error and warning classes, and :func:`warn_once`.
+"""latentgeo's error and warning classes, :func:`warn` and :func:`warn_once`.
 
 Every error latentgeo raises on purpose is a :class:`LatentgeoError` (or a
 built-in ``ValueError``/``TypeError`` for bad arguments); every warning is a
@@ -16,11 +16,16 @@ built-in ``ValueError``/``TypeError`` for bad arguments); every warning is a
 * :class:`NumericsWarning`: a number may not mean what it seems (an
   indefinite metric, a loss of precision).
 
+Warnings point at the caller's line, not into latentgeo: :func:`warn` finds
+the first frame outside latentgeo (and outside torch, ``functools`` and
+``contextlib``, which call back into it), however deep the call that warns.
+
 This module sits below every layer: anything in latentgeo may import it.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 import weakref
 from typing import Any
@@ -30,6 +35,8 @@ __all__ = [
     "LatentgeoWarning",
     "NumericsWarning",
     "PerformanceWarning",
+    "user_stacklevel",
+    "warn",
     "warn_once",
 ]
 
@@ -56,14 +63,40 @@ _SHOWN: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 _SHOWN_BY_ID: dict[int, set[str]] = {}
 
 
-def warn_once(owner: object, warning: LatentgeoWarning, *, stacklevel: int = 3) -> bool:
-    """Emit ``warning`` unless the same message was already emitted for ``owner``.
+#: top-level modules whose frames a warning skips on its way to the caller's line
+_INTERNAL_MODULES = frozenset({"latentgeo", "torch", "functools", "contextlib"})
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes :func:`warnings.warn`, called by the function that
+    calls this one, point at the first frame outside latentgeo (see the module doc)."""
+    frame = sys._getframe(1)  # the function about to warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and _is_internal(frame):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _is_internal(frame: Any) -> bool:
+    module = frame.f_globals.get("__name__") or ""
+    return str(module).partition(".")[0] in _INTERNAL_MODULES
+
+
+def warn(warning: LatentgeoWarning) -> None:
+    """Emit ``warning`` at the caller's line, the first frame outside latentgeo."""
+    warnings.warn(warning, stacklevel=user_stacklevel())
+
+
+def warn_once(owner: object, warning: LatentgeoWarning, *, stacklevel: int | None = None) -> bool:
+    """Emit ``warning`` (as :func:`warn`) unless the same message was already emitted for
+    ``owner``.
 
     Args:
         owner: the object the warning is about (a metric, a decoder); the
             message is shown once per owner and per text.
         warning: the warning instance.
-        stacklevel: passed to :func:`warnings.warn`.
+        stacklevel: passed to :func:`warnings.warn` (``None``: the caller's line,
+            :func:`user_stacklevel`).
 
     Returns:
         Whether the warning was emitted now.
@@ -87,5 +120,5 @@ def warn_once(owner: object, warning: LatentgeoWarning, *, stacklevel: int = 3) 
     if text in shown:
         return False
     shown.add(text)
-    warnings.warn(warning, stacklevel=stacklevel)
+    warnings.warn(warning, stacklevel=user_stacklevel() if stacklevel is None else stacklevel)
     return True

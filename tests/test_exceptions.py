@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import warnings
+from collections.abc import Callable
 
 import pytest
+import torch
 
+from latentgeo.analysis import geodesic_distances
 from latentgeo.exceptions import (
     LatentgeoError,
     LatentgeoWarning,
     NumericsWarning,
     PerformanceWarning,
+    user_stacklevel,
+    warn,
     warn_once,
 )
+from latentgeo.solvers import SplineEnergy, exp_map
+from latentgeo.testing import StereographicSphere
 
 
 class Owner:
@@ -68,3 +76,31 @@ def test_the_warning_points_at_the_caller_of_the_warning_function() -> None:
         warnings.simplefilter("always")
         library_function(Owner())
     assert caught[0].filename == __file__
+
+
+def _record(call: Callable[[], object]) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [w for w in caught if issubclass(w.category, LatentgeoWarning)]
+
+
+def test_warnings_from_deep_calls_point_at_the_users_line() -> None:
+    """However deep in latentgeo (or in torch calling back into it) a warning is raised, it
+    names the user's file and line: the distances' count (analysis → solvers), the ODE's
+    kink warning (solvers → metrics), a plain ``warn`` from a test-local function."""
+    relu = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    z = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+    line = inspect.currentframe().f_lineno  # type: ignore[union-attr]
+    kinks = _record(lambda: exp_map(relu, z, 0.1 * z))  # line + 1
+    stop = SplineEnergy(max_iter=1)
+    dist = _record(lambda: geodesic_distances(StereographicSphere(), z, -z, method=stop))  # + 3
+    here = _record(lambda: warn(NumericsWarning("plain")))  # line + 4
+    for caught, offset in ((kinks, 1), (dist, 3), (here, 4)):
+        assert len(caught) == 1, [str(w.message) for w in caught]
+        assert (caught[0].filename, caught[0].lineno) == (__file__, line + offset)
+    assert "kinks" in str(kinks[0].message) and "did not converge" in str(dist[0].message)
+
+
+def test_user_stacklevel_counts_the_frames_inside_latentgeo() -> None:
+    assert user_stacklevel() == 1  # called from here: this test's frame is the user's

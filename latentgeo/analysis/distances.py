@@ -8,7 +8,6 @@ many pairs there are.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points, check_same_shape
 from latentgeo.analysis.counts import ConvergenceCounts, status_counts
-from latentgeo.exceptions import NumericsWarning
+from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import GeodesicResult, Status, connecting_geodesic
 
@@ -147,13 +146,12 @@ def _warn_unconverged(caller: str, status: list[Status]) -> None:
     if not failed:
         return
     why = ", ".join(f"{k} {v}" for k, v in status_counts(failed).items())
-    warnings.warn(
+    warn(
         NumericsWarning(
             f"{caller}: {len(failed)} of {len(status)} geodesics did not converge ({why}); "
             "their distances are the lengths of the curves found (upper bounds). "
             "pairwise_geodesics or connecting_geodesic give each pair's status"
-        ),
-        stacklevel=3,
+        )
     )
 
 

@@ -181,4 +181,4 @@ class DecoderJets:
         owner = self.decoder
         name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
         message = f"{name}: {why}; its feature metric uses torch.func (exact, slower)"
-        warn_once(owner, PerformanceWarning(message), stacklevel=6)
+        warn_once(owner, PerformanceWarning(message))

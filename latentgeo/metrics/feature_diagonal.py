@@ -295,6 +295,6 @@ def hutchinson_feature_diagonal(feature: FlatMap, x: Tensor, probes: Tensor) -> 
                 raise
             owner = getattr(feature, "__self__", feature)  # a bound method: its metric
             text = "vmap cannot batch the feature map's reverse mode; probes pulled one by one"
-            warn_once(owner, PerformanceWarning(f"{type(owner).__name__}: {text}"), stacklevel=3)
+            warn_once(owner, PerformanceWarning(f"{type(owner).__name__}: {text}"))
             rows = torch.stack([pull(u)[0] for u in probes])
     return (rows * rows).mean(0)

@@ -63,7 +63,7 @@ def push_tangents(f: FlatMap, z: Tensor, tangents: Tensor) -> Tensor:
 
 def _announce(f: FlatMap, text: str) -> None:
     owner = getattr(f, "__self__", f)  # a bound method: its object (a metric)
-    warn_once(owner, PerformanceWarning(f"{type(owner).__name__}: {text}"), stacklevel=4)
+    warn_once(owner, PerformanceWarning(f"{type(owner).__name__}: {text}"))
 
 
 def forward_jacobian(f: FlatMap, z: Tensor) -> Tensor:

@@ -129,7 +129,7 @@ class PullbackMetric(Metric):
         owner = self._decoder_of(self.embed)
         name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
         name = getattr(owner, "__qualname__", name) if not isinstance(owner, nn.Module) else name
-        warn_once(owner, PerformanceWarning(f"{name}: {text}"), stacklevel=4)
+        warn_once(owner, PerformanceWarning(f"{name}: {text}"))
 
     def _build_propagators(self, announce: bool = True) -> None:
         """The traced propagators, if ``embed`` has a fast path; say once what it lacks."""

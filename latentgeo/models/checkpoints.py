@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 from latentgeo._atomic import atomic_path
-from latentgeo.exceptions import LatentgeoError, LatentgeoWarning
+from latentgeo.exceptions import LatentgeoError, LatentgeoWarning, warn
 from latentgeo.models.config import from_spec, to_spec
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "checksum", "load", "save"]
@@ -202,12 +201,11 @@ def _read(path: Path) -> dict[str, Any]:
             f"{payload.get('latentgeo_version', '?')}: upgrade latentgeo to read it)"
         )
     if version == 1:
-        warnings.warn(
+        warn(
             LatentgeoWarning(
                 f"{path} is a format-1 checkpoint without a checksum: it cannot be verified; "
                 "save it again to add one"
-            ),
-            stacklevel=3,
+            )
         )
         return payload
     stored = payload.get("sha256")

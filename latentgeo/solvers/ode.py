@@ -126,7 +126,6 @@ def warn_if_kinked(metric: Metric) -> None:
             "connecting_geodesic(method='spline') minimises the energy of whole curves; smooth "
             "activations (Softplus, SiLU, GELU) give a smooth metric"
         ),
-        stacklevel=5,
     )
 
 

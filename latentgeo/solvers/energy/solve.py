@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -12,7 +11,7 @@ from torch import Tensor, nn
 
 from latentgeo.curves import CubicSpline, Curve
 from latentgeo.curves.length import is_pullback
-from latentgeo.exceptions import NumericsWarning
+from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric
 from latentgeo.solvers.energy.adam import run_adam
 from latentgeo.solvers.energy.lbfgs import LBFGSMemory, run_lbfgs
@@ -36,14 +35,13 @@ def _check_resolvable(refine_tol: float, dtype: torch.dtype) -> None:
     (``10·eps``): rounding can hide that a pair settled, which then refines to ``max_knots``."""
     floor = 10.0 * torch.finfo(dtype).eps
     if 0.0 < refine_tol / 2 < floor:
-        warnings.warn(
+        warn(
             NumericsWarning(
                 f"refine_tol={refine_tol:g} asks lengths to settle within {refine_tol / 2:.1e} "
                 f"relative, below what {dtype} resolves (about {floor:.1e}): rounding can hide it, "
                 "and pairs then refine up to max_knots and end max_iter (slowly); use float64 "
                 f"or refine_tol >= {2 * floor:.1e}"
-            ),
-            stacklevel=4,
+            )
         )
 
 
