@@ -227,8 +227,8 @@ class DecoderEmbedding(nn.Module):
         return output_embedding(select_output(self.decoder(z), self.output), z.shape[0])
 
 
-# the embeddings ``as_metric`` builds for one decoder share the decoder's trace
-register_wrapper(DecoderEmbedding, lambda wrapper: wrapper.decoder)
+# the embeddings ``as_metric`` builds for one decoder and one output share a trace
+register_wrapper(DecoderEmbedding, lambda wrapper: wrapper.decoder, lambda wrapper: wrapper.output)
 
 
 class ConcatEmbedding(nn.Module):

@@ -28,8 +28,11 @@ module itself (so a module can still be freed). A trace is redone when the
 module's class, its ``forward`` or its training mode changes; a module whose
 ``forward`` branches on other Python attributes must be traced anew by
 :func:`forget`. Wrappers registered with :func:`register_wrapper` (the
-``DecoderEmbedding`` of a decoder) are cached under the module they wrap, so
-that the wrappers ``as_metric`` builds for one decoder share one trace.
+``DecoderEmbedding`` of a decoder) are cached under the module they wrap, with
+what their own ``forward`` depends on (the embedding's ``output`` choice) in the
+version, so that the wrappers ``as_metric`` builds for one decoder and one
+output share one trace, and other outputs get traces of their own. A module
+keeps its last :data:`TRACES_PER_MODULE` traces.
 """
 
 from __future__ import annotations
@@ -89,22 +92,30 @@ class Trace:
     constants: dict[str, Tensor]
 
 
+#: how many traces (versions) of one module the cache keeps, the latest used
+TRACES_PER_MODULE = 8
+
 _Entry = tuple[Any, "Trace | None", "str | None"]  # (version, trace, why it failed)
-# module -> entry; wrappers of a decoder are keyed by the decoder
-_CACHE: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
-_WRAPPED: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
-_WRAPPERS: dict[type, Callable[[nn.Module], object]] = {}
+# module -> its latest entries; wrappers of a decoder are keyed by the decoder
+_CACHE: weakref.WeakKeyDictionary[nn.Module, list[_Entry]] = weakref.WeakKeyDictionary()
+_WRAPPED: weakref.WeakKeyDictionary[nn.Module, list[_Entry]] = weakref.WeakKeyDictionary()
+_Unwrap = Callable[[nn.Module], object]
+_WRAPPERS: dict[type, tuple[_Unwrap, _Unwrap]] = {}
 
 
-def register_wrapper(cls: type[nn.Module], unwrap: Callable[[nn.Module], object]) -> None:
+def register_wrapper(
+    cls: type[nn.Module], unwrap: _Unwrap, depends: _Unwrap = lambda wrapper: None
+) -> None:
     """Cache the traces of ``cls`` instances under the module ``unwrap(instance)`` they wrap.
 
     Args:
-        cls: a module class whose ``forward`` only calls the wrapped module (and
-            tensor operations); subclasses are not included.
+        cls: a module class whose ``forward`` calls the wrapped module and tensor
+            operations; subclasses are not included.
         unwrap: the wrapped object of an instance (used as the key if it is a module).
+        depends: what else an instance's ``forward`` depends on (compared with
+            ``==``; a trace is shared only between instances where it is equal).
     """
-    _WRAPPERS[cls] = unwrap
+    _WRAPPERS[cls] = (unwrap, depends)
 
 
 def _version(module: nn.Module) -> tuple[Any, ...]:
@@ -114,12 +125,13 @@ def _version(module: nn.Module) -> tuple[Any, ...]:
 
 def _slot(
     module: nn.Module,
-) -> tuple[weakref.WeakKeyDictionary[nn.Module, _Entry], nn.Module, Any]:
-    """``(cache, key, version)`` of a module (a registered wrapper: of what it wraps)."""
-    unwrap = _WRAPPERS.get(type(module))
-    inner = unwrap(module) if unwrap is not None else None
-    if isinstance(inner, nn.Module):
-        return _WRAPPED, inner, _version(inner)
+) -> tuple[weakref.WeakKeyDictionary[nn.Module, list[_Entry]], nn.Module, Any]:
+    """``(cache, key, version)`` of a module (a registered wrapper: of what it wraps, with
+    what the wrapper depends on in the version)."""
+    wrapper = _WRAPPERS.get(type(module))
+    inner = wrapper[0](module) if wrapper is not None else None
+    if wrapper is not None and isinstance(inner, nn.Module):
+        return _WRAPPED, inner, (_version(inner), type(module), wrapper[1](module))
     return _CACHE, module, _version(module)
 
 
@@ -213,9 +225,11 @@ def _lookup(root: object, target: str) -> Any:
 
 def _entry(module: nn.Module) -> _Entry:
     cache, key, version = _slot(module)
-    cached = cache.get(key)
-    if cached is not None and cached[0] == version:
-        return cached
+    entries = cache.setdefault(key, [])
+    for i, cached in enumerate(entries):
+        if cached[0] == version:
+            entries.append(entries.pop(i))  # the latest used last
+            return cached
     try:
         entry: _Entry = (version, _trace(module), None)
     except TRACE_ERRORS as err:
@@ -223,7 +237,8 @@ def _entry(module: nn.Module) -> _Entry:
             raise
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
         entry = (version, None, f"{type(err).__name__}: {first_line}"[:300])
-    cache[key] = entry
+    entries.append(entry)
+    del entries[:-TRACES_PER_MODULE]
     return entry
 
 
@@ -267,6 +282,7 @@ def trace_failure(module: object) -> str | None:
 
 
 def forget(module: nn.Module) -> None:
-    """Drop the cached trace of ``module`` (it is traced again on next use)."""
+    """Drop the cached traces of ``module`` (it is traced again on next use; a wrapper's:
+    those of the module it wraps)."""
     cache, key, _ = _slot(module)
     cache.pop(key, None)

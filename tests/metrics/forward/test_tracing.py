@@ -42,6 +42,41 @@ def test_traced_once_per_module(monkeypatch: object) -> None:
     assert len(calls) == 4
 
 
+def test_wrappers_with_other_outputs_get_their_own_traces(monkeypatch: object) -> None:
+    """Found by a user: ``as_metric(dec, output=...)`` reused the trace of the first metric
+    built on ``dec``, whatever its output, so a pythae model's Fisher–Rao metric came out
+    as its decoder's ``JᵀJ``. Each output is its own trace; alternating retraces nothing."""
+    from torch.distributions import Bernoulli
+
+    net = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3), nn.Sigmoid()).double()
+    z = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    jac = torch.func.vmap(torch.func.jacrev(net))(z)  # (5, 3, 2)
+    p = net(z).detach()  # the Bernoulli Fisher metric is Jᵀ diag(1 / (p (1 − p))) J
+    expected = {
+        "plain": jac.mT @ jac,
+        "scaled": 9.0 * jac.mT @ jac,
+        "fisher": jac.mT @ (jac / (p * (1 - p))[..., None]),
+    }
+    outputs = {
+        "plain": None,
+        "scaled": lambda out: 3.0 * out,
+        "fisher": lambda out: Bernoulli(probs=out),
+    }
+    calls = []
+    original = fx.symbolic_trace
+
+    def counting(module: nn.Module) -> fx.GraphModule:
+        calls.append(module)
+        return original(module)
+
+    monkeypatch.setattr(fx, "symbolic_trace", counting)  # type: ignore[attr-defined]
+    for order in (["plain", "scaled", "fisher"], ["fisher", "plain", "scaled", "fisher"]):
+        for name in order:
+            got = as_metric(net, output=outputs[name]).metric_tensor(z)
+            torch.testing.assert_close(got, expected[name], rtol=1e-10, atol=1e-12)
+    assert len(calls) == 3  # one trace per output, shared on the second round
+
+
 def test_cache_does_not_keep_modules_alive() -> None:
     net = _net()
     as_metric(net).squared_norm(torch.zeros(2), torch.ones(2))
