@@ -21,7 +21,7 @@ from latentgeo._validation import check_points, check_same_shape
 from latentgeo.analysis.counts import ConvergenceCounts, status_counts
 from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric, MetricLike, as_metric
-from latentgeo.solvers import GeodesicResult, Status, connecting_geodesic
+from latentgeo.solvers import GeodesicMethod, GeodesicResult, Status, connecting_geodesic
 
 __all__ = [
     "PairwiseDistances",
@@ -42,7 +42,7 @@ def iter_geodesics(
     chunk_size: int | None = 256,
     progress: bool = False,
     desc: str = "geodesics",
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     **solver_options: Any,
 ) -> Iterator[tuple[slice, GeodesicResult]]:
     """Solve pairs ``(z_a[i], z_b[i])`` chunk by chunk.
@@ -86,7 +86,7 @@ def geodesic_distances(
     *,
     chunk_size: int | None = 256,
     progress: bool = False,
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     **solver_options: Any,
 ) -> Tensor:
     """Geodesic distances between paired points ``z_a[i]`` and ``z_b[i]``.
@@ -102,7 +102,8 @@ def geodesic_distances(
         z_b: shape ``(P, d)``.
         chunk_size: pairs per batched solve (``None``: all at once).
         progress: show a progress bar.
-        method: solver method (default ``"spline"``).
+        method: solver method or solver object of
+            :func:`~latentgeo.solvers.connecting_geodesic` (default ``"spline"``).
         **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`
             (``memory_budget=`` among them: the bytes each chunk's solve may use).
 
@@ -170,7 +171,7 @@ def pairwise_geodesic_distances(
     *,
     chunk_size: int | None = 256,
     progress: bool = False,
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     **solver_options: Any,
 ) -> Tensor:
     """The symmetric matrix of geodesic distances between all points.
@@ -186,7 +187,8 @@ def pairwise_geodesic_distances(
         z: points, shape ``(N, d)``.
         chunk_size: pairs per batched solve (``None``: all at once).
         progress: show a progress bar.
-        method: solver method (default ``"spline"``).
+        method: solver method or solver object of
+            :func:`~latentgeo.solvers.connecting_geodesic` (default ``"spline"``).
         **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`
             (``memory_budget=`` among them: the bytes each chunk's solve may use).
 
@@ -277,7 +279,7 @@ def pairwise_geodesics(
     chunk_size: int | None = 256,
     progress: bool = False,
     max_repeats: int | None = None,
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     **solver_options: Any,
 ) -> PairwiseDistances:
     """:func:`pairwise_geodesic_distances` with the per-pair statuses and converged counts.
@@ -292,7 +294,8 @@ def pairwise_geodesics(
             (``chunk_size`` is then unused). ``method="graph"`` needs it: it builds
             its k-NN graph on the end points too, and a point repeated more than
             ``k`` times fills its neighbourhood with its own copies. ``None``: no limit.
-        method: solver method (default ``"spline"``).
+        method: solver method or solver object of
+            :func:`~latentgeo.solvers.connecting_geodesic` (default ``"spline"``).
         **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.
 
     Returns:

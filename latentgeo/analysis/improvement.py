@@ -31,7 +31,7 @@ from latentgeo.analysis.distances import iter_geodesics
 from latentgeo.curves import CubicSpline, Curve, curve_length
 from latentgeo.curves.length import lengths_from_squared_norms
 from latentgeo.metrics import MetricLike, as_metric, principal_directions
-from latentgeo.solvers import Status
+from latentgeo.solvers import GeodesicMethod, Status
 from latentgeo.solvers.validity import mark_invalid
 
 #: How :func:`relative_improvement` measures both curves: ``"solver"`` (the line by
@@ -159,7 +159,7 @@ def relative_improvement(
     num_points: int = 64,
     chunk_size: int | None = 256,
     progress: bool = False,
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     score: str = "solver",
     score_points: int = 1024,
     include_all: bool = False,
@@ -181,7 +181,8 @@ def relative_improvement(
         num_points: quadrature nodes of the straight-line length (``score="solver"``).
         chunk_size: pairs per batched geodesic solve.
         progress: show a progress bar.
-        method: solver method (default ``"spline"``).
+        method: solver method or solver object of
+            :func:`~latentgeo.solvers.connecting_geodesic` (default ``"spline"``).
         score: ``"solver"`` or ``"chord"`` (see :data:`SCORES`; ``"chord"`` needs a
             pull-back metric such as a decoder's).
         score_points: polyline points per curve for ``score="chord"``.
@@ -295,7 +296,7 @@ def monte_carlo_relative_improvement(
     num_points: int = 64,
     chunk_size: int | None = 256,
     progress: bool = False,
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     include_all: bool = False,
     **solver_options: Any,
 ) -> ImprovementResult:

@@ -34,7 +34,7 @@ from latentgeo.analysis.counts import ConvergenceCounts, converged_note, converg
 from latentgeo.analysis.distances import lengths_and_status, pairwise_geodesics
 from latentgeo.geometry import FrechetMeanResult, frechet_mean
 from latentgeo.metrics import MetricLike, as_metric
-from latentgeo.solvers import Status
+from latentgeo.solvers import GeodesicMethod, Status
 
 __all__ = ["KMeansResult", "converged_points", "f_measure", "geodesic_kmeans", "kmedoids"]
 
@@ -273,7 +273,7 @@ def geodesic_kmeans(
     generator: torch.Generator | None = None,
     chunk_size: int | None = 256,
     progress: bool = False,
-    method: str = "spline",
+    method: str | GeodesicMethod = "spline",
     centres: Literal["medoids", "means"] = "medoids",
     mean_options: dict[str, Any] | None = None,
     include_all: bool = False,
@@ -290,7 +290,8 @@ def geodesic_kmeans(
         generator: CPU random generator for the initialisation.
         chunk_size: pairs per batched geodesic solve.
         progress: show a progress bar while solving geodesics.
-        method: solver method (default ``"spline"``).
+        method: solver method or solver object of
+            :func:`~latentgeo.solvers.connecting_geodesic` (default ``"spline"``).
         centres: ``"medoids"`` (k-medoids on the distance matrix) or ``"means"``
             (then true k-means from that start, with Fréchet means as centres).
         mean_options: options of :func:`latentgeo.geometry.frechet_mean` (``"means"``).
