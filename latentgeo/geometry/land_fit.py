@@ -23,6 +23,7 @@ a flat metric the first iteration lands on the Gaussian (mixture) update.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +31,12 @@ import torch
 from torch import Tensor
 
 from latentgeo._validation import check_points
+from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.geometry.land import LAND, MonteCarloVolume, Volume, standard_draws
 from latentgeo.geometry.logmaps import Method, log_maps
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import ShootingError, Status, exp_map_result
-from latentgeo.solvers.status import raise_if_failed
+from latentgeo.solvers.status import code, raise_if_failed, statuses_from_codes
 
 __all__ = ["LANDFit", "fit_land"]
 
@@ -51,8 +53,11 @@ class LANDFit:
             fell below ``tol``; ``[max_iter]`` otherwise.
         responsibilities: ``r_nk`` at the end, ``(N, K)``.
         failed_points: how many points had a failed log map (to some component)
-            at the end; they are left out of the updates.
+            at the end; they are left out of the updates (and the fit warns).
         message: detail, e.g. about failed log maps or Monte Carlo samples.
+        point_status: per data point, ``converged`` when its log maps to every
+            component converged at the end, else the status of the first that did not
+            (``nonfinite`` for a converged one with a non-finite answer).
     """
 
     distribution: LAND
@@ -62,10 +67,33 @@ class LANDFit:
     responsibilities: Tensor
     failed_points: int
     message: list[str] = field(default_factory=list)
+    point_status: list[Status] = field(default_factory=list)
 
     def raise_if_failed(self) -> None:
-        """Raise :class:`~latentgeo.solvers.ShootingError` unless the fit converged."""
+        """Raise :class:`~latentgeo.solvers.ShootingError` unless the fit converged with
+        every point in it (no point left out for a failed log map)."""
         raise_if_failed(self.status, self, ShootingError, what="fits", messages=self.message)
+        if self.failed_points:
+            raise ShootingError(
+                f"the fit converged without {self.failed_points} of {len(self.point_status)} "
+                f"points, whose log maps failed ({_counts(self.point_status)}); "
+                "LANDFit.point_status names them",
+                self,
+            )
+
+
+def _counts(statuses: list[Status]) -> str:
+    """``"max_iter 3, nonfinite 1"``: the failures among ``statuses``, in the enum's order."""
+    found = Counter(statuses)
+    return ", ".join(f"{s} {found[s]}" for s in Status if s is not Status.CONVERGED and found[s])
+
+
+def _point_status(codes: Tensor) -> list[Status]:
+    """Per point (column of the ``(K, N)`` log-map codes): converged, or its first failure."""
+    converged = code(Status.CONVERGED)
+    failed = codes != converged
+    first = torch.where(failed.any(0), codes.gather(0, failed.int().argmax(0)[None])[0], converged)
+    return statuses_from_codes(first)
 
 
 def _initial_means(x: Tensor, k: int, seed: int) -> Tensor:
@@ -87,7 +115,7 @@ class _EM:
                  cfg: dict[str, Any]) -> None:  # fmt: skip
         self.metric, self.x, self.cfg, self.draws = metric, x, cfg, draws
         self.means = means
-        self.logs, self.ok = self._logs(means, None)
+        self.logs, self.ok, self.codes = self._logs(means, None)
         k, n = self.logs.shape[:2]
         near = torch.where(self.ok, self.logs.norm(dim=-1), torch.inf).argmin(0)
         r = torch.nn.functional.one_hot(near, k).T.to(x.dtype)  # (K, N) hard start
@@ -96,16 +124,20 @@ class _EM:
         self.mc = self._estimate()
         self.mean_step = torch.full((k,), float(cfg["mean_step"]), dtype=x.dtype, device=x.device)
 
-    def _logs(self, means: Tensor, warm: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _logs(self, means: Tensor, warm: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """``log_{μ_k}(x_n)`` ``(K, N, d)``, whether each is usable ``(K, N)``, and its
+        status code ``(K, N)`` (a converged one that is not finite: ``nonfinite``)."""
         k, n = means.shape[0], self.x.shape[0]
         init = None if warm is None else warm.reshape(k * n, -1)
         res = log_maps(self.metric, means.repeat_interleave(n, 0), self.x.repeat(k, 1),
                        method=self.cfg["log_method"], init=init,
                        options=self.cfg["log_options"])  # fmt: skip
-        ok = torch.tensor([s is Status.CONVERGED for s in res.status], device=self.x.device)
-        return res.velocity.reshape(k, n, -1), ok.reshape(k, n) & torch.isfinite(
-            res.velocity.reshape(k, n, -1)
-        ).all(-1)
+        logs = res.velocity.reshape(k, n, -1)
+        codes = torch.tensor([code(s) for s in res.status], device=self.x.device).reshape(k, n)
+        converged = codes == code(Status.CONVERGED)
+        finite = torch.isfinite(logs).all(-1)
+        codes = torch.where(converged & ~finite, code(Status.NON_FINITE), codes)
+        return logs, converged & finite, codes
 
     def _second_moment(self, r: Tensor, floor: float = 0.0) -> Tensor:
         r = torch.where(self.ok, r, 0.0)
@@ -152,7 +184,7 @@ class _EM:
         step = self.mean_step[:, None] * (m_emp / mass[:, None] - m_mc)
         ex = exp_map_result(self.metric, self.means, step)
         means = torch.where(ex.converged[:, None], ex.point, self.means)
-        logs, ok = self._logs(means, self.logs - step[:, None])
+        logs, ok, codes = self._logs(means, self.logs - step[:, None])
         mc = MonteCarloVolume.estimate(self.metric, means, self.cov, self.draws,
                                        self.cfg["volume"], self.cfg["steps"])  # fmt: skip
         both = ok & self.ok
@@ -162,6 +194,7 @@ class _EM:
         self.means = torch.where(keep[:, None], means, self.means)
         self.logs = torch.where(keep[:, None, None], logs, self.logs)
         self.ok = torch.where(keep[:, None], ok, self.ok)
+        self.codes = torch.where(keep[:, None], codes, self.codes)
         self.mc = mc.where(keep, self.mc)
         self.mean_step = torch.where(keep, self.mean_step, 0.5 * self.mean_step)
 
@@ -227,7 +260,9 @@ def fit_land(
         covariance_floor: a ridge of this fraction of the mean variance keeps the
             starting covariances positive definite.
         seed: seeds the Monte Carlo draws and the k-means++ start.
-        throw: raise :class:`~latentgeo.solvers.ShootingError` unless the fit converged.
+        throw: raise :class:`~latentgeo.solvers.ShootingError` unless the fit converged
+            with every point (else a point left out for a failed log map is announced
+            by a :class:`~latentgeo.exceptions.NumericsWarning`).
 
     Returns:
         A :class:`LANDFit`.
@@ -276,7 +311,17 @@ def fit_land(
                 log_method=log_method, log_options=log_options, draws=draws)  # fmt: skip
     failed = int((~em.ok.all(0)).sum())
     message = [f"{failed} points with a failed log map were left out" if failed else ""]
-    fit = LANDFit(dist, torch.stack(history), it, [status], r.T, failed, message)
+    points = _point_status(em.codes)
+    fit = LANDFit(dist, torch.stack(history), it, [status], r.T, failed, message, points)
+    if failed and not throw:
+        warn(
+            NumericsWarning(
+                f"fit_land: {failed} of {x.shape[0]} points had a log map that failed "
+                f"({_counts(points)}) and were left out of the fit: it describes the other "
+                "points only (LANDFit.point_status names them; log_options can give the log "
+                "maps more budget)"
+            )
+        )
     if throw:
         fit.raise_if_failed()
     return fit

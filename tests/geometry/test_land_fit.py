@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from latentgeo.exceptions import NumericsWarning
 from latentgeo.geometry import fit_land
-from latentgeo.solvers import Status
+from latentgeo.solvers import ShootingError, Status
 from latentgeo.testing import LinearMap
 
 A = torch.tensor([[2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
@@ -20,6 +22,8 @@ def test_fit_on_a_flat_metric_is_the_gaussian_mle(dtype: torch.dtype) -> None:
     x = torch.randn(200, 2, dtype=dtype) @ torch.tensor([[1.0, 0.3], [0.0, 0.5]], dtype=dtype) + 1
     fit = fit_land(LinearMap(A.to(dtype)), x, num_samples=32, log_method=flat_log)
     assert fit.status == [Status.CONVERGED] and fit.failed_points == 0
+    assert fit.point_status == [Status.CONVERGED] * 200
+    fit.raise_if_failed()
     land = fit.distribution
     centred = x - x.mean(0)
     tol = 1e-9 if dtype == torch.float64 else 1e-4
@@ -50,3 +54,27 @@ def test_mixture_fit_matches_scikit_learn() -> None:
     torch.testing.assert_close(land.weights[mine], torch.as_tensor(gmm.weights_)[order],
                                rtol=0, atol=1e-6)  # fmt: skip
     assert fit.responsibilities.shape == (200, 2)
+
+
+def test_points_left_out_are_named_warned_and_fail_throw() -> None:
+    """Found by a user: with 86 % of the log maps failing, the fit said ``converged`` and
+    ``throw=True`` passed, with the mean far from the data's. A point whose log map fails
+    is now named in ``point_status``, announced, and fails ``raise_if_failed``."""
+    x = torch.randn(60, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    lost = x[:, 0] > 1.0
+
+    def flaky_log(base: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.where((target[:, 0] > 1.0)[:, None], torch.nan, target - base)
+
+    flat = LinearMap(torch.eye(2, dtype=torch.float64))
+    with pytest.warns(NumericsWarning, match=rf"{int(lost.sum())} of 60 points .*\(nonfinite"):
+        fit = fit_land(flat, x, num_samples=32, log_method=flaky_log)
+    assert fit.failed_points == int(lost.sum()) > 0
+    assert [s is Status.NON_FINITE for s in fit.point_status] == lost.tolist()
+    # the EM itself converged, on the other points: the Gaussian MLE of those
+    assert fit.status == [Status.CONVERGED]
+    torch.testing.assert_close(fit.distribution.means[0], x[~lost].mean(0), rtol=0, atol=1e-8)
+    with pytest.raises(ShootingError, match=r"without \d+ of 60 points"):
+        fit.raise_if_failed()
+    with pytest.raises(ShootingError, match=r"without \d+ of 60 points"):
+        fit_land(flat, x, num_samples=32, log_method=flaky_log, throw=True)
