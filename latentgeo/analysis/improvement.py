@@ -276,6 +276,11 @@ def michelis_pairs(
     d = latent_dim if latent_dim is not None else metric.latent_dim
     if d is None:
         raise ValueError("latent_dim is needed: the metric does not know its latent dimension")
+    if metric.latent_dim is not None and d != metric.latent_dim:
+        raise ValueError(
+            f"latent_dim={latent_dim} disagrees with the metric's latent dimension "
+            f"{metric.latent_dim} (leave latent_dim out to use the metric's)"
+        )
     z0 = torch.randn(num_pairs, d, generator=generator, dtype=dtype, device=device)
     _, vecs = principal_directions(metric, z0)
     v = vecs[..., 0].detach()  # top eigenvector, (B, d)

@@ -14,7 +14,7 @@ from latentgeo.analysis import (
     relative_improvement,
     straight_line_length,
 )
-from latentgeo.metrics import ExplicitMetric
+from latentgeo.metrics import ExplicitMetric, as_metric
 from latentgeo.solvers import Status
 from latentgeo.testing import LinearMap, StereographicSphere
 
@@ -159,3 +159,14 @@ def test_monte_carlo_passes_include_all() -> None:
 def test_michelis_pairs_need_a_latent_dimension() -> None:
     with pytest.raises(ValueError, match="latent_dim"):
         michelis_pairs(StereographicSphere(), 3)
+
+
+def test_michelis_pairs_refuse_a_latent_dim_the_metric_does_not_have() -> None:
+    """It said ``z must have last dimension d=2 ... got (2, 3)``: an argument never passed."""
+    metric = as_metric(torch.nn.Linear(2, 3))  # knows its latent dimension
+    assert metric.latent_dim == 2
+    with pytest.raises(
+        ValueError, match=r"latent_dim=3 disagrees with the metric's latent dimension 2"
+    ):
+        michelis_pairs(metric, 2, latent_dim=3)
+    assert michelis_pairs(metric, 2, latent_dim=2)[0].shape == (2, 2)
