@@ -66,9 +66,20 @@ def _load_points(path: str) -> Any:
     if not Path(path).is_file():
         raise UsageError(f"--points: no file at {path}")
     try:
-        return np.load(path, allow_pickle=False)
+        points = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise UsageError(f"--points: {path} is not a readable .npy array: {err}") from None
+    if points.ndim != 2 or points.shape[0] < 2:
+        raise UsageError(f"--points: {path} must hold N >= 2 points as an (N, d) array, "
+                         f"got shape {points.shape}")  # fmt: skip
+    if points.dtype.kind not in "fiu":
+        raise UsageError(f"--points: {path} must hold real numbers, got dtype {points.dtype}")
+    bad = ~np.isfinite(points).all(axis=1)
+    if bad.any():
+        rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
+        raise UsageError(f"--points: {path} holds NaN or Inf values in {int(bad.sum())} of "
+                         f"{len(bad)} rows (first: {rows})")  # fmt: skip
+    return points
 
 
 class _Bar:

@@ -85,6 +85,10 @@ def test_refusals_exit_2_with_one_line(
     bad_points.write_bytes(b"not numpy")
     three_d = tmp_path / "three.npy"
     np.save(three_d, np.zeros((4, 3)))
+    with_nan, one, flat = tmp_path / "nan.npy", tmp_path / "one.npy", tmp_path / "flat.npy"
+    np.save(with_nan, np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0]]))
+    np.save(one, np.zeros((1, 2)))
+    np.save(flat, np.zeros(4))
     out = str(tmp_path / "out")
     model, missing = str(checkpoints["mlp"]), str(tmp_path / "none.pt")
     unreachable = ["--scheduler", "tcp://127.0.0.1:9", "--timeout", "1"]
@@ -93,6 +97,9 @@ def test_refusals_exit_2_with_one_line(
         ((model, tmp_path / "none.npy"), [], "--points: no file"),
         ((model, bad_points), [], "not a readable .npy"),
         ((model, three_d), [], "dimension d=3"),
+        ((model, with_nan), [], f"--points: {with_nan} holds NaN or Inf values in 1 of 3 rows (first: 1)"),
+        ((model, one), [], f"--points: {one} must hold N >= 2 points as an (N, d) array"),
+        ((model, flat), [], f"--points: {flat} must hold N >= 2 points"),
         ((model, points_file), unreachable, "cannot reach a Dask scheduler"),
         ((model, points_file), [*unreachable, "--workers", "2"], "embedded local cluster"),
     ]
