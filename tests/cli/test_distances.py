@@ -97,7 +97,7 @@ def test_refusals_exit_2_with_one_line(
         ((model, tmp_path / "none.npy"), [], "--points: no file"),
         ((model, bad_points), [], "not a readable .npy"),
         ((model, three_d), [], "dimension d=3"),
-        ((model, with_nan), [], f"--points: {with_nan} holds NaN or Inf values in 1 of 3 rows (first: 1)"),
+        ((model, with_nan), [], f"{with_nan} holds NaN or Inf values in 1 of 3 rows (first: 1)"),
         ((model, one), [], f"--points: {one} must hold N >= 2 points as an (N, d) array"),
         ((model, flat), [], f"--points: {flat} must hold N >= 2 points"),
         ((model, points_file), unreachable, "cannot reach a Dask scheduler"),
