@@ -75,7 +75,8 @@ _DEFAULTS: dict[str, tuple[float, int]] = {}  # device -> (time read, bytes)
 def _check_budget(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
-            f"{name} must be a number of bytes (an int > 0), got {type(value).__name__}"
+            f"{name} must be a number of bytes >= 1 (an int, or a float such as 2e9), "
+            f"got {type(value).__name__}"
         )
     if not (math.isfinite(value) and value >= 1):
         raise ValueError(f"{name} must be a number of bytes >= 1, got {value!r}")
