@@ -149,7 +149,9 @@ def load(
             ``None``: any registered model.
 
     Returns:
-        The model, with the saved weights and dtype, on ``map_location``.
+        The model, with the saved weights and dtype, on ``map_location``, in evaluation
+        mode (ready for its metric: Dropout off, BatchNorm on its running statistics;
+        call ``.train()`` to train it further).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -173,7 +175,7 @@ def load(
         raise CheckpointError(
             f"{path} holds a {type(model).__name__}, expected a {expected.__name__}"
         )
-    return model.to(map_location)
+    return model.to(map_location).eval()
 
 
 def _read(path: Path) -> dict[str, Any]:

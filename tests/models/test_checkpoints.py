@@ -79,6 +79,9 @@ def test_every_model_round_trips(model: torch.nn.Module, tmp_path: Path) -> None
     for a, b in zip(_outputs(model, x), _outputs(loaded, x), strict=True):
         assert torch.equal(a, b)
     assert to_spec(loaded) == to_spec(model)
+    # loaded for its geometry: in evaluation mode, every submodule (as_metric refuses
+    # training-mode Dropout and BatchNorm), whatever mode it was saved in
+    assert not any(m.training for m in loaded.modules())
 
 
 def test_dtype_is_kept(tmp_path: Path) -> None:
