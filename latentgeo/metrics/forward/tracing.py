@@ -131,8 +131,17 @@ def _slot(
     wrapper = _WRAPPERS.get(type(module))
     inner = wrapper[0](module) if wrapper is not None else None
     if wrapper is not None and isinstance(inner, nn.Module):
-        return _WRAPPED, inner, (_version(inner), type(module), wrapper[1](module))
+        return _WRAPPED, inner, (_version(inner), type(module), _weakly(wrapper[1](module)))
     return _CACHE, module, _version(module)
+
+
+def _weakly(value: object) -> object:
+    """``value`` as a weak reference where it can be one (a user's ``output`` callable may
+    hold the decoder, the cache's weak key); live references compare as their objects."""
+    try:
+        return weakref.ref(value)
+    except TypeError:  # None, str, int...: nothing to keep alive
+        return value
 
 
 def _independent_while_tracing(
@@ -282,7 +291,9 @@ def trace_failure(module: object) -> str | None:
 
 
 def forget(module: nn.Module) -> None:
-    """Drop the cached traces of ``module`` (it is traced again on next use; a wrapper's:
-    those of the module it wraps)."""
+    """Drop the cached traces of ``module`` (it is traced again on next use), those of the
+    wrappers of it (``as_metric(module, output=...)``'s) included; a wrapper's: those of
+    the module it wraps."""
     cache, key, _ = _slot(module)
     cache.pop(key, None)
+    _WRAPPED.pop(module, None)

@@ -87,6 +87,41 @@ def test_cache_does_not_keep_modules_alive() -> None:
     assert ref() is None
 
 
+def _metric_with_an_output_holding_its_decoder() -> weakref.ref[nn.Module]:
+    net = _net()
+    scale = lambda out: out * net[2].bias.exp().sum()  # noqa: E731 (a user's closure)
+    as_metric(net, output=scale).metric_tensor(torch.zeros(1, 2))
+    return weakref.ref(net)
+
+
+def test_an_output_that_holds_the_decoder_does_not_keep_it_alive() -> None:
+    """The trace of ``as_metric(dec, output=f)`` depends on ``f``; an ``f`` that refers to
+    the decoder (a learnt scale, say) must not keep the weakly cached decoder alive."""
+    ref = _metric_with_an_output_holding_its_decoder()
+    gc.collect()
+    assert ref() is None
+
+
+def test_forget_drops_the_traces_of_the_wrappers_too(monkeypatch: object) -> None:
+    net = _net()
+    double = lambda out: 2.0 * out  # noqa: E731
+    metric = as_metric(net, output=double)
+    metric.metric_tensor(torch.zeros(1, 2))
+    calls = []
+    original = fx.symbolic_trace
+
+    def counting(module: nn.Module) -> fx.GraphModule:
+        calls.append(module)
+        return original(module)
+
+    monkeypatch.setattr(fx, "symbolic_trace", counting)  # type: ignore[attr-defined]
+    as_metric(net, output=double).metric_tensor(torch.zeros(1, 2))
+    assert calls == []  # the same decoder and output: the cached trace
+    forget(net)  # the decoder, not the wrapper the user never sees
+    as_metric(net, output=double).metric_tensor(torch.zeros(1, 2))
+    assert len(calls) == 1
+
+
 def test_untraceable_is_cached_as_none() -> None:
     class TwoInputs(nn.Module):
         def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
