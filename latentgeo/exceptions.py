@@ -78,6 +78,8 @@ def user_stacklevel() -> int:
 
 
 def _is_internal(frame: Any) -> bool:
+    if frame.f_code.co_filename.startswith("<doctest"):  # runs in a module's globals
+        return False
     module = frame.f_globals.get("__name__") or ""
     return str(module).partition(".")[0] in _INTERNAL_MODULES
 

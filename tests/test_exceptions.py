@@ -104,3 +104,12 @@ def test_warnings_from_deep_calls_point_at_the_users_line() -> None:
 
 def test_user_stacklevel_counts_the_frames_inside_latentgeo() -> None:
     assert user_stacklevel() == 1  # called from here: this test's frame is the user's
+
+
+def test_a_doctest_in_a_latentgeo_module_is_the_users_frame() -> None:
+    """Doctests run in their module's globals (``__name__`` ``latentgeo....``): still the
+    user's code, so the walk stops there, not in ``doctest.py``."""
+    code = compile("level = user_stacklevel()", "<doctest latentgeo.fake[0]>", "exec")
+    namespace = {"__name__": "latentgeo.fake", "user_stacklevel": user_stacklevel}
+    exec(code, namespace)
+    assert namespace["level"] == 1

@@ -69,6 +69,9 @@ def _load_points(path: str) -> Any:
         points = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise UsageError(f"--points: {path} is not a readable .npy array: {err}") from None
+    if not isinstance(points, np.ndarray):  # an .npz archive of several arrays
+        points.close()
+        raise UsageError(f"--points: {path} is an .npz archive; save the one array with np.save")
     if points.ndim != 2 or points.shape[0] < 2:
         raise UsageError(f"--points: {path} must hold N >= 2 points as an (N, d) array, "
                          f"got shape {points.shape}")  # fmt: skip

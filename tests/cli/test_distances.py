@@ -89,6 +89,8 @@ def test_refusals_exit_2_with_one_line(
     np.save(with_nan, np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0]]))
     np.save(one, np.zeros((1, 2)))
     np.save(flat, np.zeros(4))
+    archive = tmp_path / "points.npz"
+    np.savez(archive, z=np.zeros((4, 2)))
     out = str(tmp_path / "out")
     model, missing = str(checkpoints["mlp"]), str(tmp_path / "none.pt")
     unreachable = ["--scheduler", "tcp://127.0.0.1:9", "--timeout", "1"]
@@ -100,6 +102,7 @@ def test_refusals_exit_2_with_one_line(
         ((model, with_nan), [], f"{with_nan} holds NaN or Inf values in 1 of 3 rows (first: 1)"),
         ((model, one), [], f"--points: {one} must hold N >= 2 points as an (N, d) array"),
         ((model, flat), [], f"--points: {flat} must hold N >= 2 points"),
+        ((model, archive), [], f"--points: {archive} is an .npz archive"),
         ((model, points_file), unreachable, "cannot reach a Dask scheduler"),
         ((model, points_file), [*unreachable, "--workers", "2"], "embedded local cluster"),
     ]
