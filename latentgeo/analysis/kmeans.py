@@ -22,127 +22,20 @@ point–centre geodesics and of the means, and its ``converged_note`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from latentgeo._options import check_int, check_optional_int
-from latentgeo.analysis.counts import ConvergenceCounts, converged_note, convergence_warning
 from latentgeo.analysis.distances import lengths_and_status, pairwise_geodesics
+from latentgeo.analysis.kmeans_result import KMeansResult, converged_points
 from latentgeo.geometry import FrechetMeanResult, frechet_mean
 from latentgeo.metrics import MetricLike, as_metric
 from latentgeo.solvers import GeodesicMethod, Status
 
 __all__ = ["KMeansResult", "converged_points", "f_measure", "geodesic_kmeans", "kmedoids"]
-
-
-@dataclass
-class KMeansResult(ConvergenceCounts):
-    """A clustering.
-
-    Attributes:
-        labels: cluster of each point, shape ``(N,)`` (int64).
-        medoids: index of each cluster's medoid, shape ``(k,)``.
-        cost: sum of squared distances of the points to their medoids.
-        iterations: iterations of the best restart (with ``centres="means"``: of the
-            k-means refinement after the k-medoids start).
-        distances: the ``(N, N)`` distance matrix used.
-        centres: the cluster centres ``(k, d)``: the Fréchet means with
-            ``centres="means"``, else ``None`` (the medoids are ``z[medoids]``).
-        centre_distances: geodesic distances of the points to the centres, ``(N, k)``
-            (``centres="means"`` only), the last assignment's.
-        centre_status: the geodesic solver's :class:`~latentgeo.solvers.Status` of each
-            of those ``N·k`` geodesics, row-major (point ``i``, centre ``c`` at ``i·k + c``;
-            ``centres="means"`` only; empty otherwise). A distance that did not converge
-            is its curve's length, an upper bound.
-        status: per cluster, the Fréchet mean's :class:`~latentgeo.solvers.Status`
-            (``centres="means"`` only; empty otherwise).
-        pair_status: the geodesic solver's :class:`~latentgeo.solvers.Status` of every
-            pair ``i < j`` of ``distances`` (order of ``torch.triu_indices``); empty
-            for :func:`kmedoids` on a given matrix without statuses.
-        used: ``(N,)`` bool, the points the clustering was fitted on: all of them with
-            ``include_all``, else those whose pairs among themselves all converged
-            (:func:`converged_points`); the other points are assigned to their nearest
-            medoid afterwards. ``cost`` is over the used points.
-        include_all: whether pairs that did not converge entered the fit.
-    """
-
-    labels: Tensor
-    medoids: Tensor
-    cost: float
-    iterations: int
-    distances: Tensor
-    centres: Tensor | None = None
-    centre_distances: Tensor | None = None
-    status: list[Status] = field(default_factory=list)
-    pair_status: list[Status] = field(default_factory=list)
-    used: Tensor | None = None
-    include_all: bool = False
-    centre_status: list[Status] = field(default_factory=list)
-
-    pair_status_attr: ClassVar[str] = "pair_status"
-
-    def _counts(self) -> list[tuple[int, int, str]]:
-        """(converged, total, what) of the distance matrix, then, with ``centres="means"``,
-        of the point–centre geodesics and the Fréchet means."""
-        counts = [(self.num_converged, self.num_pairs, "pairs")]
-        for statuses, what in ((self.centre_status, "point-centre geodesics"),
-                               (self.status, "Fréchet means")):  # fmt: skip
-            if statuses:
-                ok = sum(s is Status.CONVERGED for s in statuses)
-                counts.append((ok, len(statuses), what))
-        return counts
-
-    @property
-    def converged_note(self) -> str:
-        """``"converged k/n pairs"``; with ``centres="means"`` the point–centre geodesics'
-        and the Fréchet means' counts follow."""
-        return "; ".join(converged_note(*c) for c in self._counts())
-
-    @property
-    def warning(self) -> str | None:
-        """The ``WARNING:`` lines of every count below 90 %, or ``None``."""
-        lines = [w for c in self._counts() if (w := convergence_warning(*c)) is not None]
-        return "\n".join(lines) or None
-
-    @property
-    def num_used(self) -> int:
-        """How many points the clustering was fitted on."""
-        return int(self.labels.numel() if self.used is None else self.used.sum())
-
-
-def converged_points(converged: Tensor) -> Tensor:
-    """The points to keep so that every pair among them converged (greedy).
-
-    Repeatedly sets aside the point with the most non-converged pairs (the lowest
-    index among ties) until none is left among the rest.
-
-    Args:
-        converged: ``(N, N)`` bool, symmetric (the diagonal is ignored).
-
-    Returns:
-        ``(N,)`` bool: the points kept.
-
-    Example:
-        >>> ok = torch.ones(4, 4, dtype=torch.bool)
-        >>> ok[0, 2] = ok[2, 0] = ok[1, 2] = ok[2, 1] = False
-        >>> converged_points(ok).tolist()
-        [True, True, False, True]
-    """
-    if converged.ndim != 2 or converged.shape[0] != converged.shape[1]:
-        raise ValueError(f"converged must have shape (N, N), got {tuple(converged.shape)}")
-    bad = ~converged.detach().to("cpu", torch.bool)
-    bad = bad | bad.T
-    bad.fill_diagonal_(False)
-    keep = torch.ones(bad.shape[0], dtype=torch.bool)
-    while True:
-        counts = (bad & keep[None] & keep[:, None]).sum(1)
-        if counts.numel() == 0 or int(counts.max()) == 0:
-            return keep
-        keep[int(counts.argmax())] = False
 
 
 def _check_counts(k: object, num_restarts: object, max_iter: object) -> None:
@@ -228,8 +121,9 @@ def kmedoids(
     medoids = index[best.medoids]
     labels = full[:, medoids].nan_to_num(torch.inf).argmin(1)
     return KMeansResult(
-        labels, medoids, best.cost, best.iterations, distances, used=used, include_all=include_all
-    )
+        labels, medoids, best.cost, best.iterations, distances, used=used,
+        include_all=include_all, settled=best.settled,
+    )  # fmt: skip
 
 
 def _kmedoids_fit(
@@ -242,7 +136,7 @@ def _kmedoids_fit(
     for _ in range(max(1, num_restarts)):
         medoids = _plus_plus_init(dist, k, generator)
         labels = dist[:, medoids].argmin(1)
-        it = 0
+        it, converged = 0, False
         for it in range(1, max_iter + 1):  # noqa: B007 (used after the loop)
             new = medoids.clone()
             for c in range(k):
@@ -258,7 +152,7 @@ def _kmedoids_fit(
                 break
         cost = float(sq[torch.arange(n), medoids[labels]].sum())
         if best is None or cost < best.cost:
-            best = KMeansResult(labels, medoids, cost, it, dist)
+            best = KMeansResult(labels, medoids, cost, it, dist, settled=converged)
     assert best is not None
     return best
 
@@ -351,31 +245,35 @@ def _lloyd(
     mean_options: dict[str, Any],
     **distance_options: Any,
 ) -> KMeansResult:
-    """Alternate Fréchet-mean updates and reassignment from a k-medoids solution."""
+    """Alternate Fréchet-mean updates and reassignment from a k-medoids solution.
+
+    The result's centres, their statuses and the distances to them are those of the
+    last assignment: the labels are each point's nearest of those centres."""
     metric = as_metric(metric_or_decoder)
     n, k = z.shape[0], start.medoids.shape[0]
     labels, centres = start.labels.to(z.device), z[start.medoids.to(z.device)]
     means = _cluster_means(metric, z, labels, centres, mean_options)
-    dist, status = z.new_zeros(n, k), list[Status]()
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (reported)
-        centres = means.mean.detach()
+    dist, status, settled, it = z.new_zeros(n, k), list[Status](), False, 0
+    centres, means_status = means.mean.detach(), means.status
+    for it in range(1, max_iter + 1):
+        centres, means_status = means.mean.detach(), means.status
         pa = z.repeat_interleave(k, 0)
         pb = centres.repeat(n, 1)
         dist, status = lengths_and_status(metric, pa, pb, **distance_options)
         dist = dist.reshape(n, k)
         new = dist.argmin(1)
-        if torch.equal(new, labels):
-            break
+        settled = torch.equal(new, labels)
         labels = new
+        if settled or it == max_iter:
+            break
         means = _cluster_means(metric, z, labels, centres, mean_options)
     cost = float(dist.gather(1, labels[:, None]).pow(2).sum())
     nearest = torch.where(labels[:, None] == torch.arange(k, device=z.device), dist, torch.inf)
     return KMeansResult(
         labels=labels.cpu(), medoids=nearest.argmin(0).cpu(), cost=cost, iterations=it,
-        distances=start.distances, centres=centres, centre_distances=dist, status=means.status,
+        distances=start.distances, centres=centres, centre_distances=dist, status=means_status,
         pair_status=start.pair_status, used=start.used, include_all=start.include_all,
-        centre_status=status,
+        centre_status=status, settled=settled,
     )  # fmt: skip
 
 

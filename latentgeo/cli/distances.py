@@ -81,7 +81,7 @@ def _load_points(path: str) -> Any:
     if bad.any():
         rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
         raise UsageError(f"--points: {path} holds NaN or Inf values in {int(bad.sum())} of "
-                         f"{len(bad)} rows (first: {rows})")  # fmt: skip
+                         f"{points.shape[0]} rows (first: {rows})")  # fmt: skip
     return points
 
 

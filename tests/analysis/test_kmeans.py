@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from latentgeo.analysis import (
-    converged_points,
     f_measure,
     geodesic_kmeans,
     kmedoids,
@@ -27,7 +26,7 @@ def test_kmedoids_recovers_separated_clusters() -> None:
     gen = torch.Generator().manual_seed(0)
     z, labels = blobs(gen)
     res = kmedoids(torch.cdist(z, z), 3, generator=gen)
-    assert f_measure(labels, res.labels) == 1.0
+    assert f_measure(labels, res.labels) == 1.0 and res.settled
     assert res.medoids.shape == (3,)
     assert res.labels.shape == (60,)
     # each medoid is a member of its own cluster
@@ -75,19 +74,6 @@ def test_geodesic_kmeans_with_means_on_a_flat_metric() -> None:
     assert res.cost <= geodesic_kmeans(flat, z, 3, num_restarts=2, generator=gen).cost + 1e-9
     with pytest.raises(ValueError, match="centres must be"):
         geodesic_kmeans(flat, z, 3, centres="modes")  # type: ignore[arg-type]
-
-
-def test_converged_points_set_aside_the_points_of_failed_pairs() -> None:
-    ok = torch.ones(5, 5, dtype=torch.bool)
-    for a, b in ((0, 3), (1, 3), (2, 3), (0, 4)):  # point 3 in three failures, 4 in one
-        ok[a, b] = ok[b, a] = False
-    keep = converged_points(ok)
-    assert keep.tolist() == [False, True, True, False, True]  # 3 first, then 0 (tie 0/4: lowest)
-    kept = keep.nonzero().squeeze(1)
-    assert bool(ok[kept][:, kept].all())
-    assert converged_points(torch.ones(3, 3, dtype=torch.bool)).all()
-    with pytest.raises(ValueError, match="converged"):
-        converged_points(torch.ones(2, 3, dtype=torch.bool))
 
 
 def test_kmedoids_fits_on_converged_pairs_and_labels_every_point() -> None:
@@ -151,6 +137,39 @@ def test_geodesic_kmeans_means_report_their_point_centre_geodesics() -> None:
     assert "WARNING: only 0/20 point-centre geodesics converged" in failed.warning
     medoids = geodesic_kmeans(StereographicSphere(), z, 2, generator=gen)
     assert medoids.centre_status == [] and medoids.converged_note == "converged 45/45 pairs"
+
+
+def test_geodesic_kmeans_means_report_the_centres_they_return(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: stopped by ``max_iter`` while labels still changed, the result returned one
+    set of means and the statuses of the next. Centres, their statuses, distances and labels
+    are now one assignment's, and an unsettled clustering says so."""
+    import latentgeo.analysis.kmeans as kmeans_module
+
+    made = []
+    original = kmeans_module._cluster_means
+
+    def recording(*args: object, **kwargs: object) -> object:
+        made.append(original(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(kmeans_module, "_cluster_means", recording)
+    z = torch.randn(15, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    flat = LinearMap(torch.eye(2, dtype=torch.float64))
+    options = {"method": lambda b, t: t - b, "exp": lambda b, v: b + v, "max_iter": 1}
+    res = geodesic_kmeans(flat, z, 3, generator=torch.Generator().manual_seed(0),
+                          centres="means", max_iter=1, mean_options=options)  # fmt: skip
+    assert not res.settled and res.iterations == 1 and len(made) == 1
+    assert res.centres is not None and torch.equal(res.centres, made[0].mean)
+    assert res.status == made[0].status
+    torch.testing.assert_close(res.centre_distances, torch.cdist(z, res.centres))
+    assert torch.equal(res.labels, torch.cdist(z, res.centres).argmin(1))
+    assert "the assignment still changed after 1 iterations" in res.converged_note
+    assert res.warning is not None and "WARNING: the assignment still changed" in res.warning
+    settled = geodesic_kmeans(flat, z, 3, generator=torch.Generator().manual_seed(0),
+                              centres="means", mean_options=options)  # fmt: skip
+    assert settled.settled and "still changed" not in settled.converged_note
 
 
 def test_geodesic_kmeans_on_separated_clusters() -> None:
