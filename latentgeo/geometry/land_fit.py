@@ -222,6 +222,32 @@ class _EM:
         self.mc = mc.where(keep, self.mc)
 
 
+def _iterate(em: _EM, max_iter: int, tol: float) -> tuple[list[Tensor], Status, int, Tensor]:
+    """EM until the mean log-likelihood changes by at most ``tol`` relative: the
+    log-likelihoods, the status, the iterations and the last responsibilities."""
+    ll, r = em.e_step()
+    history, status, it = [ll], Status.MAX_ITERATIONS, 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
+        em.m_step(r)
+        ll, r = em.e_step()
+        history.append(ll)
+        if bool((history[-1] - history[-2]).abs() <= tol * max(1.0, float(ll.abs()))):
+            status = Status.CONVERGED
+            break
+    return history, status, it, r
+
+
+def _check_some_point_fits(em: _EM) -> None:
+    """Refuse a fit in which no point has all its log maps (there is nothing to fit)."""
+    if not bool(em.ok.all(0).any()):
+        raise ShootingError(
+            f"fit_land: the log maps of all {em.ok.shape[1]} points failed "
+            f"({_counts(_point_status(em.codes))}): there is nothing to fit; give the log "
+            "maps more budget (log_options) or check the metric near the data",
+            None,
+        )
+
+
 def fit_land(
     metric_or_decoder: MetricLike,
     x: Tensor,
@@ -297,16 +323,9 @@ def fit_land(
            "steps": steps, "mean_step": mean_step, "floor": covariance_floor}  # fmt: skip
     with torch.no_grad():
         em = _EM(metric, x.detach(), means, draws, cfg)
-        ll, r = em.e_step()
-        history, status = [ll], Status.MAX_ITERATIONS
-        it = 0
-        for it in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-            em.m_step(r)
-            ll, r = em.e_step()
-            history.append(ll)
-            if bool((history[-1] - history[-2]).abs() <= tol * max(1.0, float(ll.abs()))):
-                status = Status.CONVERGED
-                break
+        _check_some_point_fits(em)
+        history, status, it, r = _iterate(em, max_iter, tol)
+    _check_some_point_fits(em)
     dist = LAND(metric, em.means, em.cov, em.weights, volume=volume, steps=steps,
                 log_method=log_method, log_options=log_options, draws=draws)  # fmt: skip
     failed = int((~em.ok.all(0)).sum())

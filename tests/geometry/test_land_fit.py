@@ -78,3 +78,14 @@ def test_points_left_out_are_named_warned_and_fail_throw() -> None:
         fit.raise_if_failed()
     with pytest.raises(ShootingError, match=r"without \d+ of 60 points"):
         fit_land(flat, x, num_samples=32, log_method=flaky_log, throw=True)
+
+
+def test_a_fit_without_any_point_is_refused_clearly() -> None:
+    """Every log map failing left nothing to fit: it failed deep inside with 'weights must
+    be non-negative ... with a positive sum', naming neither the points nor the log maps."""
+    x = torch.randn(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    flat = LinearMap(torch.eye(2, dtype=torch.float64))
+    with pytest.raises(
+        ShootingError, match=r"the log maps of all 20 points failed \(nonfinite 20\)"
+    ):
+        fit_land(flat, x, num_samples=32, log_method=lambda b, t: torch.full_like(t, torch.nan))
