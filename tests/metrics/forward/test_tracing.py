@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
 import torch
 from torch import fx, nn
 
@@ -13,20 +14,26 @@ from latentgeo.metrics.embeddings import DecoderEmbedding
 from latentgeo.metrics.forward import forget, taylor_propagator, traced_graph
 
 
-def _net() -> nn.Module:
-    return nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3))
-
-
-def test_traced_once_per_module(monkeypatch: object) -> None:
-    net = _net()
-    calls = []
+def count_traces(monkeypatch: pytest.MonkeyPatch) -> list[nn.Module]:
+    """The modules ``torch.fx`` traces from now on (in this test)."""
+    calls: list[nn.Module] = []
     original = fx.symbolic_trace
 
     def counting(module: nn.Module) -> fx.GraphModule:
         calls.append(module)
         return original(module)
 
-    monkeypatch.setattr(fx, "symbolic_trace", counting)  # type: ignore[attr-defined]
+    monkeypatch.setattr(fx, "symbolic_trace", counting)
+    return calls
+
+
+def _net() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3))
+
+
+def test_traced_once_per_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = _net()
+    calls = count_traces(monkeypatch)
     first = traced_graph(net)
     assert traced_graph(net) is first and len(calls) == 1
     as_metric(net).metric_tensor(torch.zeros(2))  # building and using a metric: no new trace
@@ -42,7 +49,7 @@ def test_traced_once_per_module(monkeypatch: object) -> None:
     assert len(calls) == 4
 
 
-def test_wrappers_with_other_outputs_get_their_own_traces(monkeypatch: object) -> None:
+def test_wrappers_with_other_outputs_get_their_own_traces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a user: ``as_metric(dec, output=...)`` reused the trace of the first metric
     built on ``dec``, whatever its output, so a pythae model's Fisher–Rao metric came out
     as its decoder's ``JᵀJ``. Each output is its own trace; alternating retraces nothing."""
@@ -62,14 +69,7 @@ def test_wrappers_with_other_outputs_get_their_own_traces(monkeypatch: object) -
         "scaled": lambda out: 3.0 * out,
         "fisher": lambda out: Bernoulli(probs=out),
     }
-    calls = []
-    original = fx.symbolic_trace
-
-    def counting(module: nn.Module) -> fx.GraphModule:
-        calls.append(module)
-        return original(module)
-
-    monkeypatch.setattr(fx, "symbolic_trace", counting)  # type: ignore[attr-defined]
+    calls = count_traces(monkeypatch)
     for order in (["plain", "scaled", "fisher"], ["fisher", "plain", "scaled", "fisher"]):
         for name in order:
             got = as_metric(net, output=outputs[name]).metric_tensor(z)
@@ -102,19 +102,12 @@ def test_an_output_that_holds_the_decoder_does_not_keep_it_alive() -> None:
     assert ref() is None
 
 
-def test_forget_drops_the_traces_of_the_wrappers_too(monkeypatch: object) -> None:
+def test_forget_drops_the_traces_of_the_wrappers_too(monkeypatch: pytest.MonkeyPatch) -> None:
     net = _net()
     double = lambda out: 2.0 * out  # noqa: E731
     metric = as_metric(net, output=double)
     metric.metric_tensor(torch.zeros(1, 2))
-    calls = []
-    original = fx.symbolic_trace
-
-    def counting(module: nn.Module) -> fx.GraphModule:
-        calls.append(module)
-        return original(module)
-
-    monkeypatch.setattr(fx, "symbolic_trace", counting)  # type: ignore[attr-defined]
+    calls = count_traces(monkeypatch)
     as_metric(net, output=double).metric_tensor(torch.zeros(1, 2))
     assert calls == []  # the same decoder and output: the cached trace
     forget(net)  # the decoder, not the wrapper the user never sees
