@@ -93,19 +93,21 @@ class ReparametrizedCurve(Curve):
         return pos, (vel * ds[..., None] if vel is not None else None)
 
 
-def arc_length_nodes(curve: Curve, *, min_pieces: int = 16, nodes: int = 4) -> tuple[Tensor, ...]:
+def arc_length_nodes(
+    curve: Curve, *, min_pieces: int = 16, nodes: int = 4, per_span: int = 1
+) -> tuple[Tensor, ...]:
     """Table nodes and Gauss–Legendre quadrature for arc lengths along ``curve``.
 
     Every span between the curve's breakpoints is cut into equal pieces, at
-    least ``min_pieces`` pieces in all, and each piece gets ``nodes``
-    Gauss–Legendre nodes.
+    least ``min_pieces`` pieces in all and at least ``per_span`` per span, and
+    each piece gets ``nodes`` Gauss–Legendre nodes.
 
     Returns:
         ``(u, t, w)``: piece boundaries ``(B, M + 1)``, quadrature times and
         weights ``(B, M · nodes)``.
     """
     bp = curve.breakpoints()
-    pieces = max(1, math.ceil(min_pieces / (bp.shape[1] - 1)))
+    pieces = max(per_span, math.ceil(min_pieces / (bp.shape[1] - 1)))
     u = _subdivide(bp, pieces) if pieces > 1 else bp
     t, w = gauss_legendre_times(u, nodes=nodes)
     return u, t, w

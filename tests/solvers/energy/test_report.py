@@ -11,6 +11,7 @@ from latentgeo.solvers import Status, connecting_geodesic
 from latentgeo.solvers.energy.report import (
     REPORT_NODES,
     REPORT_PIECES,
+    REPORT_PIECES_PER_SPAN,
     Finished,
     assemble_result,
     quadrature_length,
@@ -33,13 +34,16 @@ def _bent_splines(n: int, bend: float = 0.3) -> CubicSpline:
 
 
 def test_reported_length_is_the_quadrature_it_states() -> None:
-    """3 Gauss–Legendre nodes on pieces of the spans, at least 8 pieces: recomputed here
-    from the curve's public evaluation, on any subset of the pairs."""
+    """3 Gauss–Legendre nodes on pieces of the spans, two per span and at least 8 pieces:
+    recomputed here from the curve's public evaluation, on any subset of the pairs."""
     curve = _bent_splines(3)
     every = torch.arange(3)
     rep = report(SPHERE, curve, every, curve.z0, curve.z1)
-    u, t, w = arc_length_nodes(curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES)
+    u, t, w = arc_length_nodes(
+        curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES, per_span=REPORT_PIECES_PER_SPAN
+    )
     assert u.shape[1] - 1 >= REPORT_PIECES and t.shape[1] == REPORT_NODES * (u.shape[1] - 1)
+    assert u.shape[1] - 1 == 2 * (curve.breakpoints().shape[1] - 1)
     pos, vel = curve.points_and_velocities(t)
     torch.testing.assert_close(rep.length, (w * SPHERE.norm(pos, vel)).sum(-1), rtol=1e-14, atol=0)
     torch.testing.assert_close(rep.energy, (w * SPHERE.squared_norm(pos, vel)).sum(-1))
@@ -59,6 +63,29 @@ def test_reported_length_of_a_solved_geodesic_is_its_length() -> None:
     torch.testing.assert_close(
         result.length, sphere.distance(curve.z0, curve.z1), rtol=1e-5, atol=0
     )
+
+
+def test_settled_lengths_hold_their_tolerance_on_an_elu_decoder() -> None:
+    """Found by a user on a conv decoder: ELU's metric has kinks in its derivative, which
+    Gauss–Legendre resolves slowly; with a fixed total of quadrature pieces (14 at both 6
+    and 13 knots) the change across a refinement missed the quadrature's error, and
+    settled lengths were 1.4e-4 off their curves' (here), beyond refine_tol / 2 = 5e-5.
+    With pieces per span, every refinement halves them too: 3.0e-5 here."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(2, 64), torch.nn.ELU(), torch.nn.Linear(64, 64), torch.nn.ELU(),
+        torch.nn.Linear(64, 20),
+    ).double().eval()  # fmt: skip
+    with torch.no_grad():
+        net[0].weight.mul_(4.0)  # type: ignore[operator]
+    gen = torch.Generator().manual_seed(1)
+    z0, z1 = (2 * torch.randn(16, 2, generator=gen, dtype=torch.float64) for _ in range(2))
+    result = connecting_geodesic(net, z0, z1)  # refine_tol 1e-4: lengths within 5e-5
+    with torch.no_grad():
+        own = curve_length(as_metric(net), result.curve, num_points=8192)
+    converged = torch.tensor([s is Status.CONVERGED for s in result.status])
+    assert int(converged.sum()) >= 12
+    assert float(((result.length - own) / own).abs()[converged].max()) < 5e-5
 
 
 def test_reported_energy_is_differentiable_in_the_end_points() -> None:
