@@ -158,8 +158,9 @@ def minimize_energy(
         With refinement, ``info["refined"]`` ``(B,)`` bool says which pairs had
         their length compared across a full refinement; a converged pair that
         did not (a start with too many knots for one within ``max_knots``) is
-        converged at ``tol`` alone. A pair that reached ``max_knots`` unsettled
-        is ``max_iter`` and its ``message`` gives the last refinement's change.
+        converged at ``tol`` alone, and its ``message`` says so. A pair that
+        reached ``max_knots`` unsettled is ``max_iter`` and its ``message`` gives
+        the last refinement's change.
 
     Raises:
         ValueError: an option outside its allowed range (naming it), or
@@ -236,15 +237,32 @@ def _minimize(
             metric, finished, z0, z1, status, iterations,
             reparametrize=opts.reparametrize, info=info,
         )  # fmt: skip
-    if levels is not None and levels.change is not None:
-        capped = zip(levels.change.tolist(), result.status, strict=True)
-        result.message = [
-            unsettled_message(c, opts.max_knots, opts.refine_tol)
-            if not math.isnan(c) and s is Status.MAX_ITERATIONS
-            else ""
-            for c, s in capped
-        ]
+    if levels is not None:
+        result.message = _refinement_messages(levels, result, opts)
     return result
+
+
+def _refinement_messages(levels: Levels, result: GeodesicResult, opts: EnergyOptions) -> list[str]:
+    """Per pair, why ``refine_tol`` is not shown to hold: unsettled at ``max_knots``
+    (``max_iter``), or converged at ``tol`` alone, never compared across a refinement
+    (a start with too many knots for one within ``max_knots``); else ``""``."""
+    b = len(result.status)
+    change = [math.nan] * b if levels.change is None else levels.change.tolist()
+    refined = [False] * b if levels.refined is None else levels.refined.tolist()
+    lengths = result.length.tolist()
+    messages = []
+    for c, s, r, length in zip(change, result.status, refined, lengths, strict=True):
+        if not math.isnan(c) and s is Status.MAX_ITERATIONS:
+            messages.append(unsettled_message(c, opts.max_knots, opts.refine_tol))
+        elif s is Status.CONVERGED and not r and opts.refine_tol > 0 and length > 0:
+            messages.append(
+                f"converged at tol alone: max_knots={opts.max_knots} leaves no room for a "
+                "full refinement of the start's knots, so the length was not compared "
+                "across one (refine_tol not checked); raise max_knots to check it"
+            )
+        else:
+            messages.append("")
+    return messages
 
 
 def _solve_levels(

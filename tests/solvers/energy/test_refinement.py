@@ -49,6 +49,15 @@ def test_no_room_to_refine_means_the_stated_tolerance() -> None:
     assert full.all_converged and plain.all_converged
     torch.testing.assert_close(full.iterations, plain.iterations)
     torch.testing.assert_close(full.energy, plain.energy, rtol=1e-12, atol=0)
+    # converged at tol alone, and each pair says so (its message was empty, found by a
+    # user: lengths 12x refine_tol / 2 off with nothing but info["refined"] to tell)
+    assert full.info["refined"].tolist() == [False] * 8
+    assert all(
+        m.startswith("converged at tol alone: max_knots=6 leaves no room") for m in full.message
+    )
+    assert plain.message == [""] * 8  # refine=False: tol is all that was asked
+    zero = connecting_geodesic(SPHERE, z0, z1, num_knots=6, max_knots=6, refine_tol=0.0)
+    assert zero.message == [""] * 8  # refine_tol=0: as far as max_knots allows, as asked
 
 
 def test_refinement_keeps_the_curve_and_halves_the_longest_spans() -> None:
