@@ -193,7 +193,8 @@ def _graph(
             fitted spline as it is, with status ``not_solved``: no tolerance was checked).
             This name takes the energy solver's own ``refine`` (knot refinement):
             to solve on the graph's knots without adding any, pass
-            ``max_knots=num_knots``.
+            ``max_knots=num_knots`` (its pairs are then converged at ``tol`` alone,
+            and their ``message`` says so).
         **energy_options: passed to :func:`~latentgeo.solvers.energy.minimize_energy`.
 
     Returns:

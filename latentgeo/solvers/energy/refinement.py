@@ -116,7 +116,10 @@ class Levels:
         """Which of the level's pairs are done, and those grouped with their curves.
 
         A converged pair settles when its length changed by at most
-        ``refine_tol / 2`` relative since its last level (a full refinement). A
+        ``refine_tol / 2`` relative since its last level (a full refinement), and
+        the quadrature on twice its pieces agrees with it to ``refine_tol / 4``
+        (the quadrature's error is at most twice that difference once it converges,
+        at first order or faster). A
         converged pair that cannot be refined further (:func:`can_refine`) and did
         not settle after a refinement gets status ``max_iter`` in ``state`` and is
         marked in :attr:`unsettled` (unless ``refine_tol`` is 0).
@@ -147,6 +150,11 @@ class Levels:
                 with torch.no_grad():
                     length[sel] = quadrature_length(metric, curve, sel)
         change = (prev - length).abs()
+        later = sel[torch.isfinite(prev[sel])]
+        if later.numel() > 0:  # the quadrature's own error: at most twice the difference
+            with torch.no_grad():  # from twice its pieces when it converges at first order
+                finer = quadrature_length(metric, curve, later, finer=True)
+            change[later] = torch.maximum(change[later], 2 * (finer - length[later]).abs())
         settled = change <= (self.refine_tol / 2) * length  # 0 <= 0 where G vanishes
         change = change / length
         self.length[pairs] = torch.where(measured, length, prev)

@@ -13,10 +13,15 @@ the same (a fixed total of them: 14 at both 6 and 13 knots) the change missed
 it: on a transposed-convolution decoder with ELU activations (whose metric has
 kinks in its derivative, which Gauss–Legendre resolves slowly) pairs settled at
 lengths 7.6e-5 short of their own curves', beyond ``refine_tol / 2 = 5e-5``.
+A change can still cancel the quadrature's error by chance, so a pair also
+settles only when the quadrature on twice its pieces agrees to ``refine_tol / 4``
+(:func:`quadrature_length` with ``finer=True``, in
+:class:`~latentgeo.solvers.energy.refinement.Levels`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -100,16 +105,18 @@ def _quadrature(
     return sq, sq.clamp_min(0.0).sqrt(), invalid_squared_norms(sq, finite)
 
 
-def _nodes(curve: Curve) -> tuple[Tensor, ...]:
-    """:func:`~latentgeo.curves.reparam.arc_length_nodes` of the reported quadrature."""
-    return arc_length_nodes(
-        curve, min_pieces=REPORT_PIECES, nodes=REPORT_NODES, per_span=REPORT_PIECES_PER_SPAN
-    )
+def _nodes(curve: Curve, factor: int = 1) -> tuple[Tensor, ...]:
+    """:func:`~latentgeo.curves.reparam.arc_length_nodes` of the reported quadrature
+    (``factor`` times its pieces in every span: ``2`` for its error estimate)."""
+    spans = curve.breakpoints().shape[1] - 1
+    per_span = max(REPORT_PIECES_PER_SPAN, math.ceil(REPORT_PIECES / spans))
+    return arc_length_nodes(curve, min_pieces=1, nodes=REPORT_NODES, per_span=factor * per_span)
 
 
-def quadrature_length(metric: Metric, curve: Curve, idx: Tensor) -> Tensor:
-    """The reported (Gauss–Legendre) lengths ``(A,)`` of the curves ``idx``, alone."""
-    t, w = (v[idx] for v in _nodes(curve)[1:])
+def quadrature_length(metric: Metric, curve: Curve, idx: Tensor, *, finer: bool = False) -> Tensor:
+    """The reported (Gauss–Legendre) lengths ``(A,)`` of the curves ``idx``, alone
+    (``finer``: on twice the pieces, whose difference estimates the quadrature's error)."""
+    t, w = (v[idx] for v in _nodes(curve, 2 if finer else 1)[1:])
     speed = _quadrature(metric, curve, idx, curve.z0[idx], curve.z1[idx], t)[1]
     return (w * speed).sum(-1)
 

@@ -149,8 +149,8 @@ def minimize_energy(
         stationary point of the energy to the stated tolerances (``tol``, and
         ``refine_tol`` for refined splines; see :class:`EnergyOptions`): a
         geodesic, not necessarily the shortest. ``length`` and ``energy`` come from
-        Gauss–Legendre quadrature of the metric (3 nodes per piece, spans cut
-        into at least 8 pieces), whatever ``estimator`` was minimised, and are
+        Gauss–Legendre quadrature of the metric (3 nodes per piece, two pieces
+        per span and at least 8 in all), whatever ``estimator`` was minimised, and are
         differentiable with respect to ``z0``/``z1`` (envelope theorem:
         ``∂L/∂z1 = G(z1) γ̇(1) / |γ̇(1)|_G`` at a geodesic), not with respect to
         the decoder's parameters (for those, evaluate
@@ -238,23 +238,25 @@ def _minimize(
             reparametrize=opts.reparametrize, info=info,
         )  # fmt: skip
     if levels is not None:
-        result.message = _refinement_messages(levels, result, opts)
+        coincident = (z0 == z1).all(-1).tolist()
+        result.message = _refinement_messages(levels, result, opts, coincident)
     return result
 
 
-def _refinement_messages(levels: Levels, result: GeodesicResult, opts: EnergyOptions) -> list[str]:
+def _refinement_messages(
+    levels: Levels, result: GeodesicResult, opts: EnergyOptions, coincident: list[bool]
+) -> list[str]:
     """Per pair, why ``refine_tol`` is not shown to hold: unsettled at ``max_knots``
     (``max_iter``), or converged at ``tol`` alone, never compared across a refinement
     (a start with too many knots for one within ``max_knots``); else ``""``."""
     b = len(result.status)
     change = [math.nan] * b if levels.change is None else levels.change.tolist()
     refined = [False] * b if levels.refined is None else levels.refined.tolist()
-    lengths = result.length.tolist()
     messages = []
-    for c, s, r, length in zip(change, result.status, refined, lengths, strict=True):
+    for c, s, r, same in zip(change, result.status, refined, coincident, strict=True):
         if not math.isnan(c) and s is Status.MAX_ITERATIONS:
             messages.append(unsettled_message(c, opts.max_knots, opts.refine_tol))
-        elif s is Status.CONVERGED and not r and opts.refine_tol > 0 and length > 0:
+        elif s is Status.CONVERGED and not r and opts.refine_tol > 0 and not same:
             messages.append(
                 f"converged at tol alone: max_knots={opts.max_knots} leaves no room for a "
                 "full refinement of the start's knots, so the length was not compared "
