@@ -18,10 +18,11 @@ from tqdm.auto import tqdm
 
 from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points, check_same_shape
-from latentgeo.analysis.counts import ConvergenceCounts, status_counts
+from latentgeo.analysis.counts import ConvergenceCounts
 from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import GeodesicMethod, GeodesicResult, Status, connecting_geodesic
+from latentgeo.solvers.status import failure_summary
 
 __all__ = [
     "PairwiseDistances",
@@ -146,7 +147,7 @@ def _warn_unconverged(caller: str, status: list[Status]) -> None:
     failed = [s for s in status if s != Status.CONVERGED]
     if not failed:
         return
-    why = ", ".join(f"{k} {v}" for k, v in status_counts(failed).items())
+    why = failure_summary(failed)
     warn(
         NumericsWarning(
             f"{caller}: {len(failed)} of {len(status)} geodesics did not converge ({why}); "

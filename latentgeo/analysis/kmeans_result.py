@@ -14,6 +14,7 @@ from torch import Tensor
 
 from latentgeo.analysis.counts import ConvergenceCounts, converged_note, convergence_warning
 from latentgeo.solvers import Status
+from latentgeo.solvers.status import count_converged
 
 __all__ = ["KMeansResult", "converged_points"]
 
@@ -75,8 +76,7 @@ class KMeansResult(ConvergenceCounts):
         for statuses, what in ((self.centre_status, "point-centre geodesics"),
                                (self.status, "Fréchet means")):  # fmt: skip
             if statuses:
-                ok = sum(s is Status.CONVERGED for s in statuses)
-                counts.append((ok, len(statuses), what))
+                counts.append((count_converged(statuses), len(statuses), what))
         return counts
 
     @property

@@ -23,7 +23,6 @@ a flat metric the first iteration lands on the Gaussian (mixture) update.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,7 @@ from latentgeo.geometry.land import LAND, MonteCarloVolume, Volume, standard_dra
 from latentgeo.geometry.logmaps import Method, log_maps
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import ShootingError, Status, exp_map_result
-from latentgeo.solvers.status import code, raise_if_failed, statuses_from_codes
+from latentgeo.solvers.status import code, failure_summary, raise_if_failed, statuses_from_codes
 
 __all__ = ["LANDFit", "fit_land"]
 
@@ -76,16 +75,10 @@ class LANDFit:
         if self.failed_points:
             raise ShootingError(
                 f"the fit converged without {self.failed_points} of {len(self.point_status)} "
-                f"points, whose log maps failed ({_counts(self.point_status)}); "
+                f"points, whose log maps failed ({failure_summary(self.point_status)}); "
                 "LANDFit.point_status names them",
                 self,
             )
-
-
-def _counts(statuses: list[Status]) -> str:
-    """``"max_iter 3, nonfinite 1"``: the failures among ``statuses``, in the enum's order."""
-    found = Counter(statuses)
-    return ", ".join(f"{s} {found[s]}" for s in Status if s is not Status.CONVERGED and found[s])
 
 
 def _point_status(codes: Tensor) -> list[Status]:
@@ -242,7 +235,7 @@ def _check_some_point_fits(em: _EM) -> None:
     if not bool(em.ok.all(0).any()):
         raise ShootingError(
             f"fit_land: the log maps of all {em.ok.shape[1]} points failed "
-            f"({_counts(_point_status(em.codes))}): there is nothing to fit; give the log "
+            f"({failure_summary(_point_status(em.codes))}): there is nothing to fit; give the log "
             "maps more budget (log_options) or check the metric near the data",
             None,
         )
@@ -336,7 +329,7 @@ def fit_land(
         warn(
             NumericsWarning(
                 f"fit_land: {failed} of {x.shape[0]} points had a log map that failed "
-                f"({_counts(points)}) and were left out of the fit: it describes the other "
+                f"({failure_summary(points)}) and were left out of the fit: it describes the other "
                 "points only (LANDFit.point_status names them; log_options can give the log "
                 "maps more budget)"
             )

@@ -17,6 +17,7 @@ callers that want one (``throw=True``).
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -24,7 +25,14 @@ from torch import Tensor
 
 from latentgeo.exceptions import LatentgeoError
 
-__all__ = ["SolverError", "Status", "count_converged", "raise_if_failed", "statuses_from_codes"]
+__all__ = [
+    "SolverError",
+    "Status",
+    "count_converged",
+    "failure_summary",
+    "raise_if_failed",
+    "statuses_from_codes",
+]
 
 
 class Status(str, enum.Enum):
@@ -170,6 +178,18 @@ def code(status: Status) -> int:
 def count_converged(statuses: Iterable[Status | str]) -> int:
     """How many of ``statuses`` are ``converged``."""
     return sum(1 for s in statuses if Status(s) is Status.CONVERGED)
+
+
+def failure_summary(statuses: Iterable[Status | str]) -> str:
+    """``"max_iter 3, nonfinite 1"``: how many of ``statuses`` failed, per status, in the
+    enum's order (``""`` when all converged).
+
+    Example:
+        >>> failure_summary(["nonfinite", "converged", "max_iter", "max_iter"])
+        'max_iter 2, nonfinite 1'
+    """
+    found = Counter(Status(s) for s in statuses)
+    return ", ".join(f"{s} {found[s]}" for s in Status if s is not Status.CONVERGED and found[s])
 
 
 class SolverError(LatentgeoError, RuntimeError):
