@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 import latentgeo
 from latentgeo import memory
+from latentgeo.exceptions import PerformanceWarning
 from latentgeo.metrics import PullbackMetric
 from latentgeo.solvers import connecting_geodesic, exp_map
 
@@ -146,7 +147,8 @@ def test_geodesics_under_a_small_budget_are_the_same() -> None:
     whole = connecting_geodesic(metric, z0, z1, memory_budget=1 << 30)
     calls_whole, most_whole = len(recorder.sizes), max(recorder.sizes)
     recorder.sizes.clear()
-    small = connecting_geodesic(metric, z0, z1, memory_budget=1)
+    with pytest.warns(PerformanceWarning, match="solver state .* exceeds 25% of the memory"):
+        small = connecting_geodesic(metric, z0, z1, memory_budget=1)
     assert max(recorder.sizes) < most_whole and len(recorder.sizes) > calls_whole
     torch.testing.assert_close(small.length, whole.length, rtol=1e-12, atol=0)
     assert small.status == whole.status
@@ -179,4 +181,22 @@ def test_a_solve_holds_no_more_tensor_bytes_than_the_budget() -> None:
         lambda: connecting_geodesic(net, z0, z1, max_iter=20, memory_budget=budget)
     )
     assert loose[1] > budget >= tight[1], (loose[1], tight[1])
+    torch.testing.assert_close(tight[0].length, loose[0].length, rtol=1e-12, atol=0)
+
+
+def test_the_solver_state_of_many_knots_stays_within_the_budget() -> None:
+    """The preconditioner is ``p × p`` per pair (``p = 440`` here, 1.5 MB in float64): 16
+    pairs at once hold 25 MB of them, under a 16 MiB budget they are solved in runs that
+    fit, with the same lengths."""
+    from latentgeo._chunked import measure_peak
+
+    net = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 100)).double()
+    gen = torch.Generator().manual_seed(6)
+    z0 = torch.randn(16, 20, generator=gen, dtype=torch.float64)
+    z1 = torch.randn(16, 20, generator=gen, dtype=torch.float64)
+    options = dict(num_knots=20, refine=False, max_iter=5)
+    loose = measure_peak(lambda: connecting_geodesic(net, z0, z1, **options))
+    budget = 16 << 20
+    tight = measure_peak(lambda: connecting_geodesic(net, z0, z1, memory_budget=budget, **options))
+    assert loose[1] > 2 * budget >= 2 * tight[1], (loose[1], tight[1])
     torch.testing.assert_close(tight[0].length, loose[0].length, rtol=1e-12, atol=0)

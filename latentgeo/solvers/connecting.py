@@ -110,11 +110,11 @@ def connecting_geodesic(
             ``method="spline", num_knots=6, max_iter=500``).
         throw: raise :class:`GeodesicError` if any pair did not converge
             (``False``: report it per pair in the result).
-        memory_budget: bytes the solve's chunked work may use (``None``: the budget
-            in force, see :mod:`latentgeo.memory`); chunks of pairs are sized by it.
-            The solver's per-pair state comes on top (the spline method: its
-            parameters, L-BFGS memory and a ``p × p`` preconditioner per pair,
-            ``p = (knots + 2) · d``): split a batch that needs more.
+        memory_budget: bytes the solve may use (``None``: the budget in force, see
+            :mod:`latentgeo.memory`); chunks of pairs are sized by it, and the
+            spline method's pairs optimised together hold at most a quarter of it
+            in state (L-BFGS memory and a ``p × p`` preconditioner per pair,
+            ``p = (knots + 2) · d``; more pairs: consecutive runs).
         **options: passed to a named method (see each method's
             documentation); a method object holds its own.
 

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.memory import current_memory_budget
 from latentgeo.solvers.energy.lbfgs_memory import LBFGSMemory
 from latentgeo.solvers.energy.line_search import LineSearchStep, armijo_search
 from latentgeo.solvers.energy.preconditioner import frozen_metric_preconditioner
 from latentgeo.solvers.energy.problem import Objective, PairState
 from latentgeo.solvers.status import Status, code
 
-__all__ = ["MOVED", "LBFGSMemory", "RunningPairs", "run_lbfgs"]
+__all__ = ["MOVED", "STATE_SHARE", "LBFGSMemory", "RunningPairs", "pairs_per_run", "run_lbfgs"]
 
 #: a pair's preconditioner is recomputed (every ``precondition_every`` iterations) only if
 #: one of its curve's parameters moved by more than this fraction of ``|z1 − z0|_∞`` since
@@ -37,6 +39,9 @@ MOVED = 0.01
 #: cost, but the end velocities of the curves (energy log maps) come out less accurate at
 #: the same energy tolerance (1.6e-4 against 3.9e-5 on the Poincaré disk), so off for now
 PER_SPAN = False
+#: share of the memory budget the running pairs' state may hold (their preconditioners,
+#: ``p × p`` each, and L-BFGS histories); the chunked work is sized for the rest
+STATE_SHARE = 0.25
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -91,9 +96,60 @@ def run_lbfgs(
         memory: the L-BFGS memory of all the level's pairs to start from; it is
             updated with the final one (default: start empty).
     """
-    idx = state.running(max_iter).nonzero()[:, 0]
-    if idx.numel() == 0:
+    running = state.running(max_iter).nonzero()[:, 0]
+    if running.numel() == 0:
         return
+    size = pairs_per_run(objective, state.x, history)
+    for idx in running.split(size):
+        _run_group(
+            objective, state, idx, history=history, memory=memory, on_step=on_step,
+            max_iter=max_iter, tol=tol, precondition_every=precondition_every,
+        )  # fmt: skip
+
+
+def pairs_per_run(objective: Objective, x: Tensor, history: int) -> int:
+    """How many pairs one L-BFGS run may hold, from the bytes of each pair's state and
+    :data:`STATE_SHARE` of the memory budget: its preconditioner (``p × p``, twice while
+    it is recomputed) where the curve is linear in its parameters, its history
+    (``2 · history · p``) and the iteration's vectors. Above the budget, pairs are
+    solved in consecutive runs (each pair's result is its own: only rounding depends
+    on the batch); a single pair over the budget is warned about once per metric.
+
+    Args:
+        objective: the energies.
+        x: the level's parameters ``(B, p)``.
+        history: L-BFGS memory.
+    """
+    p = x.shape[1]
+    numbers = (4 * history + 16) * p + (2 * p * p if objective.linear else 0)
+    per_pair = numbers * x.element_size()
+    budget = STATE_SHARE * current_memory_budget(x.device)
+    if per_pair > budget:
+        warn_once(
+            objective.metric,
+            PerformanceWarning(
+                f"one pair's solver state ({per_pair:,} bytes: a {p} x {p} preconditioner, "
+                f"p = (knots + 2) x d) exceeds {STATE_SHARE:.0%} of the memory budget "
+                f"({round(budget / STATE_SHARE):,} bytes); the pairs are solved one at a "
+                "time, each over the budget: lower max_knots or raise memory_budget"
+            ),
+        )
+    return max(1, int(budget // per_pair))
+
+
+def _run_group(
+    objective: Objective,
+    state: PairState,
+    idx: Tensor,
+    *,
+    max_iter: int,
+    tol: float,
+    history: int,
+    precondition_every: int,
+    on_step: Callable[[], None] | None,
+    memory: LBFGSMemory | None,
+) -> None:
+    """:func:`run_lbfgs` on the running pairs ``idx`` (in place)."""
     g = state.g[idx]
     x, f, iterations, scale = state.x[idx], state.f[idx], state.iterations[idx], state.scale[idx]
     fresh = torch.zeros_like(idx, dtype=torch.bool)
@@ -168,7 +224,7 @@ class _Run:
             p = self.pairs
             if self.memory.h0 is None or self.anchor is None:
                 h0 = frozen_metric_preconditioner(self.objective, p.x, p.idx, per_span=PER_SPAN)
-                self.memory.precondition(h0)
+                self.memory.precondition(h0, owned=True)
                 self.anchor = p.x
             else:
                 moved = ((p.x - self.anchor).abs().amax(-1) > MOVED * p.scale).nonzero()[:, 0]

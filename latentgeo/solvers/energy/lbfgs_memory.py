@@ -53,18 +53,21 @@ class LBFGSMemory:
         self.updates = 0
         self.h0: Tensor | None = None
         self.h0_missing: Tensor | None = None
+        self._owned = False
 
     @classmethod
     def _of(cls, s: Tensor, y: Tensor, gamma: Tensor, updates: int) -> LBFGSMemory:
         out = cls.__new__(cls)
         out.s, out.y, out.gamma, out.updates = s, y, gamma, updates
-        out.h0, out.h0_missing = None, None
+        out.h0, out.h0_missing, out._owned = None, None, False
         return out
 
-    def precondition(self, h0: Tensor | None) -> None:
+    def precondition(self, h0: Tensor | None, *, owned: bool = False) -> None:
         """Use ``h0`` ``(A, p, p)`` (inverse Hessian approximations, NaN for pairs without
-        one) as ``H0`` from now on; ``None``: ``γ I`` for every pair."""
-        self.h0, self.h0_missing = h0, None
+        one) as ``H0`` from now on; ``None``: ``γ I`` for every pair. ``owned``: the
+        caller keeps no reference to ``h0``, so :meth:`precondition_rows` may write into
+        it (else it copies it first: a ``p × p`` matrix per pair)."""
+        self.h0, self.h0_missing, self._owned = h0, None, owned
         if h0 is not None:
             missing = ~torch.isfinite(h0[:, 0, 0])
             if bool(missing.any()):
@@ -75,7 +78,8 @@ class LBFGSMemory:
         pairs without one); the other pairs keep theirs. Needs a preconditioner set by
         :meth:`precondition`."""
         assert self.h0 is not None
-        self.h0 = self.h0.clone()
+        if not self._owned:
+            self.h0, self._owned = self.h0.clone(), True
         self.h0[rows] = h0
         missing = ~torch.isfinite(self.h0[:, 0, 0])
         self.h0_missing = missing if bool(missing.any()) else None
@@ -91,7 +95,7 @@ class LBFGSMemory:
         """Keep only the pairs ``keep`` (in place; the preconditioner too)."""
         self.s, self.y, self.gamma = self.s[keep], self.y[keep], self.gamma[keep]
         if self.h0 is not None:
-            self.h0 = self.h0[keep]
+            self.h0, self._owned = self.h0[keep], True  # (a copy)
         if self.h0_missing is not None:
             self.h0_missing = self.h0_missing[keep]
 

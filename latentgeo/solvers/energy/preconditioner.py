@@ -53,16 +53,27 @@ def frozen_metric_preconditioner(
     """
     if objective.span_basis is None:
         return None
-    points = objective.span_basis.index.shape[1] // (2 if per_span else 1)
+    points, n = objective.span_basis.index.shape[1] // (2 if per_span else 1), idx.numel()
+    filled: list[Tensor] = []  # several chunks: each written into one (A, p, p), no copies
+
+    def chunk(sl: slice) -> Tensor | None:
+        inverse = _inverse_stiffness(objective, x[sl], idx[sl], per_span)
+        if sl.stop - sl.start == n:
+            return inverse
+        if not filled:
+            filled.append(x.new_empty(n, x.shape[1], x.shape[1]))
+        filled[0][sl] = inverse
+        return None
+
     parts = run_chunked(
-        lambda sl: _inverse_stiffness(objective, x[sl], idx[sl], per_span),
-        idx.numel(),
+        chunk,
+        n,
         owner=objective.metric,
         key=("preconditioner", objective.packing.shapes[0], points, per_span, x.dtype),
         device=x.device,
         chunk_size=_pairs_per_chunk(objective, x),
     )
-    return torch.cat(parts) if len(parts) > 1 else parts[0]
+    return filled[0] if filled else parts[-1]
 
 
 def _pairs_per_chunk(objective: Objective, x: Tensor) -> int:
