@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 import latentgeo
-from latentgeo import memory
+from latentgeo import memory, solvers
 from latentgeo.exceptions import PerformanceWarning
 from latentgeo.metrics import PullbackMetric
 from latentgeo.solvers import connecting_geodesic, exp_map
@@ -200,3 +200,25 @@ def test_the_solver_state_of_many_knots_stays_within_the_budget() -> None:
     tight = measure_peak(lambda: connecting_geodesic(net, z0, z1, memory_budget=budget, **options))
     assert loose[1] > 2 * budget >= 2 * tight[1], (loose[1], tight[1])
     torch.testing.assert_close(tight[0].length, loose[0].length, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("which", ["exp_map_result", "log_map_result"])
+def test_the_result_functions_take_the_budget_of_their_tensor_siblings(which: str) -> None:
+    recorder = _Recording()
+    metric = PullbackMetric(_embed(recorder))  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(4)
+    z = torch.randn(200, 3, generator=gen, dtype=torch.float64)  # more than a probe's points
+    w = z + 0.3 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    solve = getattr(solvers, which)
+    options = {"init": "straight"} if which == "log_map_result" else {"method": "rk4", "steps": 8}
+    runs = {}
+    for budget in (1 << 30, 1):
+        recorder.sizes.clear()
+        runs[budget] = solve(metric, z, w - z if which == "exp_map_result" else w,
+                             memory_budget=budget, **options)  # fmt: skip
+        runs[budget, "most"] = max(recorder.sizes)
+    assert runs[1, "most"] < runs[1 << 30, "most"]  # smaller chunks under the small budget
+    assert runs[1].status == runs[1 << 30].status
+    value = "point" if which == "exp_map_result" else "velocity"
+    torch.testing.assert_close(getattr(runs[1], value), getattr(runs[1 << 30], value),
+                               rtol=1e-12, atol=1e-15, equal_nan=True)  # fmt: skip

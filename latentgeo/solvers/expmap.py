@@ -249,12 +249,11 @@ def exp_map(
         True
     """
     check_int(num_points, "num_points", minimum=2)
-    with use_memory_budget(memory_budget):
-        info = exp_map_result(
-            metric_or_decoder, z, v,
-            t=t, method=method, rtol=rtol, atol=atol, steps=steps, max_steps=max_steps,
-            num_points=num_points if return_path else 2, throw=throw,
-        )  # fmt: skip
+    info = exp_map_result(
+        metric_or_decoder, z, v,
+        t=t, method=method, rtol=rtol, atol=atol, steps=steps, max_steps=max_steps,
+        num_points=num_points if return_path else 2, throw=throw, memory_budget=memory_budget,
+    )  # fmt: skip
     if return_path:
         assert info.path is not None
         return torch.where(info.converged[..., None, None], info.path, torch.nan)
@@ -274,6 +273,7 @@ def exp_map_result(
     max_steps: int = 10_000,
     num_points: int = 2,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> ExpMapResult:
     """:func:`exp_map` with the whole result: per-pair status, error estimate, steps, the path.
 
@@ -302,16 +302,17 @@ def exp_map_result(
     d = z2.shape[-1]
     t = float(t)
     grad = torch.is_grad_enabled() and (z2.requires_grad or v2.requires_grad)
-    with torch.set_grad_enabled(grad):
-        # γ_v(t s) = γ_{t v}(s): integrate the scaled velocity over [0, 1]
-        out = integrate(
-            metric, z2, t * v2,
-            method=name, rtol=rtol_, atol=atol_, steps=steps, max_steps=max_steps,
-            num_points=num_points,
-        )  # fmt: skip
+    with use_memory_budget(memory_budget):
+        with torch.set_grad_enabled(grad):
+            # γ_v(t s) = γ_{t v}(s): integrate the scaled velocity over [0, 1]
+            out = integrate(
+                metric, z2, t * v2,
+                method=name, rtol=rtol_, atol=atol_, steps=steps, max_steps=max_steps,
+                num_points=num_points,
+            )  # fmt: skip
+        # a negative or non-finite squared norm on the path: no geodesic of a metric
+        invalid = invalid_along(metric, out.pos.detach(), out.vel.detach())
     vel = out.vel / t if t != 0.0 else v2[:, None].expand_as(out.vel)
-    # a negative or non-finite squared norm on the path: no geodesic of a metric
-    invalid = invalid_along(metric, out.pos.detach(), out.vel.detach())
     status = statuses_from_codes(torch.where(invalid, INVALID, out.codes))
     ok = converged_mask(status, device=z2.device)
     reached = torch.isfinite(out.pos[:, -1]).all(-1, keepdim=True)

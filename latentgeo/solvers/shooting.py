@@ -152,12 +152,11 @@ def log_map(
         >>> bool((v - disk.log(z0, z1)).norm() <= 1e-6 * disk.log(z0, z1).norm())
         True
     """
-    with use_memory_budget(memory_budget):
-        info = log_map_result(
-            metric_or_decoder, z0, z1,
-            init=init, rtol=rtol, atol=atol, max_iter=max_iter, max_steps=max_steps,
-            init_options=init_options, throw=throw,
-        )  # fmt: skip
+    info = log_map_result(
+        metric_or_decoder, z0, z1,
+        init=init, rtol=rtol, atol=atol, max_iter=max_iter, max_steps=max_steps,
+        init_options=init_options, throw=throw, memory_budget=memory_budget,
+    )  # fmt: skip
     return torch.where(info.converged[:, None], info.velocity, torch.nan)
 
 
@@ -173,6 +172,7 @@ def log_map_result(
     max_steps: int = 10_000,
     init_options: dict[str, Any] | None = None,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> LogMapResult:
     """:func:`log_map` with the whole result: per-pair status, error estimate, residual, length.
 
@@ -194,7 +194,8 @@ def log_map_result(
     metric = as_metric(metric_or_decoder)
     z0c, z1c = check_end_points(z0, z1, metric)
     z0c, z1c = flatten_pair(metric, z0c, z1c, "z0", "z1")
-    info = shooting.solve(metric, z0c.detach(), z1c.detach())
+    with use_memory_budget(memory_budget):
+        info = shooting.solve(metric, z0c.detach(), z1c.detach())
     if throw:
         info.raise_if_failed()
     return info
