@@ -39,7 +39,8 @@ The package, one job per module:
 * :mod:`~latentgeo.solvers.energy.preconditioner`: the frozen-metric Hessian.
 * :mod:`~latentgeo.solvers.energy.lbfgs`, :mod:`~latentgeo.solvers.energy.line_search`,
   :mod:`~latentgeo.solvers.energy.adam`: the optimisers.
-* :mod:`~latentgeo.solvers.energy.refinement`: settling levels, inserting knots.
+* :mod:`~latentgeo.solvers.energy.refinement`: settling levels, inserting knots;
+  :mod:`~latentgeo.solvers.energy.messages`: what a pair that did not settle is told.
 * :mod:`~latentgeo.solvers.energy.report`: reported lengths and the result.
 * :mod:`~latentgeo.solvers.energy.solve`: :func:`minimize_energy`, the level loop.
 * :mod:`~latentgeo.solvers.energy.methods`: :class:`SplineEnergy`,

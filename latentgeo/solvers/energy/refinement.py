@@ -84,6 +84,9 @@ class Levels:
             pairs that could not be refined further without their length settling
             (status ``max_iter``), ``|L_{k−1} − L_k| / L_k``, NaN for the others
             (``None`` while there are none): the evidence of their message.
+        quadrature: ``(B,)`` for the same pairs, the relative difference of their
+            length's quadrature on twice its pieces, ``|L'_k − L_k| / L_k`` (the
+            other evidence: it must be at most ``refine_tol / 4``).
         refined: ``(B,)`` bool, the pairs whose length was compared across a full
             refinement at least once; a converged pair that never was (its start had
             too many knots for one within ``max_knots``) is converged at ``tol`` alone.
@@ -93,6 +96,7 @@ class Levels:
     refine_tol: float
     max_knots: int
     change: Tensor | None = None
+    quadrature: Tensor | None = None
     refined: Tensor | None = None
 
     @property
@@ -149,14 +153,15 @@ class Levels:
             else:  # the first level: no pair can settle yet, only the length is needed
                 with torch.no_grad():
                     length[sel] = quadrature_length(metric, curve, sel)
-        change = (prev - length).abs()
+        change, quadrature = (prev - length).abs(), torch.zeros_like(length)
         later = sel[torch.isfinite(prev[sel])]
         if later.numel() > 0:  # the quadrature's own error: at most twice the difference
             with torch.no_grad():  # from twice its pieces when it converges at first order
                 finer = quadrature_length(metric, curve, later, finer=True)
-            change[later] = torch.maximum(change[later], 2 * (finer - length[later]).abs())
-        settled = change <= (self.refine_tol / 2) * length  # 0 <= 0 where G vanishes
-        change = change / length
+            quadrature[later] = (finer - length[later]).abs()
+        # 0 <= 0 where G vanishes
+        settled = torch.maximum(change, 2 * quadrature) <= (self.refine_tol / 2) * length
+        change, quadrature = change / length, quadrature / length
         self.length[pairs] = torch.where(measured, length, prev)
         if self.refined is None:
             self.refined = torch.zeros_like(self.length, dtype=torch.bool)
@@ -166,17 +171,23 @@ class Levels:
         final = settled | ~converged | state.coincident | capped
         if capped and self.refine_tol > 0:
             # refined, at the limit, not settled: the stated tolerance is not shown to hold
-            self._unsettled(pairs, state, measured & ~settled & torch.isfinite(prev), change)
+            which = measured & ~settled & torch.isfinite(prev)
+            self._unsettled(pairs, state, which, change, quadrature)
         return final, _finished(curve, pairs, final, sel, reported)
 
-    def _unsettled(self, pairs: Tensor, state: PairState, which: Tensor, change: Tensor) -> None:
-        """Mark the level's pairs ``which`` ``(n,)`` max_iter, with their ``change``."""
+    def _unsettled(
+        self, pairs: Tensor, state: PairState, which: Tensor, change: Tensor, quadrature: Tensor
+    ) -> None:
+        """Mark the level's pairs ``which`` ``(n,)`` max_iter, with their ``change`` and
+        ``quadrature`` difference."""
         if not bool(which.any()):
             return
         state.status[which] = code(Status.MAX_ITERATIONS)
-        if self.change is None:
+        if self.change is None or self.quadrature is None:
             self.change = torch.full_like(self.length, math.nan)
+            self.quadrature = torch.full_like(self.length, math.nan)
         self.change[pairs[which]] = change[which].to(self.change.dtype)
+        self.quadrature[pairs[which]] = quadrature[which].to(self.quadrature.dtype)
 
 
 def _finished(

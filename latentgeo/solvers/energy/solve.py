@@ -15,6 +15,7 @@ from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric
 from latentgeo.solvers.energy.adam import run_adam
 from latentgeo.solvers.energy.lbfgs import LBFGSMemory, run_lbfgs
+from latentgeo.solvers.energy.messages import refinement_messages, unsettled_message
 from latentgeo.solvers.energy.options import EnergyOptions, with_options
 from latentgeo.solvers.energy.problem import Objective, PairState, start_level
 from latentgeo.solvers.energy.refinement import (
@@ -43,17 +44,6 @@ def _check_resolvable(refine_tol: float, dtype: torch.dtype) -> None:
                 f"or refine_tol >= {2 * floor:.1e}"
             )
         )
-
-
-def unsettled_message(change: float, max_knots: int, refine_tol: float) -> str:
-    """The message of a pair whose knots reached ``max_knots`` before its length settled:
-    its last refinement's relative length change, the evidence that ``refine_tol`` is not
-    shown to hold."""
-    return (
-        f"max_knots={max_knots} reached before the length settled: the last refinement "
-        f"changed it by {change:.1e} relative, more than refine_tol / 2 = {refine_tol / 2:g}; "
-        "raise max_knots (or refine_tol)"
-    )
 
 
 def minimize_energy(
@@ -239,32 +229,8 @@ def _minimize(
         )  # fmt: skip
     if levels is not None:
         coincident = (z0 == z1).all(-1).tolist()
-        result.message = _refinement_messages(levels, result, opts, coincident)
+        result.message = refinement_messages(levels, result, opts, coincident)
     return result
-
-
-def _refinement_messages(
-    levels: Levels, result: GeodesicResult, opts: EnergyOptions, coincident: list[bool]
-) -> list[str]:
-    """Per pair, why ``refine_tol`` is not shown to hold: unsettled at ``max_knots``
-    (``max_iter``), or converged at ``tol`` alone, never compared across a refinement
-    (a start with too many knots for one within ``max_knots``); else ``""``."""
-    b = len(result.status)
-    change = [math.nan] * b if levels.change is None else levels.change.tolist()
-    refined = [False] * b if levels.refined is None else levels.refined.tolist()
-    messages = []
-    for c, s, r, same in zip(change, result.status, refined, coincident, strict=True):
-        if not math.isnan(c) and s is Status.MAX_ITERATIONS:
-            messages.append(unsettled_message(c, opts.max_knots, opts.refine_tol))
-        elif s is Status.CONVERGED and not r and opts.refine_tol > 0 and not same:
-            messages.append(
-                f"converged at tol alone: max_knots={opts.max_knots} leaves no room for a "
-                "full refinement of the start's knots, so the length was not compared "
-                "across one (refine_tol not checked); raise max_knots to check it"
-            )
-        else:
-            messages.append("")
-    return messages
 
 
 def _solve_levels(

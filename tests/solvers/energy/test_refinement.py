@@ -179,6 +179,9 @@ def test_a_pair_that_cannot_be_refined_further_and_did_not_settle_is_max_iter() 
     assert levels.unsettled is not None and levels.unsettled.tolist() == [True, False, False]
     assert levels.change is not None and levels.change[1:].isnan().all()
     torch.testing.assert_close(levels.change[0], torch.tensor(1e-4, dtype=prev.dtype))
+    finer = quadrature_length(metric, curve, torch.arange(1), finer=True)[0].detach()
+    assert levels.quadrature is not None and levels.quadrature[1:].isnan().all()
+    torch.testing.assert_close(levels.quadrature[0], (finer - now[0]).abs() / now[0])
     assert levels.refined is not None and levels.refined.tolist() == [True, True, False]
     # refine_tol = 0: refine as far as max_knots allows, as asked, and report at tol
     levels = Levels(prev.clone(), 0.0, max_knots=64)

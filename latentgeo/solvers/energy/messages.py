@@ -1,0 +1,61 @@
+"""The messages of pairs whose refinement did not show ``refine_tol`` to hold, with the
+evidence: the last refinement's length change, or the quadrature's difference."""
+
+from __future__ import annotations
+
+import math
+
+from latentgeo.solvers.energy.options import EnergyOptions
+from latentgeo.solvers.energy.refinement import Levels
+from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.status import Status
+
+__all__ = ["refinement_messages", "unsettled_message"]
+
+
+def unsettled_message(
+    change: float, max_knots: int, refine_tol: float, quadrature: float = 0.0
+) -> str:
+    """The message of a pair whose knots reached ``max_knots`` before its length settled:
+    its last refinement's relative length change, or, where that was within
+    ``refine_tol / 2``, its quadrature's relative difference on twice the pieces (the
+    quadrature's error is up to twice it): the evidence that ``refine_tol`` is not
+    shown to hold."""
+    start = f"max_knots={max_knots} reached before the length settled: the last refinement "
+    end = "; raise max_knots (or refine_tol)"
+    if not change <= refine_tol / 2:
+        return (
+            f"{start}changed it by {change:.1e} relative, more than refine_tol / 2 = "
+            f"{refine_tol / 2:g}{end}"
+        )
+    return (
+        f"{start}changed it by {change:.1e} relative, within refine_tol / 2, but its "
+        f"quadrature on twice the pieces differs by {quadrature:.1e} relative, more than "
+        f"refine_tol / 4 = {refine_tol / 4:g}{end}"
+    )
+
+
+def refinement_messages(
+    levels: Levels, result: GeodesicResult, opts: EnergyOptions, coincident: list[bool]
+) -> list[str]:
+    """Per pair, why ``refine_tol`` is not shown to hold: unsettled at ``max_knots``
+    (``max_iter``), or converged at ``tol`` alone, never compared across a refinement
+    (a start with too many knots for one within ``max_knots``); else ``""``."""
+    b = len(result.status)
+    change = [math.nan] * b if levels.change is None else levels.change.tolist()
+    quadrature = [math.nan] * b if levels.quadrature is None else levels.quadrature.tolist()
+    refined = [False] * b if levels.refined is None else levels.refined.tolist()
+    messages = []
+    rows = zip(change, quadrature, result.status, refined, coincident, strict=True)
+    for c, q, s, r, same in rows:
+        if not math.isnan(c) and s is Status.MAX_ITERATIONS:
+            messages.append(unsettled_message(c, opts.max_knots, opts.refine_tol, q))
+        elif s is Status.CONVERGED and not r and opts.refine_tol > 0 and not same:
+            messages.append(
+                f"converged at tol alone: max_knots={opts.max_knots} leaves no room for a "
+                "full refinement of the start's knots, so the length was not compared "
+                "across one (refine_tol not checked); raise max_knots to check it"
+            )
+        else:
+            messages.append("")
+    return messages
