@@ -110,9 +110,9 @@ class _Bar:
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     tiles = summary["tiles"]
-    rows = [["pairs", "converged", "failed", "tiles", "computed", "resumed", "failed tiles"]]
+    rows = [["pairs", "converged", "not converged", "tiles", "computed", "resumed", "failed tiles"]]
     rows.append(
-        [str(summary[k]) for k in ("num_pairs", "converged", "failed")]
+        [str(summary[k]) for k in ("num_pairs", "converged", "not_converged")]
         + [str(tiles[k]) for k in ("total", "computed", "resumed", "failed")]
     )
     print(format_table(rows))

@@ -44,6 +44,8 @@ def test_writes_matrix_and_summary_then_resumes(
     assert main(_args(checkpoints["mlp"], points_file, out, client)) == 0
     printed = capsys.readouterr().out
     assert "converged" in printed and str(out) in printed
+    header = [c.strip() for c in printed.splitlines()[0].split("  ") if c.strip()]
+    assert header[:3] == ["pairs", "converged", "not converged"], header
     ref = pairwise_geodesic_distances(make_decoder("mlp"), points, chunk_size=8)
     np.testing.assert_allclose(np.load(out / "distances.npy"), ref.numpy(), rtol=1e-12)
     summary = json.loads((out / "summary.json").read_text())

@@ -104,6 +104,9 @@ class DistanceMatrixResult(ConvergenceCounts):
             include_all: take the length statistics over every pair with a finite
                 length, not only the converged ones (the default).
 
+        ``"not_converged"`` counts every pair that did not converge, whatever its
+        status (``"failed"``, its former name, is kept with the same value; the
+        status ``failed`` in ``"status_counts"`` is only the pairs of failed tiles).
         The ``"converged_note"`` (``"converged k/n pairs"``) goes next to every
         figure; ``"warning"`` is a line beginning ``WARNING:`` when fewer than
         90 % of the pairs converged (else ``None``).
@@ -117,7 +120,8 @@ class DistanceMatrixResult(ConvergenceCounts):
             "shape": list(self.matrix.shape),
             "num_pairs": self.num_pairs,
             "converged": self.num_converged,
-            "failed": self.num_pairs - self.num_converged,
+            "not_converged": self.num_pairs - self.num_converged,
+            "failed": self.num_pairs - self.num_converged,  # (the former name of not_converged)
             "status_counts": self.counts(),
             "tiles": {
                 "total": self.tiles_total,

@@ -43,6 +43,7 @@ def test_summary_counts_statuses_and_averages_over_converged_pairs() -> None:
     summary = result.summary()
     assert json.loads(json.dumps(summary)) == summary
     assert (summary["num_pairs"], summary["converged"], summary["failed"]) == (4, 2, 2)
+    assert summary["not_converged"] == 2  # max_iter and failed alike (failed: its old name)
     assert summary["status_counts"] == {"converged": 2, "failed": 1, "max_iter": 1}
     assert summary["tiles"] == {"total": 4, "computed": 2, "resumed": 1, "failed": 1}
     assert summary["failed_tiles"] == {"3": "MemoryError"}
