@@ -22,6 +22,7 @@ Budgets (:data:`BUDGETS`), the same code at three sizes:
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypeVar
@@ -32,6 +33,7 @@ from torch import Tensor
 from latentgeo.analysis.counts import converged_note, convergence_warning
 from latentgeo.data import LabeledData, digits, mnist
 from latentgeo.experiments._checks import check_choice, check_seed
+from latentgeo.experiments.rundir import recorded_command
 from latentgeo.experiments.runs import (
     NOT_A_RESULT,
     Resumable,
@@ -277,13 +279,18 @@ def encode_means(vae: VAE, x: Tensor) -> Tensor:
 
 
 def command_line(experiment: str, s: Any) -> str:
-    """The ``latentgeo reproduce`` command that runs settings ``s`` (budget, data, seed).
+    """The ``latentgeo reproduce`` command that runs settings ``s``: the command line as
+    typed when the run came from it (options and ``--out`` included), else the one for
+    its budget, data and seed (the summary's ``"settings"`` holds every field).
 
     Example:
         >>> from types import SimpleNamespace
         >>> command_line("kmeans", SimpleNamespace(budget="quick", data="mnist", seed=3))
         'latentgeo reproduce kmeans --data mnist --quick --seed 3'
     """
+    typed = recorded_command()
+    if typed is not None and typed[1:3] == ("reproduce", experiment):
+        return shlex.join(typed)
     budget = "--quick" if s.budget == "quick" else f"--budget {s.budget}"
     seed = f" --seed {s.seed}" if s.seed else ""
     return f"latentgeo reproduce {experiment} --data {s.data} {budget}{seed}"

@@ -78,6 +78,11 @@ def command_line(argv: Sequence[str]) -> Iterator[None]:
         _COMMAND.reset(token)
 
 
+def recorded_command() -> tuple[str, ...] | None:
+    """The command line recorded by :func:`command_line` for this block (``None`` outside)."""
+    return _COMMAND.get()
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 

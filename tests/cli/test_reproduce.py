@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,23 @@ def test_reproduce_experiments_end_to_end_on_tiny_settings(tmp_path: Path) -> No
     assert set(km["f_measure"]) == {"012", "347", "569"}
     for r in km["f_measure"].values():
         assert 0.0 < r["geodesic"]["mean"] <= 1.0 and r["num_pairs"] == 36
+
+
+def test_the_summary_gives_the_command_as_typed_and_every_setting(tmp_path: Path) -> None:
+    """A run's ``"command"`` reproduces it: the options and ``--out`` as typed (it gave
+    only the budget, data and seed, so ``--pairs 2`` was lost); ``"settings"`` holds
+    every field."""
+    out = tmp_path / "ri"
+    argv = ["reproduce", "relative-improvement", "--quick", "--data", "digits", "--pairs", "2",
+            "--latent-dim", "2", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["command"] == shlex.join(["latentgeo", *argv])
+    assert summary["settings"]["pairs"] == 2 and summary["settings"]["latent_dim"] == 2
+    assert summary["settings"]["recipe"]["max_epochs"] == RISettings.quick().recipe.max_epochs
+    # from Python: the equivalent command of its budget, data and seed
+    python = run_relative_improvement(
+        tmp_path / "py", RISettings.quick(data="digits", latent_dim=2, pairs=2), progress=False
+    )
+    assert python["command"] == "latentgeo reproduce relative-improvement --data digits --quick"
+    assert json.loads(json.dumps(python["settings"])) == summary["settings"]
