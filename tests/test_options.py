@@ -66,7 +66,7 @@ RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
     "solvers.DiscreteEnergy": {"num_points": INT[2]},
     "solvers.SplineEnergy": {"num_knots": INT[0]},
     "solvers.exp_map": {**EXP_MAP, "memory_budget": POS},
-    "solvers.exp_map_result": EXP_MAP,
+    "solvers.exp_map_result": {**EXP_MAP, "memory_budget": POS},
     "solvers.log_map": {
         "rtol": POS,
         "atol": NONNEG,
@@ -80,6 +80,7 @@ RANGES: dict[str, dict[str, tuple[str, Any] | None]] = {
         "atol": NONNEG,
         "max_iter": INT[1],
         "max_steps": INT[1],
+        "memory_budget": POS,
     },
     "solvers.geodesic_curve": {
         "num_points": INT[2],
