@@ -16,6 +16,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from latentgeo.metrics.forward.layers import TrainingModeError
+
 __all__ = ["check_eval_mode"]
 
 
@@ -41,15 +43,18 @@ def _problem(module: nn.Module) -> str | None:
     return None
 
 
-def check_eval_mode(decoder: object, name: str = "decoder") -> None:
+def check_eval_mode(decoder: object, name: str = "decoder", *, built: bool = False) -> None:
     """Raise a clear error if a layer of ``decoder`` is random or batch-dependent.
 
     Args:
         decoder: the decoder (functions are not inspected).
         name: what to call it in the message.
+        built: its metric exists already (the check of a call, before the decoder
+            runs: a layer switched to training mode since would update its buffers).
 
     Raises:
-        ValueError: naming the first such layer and what to do (``decoder.eval()``).
+        ValueError: naming the first such layer and what to do (``decoder.eval()``);
+            with ``built``, a :class:`~latentgeo.metrics.forward.layers.TrainingModeError`.
 
     Example:
         >>> import torch
@@ -67,7 +72,14 @@ call decoder.eval() before building its metric (latentgeo never changes a module
         problem = _problem(module)
         if problem is not None:
             where = f"layer '{path}'" if path else "itself"
-            raise ValueError(
-                f"{name} {where} ({type(module).__name__}) {problem}; call {name}.eval() before "
-                "building its metric (latentgeo never changes a module's mode)"
+            when = (
+                f"it left evaluation mode after its metric was built: call {name}.eval() "
+                "before using the metric"
+                if built
+                else f"call {name}.eval() before building its metric"
+            )
+            error = TrainingModeError if built else ValueError
+            raise error(
+                f"{name} {where} ({type(module).__name__}) {problem}; {when} (latentgeo never "
+                "changes a module's mode)"
             )

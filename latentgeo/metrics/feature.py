@@ -154,6 +154,8 @@ class FeatureMetric(Metric):
         self._jets = DecoderJets(decoder)
 
     def check_like(self, z: Tensor) -> None:
+        check_eval_mode(self.decoder, "decoder", built=True)  # before anything runs them
+        check_eval_mode(self.feature, "feature", built=True)
         check_points_reach(self.decoder, z, self._squared_norm)
 
     def kinks(self) -> tuple[str, ...]:

@@ -204,6 +204,9 @@ class PullbackMetric(Metric):
         return kinked_operations(self.embed)
 
     def check_like(self, z: Tensor) -> None:
+        decoder = self._decoder_of(self.embed)
+        for module in (decoder, *getattr(self.embed, "captured", ())):
+            check_eval_mode(module, "decoder", built=True)  # before anything runs it
         check_points_reach(self.embed, z, self._squared_norm)
 
     # ------------------------------------------------------------ the protocol

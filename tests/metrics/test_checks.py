@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from latentgeo.metrics import PullbackMetric, as_metric, check_eval_mode
-from latentgeo.solvers import connecting_geodesic, exp_map, geodesic_acceleration
+from latentgeo.metrics import FeatureMetric, PullbackMetric, as_metric, check_eval_mode
+from latentgeo.metrics.forward.layers import TrainingModeError
+from latentgeo.solvers import connecting_geodesic, exp_map, geodesic_acceleration, log_map
 
 from .reference import autograd_jacobian, conv_decoder
 
@@ -78,6 +79,32 @@ def test_a_layer_switched_to_training_after_the_metric_was_built_is_an_error() -
     decoder.train()
     with pytest.raises(ValueError, match=r"BatchNorm2d.*decoder\.eval\(\)"):
         metric.metric_tensor(torch.zeros(2, 3, dtype=torch.float64))
+
+
+def test_a_call_refused_for_a_layer_switched_to_training_leaves_its_buffers_alone() -> None:
+    """The refusal comes before the decoder runs: BatchNorm's running statistics and batch
+    counter are those of before (the forward-mode rule refused only after the layer had
+    run in training mode and updated them), at every entry point."""
+    decoder = conv_decoder().double()
+    metric = as_metric(decoder)
+    features = FeatureMetric(decoder, nn.Flatten(), latent_dim=3)
+    decoder.train()
+    tensors = {k: v.clone() for k, v in decoder.state_dict().items()}
+    z, v = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    calls = {
+        "metric_tensor": lambda: metric.metric_tensor(z),
+        "squared_norm": lambda: metric.squared_norm(z, v),
+        "jacobian": lambda: metric.jacobian(z),
+        "feature metric": lambda: features.squared_norm(z, v),
+        "exp_map": lambda: exp_map(metric, z, v),
+        "log_map": lambda: log_map(metric, z, z + v),
+        "connecting_geodesic": lambda: connecting_geodesic(metric, z, z + v),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TrainingModeError, match=r"left evaluation mode after its metric"):
+            call()
+        for key, value in decoder.state_dict().items():
+            assert torch.equal(value, tensors[key]), (name, key)
 
 
 def _state(module: nn.Module) -> dict[str, object]:
