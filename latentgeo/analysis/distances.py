@@ -17,7 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from latentgeo._options import check_optional_int
-from latentgeo._validation import check_points, check_same_shape
+from latentgeo._validation import check_same_shape
 from latentgeo.analysis.counts import ConvergenceCounts
 from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric, MetricLike, as_metric
@@ -63,8 +63,8 @@ def iter_geodesics(
     """
     check_optional_int(chunk_size, "chunk_size")
     metric = as_metric(metric_or_decoder)
-    z_a = check_points(z_a, "z_a", dim=metric.latent_dim)
-    z_b = check_points(z_b, "z_b", dim=metric.latent_dim)
+    z_a = metric.validated_points(z_a, "z_a")
+    z_b = metric.validated_points(z_b, "z_b")
     if z_a.ndim != 2:
         raise ValueError(f"z_a must have shape (P, d), got {tuple(z_a.shape)}")
     check_same_shape(z_a, z_b, "z_a", "z_b")
@@ -160,7 +160,7 @@ def _warn_unconverged(caller: str, status: list[Status]) -> None:
 def _point_set(metric_or_decoder: MetricLike, z: object) -> tuple[Metric, Tensor]:
     """The metric, and ``z`` validated as one set of points ``(N, d)``."""
     metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
+    z = metric.validated_points(z, "z")
     if z.ndim != 2:
         raise ValueError(f"z must have shape (N, d), got {tuple(z.shape)}")
     return metric, z

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from latentgeo._options import check_int, check_number, check_optional_int
-from latentgeo._validation import check_points, check_same_shape
+from latentgeo._validation import check_same_shape
 from latentgeo.analysis.counts import ConvergenceCounts
 from latentgeo.analysis.distances import iter_geodesics
 from latentgeo.curves import CubicSpline, Curve, curve_length
@@ -75,8 +75,8 @@ def straight_line_length(
     """
     check_int(num_points, "num_points", minimum=2)
     metric = as_metric(metric_or_decoder)
-    z0 = check_points(z0, "z0", dim=metric.latent_dim)
-    z1 = check_points(z1, "z1", dim=metric.latent_dim)
+    z0 = metric.validated_points(z0, "z0")
+    z1 = metric.validated_points(z1, "z1")
     check_same_shape(z0, z1, "z0", "z1")
     nodes, weights = np.polynomial.legendre.leggauss(num_points)
     t = torch.as_tensor((nodes + 1.0) / 2.0, dtype=z0.dtype, device=z0.device)

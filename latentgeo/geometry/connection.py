@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vmap
 
-from latentgeo._validation import check_points, check_tangent
+from latentgeo._validation import check_tangent
 from latentgeo.metrics import (
     MeanMetric,
     Metric,
@@ -64,7 +64,7 @@ def point_rows(
     (``z`` as points of the metric, each tangent at them, named by its keyword),
     broadcast together and flattened to rows ``(N, d)``."""
     metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
+    z = metric.validated_points(z, "z")
     vectors = [check_tangent(z, v, name) for name, v in tangents.items()]
     parts = torch.broadcast_tensors(z, *vectors)
     d = z.shape[-1]

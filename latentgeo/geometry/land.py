@@ -203,7 +203,7 @@ class LAND(Distribution):
         draws: Tensor | None = None,
     ) -> None:
         self.metric = as_metric(metric_or_decoder)
-        mu = check_points(means, "means", dim=self.metric.latent_dim)
+        mu = self.metric.validated_points(means, "means")
         mu = mu[None] if mu.ndim == 1 else mu
         k, d = mu.shape
         cov = check_points(covariances, "covariances").to(mu.dtype)

@@ -295,7 +295,7 @@ def fit_land(
         ([Status.CONVERGED], True)
     """
     metric = as_metric(metric_or_decoder)
-    x = check_points(x, "x", dim=metric.latent_dim)
+    x = metric.validated_points(x, "x")
     if x.ndim != 2:
         raise ValueError(f"x must have shape (N, d), got {tuple(x.shape)}")
     if not isinstance(num_components, int) or not 1 <= num_components <= x.shape[0]:

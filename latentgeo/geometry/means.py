@@ -72,7 +72,7 @@ class FrechetMeanResult:
 
 
 def _check_sets(metric: Metric, points: object, weights: object) -> tuple[Tensor, Tensor, bool]:
-    x = check_points(points, "points", dim=metric.latent_dim)
+    x = metric.validated_points(points, "points")
     single = x.ndim == 2
     if x.ndim not in (2, 3):
         raise ValueError(f"points must have shape (N, d) or (S, N, d), got {tuple(x.shape)}")

@@ -251,7 +251,7 @@ def parallel_transport_result(
         A :class:`TransportResult`.
     """
     metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
+    z = metric.validated_points(z, "z")
     if z.ndim != 2:
         raise ValueError(f"z must have shape (B, d), got {tuple(z.shape)}")
     batch, d = z.shape

@@ -149,6 +149,29 @@ class Metric(nn.Module, abc.ABC):
         """
         return check_tensor(self.metric_tensor(z), rtol)
 
+    def validated_points(self, z: object, name: str = "z") -> Tensor:
+        """``z`` checked as points of this metric, as its public methods check theirs: a
+        finite floating tensor ``(..., d)`` (``d`` the metric's ``latent_dim`` if known)
+        that its modules can take (:meth:`check_like`: their dtype and device, and their
+        layers still in evaluation mode), so that an entry point refuses bad input before
+        any decoder runs, naming the argument.
+
+        Args:
+            z: the points.
+            name: the argument's name, for errors.
+
+        Example:
+            >>> import torch
+            >>> from latentgeo.testing import PoincareDisk
+            >>> PoincareDisk().validated_points(torch.tensor([[0.1, float("nan")]]), "z0")
+            Traceback (most recent call last):
+            ...
+            ValueError: z0 contains NaN or Inf values
+        """
+        points = check_points(z, name, dim=self.latent_dim)
+        self.check_like(points)
+        return points
+
     def _validated(self, z: Tensor, **tangents: Tensor) -> list[Tensor]:
         """The public methods' one check of their input: ``[z, *tangents]``, ``z`` checked
         as points of this metric (``(..., d)``), then each tangent at them, named in errors

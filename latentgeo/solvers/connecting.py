@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
-from latentgeo._validation import check_points, check_same_shape
+from latentgeo._validation import check_same_shape
 from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers.result import GeodesicError, GeodesicResult
@@ -72,14 +72,13 @@ def available_methods() -> list[str]:
 
 def check_end_points(z0: object, z1: object, metric: Metric) -> tuple[Tensor, Tensor]:
     """Validate end points: finite floating tensors of the same shape ``(B, d)``."""
-    z0 = check_points(z0, "z0", dim=metric.latent_dim)
-    z1 = check_points(z1, "z1", dim=metric.latent_dim)
+    z0 = metric.validated_points(z0, "z0")
+    z1 = metric.validated_points(z1, "z1")
     if z0.ndim != 2:
         raise ValueError(f"z0 must have shape (B, d), got {tuple(z0.shape)}")
     if z1.ndim != 2:
         raise ValueError(f"z1 must have shape (B, d), got {tuple(z1.shape)}")
     check_same_shape(z0, z1, "z0", "z1")
-    metric.check_like(z0)
     return z0, z1
 
 

@@ -67,9 +67,8 @@ def tolerances(dtype: torch.dtype, rtol: object, atol: object) -> tuple[float, f
 def flatten_pair(metric: Metric, x: object, y: object, na: str, nb: str) -> tuple[Tensor, Tensor]:
     """Validate two ``(..., d)`` tensors, broadcast them and flatten to ``(B, d)`` (and
     the metric's modules for them, :meth:`~latentgeo.metrics.Metric.check_like`)."""
-    a = check_points(x, na, dim=metric.latent_dim)
+    a = metric.validated_points(x, na)
     b = check_points(y, nb, dim=metric.latent_dim)
-    metric.check_like(a)
     if a.shape[-1] != b.shape[-1]:
         raise ValueError(
             f"{na} and {nb} must have the same last dimension d, got {tuple(a.shape)} "

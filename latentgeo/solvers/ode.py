@@ -97,7 +97,7 @@ def geodesic_acceleration(
     if form not in ("auto", "pullback", "christoffel"):
         raise ValueError(f"form must be 'auto', 'pullback' or 'christoffel', got {form!r}")
     metric = as_metric(metric_or_decoder)
-    z = check_points(z, "z", dim=metric.latent_dim)
+    z = metric.validated_points(z, "z")
     v = check_tangent(z, v, "v")
     z, v = torch.broadcast_tensors(z, v)
     batch, d = z.shape[:-1], z.shape[-1]

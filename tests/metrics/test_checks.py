@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from latentgeo.analysis import geodesic_distances
+from latentgeo.geometry import frechet_mean, parallel_transport, riemann_tensor
 from latentgeo.metrics import FeatureMetric, PullbackMetric, as_metric, check_eval_mode
 from latentgeo.metrics.forward.layers import TrainingModeError
 from latentgeo.solvers import connecting_geodesic, exp_map, geodesic_acceleration, log_map
@@ -99,6 +101,10 @@ def test_a_call_refused_for_a_layer_switched_to_training_leaves_its_buffers_alon
         "exp_map": lambda: exp_map(metric, z, v),
         "log_map": lambda: log_map(metric, z, z + v),
         "connecting_geodesic": lambda: connecting_geodesic(metric, z, z + v),
+        "riemann_tensor": lambda: riemann_tensor(metric, z),
+        "parallel_transport": lambda: parallel_transport(metric, z, v, v),
+        "geodesic_distances": lambda: geodesic_distances(metric, z, z + v),
+        "frechet_mean": lambda: frechet_mean(metric, z),
     }
     for name, call in calls.items():
         with pytest.raises(TrainingModeError, match=r"left evaluation mode after its metric"):
