@@ -92,8 +92,10 @@ def _basis_jvp(fn: object, z: Tensor) -> Tensor:
         return vmap(push)(basis)
     except (RuntimeError, NotImplementedError, ValueError):
         # vmap cannot trace this metric: one JVP per coordinate on a replicated batch
-        zr = z.unsqueeze(0).expand(d, n, d).reshape(d * n, d)
-        out = jvp(fn, (zr,), (basis.reshape(d * n, d),))[1]  # type: ignore[arg-type]
+        # (copies: with n = 1 a reshape of the expanded z would be a view with a zero
+        # stride, which forward mode refuses to write tangents into)
+        zr, tangents = z.repeat(d, 1), basis.reshape(d * n, d).clone()
+        out = jvp(fn, (zr,), (tangents,))[1]  # type: ignore[arg-type]
         return out.reshape(d, n, *out.shape[1:])
 
 

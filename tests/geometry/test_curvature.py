@@ -79,6 +79,21 @@ def test_riemann_tensor_and_both_forms_agree(kind: str, dtype: torch.dtype) -> N
     torch.testing.assert_close(r, r.permute(0, 3, 4, 1, 2), rtol=rtol, atol=scale)
 
 
+def test_riemann_tensor_of_one_point_of_a_conv_decoder() -> None:
+    """A transposed-convolution decoder (which ``vmap`` cannot trace, so each coordinate's
+    derivative is taken on a replicated batch) at a single point: the replicated batch
+    was a view with a zero stride, which forward mode refused; the row of a larger
+    batch is the answer."""
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(
+        torch.nn.Linear(3, 8 * 7 * 7), torch.nn.Tanh(), torch.nn.Unflatten(1, (8, 7, 7)),
+        torch.nn.ConvTranspose2d(8, 1, 4, stride=2, padding=1),
+    ).double().eval()  # fmt: skip
+    metric = as_metric(decoder)
+    z = torch.randn(2, 3, dtype=torch.float64)
+    torch.testing.assert_close(riemann_tensor(metric, z[:1])[0], riemann_tensor(metric, z)[0])
+
+
 def test_scalar_curvature(dtype: torch.dtype) -> None:
     z = 0.3 * torch.randn(64, 4, dtype=dtype)
     twelve = torch.full((64,), 12.0, dtype=dtype)  # d(d − 1) for d = 4

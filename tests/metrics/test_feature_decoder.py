@@ -58,6 +58,21 @@ def test_a_gaussian_decoder_goes_through_the_engine() -> None:
     assert len(jets.decoded(torch.zeros(2, 3, dtype=torch.float64))) == 2
 
 
+def test_a_decoder_with_nan_outputs_is_compared_with_its_engine_all_the_same() -> None:
+    """A NaN in the decoder's output (a diverged training step) made the tolerance of the
+    engine's check NaN, and ``allclose`` raised "atol must be greater than or equal to
+    zero"; the finite outputs set it, and the NaN ones must match as NaN."""
+    torch.manual_seed(2)
+    decoder = _conv_mean().double().eval()
+    with torch.no_grad():
+        next(m for m in decoder.modules() if isinstance(m, nn.Linear)).bias[0] = float("nan")
+    jets = DecoderJets(decoder)
+    values, _ = jets.values_and_jvp(torch.zeros(2, 3, dtype=torch.float64),
+                                    torch.ones(2, 3, dtype=torch.float64))  # fmt: skip
+    assert jets._propagator is not None  # the engine matched, NaN for NaN
+    assert bool(values[0].isnan().any()) and bool(values[0].isfinite().any())
+
+
 def test_a_deterministic_module_goes_through_the_engine() -> None:
     torch.manual_seed(2)
     decoder = _conv_mean().double().eval()
