@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 
+from torch import Tensor
+
 from latentgeo.solvers.energy.options import EnergyOptions
 from latentgeo.solvers.energy.refinement import Levels
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status
 
-__all__ = ["refinement_messages", "unsettled_message"]
+__all__ = ["refinement_messages", "unsettled_message", "with_unresolved_lengths"]
 
 
 def unsettled_message(
@@ -59,3 +61,22 @@ def refinement_messages(
         else:
             messages.append("")
     return messages
+
+
+def with_unresolved_lengths(messages: list[str], unresolved: object) -> list[str]:
+    """``messages`` (one per pair, or none) with the pairs whose length the quadrature did
+    not resolve told so (``unresolved``: ``(B,)`` bool, see
+    :func:`~latentgeo.solvers.energy.report.assemble_result`)."""
+    assert isinstance(unresolved, Tensor)
+    flags = unresolved.tolist()
+    messages = messages or [""] * len(flags)
+    note = (
+        "its length is not resolved by the quadrature (it changes by more than 1e-3 "
+        "relative on twice the pieces; the larger is reported): the curve is not a "
+        "geodesic and its length is uncertain, check it with curve_length(metric, curve, "
+        "num_points=...)"
+    )
+    return [
+        f"{m}; {note}" if m and f else note if f else m
+        for m, f in zip(messages, flags, strict=True)
+    ]

@@ -15,7 +15,11 @@ from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric
 from latentgeo.solvers.energy.adam import run_adam
 from latentgeo.solvers.energy.lbfgs import LBFGSMemory, run_lbfgs
-from latentgeo.solvers.energy.messages import refinement_messages, unsettled_message
+from latentgeo.solvers.energy.messages import (
+    refinement_messages,
+    unsettled_message,
+    with_unresolved_lengths,
+)
 from latentgeo.solvers.energy.options import EnergyOptions, with_options
 from latentgeo.solvers.energy.problem import Objective, PairState, start_level
 from latentgeo.solvers.energy.refinement import (
@@ -150,7 +154,11 @@ def minimize_energy(
         did not (a start with too many knots for one within ``max_knots``) is
         converged at ``tol`` alone, and its ``message`` says so. A pair that
         reached ``max_knots`` unsettled is ``max_iter`` and its ``message`` gives
-        the last refinement's change.
+        the last refinement's change. A pair that did not converge has its length
+        checked on twice the quadrature's pieces: where it changes by more than
+        1e-3 relative (the optimiser left a curve whose speed varies between the
+        nodes it saw), the larger is reported, ``info["unresolved_length"]``
+        ``(B,)`` bool marks it and its ``message`` says the length is uncertain.
 
     Raises:
         ValueError: an option outside its allowed range (naming it), or
@@ -230,6 +238,10 @@ def _minimize(
     if levels is not None:
         coincident = (z0 == z1).all(-1).tolist()
         result.message = refinement_messages(levels, result, opts, coincident)
+    unresolved = result.info.setdefault(
+        "unresolved_length", torch.zeros_like(status, dtype=torch.bool)
+    )
+    result.message = with_unresolved_lengths(result.message, unresolved)
     return result
 
 

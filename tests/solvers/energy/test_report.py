@@ -6,7 +6,7 @@ import torch
 
 from latentgeo.curves import CubicSpline, CurveStack, curve_length
 from latentgeo.curves.reparam import arc_length_nodes
-from latentgeo.metrics import as_metric
+from latentgeo.metrics import ExplicitMetric, as_metric
 from latentgeo.solvers import Status, connecting_geodesic
 from latentgeo.solvers.energy.report import (
     REPORT_NODES,
@@ -18,7 +18,7 @@ from latentgeo.solvers.energy.report import (
     report,
 )
 from latentgeo.solvers.status import code
-from latentgeo.testing import StereographicSphere
+from latentgeo.testing import PoincareDisk, StereographicSphere
 
 SPHERE = as_metric(StereographicSphere())
 
@@ -121,3 +121,20 @@ def test_assembled_result_in_batch_order_with_honest_statuses() -> None:
     speed = SPHERE.norm(pos[[0, 2]], vel[[0, 2]])
     expect = result.length[[0, 2], None].expand_as(speed)
     torch.testing.assert_close(speed, expect, rtol=2e-2, atol=0)
+
+
+def test_an_unconverged_pair_whose_length_the_quadrature_does_not_resolve_is_told_so() -> None:
+    """A metric that oscillates faster than the quadrature's nodes (``1 + 50 sin²(400 x)``)
+    and a solve stopped after one iteration: the length on twice the pieces differs, the
+    larger is reported and the message says the length is uncertain; a slowly varying
+    metric's pair is left alone."""
+    wild = ExplicitMetric(lambda z: (1 + 50 * torch.sin(400 * z[..., :1]) ** 2)[..., None]
+                          * torch.eye(2, dtype=z.dtype))  # fmt: skip
+    z0 = torch.zeros(1, 2, dtype=torch.float64)
+    z1 = torch.tensor([[1.0, 0.3]], dtype=torch.float64)
+    res = connecting_geodesic(wild, z0, z1, max_iter=1, refine=False)
+    assert res.status == [Status.MAX_ITERATIONS]
+    assert res.info["unresolved_length"].tolist() == [True]
+    assert "its length is not resolved by the quadrature" in res.message[0]
+    calm = connecting_geodesic(PoincareDisk(), z0, 0.5 * z1, max_iter=1, refine=False)
+    assert calm.info["unresolved_length"].tolist() == [False] and calm.message == [""]
