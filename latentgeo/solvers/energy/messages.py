@@ -1,5 +1,5 @@
-"""The messages of pairs whose refinement did not show ``refine_tol`` to hold, with the
-evidence: the last refinement's length change, or the quadrature's difference."""
+"""The messages of pairs whose length is not shown to hold, with the evidence: the last
+refinement's length change, or the quadrature's difference on twice its pieces."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def with_unresolved_lengths(messages: list[str], unresolved: object) -> list[str
     note = (
         "its length is not resolved by the quadrature (it changes by more than 1e-3 "
         "relative on twice the pieces; the larger is reported): the curve is not a "
-        "geodesic and its length is uncertain, check it with curve_length(metric, curve, "
-        "num_points=...)"
+        "geodesic and its length is uncertain (check it with curve_length(metric, "
+        "result.curve, num_points=...))"
     )
     return [
         f"{m}; {note}" if m and f else note if f else m
