@@ -7,6 +7,7 @@ from torch.func import functional_call, hessian
 
 from latentgeo.curves import CubicSpline, DiscreteCurve, NeuralGeodesic
 from latentgeo.metrics import ExplicitMetric, as_metric
+from latentgeo.solvers.energy import preconditioner
 from latentgeo.solvers.energy.preconditioner import frozen_metric_preconditioner
 from latentgeo.solvers.energy.problem import CurvePoints, Objective
 from latentgeo.testing import LinearMap, StereographicSphere
@@ -113,3 +114,26 @@ def test_no_preconditioner_for_nonlinear_curves_and_nan_where_not_definite() -> 
     )
     assert inverse is not None
     assert bool(torch.isfinite(inverse[0]).all()) and bool(torch.isnan(inverse[1]).all())
+
+
+def test_a_nearly_vanishing_metric_gives_a_bounded_preconditioner() -> None:
+    """Where the metric nearly vanishes (``G = 1e-14 I`` at two of six vertices) the inverse
+    is bounded by the ridge, ``1 / (RIDGE · mean diagonal)``: with the former 1e-12 its
+    largest entries were about 100 times that bound, and such steps carried a
+    float64 curve to |z| ≈ 4e6."""
+    tiny = ExplicitMetric(
+        lambda z: (
+            torch.where((z[..., :1] > 0.2) & (z[..., :1] < 0.6), 1e-14, 1.0)[..., None]
+            * torch.eye(2, dtype=z.dtype)
+        )
+    )
+    end = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    curve = DiscreteCurve(torch.zeros_like(end), end, num_points=7)
+    objective = Objective(tiny, curve, "metric", None, 4, None)
+    x = objective.packing.flatten(curve)
+    inverse = frozen_metric_preconditioner(objective, x, torch.arange(1))
+    assert inverse is not None and bool(torch.isfinite(inverse).all())
+    diag = torch.linalg.inv(inverse)[0].diagonal()
+    largest = float(torch.linalg.eigvalsh(inverse[0]).max())
+    assert preconditioner.RIDGE == 1e-10
+    assert largest <= 1.01 / (1e-10 * float(diag.mean())), largest
