@@ -9,6 +9,7 @@ from torch import Tensor
 
 from latentgeo.solvers.energy.options import EnergyOptions
 from latentgeo.solvers.energy.refinement import Levels
+from latentgeo.solvers.energy.report import UNRESOLVED_RTOL
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status
 
@@ -71,10 +72,10 @@ def with_unresolved_lengths(messages: list[str], unresolved: object) -> list[str
     flags = unresolved.tolist()
     messages = messages or [""] * len(flags)
     note = (
-        "its length is not resolved by the quadrature (it changes by more than 1e-3 "
-        "relative on twice the pieces; the larger is reported): the curve is not a "
-        "geodesic and its length is uncertain (check it with curve_length(metric, "
-        "result.curve, num_points=...))"
+        "its length is not resolved by the quadrature (it changes by more than "
+        f"{UNRESOLVED_RTOL:g} relative on twice the pieces; the larger is reported): the "
+        "curve is not a geodesic and its length is uncertain (check it with "
+        "curve_length(metric, result.curve, num_points=...))"
     )
     return [
         f"{m}; {note}" if m and f else note if f else m

@@ -41,6 +41,7 @@ __all__ = [
     "REPORT_NODES",
     "REPORT_PIECES",
     "REPORT_PIECES_PER_SPAN",
+    "UNRESOLVED_RTOL",
     "Finished",
     "Report",
     "assemble_result",
@@ -143,14 +144,14 @@ def report(metric: Metric, curve: Curve, idx: Tensor, z0: Tensor, z1: Tensor) ->
 
 
 def _resolved(
-    metric: Metric, curve: Curve, length: Tensor, status: Tensor, unresolved: list[Tensor]
-) -> Tensor:
+    metric: Metric, curve: Curve, length: Tensor, status: Tensor
+) -> tuple[Tensor, Tensor]:
     """``length`` ``(A,)`` of a group's curves, checked on twice the quadrature's pieces where
     the pair did not converge (a converged pair of a refined solve was checked as it
     settled): the optimiser can leave a curve whose speed varies between the nodes it
     sees (a new user's float64 FeatureMetric: 0.00065 reported, 1.91 by ``curve_length``),
     and a length that changes by more than :data:`UNRESOLVED_RTOL` is replaced by the
-    larger, marked in ``unresolved`` (appended: ``(A,)`` bool)."""
+    larger. Returns the lengths and which were replaced ``(A,)`` bool."""
     rows = ((status != code(Status.CONVERGED)) & torch.isfinite(length)).nonzero()[:, 0]
     flags = torch.zeros_like(length, dtype=torch.bool)
     if rows.numel() > 0:
@@ -162,8 +163,7 @@ def _resolved(
         if bool(off.any()):
             length = length.clone()
             length[rows[off]] = torch.maximum(finer, coarse)[off].to(length.dtype)
-    unresolved.append(flags)
-    return length
+    return length, flags
 
 
 def assemble_result(
@@ -197,7 +197,9 @@ def assemble_result(
             every = torch.arange(curve.num_curves, device=z0.device)
             rep = report(metric, curve, every, z0[group.pairs], z1[group.pairs])
         energies.append(rep.energy)
-        lengths.append(_resolved(metric, curve, rep.length, status[group.pairs], unresolved))
+        length, flags = _resolved(metric, curve, rep.length, status[group.pairs])
+        lengths.append(length)
+        unresolved.append(flags)
         invalids.append(rep.invalid)
         if reparametrize:
             curve = reparametrize_by_speeds(curve, rep.u, rep.w, rep.speed, rep.node_speed)
