@@ -42,7 +42,9 @@ The package, one job per module:
 * :mod:`~latentgeo.solvers.energy.refinement`: settling levels, inserting knots;
   :mod:`~latentgeo.solvers.energy.messages`: what a pair that did not settle is told.
 * :mod:`~latentgeo.solvers.energy.report`: reported lengths and the result.
-* :mod:`~latentgeo.solvers.energy.solve`: :func:`minimize_energy`, the level loop.
+* :mod:`~latentgeo.solvers.energy.levels`: the level loop (optimise, settle,
+  refine), in groups of pairs whose carried L-BFGS memory fits the budget.
+* :mod:`~latentgeo.solvers.energy.solve`: :func:`minimize_energy`.
 * :mod:`~latentgeo.solvers.energy.methods`: :class:`SplineEnergy`,
   :class:`DiscreteEnergy`, :class:`NeuralEnergy`, registered as ``"spline"``,
   ``"discrete"`` and ``"neural"``.

@@ -30,7 +30,16 @@ from latentgeo.solvers.energy.preconditioner import frozen_metric_preconditioner
 from latentgeo.solvers.energy.problem import Objective, PairState
 from latentgeo.solvers.status import Status, code
 
-__all__ = ["MOVED", "STATE_SHARE", "LBFGSMemory", "RunningPairs", "pairs_per_run", "run_lbfgs"]
+__all__ = [
+    "CARRY_SHARE",
+    "MOVED",
+    "STATE_SHARE",
+    "LBFGSMemory",
+    "RunningPairs",
+    "pairs_per_carry",
+    "pairs_per_run",
+    "run_lbfgs",
+]
 
 #: a pair's preconditioner is recomputed (every ``precondition_every`` iterations) only if
 #: one of its curve's parameters moved by more than this fraction of ``|z1 − z0|_∞`` since
@@ -42,6 +51,9 @@ PER_SPAN = False
 #: share of the memory budget the running pairs' state may hold (their preconditioners,
 #: ``p × p`` each, and L-BFGS histories); the chunked work is sized for the rest
 STATE_SHARE = 0.25
+#: share of the memory budget the L-BFGS memory carried across refinements may hold
+#: (``2 · history · p`` numbers for every pair of a level); more pairs are refined in groups
+CARRY_SHARE = 0.25
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -132,6 +144,35 @@ def pairs_per_run(objective: Objective, x: Tensor, history: int) -> int:
                 f"p = (knots + 2) x d) exceeds {STATE_SHARE:.0%} of the memory budget "
                 f"({round(budget / STATE_SHARE):,} bytes); the pairs are solved one at a "
                 "time, each over the budget: lower max_knots or raise memory_budget"
+            ),
+        )
+    return max(1, int(budget // per_pair))
+
+
+def pairs_per_carry(metric: object, p: int, history: int, like: Tensor) -> int:
+    """How many pairs of ``p`` parameters may carry their L-BFGS memory (``2 · history · p``
+    numbers each) into their next refinement within :data:`CARRY_SHARE` of the memory
+    budget. It is held for every pair of a level at once (the runs of
+    :func:`pairs_per_run` take their rows from it); a larger batch goes on through its
+    refinements in groups that fit (each pair's result is its own). A single pair above
+    that share is warned about once per metric.
+
+    Args:
+        metric: the metric (the owner of the warning).
+        p: parameters per pair.
+        history: L-BFGS memory.
+        like: a tensor of the problem's dtype and device.
+    """
+    per_pair = (2 * history + 1) * p * like.element_size()
+    budget = CARRY_SHARE * current_memory_budget(like.device)
+    if per_pair > budget:
+        warn_once(
+            metric,
+            PerformanceWarning(
+                f"one pair's L-BFGS memory ({per_pair:,} bytes: 2 x history x p numbers, "
+                f"p = (knots + 2) x d = {p}) exceeds {CARRY_SHARE:.0%} of the memory budget "
+                f"({round(budget / CARRY_SHARE):,} bytes); the pairs are refined one at a "
+                "time, each over the budget: lower history or max_knots, or raise memory_budget"
             ),
         )
     return max(1, int(budget // per_pair))

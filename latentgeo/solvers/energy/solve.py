@@ -13,22 +13,15 @@ from latentgeo.curves import CubicSpline, Curve
 from latentgeo.curves.length import is_pullback
 from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.metrics import Metric
-from latentgeo.solvers.energy.adam import run_adam
-from latentgeo.solvers.energy.lbfgs import LBFGSMemory, run_lbfgs
+from latentgeo.solvers.energy.levels import LevelLoop
 from latentgeo.solvers.energy.messages import (
     refinement_messages,
     unsettled_message,
     with_unresolved_lengths,
 )
 from latentgeo.solvers.energy.options import EnergyOptions, with_options
-from latentgeo.solvers.energy.problem import Objective, PairState, start_level
-from latentgeo.solvers.energy.refinement import (
-    Levels,
-    can_refine,
-    level_tolerance,
-    refine_fastest_spans,
-)
-from latentgeo.solvers.energy.report import Finished, assemble_result
+from latentgeo.solvers.energy.refinement import Levels
+from latentgeo.solvers.energy.report import assemble_result
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, code
 
@@ -225,9 +218,8 @@ def _minimize(
         if refine:
             length = torch.full((b,), math.inf, dtype=curve.z0.dtype, device=device)
             levels = Levels(length, opts.refine_tol, opts.max_knots)
-        finished = _solve_levels(
-            metric, curve, opts, estimator, levels, z0, z1, status, iterations, on_step
-        )
+        loop = LevelLoop(metric, opts, estimator, levels, z0, z1, status, iterations, on_step)
+        finished = loop.run(curve, torch.arange(b, device=device))
         info: dict[str, object] = {"estimator": estimator, "optimizer": opts.optimizer}
         if levels is not None:
             info["refined"] = levels.refined if levels.refined is not None else status < 0
@@ -243,102 +235,6 @@ def _minimize(
     )
     result.message = with_unresolved_lengths(result.message, unresolved)
     return result
-
-
-def _solve_levels(
-    metric: Metric,
-    curve: Curve,
-    opts: EnergyOptions,
-    estimator: str,
-    levels: Levels | None,
-    z0: Tensor,
-    z1: Tensor,
-    status: Tensor,
-    iterations: Tensor,
-    on_step: Callable[[], None] | None,
-) -> list[Finished]:
-    """Optimise, then (with ``levels``) split off the pairs that settled, refine the others
-    and repeat. ``status`` and ``iterations`` ``(B,)`` are updated in place.
-
-    Returns:
-        The pairs in groups, with their final curves.
-    """
-    active, pairs = curve, torch.arange(curve.num_curves, device=curve.z0.device)
-    finished: list[Finished] = []
-    carried: LBFGSMemory | None = None  # L-BFGS memory carried across refinements
-    while True:
-        objective = Objective(
-            metric, active, estimator, opts.num_points, opts.nodes, opts.generator
-        )
-        state = start_level(objective, active, iterations[pairs])
-        status[pairs] = state.status
-        interior = active.breakpoints().shape[1] - 2
-        tol = opts.tol
-        if levels is not None:
-            first, more = levels.first(pairs), can_refine(interior, opts.max_knots)
-            tol = level_tolerance(opts.tol, first=first, can_refine=more)
-        memory = None
-        if levels is not None and opts.optimizer == "lbfgs":
-            memory = carried if carried is not None else LBFGSMemory(state.x, opts.history)
-        step = _level_step(status, iterations, pairs, state, on_step)
-        _optimise(objective, state, opts, tol, memory, step)
-        status[pairs], iterations[pairs] = state.status, state.iterations
-        objective.packing.write(active, state.x)
-        if levels is None:
-            return [Finished(pairs, active)]
-        assert isinstance(active, CubicSpline)
-        final, groups = levels.settle(metric, active, pairs, state, z0, z1)
-        status[pairs] = state.status  # pairs at max_knots whose length did not settle
-        finished += groups
-        if bool(final.all()):
-            return finished
-        keep = (~final).nonzero()[:, 0]
-        arcs = objective.span_arcs(state.x[keep], keep)
-        active, pairs = active.subset(keep), pairs[keep]
-        refinement = refine_fastest_spans(active, interior + 1, arcs)  # a knot per span
-        if memory is not None:
-            carried = memory.rows(keep).refined(refinement, active.dim)
-
-
-def _optimise(
-    objective: Objective,
-    state: PairState,
-    opts: EnergyOptions,
-    tol: float,
-    memory: LBFGSMemory | None,
-    on_step: Callable[[], None] | None,
-) -> None:
-    """Run the chosen optimiser on the level's pairs (in place)."""
-    if opts.optimizer == "lbfgs":
-        run_lbfgs(
-            objective, state,
-            max_iter=opts.max_iter, tol=tol, history=opts.history,
-            precondition_every=opts.precondition_every, on_step=on_step, memory=memory,
-        )  # fmt: skip
-    else:
-        run_adam(
-            objective, state,
-            max_iter=opts.max_iter, tol=tol, lr=opts.lr, patience=opts.patience, on_step=on_step,
-        )  # fmt: skip
-
-
-def _level_step(
-    status: Tensor,
-    iterations: Tensor,
-    pairs: Tensor,
-    state: PairState,
-    on_step: Callable[[], None] | None,
-) -> Callable[[], None] | None:
-    """The optimiser's per-iteration callback: copy the level's outcome into the batch's
-    ``status`` and ``iterations``, then ``on_step`` (only the progress bar reads them)."""
-    if on_step is None:
-        return None
-
-    def step() -> None:
-        status[pairs], iterations[pairs] = state.status, state.iterations
-        on_step()
-
-    return step
 
 
 @contextmanager

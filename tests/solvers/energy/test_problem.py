@@ -26,8 +26,10 @@ def _pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def test_chunked_evaluation_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     z0, z1 = _pairs(5, seed=4)
     whole = connecting_geodesic(SPHERE, z0, z1)
-    with pytest.warns(PerformanceWarning, match="solver state"):  # one pair per chunk and run
+    with pytest.warns(PerformanceWarning) as caught:  # one pair per chunk, run and group
         chunked = connecting_geodesic(SPHERE, z0, z1, memory_budget=1)
+    said = {str(w.message).split(" (")[0] for w in caught}
+    assert said == {"one pair's L-BFGS memory", "one pair's solver state"}
     torch.testing.assert_close(chunked.length, whole.length, rtol=1e-12, atol=0)
     assert chunked.status == whole.status
     # too many pairs for dense basis rows of all: sparse rows, dense ones per running set

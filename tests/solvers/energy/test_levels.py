@@ -1,0 +1,78 @@
+"""The level loop: pairs optimised, settled and refined, in groups when their carried
+L-BFGS memory would not fit the budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentgeo.exceptions import PerformanceWarning
+from latentgeo.memory import memory_budget
+from latentgeo.solvers import connecting_geodesic
+from latentgeo.solvers.energy import lbfgs, levels
+from latentgeo.testing import StereographicSphere
+
+SPHERE = StereographicSphere()
+
+
+def _pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    z0 = 2 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    z1 = 2 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    return z0, z1
+
+
+def test_pairs_per_carry_counts_each_pairs_history() -> None:
+    like = torch.zeros(1, dtype=torch.float64)
+    per_pair = (2 * 5 + 1) * 12 * 8  # s, y (history 5) and γ, p = 12 numbers each
+    with memory_budget(int(3 * per_pair / lbfgs.CARRY_SHARE)):
+        assert lbfgs.pairs_per_carry(object(), 12, 5, like) == 3
+    owner = object.__new__(type("Owner", (), {}))
+    with memory_budget(per_pair), pytest.warns(PerformanceWarning) as caught:
+        assert lbfgs.pairs_per_carry(owner, 12, 5, like) == 1
+        assert lbfgs.pairs_per_carry(owner, 12, 5, like) == 1
+    assert len(caught) == 1 and "one pair's L-BFGS memory (1,056 bytes" in str(caught[0].message)
+
+
+def _record_groups(monkeypatch: pytest.MonkeyPatch, sizes: dict[int, int]) -> list[list[int]]:
+    """Make ``pairs_per_carry`` answer ``sizes[p]`` (all pairs for other ``p``) and record
+    the batch rows of every call of :meth:`LevelLoop.run`."""
+    calls: list[list[int]] = []
+    run = levels.LevelLoop.run
+
+    def recorded(self, curve, pairs, carried=None):  # type: ignore[no-untyped-def]
+        calls.append(pairs.tolist())
+        return run(self, curve, pairs, carried)
+
+    monkeypatch.setattr(levels.LevelLoop, "run", recorded)
+
+    def per_carry(metric, p, history, like):  # type: ignore[no-untyped-def]
+        return sizes.get(p, 99)
+
+    monkeypatch.setattr(levels, "pairs_per_carry", per_carry)
+    return calls
+
+
+@pytest.mark.parametrize("where", ["first level", "refinement"])
+def test_a_batch_whose_memory_does_not_fit_goes_on_in_groups_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Groups of two pairs, from the start (each with a new memory) or from the first
+    refinement (each with its rows of the carried memory): every pair's curve, length,
+    status and iterations are those of the whole batch solved at once."""
+    z0, z1 = _pairs(5, seed=1)
+    whole = connecting_geodesic(SPHERE, z0, z1, num_knots=3)
+    assert bool(whole.info["refined"].all())  # every pair went through a refinement
+    p = {"first level": 5 * 2, "refinement": 9 * 2}[where]  # (interior knots + 2) x d
+    calls = _record_groups(monkeypatch, {p: 2})
+    grouped = connecting_geodesic(SPHERE, z0, z1, num_knots=3)
+    assert calls[0] == [0, 1, 2, 3, 4]
+    groups = [c for c in calls[1:] if len(c) <= 2]
+    assert sorted(i for g in groups for i in g) == [0, 1, 2, 3, 4]
+    assert max(len(g) for g in groups) == 2
+    torch.testing.assert_close(grouped.length, whole.length, rtol=1e-12, atol=0)
+    torch.testing.assert_close(grouped.curve(torch.linspace(0, 1, 9, dtype=torch.float64)),
+                               whole.curve(torch.linspace(0, 1, 9, dtype=torch.float64)),
+                               rtol=1e-10, atol=1e-12)  # fmt: skip
+    assert grouped.status == whole.status
+    assert torch.equal(grouped.iterations, whole.iterations)
