@@ -89,7 +89,13 @@ def warn(warning: LatentgeoWarning) -> None:
     warnings.warn(warning, stacklevel=user_stacklevel())
 
 
-def warn_once(owner: object, warning: LatentgeoWarning, *, stacklevel: int | None = None) -> bool:
+def warn_once(
+    owner: object,
+    warning: LatentgeoWarning,
+    *,
+    stacklevel: int | None = None,
+    key: str | None = None,
+) -> bool:
     """Emit ``warning`` (as :func:`warn`) unless the same message was already emitted for
     ``owner``.
 
@@ -97,6 +103,8 @@ def warn_once(owner: object, warning: LatentgeoWarning, *, stacklevel: int | Non
         owner: the object the warning is about (a metric, a decoder); the
             message is shown once per owner and per text.
         warning: the warning instance.
+        key: what makes two warnings the same, for messages that quote figures of
+            the occasion (default: the text).
         stacklevel: passed to :func:`warnings.warn` (``None``: the caller's line,
             :func:`user_stacklevel`).
 
@@ -114,7 +122,7 @@ def warn_once(owner: object, warning: LatentgeoWarning, *, stacklevel: int | Non
         >>> first, second, len(caught)
         (True, False, 1)
     """
-    text = f"{type(warning).__name__}: {warning}"
+    text = f"{type(warning).__name__}: {warning if key is None else key}"
     try:
         shown = _SHOWN.setdefault(owner, set())
     except TypeError:  # not weakly referenceable: keep it by id (rare; a few bytes each)

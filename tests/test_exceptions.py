@@ -58,6 +58,19 @@ def test_once_per_owner_text_and_class() -> None:
     assert shown == [True, False, True, True, True]
 
 
+def test_a_key_makes_messages_with_other_figures_the_same() -> None:
+    owner = Owner()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shown = [
+            warn_once(owner, PerformanceWarning("over by 3 bytes"), key="over"),
+            warn_once(owner, PerformanceWarning("over by 5 bytes"), key="over"),
+            warn_once(owner, PerformanceWarning("over by 5 bytes")),  # no key: its text
+        ]
+    assert shown == [True, False, True]
+    assert [str(w.message) for w in caught] == ["over by 3 bytes", "over by 5 bytes"]
+
+
 def test_owners_that_cannot_be_weakly_referenced_and_freed_owners() -> None:
     key = (1, 2)  # a tuple: not weakly referenceable, kept by id
     assert _caught((key, NumericsWarning("t")), (key, NumericsWarning("t"))) == [True, False]

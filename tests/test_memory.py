@@ -149,7 +149,7 @@ def test_geodesics_under_a_small_budget_are_the_same() -> None:
     recorder.sizes.clear()
     with pytest.warns(PerformanceWarning) as caught:
         small = connecting_geodesic(metric, z0, z1, memory_budget=1)
-    said = sorted({str(w.message).split(" (")[0] for w in caught})
+    said = sorted(str(w.message).split(" (")[0] for w in caught)  # once each per call
     assert said == ["one pair's L-BFGS memory", "one pair's solver state"]
     assert max(recorder.sizes) < most_whole and len(recorder.sizes) > calls_whole
     torch.testing.assert_close(small.length, whole.length, rtol=1e-12, atol=0)

@@ -145,6 +145,7 @@ def pairs_per_run(objective: Objective, x: Tensor, history: int) -> int:
                 f"({round(budget / STATE_SHARE):,} bytes); the pairs are solved one at a "
                 "time, each over the budget: lower max_knots or raise memory_budget"
             ),
+            key="a pair's solver state over the memory budget",
         )
     return max(1, int(budget // per_pair))
 
@@ -174,6 +175,7 @@ def pairs_per_carry(metric: object, p: int, history: int, like: Tensor) -> int:
                 f"({round(budget / CARRY_SHARE):,} bytes); the pairs are refined one at a "
                 "time, each over the budget: lower history or max_knots, or raise memory_budget"
             ),
+            key="a pair's carried L-BFGS memory over the memory budget",
         )
     return max(1, int(budget // per_pair))
 
