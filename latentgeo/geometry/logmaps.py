@@ -31,11 +31,15 @@ class LogMaps:
         velocity: ``log_{base}(target)`` ``(P, d)`` (the best found, also for failed pairs).
         length: the geodesic distance ``(P,)``.
         status: one :class:`~latentgeo.solvers.Status` per pair.
+        error: estimated ``‖velocity − log_{base}(target)‖`` (``G(base)`` norm) ``(P,)``:
+            shooting's estimate, 0 for a closed form, ``None`` where nothing bounds it
+            (energy geodesics: their status is the geodesic's, not the velocity's).
     """
 
     velocity: Tensor
     length: Tensor
     status: list[Status]
+    error: Tensor | None = None
 
 
 def log_maps(
@@ -68,14 +72,13 @@ def log_maps(
         v = method(base, target)
         length = metric.squared_norm(base, v, validate=False).clamp_min(0.0).sqrt()
         ok = torch.isfinite(v).all(-1) & torch.isfinite(length)
-        return LogMaps(
-            v, length, [Status.CONVERGED if o else Status.NON_FINITE for o in ok.tolist()]
-        )
+        status = [Status.CONVERGED if o else Status.NON_FINITE for o in ok.tolist()]
+        return LogMaps(v, length, status, torch.zeros_like(length))
     if method == "log":
         if init is not None:
             opts["init"] = init
         res = log_map_result(metric, base, target, **opts)
-        return LogMaps(res.velocity, res.length, list(res.status))
+        return LogMaps(res.velocity, res.length, list(res.status), res.error)
     if method != "energy":
         raise ValueError(f"method must be 'log' or 'energy', got {method!r}")
     geo = connecting_geodesic(metric, base, target, **opts)

@@ -18,6 +18,12 @@ call, every step in one batched exponential map. Two ways to the log maps:
 * ``method="energy"`` (cheaper, less accurate): energy-minimising geodesics,
   :func:`latentgeo.solvers.connecting_geodesic`, their initial velocity scaled
   to their length.
+
+A set has converged when ``|v̄|_G`` plus a bound on its error is within the
+tolerance; the bound is the weighted mean of the log maps' error estimates
+times ``‖G(μ)^{1/2}‖₂``. Energy geodesics bound nothing, so a set of
+``method="energy"`` whose gradient looks within the tolerance is checked by
+shooting log maps, warm started from its energy ones, and goes on with them.
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ class FrechetMeanResult:
         logs: the final log maps ``log_μ(x_n)``, ``(S, N, d)`` (NaN for weight 0).
         method: ``"log"`` or ``"energy"``.
         tol: the gradient tolerance that was applied, in units of ``max(1, √variance)``.
+        gradient_error: a bound on the error of ``gradient_norm`` from the log maps'
+            estimated errors, ``(S,)`` (``inf`` where nothing bounds it: energy log
+            maps never checked by shooting). A set converged where
+            ``gradient_norm + gradient_error ≤ tol · max(1, √variance)``.
     """
 
     mean: Tensor
@@ -65,6 +75,7 @@ class FrechetMeanResult:
     method: str
     tol: float
     message: list[str] = field(default_factory=list)
+    gradient_error: Tensor | None = None
 
     def raise_if_failed(self) -> None:
         """Raise :class:`~latentgeo.solvers.ShootingError` unless every set converged."""
@@ -91,8 +102,10 @@ def _check_sets(metric: Metric, points: object, weights: object) -> tuple[Tensor
 
 
 def _default_tol(method: Method, dtype: torch.dtype) -> float:
-    if method != "energy":
+    if callable(method):  # exact log maps
         return 1e-8 if dtype == torch.float64 else 1e-4
+    if method == "log":  # its log maps are solved to tol / 8
+        return 1e-6 if dtype == torch.float64 else 1e-3
     return 1e-4 if dtype == torch.float64 else 1e-3
 
 
@@ -109,6 +122,12 @@ class _Pairs:
     def of(self, sets: Tensor) -> Tensor:
         """Indices of the pairs belonging to the given sets (a bool mask ``(S,)``)."""
         return sets[self.set_idx].nonzero().squeeze(1)
+
+    def weighted_mean(self, values: Tensor) -> Tensor:
+        """``Σ_n w_n values_n / Σ_n w_n`` per set ``(S,)`` from per-pair ``values (P,)``."""
+        total = self.total.clamp_min(torch.finfo(values.dtype).tiny)
+        sums = values.new_zeros(self.num_sets).index_add_(0, self.set_idx, self.weight * values)
+        return sums / total
 
     def summarise(self, rows: Tensor, v: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
         """``(F, v̄)`` per set from the pairs ``rows`` of ``v (P, d)``, ``length (P,)``
@@ -147,11 +166,15 @@ def frechet_mean(
         init: starting means ``(d,)`` or ``(S, d)`` (default: the weighted
             Euclidean means).
         max_iter: accepted or rejected steps per set at most.
-        tol: stop a set when ``|v̄|_G ≤ tol · max(1, √variance)`` (default 1e-8 in
-            float64 and 1e-4 in float32 for ``"log"``; 1e-4 and 1e-3 for ``"energy"``).
+        tol: stop a set when ``|v̄|_G`` plus the bound on its error is at most
+            ``tol · max(1, √variance)`` (default 1e-6 in float64 and 1e-3 in float32 for
+            ``"log"``, 1e-4 and 1e-3 for ``"energy"``, 1e-8 and 1e-4 for a closed form).
+            Shooting log maps are solved to ``rtol = atol = tol / 8`` unless
+            ``log_options`` set them.
         step_size: the first step length ``τ`` (1 is Newton-like near the mean).
-        log_options: options of :func:`~latentgeo.solvers.log_map_result` or
-            :func:`~latentgeo.solvers.connecting_geodesic`.
+        log_options: options of :func:`~latentgeo.solvers.log_map_result` (``"log"``) or
+            :func:`~latentgeo.solvers.connecting_geodesic` (``"energy"``; the shooting
+            log maps that check its sets take none of them).
         exp: a closed-form exponential map ``(z (S, d), v (S, d)) -> (S, d)`` for the
             steps (default: :func:`~latentgeo.solvers.exp_map_result`).
         throw: raise :class:`~latentgeo.solvers.ShootingError` if a set did not converge.
@@ -186,7 +209,7 @@ def frechet_mean(
         if mu.shape[0] != x.shape[0]:
             raise ValueError(f"init must have shape (S, d) = {(x.shape[0], x.shape[-1])}")
     with torch.no_grad():
-        descent = _Descent(metric, x, w, mu.clone(), method, step_size, log_options, exp)
+        descent = _Descent(metric, x, w, mu.clone(), method, step_size, log_options, exp, tol)
         for _ in range(max_iter):
             if not descent.iterate(tol):
                 break
@@ -215,21 +238,59 @@ class _Descent:
         step_size: float,
         log_options: dict[str, Any] | None,
         exp: PairMap | None,
+        tol: float,
     ) -> None:
-        self.metric, self.method, self.exp = metric, method, exp
+        self.metric, self.method, self.exp, self.tol = metric, method, exp, tol
         self.log_options, self.step_size = log_options, step_size
         self.x, self.mu = x, mu
         self.pairs = _Pairs(x, w)
         s = x.shape[0]
-        start = log_maps(
-            metric, mu[self.pairs.set_idx], self.pairs.target, method=method, options=log_options
-        )
+        # the sets whose log maps come with error bounds (energy ones once checked)
+        self.checked = torch.full((s,), method != "energy", device=x.device)
+        all_rows = torch.arange(self.pairs.target.shape[0], device=x.device)
+        start = self._log_maps(mu[self.pairs.set_idx], all_rows, None, first=True)
         self.v, self.length, self.log_status = start.velocity, start.length, list(start.status)
-        all_rows = torch.arange(self.v.shape[0], device=x.device)
+        self.error = _errors(start)
         self.f, self.vbar = self.pairs.summarise(all_rows, self.v, self.length)
         self.step = torch.full((s,), float(step_size), dtype=x.dtype, device=x.device)
         self.iterations = torch.zeros(s, dtype=torch.long, device=x.device)
         self.status: list[Status | None] = [None] * s
+
+    def _log_maps(
+        self, base: Tensor, rows: Tensor, warm: Tensor | None, *, first: bool = False
+    ) -> LogMaps:
+        """Log maps of the pairs ``rows`` from ``base``: by the method, but by shooting
+        (warm started) for the sets of ``method="energy"`` already checked by it."""
+        shoot = self.checked[self.pairs.set_idx[rows]] & (self.method == "energy")
+        if not bool(shoot.any()):
+            return self._call(self.method, base, rows, warm, first)
+        if bool(shoot.all()):
+            return self._call("log", base, rows, warm, first)
+        parts = [
+            self._call(m, base[k], rows[k], None if warm is None else warm[k], first)
+            for m, k in (("log", shoot), (self.method, ~shoot))
+        ]
+        velocity, length = torch.empty_like(base), base.new_empty(len(rows))
+        error, status = torch.empty_like(length), [Status.CONVERGED] * len(rows)
+        for part, k in zip(parts, (shoot, ~shoot), strict=True):
+            velocity[k], length[k], error[k] = part.velocity, part.length, _errors(part)
+            for i, st in zip(k.nonzero()[:, 0].tolist(), part.status, strict=True):
+                status[i] = st
+        return LogMaps(velocity, length, status, error)
+
+    def _call(
+        self, method: Method, base: Tensor, rows: Tensor, warm: Tensor | None, first: bool
+    ) -> LogMaps:
+        """:func:`log_maps` by ``method``; shooting at ``tol / 8`` unless told otherwise."""
+        options = self.log_options
+        if method == "log":
+            own = self.method == "log"  # log_options are the energy solver's otherwise
+            options = dict((options if first else _warm(options, "log")) or {}) if own else {}
+            options.setdefault("rtol", self.tol / 8)
+            options.setdefault("atol", self.tol / 8)
+        target = self.pairs.target[rows]
+        init = warm if method == "log" else None
+        return log_maps(self.metric, base, target, method=method, init=init, options=options)
 
     def running(self) -> Tensor:
         return torch.tensor([s is None for s in self.status], device=self.x.device)
@@ -237,9 +298,42 @@ class _Descent:
     def gradient_norm(self) -> Tensor:
         return self.metric.squared_norm(self.mu, self.vbar, validate=False).clamp_min(0.0).sqrt()
 
+    def gradient_error(self) -> Tensor:
+        """A bound on the error of :meth:`gradient_norm` ``(S,)``: the weighted mean of the
+        log maps' (Euclidean) error estimates times ``‖G(μ)^{1/2}‖₂``."""
+        mean_error = self.pairs.weighted_mean(self.error)
+        if not bool((mean_error > 0).any()):
+            return mean_error
+        g = self.metric.metric_tensor(self.mu, validate=False)
+        return torch.linalg.eigvalsh(g)[:, -1].clamp_min(0.0).sqrt() * mean_error
+
+    def _threshold(self, tol: float) -> Tensor:
+        return tol * torch.clamp((2 * self.f).sqrt(), min=1.0)
+
+    def _check_by_shooting(self, sets: Tensor) -> None:
+        """Energy log maps of the sets ``sets`` (bool ``(S,)``) replaced by shooting ones,
+        warm started from them: from now on these sets' log maps carry error bounds."""
+        self.checked |= sets
+        rows = self.pairs.of(sets)
+        new = self._log_maps(self.mu[self.pairs.set_idx[rows]], rows, self.v[rows])
+        self.v[rows], self.length[rows], self.error[rows] = new.velocity, new.length, _errors(new)
+        for r, st in zip(rows.tolist(), new.status, strict=True):
+            self.log_status[r] = st
+        f, vbar = self.pairs.summarise(rows, self.v, self.length)
+        self.f[sets], self.vbar[sets] = f[sets], vbar[sets]
+
     def iterate(self, tol: float) -> bool:
-        """Check convergence, then one trial step per running set; ``False`` once all stopped."""
-        done = self.gradient_norm() <= tol * torch.clamp((2 * self.f).sqrt(), min=1.0)
+        """Check convergence, then one trial step per running set; ``False`` once all stopped.
+
+        A set has converged when its gradient norm plus the bound on its error is within
+        the tolerance. Energy log maps have no bound: a set of ``method="energy"`` whose
+        gradient looks within it is checked by shooting log maps first (and keeps them).
+        """
+        if self.method == "energy":
+            close = self.running() & ~self.checked & (self.gradient_norm() <= self._threshold(tol))
+            if bool(close.any()):
+                self._check_by_shooting(close)
+        done = self.gradient_norm() + self.gradient_error() <= self._threshold(tol)
         for i in done.nonzero().squeeze(1).tolist():
             self.status[i] = self.status[i] or Status.CONVERGED
         idx = self.running().nonzero().squeeze(1)
@@ -261,12 +355,7 @@ class _Descent:
     def _accept_or_halve(self, trial: Tensor, rows: Tensor) -> None:
         pairs, sets = self.pairs, self.pairs.set_idx[rows]
         warm = self.v[rows] - self.step[sets, None] * self.vbar[sets]
-        init = warm if self.method == "log" else None
-        options = _warm(self.log_options, self.method)
-        new = log_maps(
-            self.metric, trial[sets], pairs.target[rows], method=self.method, init=init,
-            options=options,
-        )  # fmt: skip
+        new = self._log_maps(trial[sets], rows, warm)
         v_try, len_try = self.v.clone(), self.length.clone()
         v_try[rows], len_try[rows] = new.velocity, new.length
         f_try, vbar_try = pairs.summarise(rows, v_try, len_try)
@@ -276,6 +365,7 @@ class _Descent:
         better = moved & (f_try <= self.f * (1 + eps) + tiny)
         take = better[sets]
         self.v[rows[take]], self.length[rows[take]] = v_try[rows[take]], len_try[rows[take]]
+        self.error[rows[take]] = _errors(new)[take]
         for r, st, t in zip(rows.tolist(), new.status, take.tolist(), strict=True):
             if t:
                 self.log_status[r] = st
@@ -309,6 +399,7 @@ class _Descent:
             mean=self.mu, variance=2 * self.f, gradient_norm=self.gradient_norm(),
             iterations=self.iterations, converged=converged, status=final, logs=logs, tol=tol,
             method=self.method if isinstance(self.method, str) else "callable",
+            gradient_error=self.gradient_error(),
         )  # fmt: skip
 
 
@@ -324,6 +415,11 @@ def _step(
         ex = exp_map_result(metric, mu, step)
         ok, out, status = ex.converged, ex.point, list(ex.status)
     return torch.where(ok[:, None], out, mu), status
+
+
+def _errors(logs: LogMaps) -> Tensor:
+    """The log maps' error estimates ``(P,)``, ``inf`` where nothing bounds them."""
+    return torch.full_like(logs.length, torch.inf) if logs.error is None else logs.error
 
 
 def _warm(options: dict[str, Any] | None, method: Method) -> dict[str, Any] | None:
