@@ -73,6 +73,7 @@ class SolverState:
     stale: Tensor  # whether the iterate has gone so far from there that it is measured again
     measures: Tensor  # attempts to measure it
     why: Tensor  # the status of the last failed attempt
+    doubt: Tensor  # the model's relative error the probes suggest where it was not measured
 
 
 class JacobianMeasurement:
@@ -163,11 +164,16 @@ class JacobianMeasurement:
         solved, info = torch.linalg.solve_ex(jac, y[..., 1:])
         miss = torch.where((info == 0)[:, None, None], solved - s[..., 1:], torch.nan)
         jac = jac + (y - jac @ s) @ s.mT  # now B S = Y
+        doubt = torch.zeros_like(norm[use, 0])
         if dirs.shape[-1] < d - 1:
-            full = ~(miss.norm(dim=-2).amax(-1) * (d - 1) ** 0.5 <= DOUBT)  # NaN: doubtful
+            doubt = miss.norm(dim=-2).amax(-1) * (d - 1) ** 0.5
+            full = ~(doubt <= DOUBT)  # NaN: doubtful
             if bool(full.any()):
                 jac[full], why[full] = self.measure_across(shot, use.nonzero()[full][:, 0])
+            doubt = torch.where(full, 0.0, doubt)
         self.settle(rows, jac, why, shot.x[use])
+        # the directions the probes did not span keep the model's error, about `doubt`
+        st.doubt[rows] = doubt
 
     def settle(self, pairs: Tensor, jac: Tensor, why: Tensor, at: Tensor) -> None:
         """Take the Jacobians ``jac`` ``(A, d, d)`` of ``pairs`` ``(A,)`` measured at ``at``
@@ -179,6 +185,7 @@ class JacobianMeasurement:
         st.jac_at[pairs[good]] = jac[good]
         st.at[pairs[good]] = at[good]
         st.stale[pairs[good]] = False
+        st.doubt[pairs[good]] = 0.0
         st.measured[pairs] = good
         st.why[pairs[~good]] = why[~good]
         st.measures[pairs] += 1

@@ -46,3 +46,27 @@ def test_remeasure_takes_only_unmeasured_or_stale_pairs() -> None:
     assert (solver.st.exp_maps - before).tolist() == [1, 2]
     assert solver.st.measured.tolist() == [True, True]
     assert solver.st.measures.tolist() == [0, 1]
+
+
+def test_a_model_kept_on_its_probes_carries_their_doubt() -> None:
+    """With ``d − 1`` above the probes, a model the probes found close enough is kept, and
+    its error across the directions they did not span is about their scaled miss: the
+    solver's contraction estimate may not be below it (one conv-VAE pair was reported
+    converged 2.1 times outside its bound on a contraction of 0.03 where the model was
+    0.1 off). A model measured in full has no doubt."""
+    from latentgeo.solvers.logmap_measure import DOUBT
+
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 20))
+    metric = as_metric(net.double())
+    z0 = 0.3 * torch.randn(6, 6, dtype=torch.float64)
+    v = 0.3 * torch.randn(6, 6, dtype=torch.float64)
+    solver = _LogSolver(metric, z0, z0 + v + 0.05 * torch.randn_like(v), v, 1e-8, 1e-10, 1000)
+    shot = solver.shoot(probe=True)
+    solver.learn(shot, first=True)
+    solver.measure_jacobian(shot)
+    doubt = solver.st.doubt
+    assert bool((doubt >= 0).all() and (doubt <= DOUBT).all())
+    assert bool((doubt > 0).any())  # models kept on their probes
+    solver.settle(torch.arange(6), solver.st.jac.clone(), solver.st.why.clone(), v)
+    assert solver.st.doubt.tolist() == [0.0] * 6
