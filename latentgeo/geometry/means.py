@@ -24,6 +24,9 @@ tolerance; the bound is the weighted mean of the log maps' error estimates
 times ``‖G(μ)^{1/2}‖₂``. Energy geodesics bound nothing, so a set of
 ``method="energy"`` whose gradient looks within the tolerance is checked by
 shooting log maps, warm started from its energy ones, and goes on with them.
+A step is taken when ``F`` does not grow by more than those errors leave it
+uncertain (near the mean a step lowers ``F`` by about ``|v̄|² τ``, far below
+them: a strict comparison stalled there, ``line_search_failed``).
 """
 
 from __future__ import annotations
@@ -302,10 +305,18 @@ class _Descent:
         """A bound on the error of :meth:`gradient_norm` ``(S,)``: the weighted mean of the
         log maps' (Euclidean) error estimates times ``‖G(μ)^{1/2}‖₂``."""
         mean_error = self.pairs.weighted_mean(self.error)
-        if not bool((mean_error > 0).any()):
-            return mean_error
-        g = self.metric.metric_tensor(self.mu, validate=False)
-        return torch.linalg.eigvalsh(g)[:, -1].clamp_min(0.0).sqrt() * mean_error
+        return mean_error if not bool((mean_error > 0).any()) else self._root(self.mu) * mean_error
+
+    def _root(self, mu: Tensor) -> Tensor:
+        """``‖G(μ)^{1/2}‖₂`` ``(S,)``: what turns a Euclidean error into a ``G`` one."""
+        g = self.metric.metric_tensor(mu, validate=False)
+        return torch.linalg.eigvalsh(g)[:, -1].clamp_min(0.0).sqrt()
+
+    def _noise(self, mu: Tensor, length: Tensor, error: Tensor) -> Tensor:
+        """How far ``F`` ``(S,)`` at ``mu`` may be off from its log maps' errors,
+        ``Σ w L δL / Σ w`` with ``δL ≤ ‖G(μ)^{1/2}‖₂ e`` (unbounded errors count 0)."""
+        mean = self.pairs.weighted_mean(length * torch.where(error.isfinite(), error, 0.0))
+        return mean if not bool((mean > 0).any()) else self._root(mu) * mean
 
     def _threshold(self, tol: float) -> Tensor:
         return tol * torch.clamp((2 * self.f).sqrt(), min=1.0)
@@ -362,10 +373,15 @@ class _Descent:
         moved = torch.zeros_like(self.step, dtype=torch.bool)
         moved[sets] = True
         tiny, eps = torch.finfo(trial.dtype).tiny, 64 * torch.finfo(trial.dtype).eps
-        better = moved & (f_try <= self.f * (1 + eps) + tiny)
+        err_try = self.error.clone()
+        err_try[rows] = _errors(new)
+        # no increase beyond what the log maps' errors leave uncertain (near the mean a
+        # step lowers F by |v̄|²τ, far below that: without it the descent stalls there)
+        noise = self._noise(self.mu, self.length, self.error) + self._noise(trial, len_try, err_try)
+        better = moved & (f_try <= self.f * (1 + eps) + tiny + noise)
         take = better[sets]
         self.v[rows[take]], self.length[rows[take]] = v_try[rows[take]], len_try[rows[take]]
-        self.error[rows[take]] = _errors(new)[take]
+        self.error[rows[take]] = err_try[rows[take]]
         for r, st, t in zip(rows.tolist(), new.status, take.tolist(), strict=True):
             if t:
                 self.log_status[r] = st
