@@ -101,7 +101,7 @@ def warn_once(
 
     Args:
         owner: the object the warning is about (a metric, a decoder); the
-            message is shown once per owner and per text.
+            message is shown once per owner and per text (or ``key``).
         warning: the warning instance.
         key: what makes two warnings the same, for messages that quote figures of
             the occasion (default: the text).
@@ -122,7 +122,7 @@ def warn_once(
         >>> first, second, len(caught)
         (True, False, 1)
     """
-    text = f"{type(warning).__name__}: {warning if key is None else key}"
+    text = f"{type(warning).__name__}: {warning}" if key is None else f"key {key}"
     try:
         shown = _SHOWN.setdefault(owner, set())
     except TypeError:  # not weakly referenceable: keep it by id (rare; a few bytes each)

@@ -31,7 +31,7 @@ class LogMaps:
         velocity: ``log_{base}(target)`` ``(P, d)`` (the best found, also for failed pairs).
         length: the geodesic distance ``(P,)``.
         status: one :class:`~latentgeo.solvers.Status` per pair.
-        error: estimated ``‖velocity − log_{base}(target)‖`` (``G(base)`` norm) ``(P,)``:
+        error: estimated ``‖velocity − log_{base}(target)‖`` (Euclidean norm) ``(P,)``:
             shooting's estimate, 0 for a closed form, ``None`` where nothing bounds it
             (energy geodesics: their status is the geodesic's, not the velocity's).
     """

@@ -305,7 +305,8 @@ class _Descent:
         """A bound on the error of :meth:`gradient_norm` ``(S,)``: the weighted mean of the
         log maps' (Euclidean) error estimates times ``‖G(μ)^{1/2}‖₂``."""
         mean_error = self.pairs.weighted_mean(self.error)
-        return mean_error if not bool((mean_error > 0).any()) else self._root(self.mu) * mean_error
+        bounded = (mean_error > 0) & mean_error.isfinite()  # inf stays inf: nothing bounds it
+        return mean_error if not bool(bounded.any()) else self._root(self.mu) * mean_error
 
     def _root(self, mu: Tensor) -> Tensor:
         """``‖G(μ)^{1/2}‖₂`` ``(S,)``: what turns a Euclidean error into a ``G`` one."""

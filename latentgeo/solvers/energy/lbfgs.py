@@ -150,7 +150,9 @@ def pairs_per_run(objective: Objective, x: Tensor, history: int) -> int:
     return max(1, int(budget // per_pair))
 
 
-def pairs_per_carry(metric: object, p: int, history: int, like: Tensor) -> int:
+def pairs_per_carry(
+    metric: object, p: int, history: int, like: Tensor, *, announce: bool = True
+) -> int:
     """How many pairs of ``p`` parameters may carry their L-BFGS memory (``2 · history · p``
     numbers each) into their next refinement within :data:`CARRY_SHARE` of the memory
     budget. It is held for every pair of a level at once (the runs of
@@ -163,10 +165,11 @@ def pairs_per_carry(metric: object, p: int, history: int, like: Tensor) -> int:
         p: parameters per pair.
         history: L-BFGS memory.
         like: a tensor of the problem's dtype and device.
+        announce: warn when one pair is over (else only count).
     """
     per_pair = (2 * history + 1) * p * like.element_size()
     budget = CARRY_SHARE * current_memory_budget(like.device)
-    if per_pair > budget:
+    if announce and per_pair > budget:
         warn_once(
             metric,
             PerformanceWarning(

@@ -6,8 +6,10 @@ parametrisation (see :meth:`LBFGSMemory.refined`). It is held for every pair of
 a level at once, so a batch whose memory would exceed
 :data:`~latentgeo.solvers.energy.lbfgs.CARRY_SHARE` of the memory budget goes
 on in groups that fit (:func:`~latentgeo.solvers.energy.lbfgs.pairs_per_carry`),
+sized for the most parameters a pair can reach so that no group splits again,
 each group through all its remaining levels before the next: every pair's
-result is its own, so only rounding depends on the grouping.
+result is its own, so only rounding depends on the grouping. What is held is
+then at most the splitting level's memory and one group's.
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ class LevelLoop:
             if carried is None and self.carries:
                 assert isinstance(active, CubicSpline)  # refinement needs splines
                 x = objective.packing.flatten(active)
-                group = pairs_per_carry(self.metric, x.shape[1], self.opts.history, x)
+                group = self._group_size(len(pairs), x.shape[1], x)
                 if group < len(pairs):
+                    del objective, x  # nothing of this level is kept while the groups run
                     return self._in_groups(active, pairs, group)
                 carried = LBFGSMemory(x, self.opts.history)
             state = self._optimise(objective, active, pairs, carried)
@@ -108,10 +111,24 @@ class LevelLoop:
             if carried is None:
                 continue
             p_next = refinement.shape[1] * active.dim  # parameters per pair once refined
-            size = pairs_per_carry(self.metric, p_next, self.opts.history, state.x)
+            size = self._group_size(len(pairs), p_next, state.x)
+            carried = carried.rows(keep)
             if size < len(pairs):  # each group takes its rows of the memory in its turn
-                return finished + self._in_groups(active, pairs, size, carried, keep, refinement)
-            carried = carried.rows(keep).refined(refinement, active.dim)
+                del state, objective, arcs  # only the kept pairs' memory stays meanwhile
+                return finished + self._in_groups(active, pairs, size, carried, refinement)
+            carried = carried.refined(refinement, active.dim)
+
+    def _group_size(self, pairs: int, p: int, like: Tensor) -> int:
+        """``pairs`` if their carried memory at ``p`` parameters each fits the budget,
+        else groups sized for the most parameters a pair can reach (``max_knots``), so
+        that no group splits again: what is held is at most the level's memory and
+        one group's."""
+        size = pairs_per_carry(self.metric, p, self.opts.history, like)
+        if size >= pairs:
+            return pairs
+        most = (self.opts.max_knots + 2) * self.z0.shape[1]
+        at_most = pairs_per_carry(self.metric, most, self.opts.history, like, announce=False)
+        return min(size, at_most)
 
     def _in_groups(
         self,
@@ -119,18 +136,18 @@ class LevelLoop:
         pairs: Tensor,
         size: int,
         memory: LBFGSMemory | None = None,
-        rows: Tensor | None = None,
         refinement: Tensor | None = None,
     ) -> list[Finished]:
-        """:meth:`run` on consecutive groups of ``size`` pairs; with ``memory``, each
-        carries its ``rows`` of it through ``refinement``."""
+        """:meth:`run` on consecutive groups of ``size`` pairs; with ``memory`` (theirs,
+        row for row), each carries its rows of it through ``refinement``."""
         finished = []
         for idx in range(0, len(pairs), size):
             sl = slice(idx, idx + size)
             carried = None
             if memory is not None:
-                assert rows is not None and refinement is not None
-                carried = memory.rows(rows[sl]).refined(refinement[sl], curve.dim)
+                assert refinement is not None
+                group = _range(pairs, sl)
+                carried = memory.rows(group).refined(refinement[sl], curve.dim)
             finished += self.run(curve.subset(_range(pairs, sl)), pairs[sl], carried)
         return finished
 

@@ -46,7 +46,7 @@ def _record_groups(monkeypatch: pytest.MonkeyPatch, sizes: dict[int, int]) -> li
 
     monkeypatch.setattr(levels.LevelLoop, "run", recorded)
 
-    def per_carry(metric, p, history, like):  # type: ignore[no-untyped-def]
+    def per_carry(metric, p, history, like, announce=True):  # type: ignore[no-untyped-def]
         return sizes.get(p, 99)
 
     monkeypatch.setattr(levels, "pairs_per_carry", per_carry)
