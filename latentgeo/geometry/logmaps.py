@@ -32,14 +32,14 @@ class LogMaps:
         length: the geodesic distance ``(P,)``.
         status: one :class:`~latentgeo.solvers.Status` per pair.
         error: estimated ``‖velocity − log_{base}(target)‖`` (Euclidean norm) ``(P,)``:
-            shooting's estimate, 0 for a closed form, ``None`` where nothing bounds it
+            shooting's estimate, 0 for a closed form, ``inf`` where nothing bounds it
             (energy geodesics: their status is the geodesic's, not the velocity's).
     """
 
     velocity: Tensor
     length: Tensor
     status: list[Status]
-    error: Tensor | None = None
+    error: Tensor
 
 
 def log_maps(
@@ -78,7 +78,8 @@ def log_maps(
         if init is not None:
             opts["init"] = init
         res = log_map_result(metric, base, target, **opts)
-        return LogMaps(res.velocity, res.length, list(res.status), res.error)
+        error = torch.full_like(res.length, torch.inf) if res.error is None else res.error
+        return LogMaps(res.velocity, res.length, list(res.status), error)
     if method != "energy":
         raise ValueError(f"method must be 'log' or 'energy', got {method!r}")
     geo = connecting_geodesic(metric, base, target, **opts)
@@ -88,4 +89,5 @@ def log_maps(
         speed = metric.squared_norm(base, v, validate=False).clamp_min(0.0).sqrt()
         length = geo.length.detach().to(base.dtype)
         scale = torch.where(speed > 0, length / torch.where(speed > 0, speed, 1.0), 0.0)
-    return LogMaps(v * scale[:, None], length, list(geo.status))
+    unbounded = torch.full_like(length, torch.inf)
+    return LogMaps(v * scale[:, None], length, list(geo.status), unbounded)

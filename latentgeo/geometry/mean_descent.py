@@ -121,7 +121,7 @@ class MeanDescent:
         all_rows = torch.arange(self.pairs.target.shape[0], device=x.device)
         start = self._log_maps(mu[self.pairs.set_idx], all_rows, None, first=True)
         self.v, self.length, self.log_status = start.velocity, start.length, list(start.status)
-        self.error = _errors(start)
+        self.error = start.error
         self.f, self.vbar = self.pairs.summarise(all_rows, self.v, self.length)
         self.step = torch.full((s,), float(step_size), dtype=x.dtype, device=x.device)
         self.iterations = torch.zeros(s, dtype=torch.long, device=x.device)
@@ -144,7 +144,7 @@ class MeanDescent:
         velocity, length = torch.empty_like(base), base.new_empty(len(rows))
         error, status = torch.empty_like(length), [Status.CONVERGED] * len(rows)
         for part, k in zip(parts, (shoot, ~shoot), strict=True):
-            velocity[k], length[k], error[k] = part.velocity, part.length, _errors(part)
+            velocity[k], length[k], error[k] = part.velocity, part.length, part.error
             for i, st in zip(k.nonzero()[:, 0].tolist(), part.status, strict=True):
                 status[i] = st
         return LogMaps(velocity, length, status, error)
@@ -196,7 +196,7 @@ class MeanDescent:
         self.checked |= sets
         rows = self.pairs.of(sets)
         new = self._log_maps(self.mu[self.pairs.set_idx[rows]], rows, self.v[rows])
-        self.v[rows], self.length[rows], self.error[rows] = new.velocity, new.length, _errors(new)
+        self.v[rows], self.length[rows], self.error[rows] = new.velocity, new.length, new.error
         for r, st in zip(rows.tolist(), new.status, strict=True):
             self.log_status[r] = st
         f, vbar = self.pairs.summarise(rows, self.v, self.length)
@@ -243,7 +243,7 @@ class MeanDescent:
         moved[sets] = True
         tiny, eps = torch.finfo(trial.dtype).tiny, 64 * torch.finfo(trial.dtype).eps
         err_try = self.error.clone()
-        err_try[rows] = _errors(new)
+        err_try[rows] = new.error
         # no increase beyond what the log maps' errors leave uncertain (near the mean a
         # step lowers F by |v̄|²τ, far below that: without it the descent stalls there)
         noise = self._noise(self.mu, self.length, self.error) + self._noise(trial, len_try, err_try)
@@ -300,11 +300,6 @@ def _step(
         ex = exp_map_result(metric, mu, step)
         ok, out, status = ex.converged, ex.point, list(ex.status)
     return torch.where(ok[:, None], out, mu), status
-
-
-def _errors(logs: LogMaps) -> Tensor:
-    """The log maps' error estimates ``(P,)``, ``inf`` where nothing bounds them."""
-    return torch.full_like(logs.length, torch.inf) if logs.error is None else logs.error
 
 
 def _warm(options: dict[str, Any] | None, method: Method) -> dict[str, Any] | None:
