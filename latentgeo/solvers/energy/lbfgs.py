@@ -135,19 +135,14 @@ def pairs_per_run(objective: Objective, x: Tensor, history: int) -> int:
     p = x.shape[1]
     numbers = (4 * history + 16) * p + (2 * p * p if objective.linear else 0)
     per_pair = numbers * x.element_size()
-    budget = STATE_SHARE * current_memory_budget(x.device)
-    if per_pair > budget:
-        warn_once(
-            objective.metric,
-            PerformanceWarning(
-                f"one pair's solver state ({per_pair:,} bytes: a {p} x {p} preconditioner, "
-                f"p = (knots + 2) x d) exceeds {STATE_SHARE:.0%} of the memory budget "
-                f"({round(budget / STATE_SHARE):,} bytes); the pairs are solved one at a "
-                "time, each over the budget: lower max_knots or raise memory_budget"
-            ),
-            key="a pair's solver state over the memory budget",
-        )
-    return max(1, int(budget // per_pair))
+    return _pairs_within(
+        STATE_SHARE, per_pair, x.device, objective.metric,
+        f"one pair's solver state ({per_pair:,} bytes: a {p} x {p} preconditioner, "
+        "p = (knots + 2) x d) exceeds {share} of the memory budget ({budget} bytes); the "
+        "pairs are solved one at a time, each over the budget: lower max_knots or raise "
+        "memory_budget",
+        key="a pair's solver state over the memory budget",
+    )  # fmt: skip
 
 
 def pairs_per_carry(
@@ -168,18 +163,26 @@ def pairs_per_carry(
         announce: warn when one pair is over (else only count).
     """
     per_pair = (2 * history + 1) * p * like.element_size()
-    budget = CARRY_SHARE * current_memory_budget(like.device)
-    if announce and per_pair > budget:
-        warn_once(
-            metric,
-            PerformanceWarning(
-                f"one pair's L-BFGS memory ({per_pair:,} bytes: 2 x history x p numbers, "
-                f"p = (knots + 2) x d = {p}) exceeds {CARRY_SHARE:.0%} of the memory budget "
-                f"({round(budget / CARRY_SHARE):,} bytes); the pairs are refined one at a "
-                "time, each over the budget: lower history or max_knots, or raise memory_budget"
-            ),
-            key="a pair's carried L-BFGS memory over the memory budget",
-        )
+    return _pairs_within(
+        CARRY_SHARE, per_pair, like.device, metric if announce else None,
+        f"one pair's L-BFGS memory ({per_pair:,} bytes: 2 x history x p numbers, "
+        f"p = (knots + 2) x d = {p}) exceeds {{share}} of the memory budget ({{budget}} "
+        "bytes); the pairs are refined one at a time, each over the budget: lower history "
+        "or max_knots, or raise memory_budget",
+        key="a pair's carried L-BFGS memory over the memory budget",
+    )  # fmt: skip
+
+
+def _pairs_within(
+    share: float, per_pair: int, device: torch.device, owner: object, message: str, *, key: str
+) -> int:
+    """How many pairs of ``per_pair`` bytes fit in ``share`` of the memory budget (at
+    least one); a single pair over it is announced once per ``owner`` (``None``: not at
+    all) with ``message``, whose ``{share}`` and ``{budget}`` are filled in."""
+    budget = share * current_memory_budget(device)
+    if owner is not None and per_pair > budget:
+        text = message.format(share=f"{share:.0%}", budget=f"{round(budget / share):,}")
+        warn_once(owner, PerformanceWarning(text), key=key)
     return max(1, int(budget // per_pair))
 
 

@@ -23,6 +23,7 @@ class Quadratics:
 
     def __init__(self, hess: torch.Tensor, centre: torch.Tensor) -> None:
         self.hess, self.centre = hess, centre
+        self.metric = object()  # the owner of the solver's warnings
 
     def value_and_grad(self, x: torch.Tensor, idx: torch.Tensor):
         r = x - self.centre[idx]
