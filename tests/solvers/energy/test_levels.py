@@ -76,3 +76,24 @@ def test_a_batch_whose_memory_does_not_fit_goes_on_in_groups_with_the_same_resul
                                rtol=1e-10, atol=1e-12)  # fmt: skip
     assert grouped.status == whole.status
     assert torch.equal(grouped.iterations, whole.iterations)
+
+
+def test_groups_split_after_some_pairs_settled_keep_each_pairs_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A split at the third level, after two of eight pairs settled at the second: the
+    groups hold batch rows that are not consecutive, each group with its own rows of the
+    carried memory; every pair's result is that of the whole batch."""
+    z0, z1 = _pairs(8, seed=0)
+    whole = connecting_geodesic(SPHERE, z0, z1, num_knots=3)
+    calls = _record_groups(monkeypatch, {(15 + 2) * 2: 2})  # 3 → 7 → 15 interior knots
+    grouped = connecting_geodesic(SPHERE, z0, z1, num_knots=3)
+    assert calls[0] == list(range(8))
+    groups = calls[1:]  # each group's entry into the loop (its later levels loop inside)
+    kept = [i for g in groups for i in g]
+    assert len(kept) == 6 and all(len(g) <= 2 for g in groups)
+    # the rows must not be the positions, or a mix-up of the two could not show
+    assert kept != list(range(kept[0], kept[0] + 6)), kept
+    torch.testing.assert_close(grouped.length, whole.length, rtol=1e-12, atol=0)
+    assert grouped.status == whole.status
+    assert torch.equal(grouped.iterations, whole.iterations)
