@@ -6,7 +6,8 @@ and these ratios, each pair timed alternately in this run (fastest of
 
 * parallel transport along ``exp_z(v)`` (geodesic and vectors integrated
   together) / the exponential map alone, same points, same tolerances
-  (goal ≤ 3×): on an MLP decoder 2 → 64 → 64 → 784 and on the sphere;
+  (goal ≤ 3×): on MLP decoders 2 → 64 → 64 → 784 and 16 → 64 → 64 → 784 and on
+  the sphere;
 * sectional curvature at d = 16 / one ``metric_tensor`` at the same points
   (goal ≤ 50×): an MLP decoder 16 → 64 → 64 → 784;
 * a Fréchet mean (``method="log"``) of S sets of N points, and a LAND fit
@@ -146,6 +147,8 @@ def main() -> None:
     if args.only in (None, "transport"):
         transport_vs_exp("MLP 2 -> 784", as_metric(mlp(2, dtype, device)), z, args.repeat)
         transport_vs_exp("sphere", as_metric(StereographicSphere()), z, args.repeat)
+        z16 = 0.5 * torch.randn(args.points, 16, dtype=dtype, device=device)
+        transport_vs_exp("MLP 16 -> 784", as_metric(mlp(16, dtype, device)), z16, args.repeat)
     if args.only in (None, "curvature"):
         curvature_vs_tensor(args, dtype, device)
     if args.only in (None, "means"):

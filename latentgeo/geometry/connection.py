@@ -13,8 +13,9 @@ Two exact forms, both batched over points:
   ``G⁻¹ Jᵀ ∂²f[a, a]`` (two nested forward-mode products, never ``∂G``).
   Best for decoders: ``∂G`` would cost ``d`` passes of ``d`` products each.
   All ``(1 +) 2K`` directions go to ONE call of the metric's
-  :meth:`~latentgeo.metrics.Metric.geodesic_terms` (the engine's second-order
-  pass) and ONE solve with ``G``, not one validated acceleration per direction.
+  :meth:`~latentgeo.metrics.Metric.geodesic_terms_along` (a pull-back's ``J`` is
+  measured once, each direction adds only its second-order term) and ONE solve
+  with ``G``, not one validated acceleration per direction.
 
 ``"auto"`` takes ``"acceleration"`` when the metric is a pull-back or a sum,
 mean or scaling with a pull-back term (the same split
@@ -172,32 +173,28 @@ def _polarised(
     metric: Metric, z: Tensor, u: Tensor, w: Tensor, with_self: bool
 ) -> tuple[Tensor, Tensor | None]:
     """``Γ(u, w_k)`` (and ``Γ(u, u)``) for finite rows from ONE call of the metric's
-    :meth:`~latentgeo.metrics.Metric.geodesic_terms` on ``(1 +) 2K`` stacked directions
-    and ONE solve with ``G`` for all of them.
+    :meth:`~latentgeo.metrics.Metric.geodesic_terms_along` with ``(1 +) 2K`` directions at
+    each point (a pull-back measures ``J`` once for all of them) and ONE solve with ``G``.
 
     The terms' ``b(a) = G Γ(a, a)`` is quadratic in ``a``, so
     ``G Γ(u, w) = ¼ (b(u + w) − b(u − w))``; ``w`` is rescaled to ``|u|`` first
     (keeps the difference well conditioned).
     """
-    n, k, d = w.shape
+    k = w.shape[1]
     un = u.norm(dim=-1, keepdim=True)[:, None]  # (N, 1, 1)
     wn = w.norm(dim=-1, keepdim=True)  # (N, K, 1)
     ok = (un > 0) & (wn > 0)
     scale = torch.where(ok, un / torch.where(ok, wn, 1.0), 1.0)
-    ws = w * scale
-    plus, minus = u[:, None] + ws, u[:, None] - ws  # (N, K, d)
-    rows = [plus.transpose(0, 1).reshape(k * n, d), minus.transpose(0, 1).reshape(k * n, d)]
-    if with_self:
-        rows.insert(0, u)
-    terms = metric.geodesic_terms(z.repeat(2 * k + int(with_self), 1), torch.cat(rows))
-    b = terms.b
-    off = n if with_self else 0
-    bp = b[off : off + k * n].reshape(k, n, d).transpose(0, 1)
-    bm = b[off + k * n :].reshape(k, n, d).transpose(0, 1)
+    ws = (w * scale).transpose(0, 1)  # (K, N, d)
+    first = [u[None]] if with_self else []
+    terms = metric.geodesic_terms_along(z, torch.cat([*first, u + ws, u - ws]))
+    b = terms.b  # (M, N, d), M = (1 +) 2K
+    off = 1 if with_self else 0
+    bp, bm = b[off : off + k].transpose(0, 1), b[off + k :].transpose(0, 1)  # (N, K, d)
     rhs = 0.25 * (bp - bm) / scale  # (N, K, d): G Γ(u, w_k)
     if with_self:
-        rhs = torch.cat([b[:n, None], rhs], 1)
-    sol = solve_metric(terms.g[:n], rhs.mT).mT
+        rhs = torch.cat([b[0, :, None], rhs], 1)
+    sol = solve_metric(terms.g, rhs.mT).mT
     return (sol[:, 1:], sol[:, 0]) if with_self else (sol, None)
 
 

@@ -217,6 +217,23 @@ class Metric(nn.Module, abc.ABC):
         """
         return christoffel_terms(self, z, v)
 
+    def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        """:meth:`geodesic_terms` for M velocities at every point: ``G`` once, ``b`` for each.
+
+        Default: the points repeated M times; pull-backs measure ``J`` once for all M
+        (the ``2K + 1`` directions of :func:`~latentgeo.geometry.connection`'s polarised form).
+
+        Args:
+            z: points ``(N, d)`` (not validated: a solver hook).
+            v: velocities ``(M, N, d)``.
+
+        Returns:
+            :class:`~latentgeo.metrics.terms.GeodesicTerms` with ``g (N, d, d)``, ``b (M, N, d)``.
+        """
+        m, n, d = v.shape
+        terms = self.geodesic_terms(z.repeat(m, 1), v.reshape(m * n, d))
+        return GeodesicTerms(terms.g[:n], terms.b.reshape(m, n, d))
+
     def footprint_owner(self) -> tuple[object, Hashable]:
         """Where the memory footprints of its chunked work are cached (:mod:`latentgeo.memory`),
         and a key prefix telling its own apart there: by default the metric itself."""
@@ -409,6 +426,9 @@ class SumMetric(CompositeMetric):
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         return GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
 
+    def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        return GeodesicTerms.total([m.geodesic_terms_along(z, v) for m in self.metrics()])
+
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The terms' embeddings side by side: ``‖(φ_1, …, φ_k)‖² = Σ ‖φ_i‖²``."""
         return torch.cat([m.flat_embedding(z) for m in self.metrics()], dim=-1)
@@ -447,6 +467,9 @@ class ScaledMetric(Metric):
 
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         return self.metric.geodesic_terms(z, v).scaled(self.scale)
+
+    def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        return self.metric.geodesic_terms_along(z, v).scaled(self.scale)
 
     @property
     def is_pullback(self) -> bool:

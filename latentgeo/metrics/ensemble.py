@@ -97,6 +97,10 @@ class MeanMetric(CompositeMetric):
         terms = GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
         return terms.scaled(1.0 / len(self))
 
+    def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        terms = GeodesicTerms.total([m.geodesic_terms_along(z, v) for m in self.metrics()])
+        return terms.scaled(1.0 / len(self))
+
     def flat_embedding(self, z: Tensor) -> Tensor:
         """The members' embeddings side by side, over ``√K``."""
         parts = [m.flat_embedding(z) for m in self.metrics()]

@@ -178,28 +178,55 @@ def head_chords(h: Tensor, linear: nn.Linear) -> Tensor:
 
 def taylor_terms(prop: TaylorPropagator, z: Tensor, v: Tensor, parts: bool) -> GeodesicTerms:
     """``(JᵀJ, Jᵀ ∂²f[v, v])`` by one second-order pass, through a final widening linear
-    layer or (``parts``: checked to add up to the output) concatenated linear heads."""
+    layer or (``parts``: checked to add up to the output) concatenated linear heads.
+
+    ``v`` is ``(N, d)``, or ``(M, N, d)`` for M velocities at every point (then ``b`` is
+    ``(M, N, d)``): the first pass carries ``J``'s ``d`` tangents and ``v[0]``, a second
+    one only the other velocities (a second-order term needs no other tangent), so ``J``
+    is measured once, not M times.
+    """
     n, d = z.shape
     basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
+    raw = _raw_pieces(prop, z, basis, v if v.ndim == 2 else v[0], parts)
+    if v.ndim == 3:
+        seconds = [[s[None]] for _, s, _ in raw]
+        if v.shape[0] > 1:
+            others = v[1:].reshape(-1, d)
+            none = z.new_zeros(0, others.shape[0], d)  # no first-order tangents
+            rest = _raw_pieces(prop, z.repeat(v.shape[0] - 1, 1), none, others, parts)
+            assert len(rest) == len(raw)  # the same parts, whatever the tangents
+            for kept, (_, s, _) in zip(seconds, rest, strict=True):
+                kept.append(s.reshape(-1, n, s.shape[-1]))
+        raw = [(f, torch.cat(s), lin) for (f, _, lin), s in zip(raw, seconds, strict=True)]
     pieces: list[tuple[Tensor, Tensor, Any]] = []
-    final = prop.final_linear
-    heads = prop.tangent_parts(z, basis, v) if parts and not widening(final) else None
-    if final is not None and widening(final):
-        linear, first, second = prop.push_to_final_linear(z, basis, v)
-        (first, second), weights = through_head(linear, first, second)
-        pieces.append((first, second, weights))
-    elif heads is not None:
-        for f, s, w in heads:
-            (f, s), weights = ([f, s], None) if w is None else through_head(w, f, s)
-            pieces.append((f, s, weights))
-    else:
-        _, first, second = prop(z, basis, v)
-        pieces.append((first, second, None))
+    for first, second, linear in raw:
+        if linear is None:
+            pieces.append((first, second, None))
+        else:
+            (first, second), weights = through_head(linear, first, second)
+            pieces.append((first, second, weights))
     return terms_from_pieces(pieces, z)
 
 
+def _raw_pieces(
+    prop: TaylorPropagator, z: Tensor, tangents: Tensor, v: Tensor, parts: bool
+) -> list[tuple[Tensor, Tensor, nn.Linear | None]]:
+    """``(J_p T, ∂²p[v, v], head)`` per piece: the input of a final widening linear layer,
+    the concatenated parts (linear ones before their head), or the whole output."""
+    final = prop.final_linear
+    if final is not None and widening(final):
+        linear, first, second = prop.push_to_final_linear(z, tangents, v)
+        return [(first, second, linear)]
+    heads = prop.tangent_parts(z, tangents, v) if parts else None
+    if heads is not None:
+        return heads
+    _, first, second = prop(z, tangents, v)
+    return [(first, second, None)]
+
+
 def terms_from_pieces(pieces: list[tuple[Tensor, Tensor, Any]], z: Tensor) -> GeodesicTerms:
-    """``(Σ J_pᵀ M_p J_p, Σ J_pᵀ M_p ∂²p[v, v])`` from ``(J_p (d, n, ·), ∂²p (n, ·), M_p)``."""
+    """``(Σ J_pᵀ M_p J_p, Σ J_pᵀ M_p ∂²p[v, v])`` from ``(J_p (d, n, ·), ∂²p (n, ·), M_p)``
+    (``∂²p`` of M velocities ``(M, n, ·)``: ``b (M, n, d)``)."""
     n, d = z.shape
     g, b = z.new_zeros(n, d, d), z.new_zeros(n, d)
     for first, second, weights in pieces:
@@ -212,11 +239,15 @@ def terms_from_pieces(pieces: list[tuple[Tensor, Tensor, Any]], z: Tensor) -> Ge
 
 
 def nested_terms(f: FlatMap, z: Tensor, v: Tensor) -> GeodesicTerms:
-    """The generic path: ``J`` by batched JVPs, ``∂²f[v, v]`` by a JVP of a JVP."""
+    """The generic path: ``J`` by batched JVPs, ``∂²f[v, v]`` by a JVP of a JVP
+    (``v (N, d)``, or ``(M, N, d)``: ``J`` once, ``b (M, N, d)``)."""
+    d = z.shape[1]
+    flat = v.reshape(-1, d)
+    points = z if v.ndim == 2 else z.repeat(v.shape[0], 1)
 
     def along_v(y: Tensor) -> Tensor:
-        return jvp(f, (y,), (v,))[1]
+        return jvp(f, (y,), (flat,))[1]
 
     jac = forward_jacobian(f, z)  # (n, m, d)
-    second = jvp(along_v, (z,), (v,))[1]  # (n, m)
-    return GeodesicTerms(jac.mT @ jac, torch.einsum("nmd,nm->nd", jac, second))
+    second = jvp(along_v, (points,), (flat,))[1].reshape(*v.shape[:-1], -1)  # (…, n, m)
+    return GeodesicTerms(jac.mT @ jac, (jac.mT @ second.unsqueeze(-1)).squeeze(-1))

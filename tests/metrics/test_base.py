@@ -7,6 +7,7 @@ import torch
 
 from latentgeo.metrics import ExplicitMetric, Metric, ScaledMetric, SumMetric, as_metric
 from latentgeo.testing import PoincareDisk
+from latentgeo.testing.kinds import METRIC_KINDS, make_metric
 
 from .reference import mlp
 
@@ -150,3 +151,29 @@ def test_what_solvers_ask_is_answered_by_the_cone() -> None:
     terms = mixed.geodesic_terms(0.3 * z, v)
     reference = christoffel_terms(mixed, 0.3 * z, v)
     torch.testing.assert_close(terms.b, reference.b)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("kind", METRIC_KINDS)
+def test_geodesic_terms_along_several_velocities_are_those_of_each(
+    kind: str, shared: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every metric kind (the default repeats the points; pull-backs, their sums,
+    scalings and ensembles measure ``J`` once, ``shared``, in chunks of two points):
+    ``G`` and each velocity's ``b`` as :meth:`geodesic_terms` gives them alone."""
+    from latentgeo.metrics import PullbackMetric, pullback
+
+    monkeypatch.setattr(pullback, "SHARED_JACOBIAN_ROWS", 0 if shared else 10**9)
+    metric = make_metric(kind, 2, seed=1)
+    for m in [metric, *getattr(metric, "metrics", list)()]:
+        if isinstance(m, PullbackMetric):
+            m.chunk_size = 2
+    gen = torch.Generator().manual_seed(0)
+    z = 0.4 * torch.rand(5, 2, generator=gen, dtype=torch.float64)
+    v = torch.randn(3, 5, 2, generator=gen, dtype=torch.float64)
+    along = metric.geodesic_terms_along(z, v)
+    assert along.g.shape == (5, 2, 2) and along.b.shape == (3, 5, 2)
+    for i in range(3):
+        alone = metric.geodesic_terms(z, v[i])
+        torch.testing.assert_close(along.g, alone.g, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(along.b[i], alone.b, rtol=1e-10, atol=1e-12)

@@ -51,3 +51,46 @@ def test_module_mismatch_names_the_module_and_the_fix() -> None:
     on_meta = nn.Linear(2, 2).to(device="meta", dtype=torch.float64)
     with pytest.raises(ValueError, match=r"^z is on cpu but the decoder's parameters are on meta"):
         check_module_dtype(on_meta, z)
+
+
+def _decoders() -> dict[str, nn.Module]:
+    """A final widening linear layer (the ``J_h`` path), a narrowing one (the whole output)
+    and a Gaussian decoder (its parts, the linear mean head before its layer)."""
+    from latentgeo.models import MLP, GaussianDecoder
+
+    torch.manual_seed(3)
+    return {
+        "widening": MLP(3, 40, (8,), activation="tanh"),
+        "narrowing": MLP(3, 2, (8,), activation="tanh"),
+        "parts": GaussianDecoder(
+            MLP(3, 30, (8,), activation="tanh"),
+            MLP(3, 30, (8,), activation="tanh", output_activation="softplus"),
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", ["widening", "narrowing", "parts"])
+@pytest.mark.parametrize("m", [1, 4])
+def test_terms_along_several_velocities_are_those_of_each_velocity(kind: str, m: int) -> None:
+    """``taylor_terms`` and ``nested_terms`` with ``v (M, N, d)``: ``J`` once, each ``b``
+    as if alone (float64, to rounding)."""
+    from latentgeo.metrics import as_metric
+    from latentgeo.metrics.forward import TaylorPropagator
+    from latentgeo.metrics.pullback_parts import nested_terms, taylor_terms
+
+    decoder = _decoders()[kind].double()
+    metric = as_metric(decoder)
+    gen = torch.Generator().manual_seed(m)
+    z = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    v = torch.randn(m, 5, 3, generator=gen, dtype=torch.float64)
+    prop = TaylorPropagator(metric.embed)
+    parts = kind == "parts"
+    along = taylor_terms(prop, z, v, parts)
+    nested = nested_terms(metric.flat_embedding, z, v)
+    assert along.g.shape == (5, 3, 3) and along.b.shape == (m, 5, 3)
+    for i in range(m):
+        alone = taylor_terms(prop, z, v[i], parts)
+        torch.testing.assert_close(along.g, alone.g, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(along.b[i], alone.b, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(nested.b[i], alone.b, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(nested.g, along.g, rtol=1e-12, atol=1e-12)

@@ -40,7 +40,8 @@ class TaylorPropagator(Propagator):
     """
 
     def __call__(self, z: Tensor, tangents: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Push ``tangents (K, N, d)`` (first order) and ``v (N, d)`` (second order) through.
+        """Push ``tangents (K, N, d)`` (first order; ``K = 0``: none) and ``v (N, d)`` (second
+        order) through.
 
         Returns:
             ``f(z)`` ``(N, m)``, ``J T`` ``(K, N, m)`` and ``∂²f[v, v]`` ``(N, m)``, all
@@ -78,8 +79,9 @@ class TaylorPropagator(Propagator):
             if jet is None:
                 continue
             second = torch.zeros_like(value) if jet.second is None else jet.second
+            width = value.numel() // n  # explicit: there may be no tangents (k = 0)
             out.append(
-                (jet.first[:k].reshape(k, n, -1), second.reshape(n, -1), self.linear_of(part))
+                (jet.first[:k].reshape(k, n, width), second.reshape(n, width), self.linear_of(part))
             )
         return out
 
@@ -92,7 +94,8 @@ class TaylorPropagator(Propagator):
         ((value, jet),) = self.run(z, first, True, [node])
         value, jet = self.tensor_output(value, jet, k + 1)
         second = torch.zeros_like(value) if jet.second is None else jet.second
-        return value.reshape(n, -1), jet.first[:k].reshape(k, n, -1), second.reshape(n, -1)
+        width = value.numel() // n  # explicit: there may be no tangents (k = 0)
+        return value.reshape(n, width), jet.first[:k].reshape(k, n, width), second.reshape(n, width)
 
 
 def taylor_propagator(module: object) -> TaylorPropagator | None:
