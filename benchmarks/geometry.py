@@ -67,7 +67,9 @@ def alternate(
 
 def transport_vs_exp(name: str, metric: Metric, z: torch.Tensor, repeat: int) -> None:
     gen = torch.Generator(device="cpu").manual_seed(1)
-    v = torch.randn(z.shape, generator=gen, dtype=z.dtype).to(z.device)
+    # |v| about √2 whatever d (at d = 16, |v| ≈ 4 sent a geodesic of the tanh MLP into
+    # saturation, where one pair at max_steps, alone for 6000 steps, was all the timing)
+    v = (2 / z.shape[1]) ** 0.5 * torch.randn(z.shape, generator=gen, dtype=z.dtype).to(z.device)
     w = torch.randn(z.shape, generator=gen, dtype=z.dtype).to(z.device)
     times = alternate({
         "exp": lambda: exp_map(metric, z, v),

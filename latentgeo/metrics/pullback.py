@@ -35,15 +35,16 @@ from latentgeo.metrics.pullback_parts import (
 )
 from latentgeo.metrics.terms import GeodesicTerms
 
-__all__ = ["SHARED_JACOBIAN_ROWS", "PullbackMetric"]
+__all__ = ["SHARED_JACOBIAN_WORK", "PullbackMetric"]
 
 T = TypeVar("T")
 
 #: :meth:`PullbackMetric.geodesic_terms_along` measures ``J`` once for M velocities when
-#: that saves at least this many tangent rows, ``(M − 1)·d·N`` (one thread, float64: 1.3×
-#: faster at d = 4, N = 256, M = 3 and 2.6× at d = 16; below it, e.g. d = 2 with 256
-#: points or d = 16 with 16, the second pass's overhead ate the saving)
-SHARED_JACOBIAN_ROWS = 2048
+#: that saves at least this much work, ``(M − 1)·N·d`` tangent rows of ``m`` outputs each
+#: (below it the second pass through the graph costs more than it saves, and the points
+#: are repeated instead). One thread, float64, M = 3, MLP d → 64 → 64 → 784: 2.6x faster
+#: at d = 16 with 256 points, 1.2x with 16; a wash at d = 2 with 64 points (2⁸·784 ≈ 2¹⁸)
+SHARED_JACOBIAN_WORK = 2**18
 
 
 class PullbackMetric(Metric):
@@ -404,10 +405,12 @@ class PullbackMetric(Metric):
 
     def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         """:meth:`geodesic_terms` for ``v (M, N, d)``: ``J`` measured once for all M, where
-        that saves at least :data:`SHARED_JACOBIAN_ROWS` tangent rows ``(M − 1)·d·N`` (below,
-        a second pass through the graph costs more than it saves: the points are repeated)."""
+        that saves at least :data:`SHARED_JACOBIAN_WORK` (else the points are repeated)."""
         m, n, d = v.shape
-        if (m - 1) * d * n < SHARED_JACOBIAN_ROWS:
+        if self._out_dim is None:  # the output size, once: what a tangent row costs
+            with torch.no_grad():
+                self._out_dim = int(self.flat_embedding(z[:1]).shape[-1])
+        if (m - 1) * n * d * self._out_dim < SHARED_JACOBIAN_WORK:
             return super().geodesic_terms_along(z, v)
         return self._terms(z, v, f"geodesic_terms x{m}")
 

@@ -163,7 +163,7 @@ def test_geodesic_terms_along_several_velocities_are_those_of_each(
     ``G`` and each velocity's ``b`` as :meth:`geodesic_terms` gives them alone."""
     from latentgeo.metrics import PullbackMetric, pullback
 
-    monkeypatch.setattr(pullback, "SHARED_JACOBIAN_ROWS", 0 if shared else 10**9)
+    monkeypatch.setattr(pullback, "SHARED_JACOBIAN_WORK", 0 if shared else 10**12)
     metric = make_metric(kind, 2, seed=1)
     for m in [metric, *getattr(metric, "metrics", list)()]:
         if isinstance(m, PullbackMetric):
