@@ -10,7 +10,10 @@ solving each alone.
 A pair has converged when its last accepted step lowered its energy by less
 than ``tol`` relative, *and* the quasi-Newton model predicts less than that
 from the next step: a scale-aware test (energies scale like length², so
-rescaling the metric or the latent space does not change it).
+rescaling the metric or the latent space does not change it). A curve that is
+not linear in its parameters (a neural curve) has no preconditioner and passes
+that test long before it is stationary: it has converged only where the spline
+fitted to it passes it too (:mod:`~latentgeo.solvers.energy.stationarity`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from latentgeo.solvers.energy.lbfgs_memory import LBFGSMemory
 from latentgeo.solvers.energy.line_search import LineSearchStep, armijo_search
 from latentgeo.solvers.energy.preconditioner import frozen_metric_preconditioner
 from latentgeo.solvers.energy.problem import Objective, PairState
+from latentgeo.solvers.energy.stationarity import newton_decrement
 from latentgeo.solvers.status import Status, code
 
 __all__ = [
@@ -54,6 +58,13 @@ STATE_SHARE = 0.25
 #: share of the memory budget the L-BFGS memory carried across refinements may hold
 #: (``2 · history · p`` numbers for every pair of a level); more pairs are refined in groups
 CARRY_SHARE = 0.25
+#: a pair that passed the step test but not the stationarity test of curves without a
+#: preconditioner (each test fits and measures a spline) is tested again once its energy
+#: fell by this share of what that test found left to lose, or after :data:`CHECK_AT_MOST`
+#: iterations (SiLU MLP d = 50, 6 neural pairs: 107 tests every 10 iterations took 10 of
+#: the solve's 16 CPU-seconds)
+CHECK_SHARE = 0.25
+CHECK_AT_MOST = 50
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -74,6 +85,8 @@ class RunningPairs:
     scale: Tensor  # (A,) |z1 − z0|_∞
     small_decrease: Tensor  # (A,) bool: the last step lowered f by at most tol (relative)
     restarted: Tensor  # (A,) bool: the memory was cleared after a failed line search
+    next_check: Tensor  # (A,) the iteration from which a curve's stationarity is tested again
+    check_below: Tensor  # (A,) or once its energy is below this
 
     def rows(self, keep: Tensor) -> RunningPairs:
         return RunningPairs(**{k: v[keep] for k, v in vars(self).items()})
@@ -203,7 +216,8 @@ def _run_group(
     x, f, iterations, scale = state.x[idx], state.f[idx], state.iterations[idx], state.scale[idx]
     fresh = torch.zeros_like(idx, dtype=torch.bool)
     # (a zero gradient: done at the first test)
-    pairs = RunningPairs(idx, x, f, g, iterations, scale, ~g.any(-1), fresh)
+    never = torch.full_like(f, torch.inf)  # (no stationarity test yet: due at once)
+    pairs = RunningPairs(idx, x, f, g, iterations, scale, ~g.any(-1), fresh, 0 * iterations, never)
     run = _Run(
         objective,
         state,
@@ -299,6 +313,8 @@ class _Run:
             slope = _dot(pairs.g, direction)
         # (a gradient that becomes zero gives a zero step, accepted; done at the next test)
         done = (slope >= pairs.f.abs() * -self.tol) & pairs.small_decrease
+        if self.objective.tested_by_shape and bool(done.any()):
+            done = self._stationary(done)
         if bool(done.any()):
             self.state.status[pairs.idx[done]] = code(Status.CONVERGED)
             self.write_back()
@@ -312,6 +328,24 @@ class _Run:
         pairs.iterations += 1
         self.most_iterations += 1
         return self._drop_stopped(self._accept(step, slope))
+
+    def _stationary(self, passed: Tensor, tol: float | None = None) -> Tensor:
+        """Which of the pairs that ``passed`` the step test are stationary as curves
+        (:func:`newton_decrement` at most ``tol``, default the run's); one that is not is
+        tested again once it lost :data:`CHECK_SHARE` of the energy the test found left to
+        lose, or :data:`CHECK_AT_MOST` iterations later."""
+        p, tol = self.pairs, self.tol if tol is None else tol
+        due = (p.f <= p.check_below) | (p.iterations >= p.next_check)
+        rows = (passed & due).nonzero()[:, 0]
+        out = torch.zeros_like(passed)
+        if rows.numel():
+            decrement = newton_decrement(self.objective, p.x[rows], p.idx[rows])
+            ok = decrement <= tol
+            out[rows] = ok
+            left = 0.5 * decrement.nan_to_num(0.0) * p.f[rows].abs()  # the energy still to lose
+            p.check_below[rows] = p.f[rows] - CHECK_SHARE * left
+            p.next_check[rows] = p.iterations[rows] + CHECK_AT_MOST
+        return out
 
     def _accept(self, step: LineSearchStep, slope: Tensor) -> Tensor | None:
         """Move the pairs to ``step`` and update their memory. A pair whose line search
@@ -332,6 +366,8 @@ class _Run:
         if bool(retry.any()):
             self.memory.forget(retry)
         stop = failed & ~retry
+        if self.objective.tested_by_shape and bool((stop & tiny).any()):
+            tiny = tiny & self._stationary(stop & tiny, max(tol, math.sqrt(self.eps)))
         outcome = torch.where(tiny[stop], code(Status.CONVERGED), code(Status.LINE_SEARCH_FAILED))
         self.state.status[p.idx[stop]] = outcome.to(self.state.status.dtype)
         moved = (~failed).nonzero()[:, 0]

@@ -136,7 +136,10 @@ class DiscreteEnergy(EnergyMethod):
 
 class NeuralEnergy(EnergyMethod):
     """Neural curves (an MLP ``t ↦ z``): per-pair L-BFGS on the energy, at 64
-    Gauss–Legendre points unless ``num_points`` says otherwise.
+    Gauss–Legendre points unless ``num_points`` says otherwise. A pair is converged
+    once the spline fitted to its curve is stationary to ``tol`` too (see
+    :mod:`~latentgeo.solvers.energy.stationarity`): slower than the step test alone,
+    which stops far from the minimum on these curves.
 
     Args:
         hidden: hidden layer widths of each curve's network.

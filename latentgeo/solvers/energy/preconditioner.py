@@ -28,7 +28,7 @@ from latentgeo.curves import gather_rows
 from latentgeo.memory import current_memory_budget
 from latentgeo.solvers.energy.problem import Objective
 
-__all__ = ["frozen_metric_preconditioner"]
+__all__ = ["frozen_metric_hessian", "frozen_metric_preconditioner", "pairs_per_chunk"]
 
 
 def frozen_metric_preconditioner(
@@ -36,7 +36,7 @@ def frozen_metric_preconditioner(
 ) -> Tensor | None:
     """Inverses ``(A, p, p)`` of ``2 K`` for the pairs ``idx`` with parameters ``x`` ``(A, p)``,
     in chunks of pairs sized by the memory budget (from the size of the matrices, see
-    :func:`_pairs_per_chunk`); ``None`` for curves that are not linear in their parameters.
+    :func:`pairs_per_chunk`); ``None`` for curves that are not linear in their parameters.
 
     The inverse is formed (from the Cholesky factor) because the optimiser
     applies it to a new vector every iteration: a batched product is far
@@ -71,12 +71,12 @@ def frozen_metric_preconditioner(
         owner=objective.metric,
         key=("preconditioner", objective.packing.shapes[0], points, per_span, x.dtype),
         device=x.device,
-        chunk_size=_pairs_per_chunk(objective, x),
+        chunk_size=pairs_per_chunk(objective, x),
     )
     return filled[0] if filled else parts[-1]
 
 
-def _pairs_per_chunk(objective: Objective, x: Tensor) -> int:
+def pairs_per_chunk(objective: Objective, x: Tensor) -> int:
     """Pairs per chunk of the preconditioner, from the exact size of its tensors (no
     probe): per pair, the nodes' metric and stiffness terms ``T (k² + 2) d²``, the
     stiffness ``n² d²`` and four ``p × p`` matrices (Hessian, its symmetric part, the
@@ -91,6 +91,14 @@ def _pairs_per_chunk(objective: Objective, x: Tensor) -> int:
 
 def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor, per_span: bool) -> Tensor:
     """:func:`frozen_metric_preconditioner` for one chunk of pairs."""
+    return _cholesky_inverse(frozen_metric_hessian(objective, x, idx, per_span))
+
+
+def frozen_metric_hessian(
+    objective: Objective, x: Tensor, idx: Tensor, per_span: bool = False
+) -> Tensor:
+    """``2 K`` ``(A, p, p)``, symmetric, for one chunk of pairs (see
+    :func:`frozen_metric_preconditioner`; at most :func:`pairs_per_chunk` pairs at once)."""
     assert objective.span_basis is not None and objective.span_weights is not None
     basis, w = objective.span_basis.rows(idx), objective.span_weights[idx]
     t_idx, dvals = basis.index, basis.derivatives
@@ -112,7 +120,7 @@ def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor, per_span: b
     stiff.scatter_add_(1, flat_idx[..., None].expand(-1, -1, d * d), contrib.reshape(a, -1, d * d))
     stiff = stiff.reshape(a, n, n, d, d)[:, 1:-1, 1:-1].permute(0, 1, 3, 2, 4)
     hess = 2.0 * stiff.reshape(a, n_inner * d, n_inner * d)
-    return _cholesky_inverse(0.5 * (hess + hess.mT))
+    return 0.5 * (hess + hess.mT)
 
 
 #: the ridge added to ``2 K`` before it is inverted, relative to its mean diagonal: a

@@ -220,7 +220,7 @@ class Objective:
         generator: torch.Generator | None,
     ) -> None:
         self.metric, self.curve, self.estimator = metric, curve, estimator
-        self.generator = generator
+        self.generator, self.num_points, self.nodes = generator, num_points, nodes
         self.evaluate = CurvePoints(curve)
         self.packing = Packing.of(curve)
         self.buffers = {f"curve.{n}": b for n, b in curve.named_buffers()}
@@ -248,6 +248,13 @@ class Objective:
     def linear(self) -> bool:
         """Whether the curve is linear in its parameters (then it has a preconditioner)."""
         return self.span_basis is not None
+
+    @property
+    def tested_by_shape(self) -> bool:
+        """Whether a pair that passes the optimiser's step test must pass the stationarity
+        test of its shape too (:mod:`~latentgeo.solvers.energy.stationarity`): curves
+        without a preconditioner."""
+        return not self.linear
 
     def _evaluation_times(self, num_points: int | None, nodes: int) -> tuple[Tensor, Tensor]:
         """Times ``(B, T)`` and weights of the energy: Gauss–Legendre nodes for ``"metric"``,
@@ -297,6 +304,13 @@ class Objective:
         inner = x.reshape(x.shape[0], n_inner, d)
         z0, z1 = self.buffers["curve.z0"][idx], self.buffers["curve.z1"][idx]
         return torch.cat([z0[:, None], inner, z1[:, None]], 1)
+
+    def positions(self, x: Tensor, idx: Tensor, t: Tensor) -> Tensor:
+        """Points ``(A, T, d)`` of the curves of the pairs ``idx`` with parameters ``x``
+        ``(A, p)`` at the times ``t`` ``(A, T)`` (any curve)."""
+        state = {k: v[idx] for k, v in self.buffers.items()}
+        state.update(self.packing.unflatten(x))
+        return functional_call(self.evaluate, state, (t, False))[0]
 
     def __call__(self, x: Tensor, idx: Tensor) -> Tensor:
         """Energies ``(A,)`` of the pairs ``idx`` with parameters ``x`` ``(A, p)``."""

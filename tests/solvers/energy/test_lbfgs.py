@@ -20,6 +20,7 @@ class Quadratics:
     preconditioner)."""
 
     linear = False
+    tested_by_shape = False  # not curves
 
     def __init__(self, hess: torch.Tensor, centre: torch.Tensor) -> None:
         self.hess, self.centre = hess, centre
@@ -95,6 +96,8 @@ def test_running_pairs_subset_every_field() -> None:
         scale=torch.ones(a),
         small_decrease=torch.tensor([True, False, True, False]),
         restarted=torch.tensor([False, True, False, True]),
+        next_check=torch.tensor([0, 10, 20, 30]),
+        check_below=torch.randn(a),
     )
     keep = torch.tensor([3, 1])
     sub = pairs.rows(keep)

@@ -71,6 +71,10 @@ def test_energies_and_gradients_match_the_curve_itself(
     curve = _curves(z0, z1)[kind]
     objective = Objective(as_metric(SPHERE), curve, estimator, None, 4, None)
     assert objective.linear == (kind != "neural")
+    assert objective.tested_by_shape == (kind == "neural")  # no preconditioner: its shape
+    t = torch.linspace(0, 1, 9, dtype=torch.float64).expand(4, -1)
+    x, idx = objective.packing.flatten(curve), torch.tensor([2, 0])
+    torch.testing.assert_close(objective.positions(x[idx], idx, t[:2]), curve(t)[idx])
     if kind != "neural":  # every pair's dense rows kept, or none (sparse rows then)
         assert isinstance(objective.all_rows, DenseRows) == dense
     x = objective.packing.flatten(curve)
