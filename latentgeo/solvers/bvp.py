@@ -21,13 +21,14 @@ from scipy.integrate import solve_bvp
 from torch import Tensor
 from torch.func import jvp
 
-from latentgeo._options import check_int, check_number, check_optional_number
-from latentgeo.curves import Curve
+from latentgeo._options import check_int, check_optional_number
+from latentgeo.curves import Curve, DiscreteCurve, curve_length
 from latentgeo.metrics import Metric
 from latentgeo.solvers.connecting import register_method
 from latentgeo.solvers.hermite import HermiteCurve, length_and_energy
 from latentgeo.solvers.ode import _acceleration, warn_if_kinked
 from latentgeo.solvers.result import GeodesicResult
+from latentgeo.solvers.shooting import MINIMALITY_SLACK
 from latentgeo.solvers.status import Status, converged_mask
 from latentgeo.solvers.validity import mark_invalid
 
@@ -76,7 +77,7 @@ def _check_options(
     num_nodes: object, tol: object, bc_tol: object, max_nodes: object, num_knots: object
 ) -> None:
     check_int(num_nodes, "num_nodes", minimum=2)
-    check_number(tol, "tol")
+    check_optional_number(tol, "tol")
     check_optional_number(bc_tol, "bc_tol")
     check_int(max_nodes, "max_nodes", minimum=2)
     check_int(num_knots, "num_knots", minimum=2)
@@ -89,7 +90,7 @@ def _bvp(
     z1: Tensor,
     *,
     num_nodes: int = 30,
-    tol: float = 1e-6,
+    tol: float | None = None,
     bc_tol: float | None = None,
     max_nodes: int = 1000,
     init: Curve | None = None,
@@ -103,7 +104,12 @@ def _bvp(
         z0: start points ``(B, d)``.
         z1: end points ``(B, d)``.
         num_nodes: nodes of the initial mesh, ``>= 2``.
-        tol: ``solve_bvp``'s relative tolerance on the collocation residuals, ``> 0``.
+        tol: ``solve_bvp``'s relative tolerance on the collocation residuals of its own
+            solution, ``> 0`` (default 1e-6 in float64, 1e-5 in float32: at 1e-6 a float32
+            metric's rounding failed 2 of 8 sphere pairs). The returned curve samples that
+            solution at ``num_knots`` knots (a Hermite interpolant, positions and
+            velocities exact at the knots): its length is the solution's, its own
+            collocation residual is that of the interpolation.
         bc_tol: its tolerance on the boundary conditions, ``> 0`` (default ``tol``).
         max_nodes: most mesh nodes per pair before giving up, ``>= 2``.
         init: an initial curve (e.g. an energy solver's or the graph method's
@@ -113,13 +119,16 @@ def _bvp(
 
     Returns:
         A :class:`GeodesicResult`; per pair, ``status`` is ``converged``,
-        ``failed`` (scipy's reason in ``message``), ``nonfinite`` or
-        ``invalid_metric`` (a negative or non-finite squared norm on the curve), and
-        ``iterations`` scipy's iteration count.
+        ``failed`` (scipy's reason in ``message``), ``nonfinite``,
+        ``invalid_metric`` (a negative or non-finite squared norm on the curve) or
+        ``not_minimizing`` (a geodesic longer than the starting curve, whose length
+        is ``info["upper_bound"]``), and ``iterations`` scipy's iteration count.
     """
     if unused:
         raise TypeError(f"method='bvp' got unexpected options {sorted(unused)}")
     _check_options(num_nodes, tol, bc_tol, max_nodes, num_knots)
+    if tol is None:
+        tol = 1e-6 if z0.dtype == torch.float64 else 1e-5
     b, d = z0.shape
     z0d, z1d = z0.detach(), z1.detach()
     x = np.linspace(0.0, 1.0, num_nodes)
@@ -138,43 +147,10 @@ def _bvp(
     vel = np.zeros((b, num_knots, d))
     status, messages, iterations = [], [], []
     for p in range(b):
-
-        def bc(ya: np.ndarray, yb: np.ndarray, p: int = p) -> np.ndarray:
-            return np.concatenate([ya[:d] - a_np[p], yb[:d] - b_np[p]])
-
-        def bc_jac(ya: np.ndarray, yb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            da, db = np.zeros((2 * d, 2 * d)), np.zeros((2 * d, 2 * d))
-            da[:d, :d] = np.eye(d)
-            db[d:, :d] = np.eye(d)
-            return da, db
-
-        try:
-            with np.errstate(all="ignore"):
-                sol = solve_bvp(
-                    system.rhs,
-                    bc,
-                    x,
-                    y_init[p].T,
-                    fun_jac=system.jacobian,
-                    bc_jac=bc_jac,
-                    tol=tol,
-                    bc_tol=tol if bc_tol is None else bc_tol,
-                    max_nodes=max_nodes,
-                )
-            ys = sol.sol(knots)
-            finite = bool(np.isfinite(ys).all())
-            ok = bool(sol.success) and finite
-            code = Status.CONVERGED if ok else (Status.FAILED if finite else Status.NON_FINITE)
-            msg = "" if ok else f"scipy solve_bvp: {sol.message}"
-            iters = int(sol.niter)
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
-            ok, code, msg, iters, ys = False, Status.FAILED, f"scipy solve_bvp: {err}", 0, None
-        if ys is None or not np.isfinite(ys).all():
-            s = knots[:, None]
-            pos[p] = a_np[p] + s * (b_np[p] - a_np[p])
-            vel[p] = b_np[p] - a_np[p]
-        else:
-            pos[p], vel[p] = ys[:d].T, ys[d:].T
+        pos[p], vel[p], code, msg, iters = _solve_pair(
+            system, x, y_init[p], a_np[p], b_np[p], knots,
+            tol=tol, bc_tol=tol if bc_tol is None else bc_tol, max_nodes=max_nodes,
+        )  # fmt: skip
         status.append(code)
         messages.append(msg)
         iterations.append(iters)
@@ -186,6 +162,10 @@ def _bvp(
     with torch.no_grad():
         length, energy = length_and_energy(metric, curve)
     status = mark_invalid(status, torch.isnan(length))  # a negative or non-finite |γ̇|²_G
+    with torch.no_grad():  # a curve known to join the end points: its start
+        start = DiscreteCurve(z0d, z1d, num_points=2) if init is None else init
+        bound = curve_length(metric, start).to(length.dtype)
+    status = _minimizing(status, messages, length, bound, tol)
     return GeodesicResult(
         curve=curve,
         length=length,
@@ -195,4 +175,76 @@ def _bvp(
         status=status,
         method="bvp",
         message=messages,
+        info={"upper_bound": bound},
     )
+
+
+def _solve_pair(
+    system: _System,
+    x: np.ndarray,
+    y_init: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    knots: np.ndarray,
+    *,
+    tol: float,
+    bc_tol: float,
+    max_nodes: int,
+) -> tuple[np.ndarray, np.ndarray, Status, str, int]:
+    """One pair by ``solve_bvp``, from ``y_init`` ``(n, 2d)`` on the mesh ``x``: positions
+    and velocities at ``knots`` (the straight line where it failed), status, message and
+    scipy's iterations."""
+    d = a.shape[0]
+
+    def bc(ya: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        return np.concatenate([ya[:d] - a, yb[:d] - b])
+
+    def bc_jac(ya: np.ndarray, yb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        da, db = np.zeros((2 * d, 2 * d)), np.zeros((2 * d, 2 * d))
+        da[:d, :d] = np.eye(d)
+        db[d:, :d] = np.eye(d)
+        return da, db
+
+    try:
+        with np.errstate(all="ignore"):
+            sol = solve_bvp(
+                system.rhs, bc, x, y_init.T, fun_jac=system.jacobian, bc_jac=bc_jac,
+                tol=tol, bc_tol=bc_tol, max_nodes=max_nodes,
+            )  # fmt: skip
+        ys = sol.sol(knots)
+        finite = bool(np.isfinite(ys).all())
+        ok = bool(sol.success) and finite
+        code = Status.CONVERGED if ok else (Status.FAILED if finite else Status.NON_FINITE)
+        msg, iters = ("" if ok else f"scipy solve_bvp: {sol.message}"), int(sol.niter)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+        code, msg, iters, ys = Status.FAILED, f"scipy solve_bvp: {err}", 0, None
+    if ys is None or not np.isfinite(ys).all():
+        return (
+            a + knots[:, None] * (b - a),
+            np.broadcast_to(b - a, (len(knots), d)),
+            code,
+            msg,
+            iters,
+        )
+    return ys[:d].T, ys[d:].T, code, msg, iters
+
+
+def _minimizing(
+    status: list[Status], messages: list[str], length: Tensor, bound: Tensor, tol: float
+) -> list[Status]:
+    """``status`` with ``not_minimizing`` where a converged geodesic is longer than the
+    starting curve ``bound`` (which joins the same points) by more than
+    :data:`~latentgeo.solvers.shooting.MINIMALITY_SLACK` ``· tol`` relative: it passed a
+    conjugate point (on the sphere, the long arc of the great circle); ``messages`` say so."""
+    longer = (length - bound > MINIMALITY_SLACK * tol * bound).tolist()
+    out = []
+    for i, (s, long) in enumerate(zip(status, longer, strict=True)):
+        if long and s is Status.CONVERGED:
+            s = Status.NOT_MINIMIZING
+            messages[i] = (
+                f"the geodesic found (length {float(length[i]):.6g}) is longer than the starting "
+                f"curve ({float(bound[i]):.6g}): it is not the shortest; start nearer it (init=, "
+                "e.g. an energy solver's curve)"
+            )
+        out.append(s)
+    return out
