@@ -234,6 +234,16 @@ class Metric(nn.Module, abc.ABC):
         terms = self.geodesic_terms(z.repeat(m, 1), v.reshape(m * n, d))
         return GeodesicTerms(terms.g[:n], terms.b.reshape(m, n, d))
 
+    def _own_terms(self, owner: type[Metric]) -> bool:
+        """Whether this is a subclass of ``owner`` that overrides :meth:`geodesic_terms` but
+        not :meth:`geodesic_terms_along`: then ``owner``'s faster form would bypass its
+        terms, and the points are repeated through them instead (the default)."""
+        cls = type(self)
+        return (
+            cls.geodesic_terms is not owner.geodesic_terms
+            and cls.geodesic_terms_along is owner.geodesic_terms_along
+        )
+
     def footprint_owner(self) -> tuple[object, Hashable]:
         """Where the memory footprints of its chunked work are cached (:mod:`latentgeo.memory`),
         and a key prefix telling its own apart there: by default the metric itself."""
@@ -427,6 +437,8 @@ class SumMetric(CompositeMetric):
         return GeodesicTerms.total([m.geodesic_terms(z, v) for m in self.metrics()])
 
     def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        if self._own_terms(SumMetric):
+            return Metric.geodesic_terms_along(self, z, v)
         return GeodesicTerms.total([m.geodesic_terms_along(z, v) for m in self.metrics()])
 
     def flat_embedding(self, z: Tensor) -> Tensor:
@@ -469,6 +481,8 @@ class ScaledMetric(Metric):
         return self.metric.geodesic_terms(z, v).scaled(self.scale)
 
     def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        if self._own_terms(ScaledMetric):
+            return Metric.geodesic_terms_along(self, z, v)
         return self.metric.geodesic_terms_along(z, v).scaled(self.scale)
 
     @property

@@ -98,6 +98,8 @@ class MeanMetric(CompositeMetric):
         return terms.scaled(1.0 / len(self))
 
     def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
+        if self._own_terms(MeanMetric):
+            return Metric.geodesic_terms_along(self, z, v)
         terms = GeodesicTerms.total([m.geodesic_terms_along(z, v) for m in self.metrics()])
         return terms.scaled(1.0 / len(self))
 

@@ -406,6 +406,8 @@ class PullbackMetric(Metric):
     def geodesic_terms_along(self, z: Tensor, v: Tensor) -> GeodesicTerms:
         """:meth:`geodesic_terms` for ``v (M, N, d)``: ``J`` measured once for all M, where
         that saves at least :data:`SHARED_JACOBIAN_WORK` (else the points are repeated)."""
+        if self._own_terms(PullbackMetric):
+            return super().geodesic_terms_along(z, v)
         m, n, d = v.shape
         if self._out_dim is None:  # the output size, once: what a tangent row costs
             with torch.no_grad():

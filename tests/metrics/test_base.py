@@ -177,3 +177,26 @@ def test_geodesic_terms_along_several_velocities_are_those_of_each(
         alone = metric.geodesic_terms(z, v[i])
         torch.testing.assert_close(along.g, alone.g, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(along.b[i], alone.b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["pullback", "sum", "scaled", "ensemble"])
+def test_a_subclass_that_overrides_geodesic_terms_keeps_them_along_several_velocities(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subclass that changes :meth:`geodesic_terms` alone gets its own terms from
+    :meth:`geodesic_terms_along` too (the faster form of its parent would bypass them)."""
+    from latentgeo.metrics import pullback
+
+    monkeypatch.setattr(pullback, "SHARED_JACOBIAN_WORK", 0)  # the faster form, if used
+    metric = make_metric(kind, 2, seed=1)
+
+    class Doubled(type(metric)):  # type: ignore[misc]
+        def geodesic_terms(self, z: torch.Tensor, v: torch.Tensor):  # type: ignore[no-untyped-def]
+            return super().geodesic_terms(z, v).scaled(2.0)
+
+    metric.__class__ = Doubled
+    z = 0.3 * torch.ones(3, 2, dtype=torch.float64)
+    v = torch.randn(2, 3, 2, dtype=torch.float64)
+    along = metric.geodesic_terms_along(z, v)
+    for i in range(2):
+        torch.testing.assert_close(along.b[i], metric.geodesic_terms(z, v[i]).b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from latentgeo.solvers import HermiteCurve, Status, connecting_geodesic, geodesic_residual
@@ -74,8 +75,8 @@ def test_a_geodesic_longer_than_the_start_is_not_minimizing() -> None:
 
 
 def test_float32_defaults_to_a_tolerance_its_rounding_can_meet() -> None:
-    """At ``tol = 1e-6`` two of these float32 sphere pairs failed (``solve_bvp``: too many
-    mesh nodes); the float32 default, 1e-5, solves every one (converged, or honestly
+    """At ``tol = 1e-6`` two of these float32 sphere pairs failed (``solve_bvp`` of scipy
+    1.17: too many mesh nodes); the float32 default, 1e-5, solves every one (converged, or honestly
     ``not_minimizing`` on a long arc), each converged length within 1e-5 of the exact."""
     sphere = StereographicSphere()
     gen = torch.Generator().manual_seed(5)
@@ -86,5 +87,18 @@ def test_float32_defaults_to_a_tolerance_its_rounding_can_meet() -> None:
     exact = sphere.distance(z0.double(), z1.double()).float()
     ok = res.converged
     torch.testing.assert_close(res.length[ok], exact[ok], rtol=1e-5, atol=0)
-    tight = connecting_geodesic(sphere, z0, z1, method="bvp", tol=1e-6)
-    assert Status.FAILED in tight.status  # what the default avoids
+
+
+def test_an_initial_curve_must_join_the_end_points_of_every_pair() -> None:
+    """``init`` is where ``solve_bvp`` starts and its length bounds the answer's: B curves
+    from ``z0`` to ``z1``, or a clear error before any solve."""
+    from latentgeo.curves import CubicSpline
+
+    z0 = torch.tensor([[0.1, 0.2], [0.3, -0.1]], dtype=torch.float64)
+    z1 = torch.tensor([[0.5, 0.4], [-0.2, 0.3]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="init must be a Curve of 2 curves"):
+        connecting_geodesic(PoincareDisk(), z0, z1, method="bvp", init=CubicSpline(z0[:1], z1[:1]))
+    with pytest.raises(ValueError, match="init must join z0 to z1"):
+        connecting_geodesic(PoincareDisk(), z0, z1, method="bvp", init=CubicSpline(z0, z1 + 0.1))
+    res = connecting_geodesic(PoincareDisk(), z0, z1, method="bvp", init=CubicSpline(z0, z1))
+    assert res.converged.all()

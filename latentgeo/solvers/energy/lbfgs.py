@@ -87,6 +87,7 @@ class RunningPairs:
     restarted: Tensor  # (A,) bool: the memory was cleared after a failed line search
     next_check: Tensor  # (A,) the iteration from which a curve's stationarity is tested again
     check_below: Tensor  # (A,) or once its energy is below this
+    f_tested: Tensor  # (A,) its energy at its last stationarity test
 
     def rows(self, keep: Tensor) -> RunningPairs:
         return RunningPairs(**{k: v[keep] for k, v in vars(self).items()})
@@ -217,7 +218,9 @@ def _run_group(
     fresh = torch.zeros_like(idx, dtype=torch.bool)
     # (a zero gradient: done at the first test)
     never = torch.full_like(f, torch.inf)  # (no stationarity test yet: due at once)
-    pairs = RunningPairs(idx, x, f, g, iterations, scale, ~g.any(-1), fresh, 0 * iterations, never)
+    pairs = RunningPairs(
+        idx, x, f, g, iterations, scale, ~g.any(-1), fresh, 0 * iterations, never, never.clone()
+    )  # fmt: skip
     run = _Run(
         objective,
         state,
@@ -313,12 +316,15 @@ class _Run:
             slope = _dot(pairs.g, direction)
         # (a gradient that becomes zero gives a zero step, accepted; done at the next test)
         done = (slope >= pairs.f.abs() * -self.tol) & pairs.small_decrease
+        stop = done
         if self.objective.tested_by_shape and bool(done.any()):
-            done = self._stationary(done)
-        if bool(done.any()):
+            done, stalled = self._stationary(done)
+            self.state.status[pairs.idx[stalled]] = code(Status.LINE_SEARCH_FAILED)
+            stop = done | stalled
+        if bool(stop.any()):
             self.state.status[pairs.idx[done]] = code(Status.CONVERGED)
             self.write_back()
-            keep = (~done).nonzero()[:, 0]
+            keep = (~stop).nonzero()[:, 0]
             self.keep(keep)
             direction, slope = direction[keep], slope[keep]
             if self.pairs.idx.numel() == 0:
@@ -329,23 +335,30 @@ class _Run:
         self.most_iterations += 1
         return self._drop_stopped(self._accept(step, slope))
 
-    def _stationary(self, passed: Tensor, tol: float | None = None) -> Tensor:
+    def _stationary(self, passed: Tensor, *, always: bool = False) -> tuple[Tensor, Tensor]:
         """Which of the pairs that ``passed`` the step test are stationary as curves
-        (:func:`newton_decrement` at most ``tol``, default the run's); one that is not is
-        tested again once it lost :data:`CHECK_SHARE` of the energy the test found left to
-        lose, or :data:`CHECK_AT_MOST` iterations later."""
-        p, tol = self.pairs, self.tol if tol is None else tol
-        due = (p.f <= p.check_below) | (p.iterations >= p.next_check)
-        rows = (passed & due).nonzero()[:, 0]
-        out = torch.zeros_like(passed)
+        (:func:`newton_decrement` at most ``tol``, or ``√eps`` where that is larger: 3.5e-4
+        in float32), and which are stuck: not stationary, and their energy did not fall
+        since their last test (float32 rounding can leave the optimiser there). One that
+        is neither is tested again once it lost :data:`CHECK_SHARE` of the energy the test
+        found left to lose, or :data:`CHECK_AT_MOST` iterations later (``always``: test
+        every pair that passed, due or not)."""
+        p, tol = self.pairs, max(self.tol, math.sqrt(self.eps))
+        due = (
+            passed if always else passed & ((p.f <= p.check_below) | (p.iterations >= p.next_check))
+        )
+        rows = due.nonzero()[:, 0]
+        ok, stalled = torch.zeros_like(passed), torch.zeros_like(passed)
         if rows.numel():
             decrement = newton_decrement(self.objective, p.x[rows], p.idx[rows])
-            ok = decrement <= tol
-            out[rows] = ok
-            left = 0.5 * decrement.nan_to_num(0.0) * p.f[rows].abs()  # the energy still to lose
-            p.check_below[rows] = p.f[rows] - CHECK_SHARE * left
+            f = p.f[rows]
+            ok[rows] = decrement <= tol
+            stalled[rows] = ~ok[rows] & (f >= p.f_tested[rows] - 4 * self.eps * f.abs())
+            left = 0.5 * decrement * f.abs()  # the energy still to lose (NaN: unknown)
+            p.check_below[rows] = torch.where(left.isfinite(), f - CHECK_SHARE * left, -torch.inf)
             p.next_check[rows] = p.iterations[rows] + CHECK_AT_MOST
-        return out
+            p.f_tested[rows] = f
+        return ok, stalled
 
     def _accept(self, step: LineSearchStep, slope: Tensor) -> Tensor | None:
         """Move the pairs to ``step`` and update their memory. A pair whose line search
@@ -367,7 +380,7 @@ class _Run:
             self.memory.forget(retry)
         stop = failed & ~retry
         if self.objective.tested_by_shape and bool((stop & tiny).any()):
-            tiny = tiny & self._stationary(stop & tiny, max(tol, math.sqrt(self.eps)))
+            tiny = tiny & self._stationary(stop & tiny, always=True)[0]
         outcome = torch.where(tiny[stop], code(Status.CONVERGED), code(Status.LINE_SEARCH_FAILED))
         self.state.status[p.idx[stop]] = outcome.to(self.state.status.dtype)
         moved = (~failed).nonzero()[:, 0]

@@ -9,9 +9,9 @@ parameters cannot tell, the curve's shape can: the cubic spline with
 curve is fitted to far below the tolerances), and for a spline the energy's
 Hessian with the metric frozen, ``K``, is a good model (the spline solver's
 preconditioner). The energy a Newton step on that spline would remove,
-``½ gᵀ K⁻¹ g``, estimates what the curve still has to lose, whatever its
-parametrisation; a pair is stationary when ``gᵀ K⁻¹ g ≤ tol·|E|`` (the spline
-solver's own test, its direction ``−K⁻¹ g``).
+``½ gᵀ H⁻¹ g`` with ``H = 2K``, estimates what the curve still has to lose,
+whatever its parametrisation; a pair is stationary when ``gᵀ H⁻¹ g ≤ tol·|E|``
+(the spline solver's own test, its direction ``−H⁻¹ g``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ KNOTS = 16
 
 
 def newton_decrement(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
-    """``gᵀ K⁻¹ g / |E|`` ``(A,)`` of the cubic spline fitted to each curve of the pairs
+    """``gᵀ H⁻¹ g / |E|`` ``(A,)`` of the cubic spline fitted to each curve of the pairs
     ``idx`` with parameters ``x`` ``(A, p)``: twice the relative energy a Newton step in
     the space of splines would still remove (see the module docstring).
 
@@ -62,7 +62,8 @@ def newton_decrement(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
     for chunk in rows.split(pairs_per_chunk(fitted, xs)):  # (a Cholesky solve: no inverse)
         hess = frozen_metric_hessian(fitted, xs[chunk], chunk)
         ridge = RIDGE * hess.diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp_min(1e-300)
-        hess = hess + ridge[:, None, None] * torch.eye(hess.shape[-1], dtype=hess.dtype)
+        eye = torch.eye(hess.shape[-1], dtype=hess.dtype, device=hess.device)
+        hess = hess + ridge[:, None, None] * eye
         chol, info = torch.linalg.cholesky_ex(hess)
         step = torch.cholesky_solve(g[chunk, :, None], chol)[..., 0]
         decrement[chunk] = torch.where(info == 0, (g[chunk] * step).sum(-1), torch.nan)

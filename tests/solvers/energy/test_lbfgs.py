@@ -98,6 +98,7 @@ def test_running_pairs_subset_every_field() -> None:
         restarted=torch.tensor([False, True, False, True]),
         next_check=torch.tensor([0, 10, 20, 30]),
         check_below=torch.randn(a),
+        f_tested=torch.randn(a),
     )
     keep = torch.tensor([3, 1])
     sub = pairs.rows(keep)

@@ -208,10 +208,14 @@ def test_progress_bar_and_options_do_not_print_by_default(capsys: pytest.Capture
     assert "geodesics" in capsys.readouterr().err
 
 
-def test_devices_and_dtypes(dtype: torch.dtype, device: torch.device) -> None:
+@pytest.mark.parametrize("method", ["spline", "discrete", "neural"])
+def test_devices_and_dtypes(dtype: torch.dtype, device: torch.device, method: str) -> None:
+    """Every energy method on the device and dtype of the points (the neural curves'
+    stationarity test too: it fits and measures a spline there)."""
     z0, z1 = _pairs(2, dtype)
     z0, z1 = z0.to(device), z1.to(device)
-    result = connecting_geodesic(SPHERE, z0, z1)
+    result = connecting_geodesic(SPHERE, z0, z1, method=method)
+    assert result.converged.all()
     assert result.length.device.type == device.type and result.length.dtype == dtype
     assert result.curve(torch.linspace(0, 1, 3, dtype=dtype, device=device)).device == z0.device
 
