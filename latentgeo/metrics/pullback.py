@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from latentgeo._chunked import run_over_points
 from latentgeo._validation import check_points, check_tangent
@@ -40,11 +41,15 @@ __all__ = ["SHARED_JACOBIAN_WORK", "PullbackMetric"]
 T = TypeVar("T")
 
 #: :meth:`PullbackMetric.geodesic_terms_along` measures ``J`` once for M velocities when
-#: that saves at least this much work, ``(M − 1)·N·d`` tangent rows of ``m`` outputs each
-#: (below it the second pass through the graph costs more than it saves, and the points
-#: are repeated instead). One thread, float64, M = 3, MLP d → 64 → 64 → 784: 2.6x faster
-#: at d = 16 with 256 points, 1.2x with 16; a wash at d = 2 with 64 points (2⁸·784 ≈ 2¹⁸)
-SHARED_JACOBIAN_WORK = 2**18
+#: that saves at least this many floating-point operations, ``(M − 1)·N·d`` tangent rows
+#: at the cost of one forward pass of a point each (counted once per metric by
+#: ``torch.utils.flop_counter``); below it the second pass through the graph costs more
+#: than it saves and the points are repeated instead. One thread, float64, M = 3: an MLP
+#: d → 64 → 64 → 784 (1.1e5 operations a point) is 1.2x faster at d = 16 with 16 points
+#: (5.7e7) and 2.6x with 256, a wash at d = 8 with 16 (2.8e7) or d = 2 with 64, slower
+#: below; a transposed-convolution decoder (6.7e6 a point) gains from 1 point (2.2e8);
+#: a closed-form embedding without matrix products (the sphere's, 0) never does
+SHARED_JACOBIAN_WORK = 2**25
 
 
 class PullbackMetric(Metric):
@@ -108,6 +113,7 @@ class PullbackMetric(Metric):
         self.chunk_size = chunk_size
         self.latent_dim = latent_dim
         self._out_dim: int | None = None
+        self._point_flops: int | None = None  # one point's forward pass (SHARED_JACOBIAN_WORK)
         self._parts_ok: bool | None = None
         self._first: TangentPropagator | None = None
         self._second: TaylorPropagator | None = None
@@ -409,10 +415,11 @@ class PullbackMetric(Metric):
         if self._own_terms(PullbackMetric):
             return super().geodesic_terms_along(z, v)
         m, n, d = v.shape
-        if self._out_dim is None:  # the output size, once: what a tangent row costs
-            with torch.no_grad():
-                self._out_dim = int(self.flat_embedding(z[:1]).shape[-1])
-        if (m - 1) * n * d * self._out_dim < SHARED_JACOBIAN_WORK:
+        if self._point_flops is None:  # what a tangent row costs, once
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                self.flat_embedding(z[:1])
+            self._point_flops = int(counter.get_total_flops())
+        if (m - 1) * n * d * self._point_flops < SHARED_JACOBIAN_WORK:
             return super().geodesic_terms_along(z, v)
         return self._terms(z, v, f"geodesic_terms x{m}")
 

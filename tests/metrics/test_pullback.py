@@ -382,3 +382,45 @@ def test_flat_embedding_takes_the_trace_for_faster_forwards_only_on_the_cpu() ->
         if device == "cpu":
             torch.testing.assert_close(out, decoder(z).reshape(4, -1))
     assert traced == ["cpu"]
+
+
+@pytest.mark.parametrize(
+    ("name", "d", "points", "shared"),
+    [
+        ("sphere", 2, 512, False),  # no matrix products: never worth a second pass
+        ("mlp", 16, 16, True),  # 2 · 16 · 16 · 1.1e5 = 5.7e7 operations saved
+        ("mlp", 16, 4, False),  # 1.4e7: less than the second pass costs
+        ("mlp", 2, 256, True),  # 1.1e8
+    ],
+)
+def test_the_jacobian_is_shared_where_it_saves_work(
+    name: str, d: int, points: int, shared: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """:meth:`PullbackMetric.geodesic_terms_along` weighs the tangent rows it would save by
+    one point's floating-point operations (counted once) against
+    :data:`~latentgeo.metrics.pullback.SHARED_JACOBIAN_WORK`; either way, the terms are
+    those of each velocity."""
+    torch.manual_seed(0)
+    module = (
+        StereographicSphere()
+        if name == "sphere"
+        else torch.nn.Sequential(
+            torch.nn.Linear(d, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
+            torch.nn.Linear(64, 784),
+        ).double()
+    )  # fmt: skip
+    metric = as_metric(module)
+    kinds: list[str] = []
+    terms = PullbackMetric._terms
+
+    def spy(self: PullbackMetric, z: torch.Tensor, v: torch.Tensor, kind: str) -> Any:
+        kinds.append(kind)
+        return terms(self, z, v, kind)
+
+    monkeypatch.setattr(PullbackMetric, "_terms", spy)
+    z = 0.3 * torch.randn(points, d, dtype=torch.float64)
+    v = torch.randn(3, points, d, dtype=torch.float64)
+    along = metric.geodesic_terms_along(z, v)
+    assert kinds == (["geodesic_terms x3"] if shared else ["geodesic_terms"])
+    alone = metric.geodesic_terms(z, v[2])
+    torch.testing.assert_close(along.b[2], alone.b, rtol=1e-10, atol=1e-12)
