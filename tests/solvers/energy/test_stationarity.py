@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentgeo.curves import CubicSpline, NeuralGeodesic
+from latentgeo.curves import CubicSpline, NeuralGeodesic, curve_length
 from latentgeo.metrics import as_metric
 from latentgeo.solvers import Status, connecting_geodesic
 from latentgeo.solvers.energy import lbfgs
@@ -71,6 +71,10 @@ def test_neural_curves_reported_converged_are_stationary(dtype: torch.dtype, bou
     exact = sphere.distance(z0.double(), z1.double())
     error = ((res.length.double() - exact) / exact).abs()
     assert bool((error < bound).all()), error
+    if dtype == torch.float64:  # reported at the curve's own length (REPORT_PIECES_ONE_SPAN)
+        with torch.no_grad():
+            fine = curve_length(sphere, res.curve, num_points=4096)
+        torch.testing.assert_close(res.length, fine, rtol=1e-9, atol=0)
 
 
 def test_a_curve_that_stops_improving_unstationary_is_not_converged(
