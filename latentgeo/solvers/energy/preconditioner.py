@@ -28,7 +28,12 @@ from latentgeo.curves import gather_rows
 from latentgeo.memory import current_memory_budget
 from latentgeo.solvers.energy.problem import Objective
 
-__all__ = ["frozen_metric_hessian", "frozen_metric_preconditioner", "pairs_per_chunk"]
+__all__ = [
+    "frozen_metric_hessian",
+    "frozen_metric_preconditioner",
+    "pair_bytes",
+    "pairs_per_chunk",
+]
 
 
 def frozen_metric_preconditioner(
@@ -82,11 +87,15 @@ def pairs_per_chunk(objective: Objective, x: Tensor) -> int:
     stiffness ``n² d²`` and four ``p × p`` matrices (Hessian, its symmetric part, the
     Cholesky factor, the inverse), in :data:`~latentgeo._chunked.TARGET` of the budget.
     The metric itself is evaluated in chunks sized by its own footprint."""
+    return max(1, int(TARGET * current_memory_budget(x.device) // pair_bytes(objective, x)))
+
+
+def pair_bytes(objective: Objective, x: Tensor) -> int:
+    """Bytes of one pair's preconditioner work (see :func:`pairs_per_chunk`)."""
     assert objective.span_basis is not None
     (n_inner, d), (_, nodes, k) = objective.packing.shapes[0], objective.span_basis.index.shape
     p, n = n_inner * d, n_inner + 2
-    per_pair = x.element_size() * (nodes * (k * k + 2) * d * d + n * n * d * d + 4 * p * p)
-    return max(1, int(TARGET * current_memory_budget(x.device) // per_pair))
+    return x.element_size() * (nodes * (k * k + 2) * d * d + n * n * d * d + 4 * p * p)
 
 
 def _inverse_stiffness(objective: Objective, x: Tensor, idx: Tensor, per_span: bool) -> Tensor:

@@ -19,10 +19,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from latentgeo._chunked import TARGET
 from latentgeo.curves import CubicSpline
+from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.memory import current_memory_budget
 from latentgeo.solvers.energy.preconditioner import (
     RIDGE,
     frozen_metric_hessian,
+    pair_bytes,
     pairs_per_chunk,
 )
 from latentgeo.solvers.energy.problem import Objective
@@ -56,6 +60,7 @@ def newton_decrement(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
         objective.generator,
     )  # fmt: skip
     xs = fitted.packing.flatten(spline)
+    _announce_over_budget(fitted, xs)
     rows = torch.arange(len(idx), device=x.device)
     f, g = fitted.value_and_grad(xs, rows)
     decrement = torch.empty_like(f)
@@ -68,3 +73,22 @@ def newton_decrement(objective: Objective, x: Tensor, idx: Tensor) -> Tensor:
         step = torch.cholesky_solve(g[chunk, :, None], chol)[..., 0]
         decrement[chunk] = torch.where(info == 0, (g[chunk] * step).sum(-1), torch.nan)
     return decrement / f.abs().clamp_min(torch.finfo(f.dtype).tiny)
+
+
+def _announce_over_budget(fitted: Objective, xs: Tensor) -> None:
+    """Warn once per metric when one pair's test alone exceeds its share of the budget
+    (its ``p × p`` matrices, ``p = KNOTS · d``: about 2 GB at d = 1000)."""
+    per_pair = pair_bytes(fitted, xs)
+    budget = TARGET * current_memory_budget(xs.device)
+    if per_pair > budget:
+        p = xs.shape[1]
+        warn_once(
+            fitted.metric,
+            PerformanceWarning(
+                f"the stationarity test of one neural curve ({per_pair:,} bytes: {p} x {p} "
+                f"matrices, p = {KNOTS} x d) exceeds {TARGET:.0%} of the memory budget "
+                f"({round(budget / TARGET):,} bytes); each is tested over the budget: use "
+                "method='spline' at this latent dimension, or raise memory_budget"
+            ),
+            key="a neural curve's stationarity test over the memory budget",
+        )

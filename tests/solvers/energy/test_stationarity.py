@@ -109,3 +109,22 @@ def test_an_unknown_decrement_is_tested_again_only_after_check_at_most(
     res = connecting_geodesic(StereographicSphere(), z0, z1, method="neural", max_iter=400)
     assert not res.converged.any()
     assert 2 <= len(calls) <= int(res.iterations[0]) // lbfgs.CHECK_AT_MOST + 2
+
+
+def test_a_test_over_the_memory_budget_is_announced_once() -> None:
+    """One pair's test needs ``(16 d)²``-sized matrices: over the budget it still runs
+    (the answer is the same), and says so once per metric."""
+    from latentgeo.exceptions import PerformanceWarning
+    from latentgeo.memory import memory_budget
+
+    metric = as_metric(LinearMap(torch.eye(2, dtype=torch.float64)))
+    z0, z1 = torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64)
+    curve = NeuralGeodesic(z0, z1, hidden=(4,), generator=torch.Generator().manual_seed(0))
+    objective = Objective(metric, curve, "metric", None, 4, None)
+    x, idx = objective.packing.flatten(curve), torch.arange(2)
+    free = newton_decrement(objective, x, idx)
+    with memory_budget(10_000), pytest.warns(PerformanceWarning, match="stationarity test") as w:
+        tight = newton_decrement(objective, x, idx)
+        newton_decrement(objective, x, idx)
+    assert len(w) == 1
+    torch.testing.assert_close(tight, free)
