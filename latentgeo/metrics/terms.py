@@ -35,7 +35,9 @@ class GeodesicTerms(NamedTuple):
 
     Attributes:
         g: the metric tensors, ``(N, d, d)``.
-        b: ``∂G[v] v − ½ ∇(vᵀ G v)``, ``(N, d)`` (``Jᵀ ∂²f[v, v]`` for a pull-back of ``f``).
+        b: ``∂G[v] v − ½ ∇(vᵀ G v)``, ``(N, d)`` (``Jᵀ ∂²f[v, v]`` for a pull-back of ``f``);
+            ``(M, N, d)`` for M velocities at each point
+            (:meth:`~latentgeo.metrics.Metric.geodesic_terms_along`).
     """
 
     g: Tensor
