@@ -9,7 +9,9 @@ for the method and its stopping rule.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import torch
@@ -126,6 +128,7 @@ class MeanDescent:
         self.step = torch.full((s,), float(step_size), dtype=x.dtype, device=x.device)
         self.iterations = torch.zeros(s, dtype=torch.long, device=x.device)
         self.status: list[Status | None] = [None] * s
+        self._mu_root: Tensor | None = None  # _root(self.mu), kept while the means stay
 
     def _log_maps(
         self, base: Tensor, rows: Tensor, warm: Tensor | None, *, first: bool = False
@@ -174,18 +177,25 @@ class MeanDescent:
         log maps' (Euclidean) error estimates times ``‖G(μ)^{1/2}‖₂``."""
         mean_error = self.pairs.weighted_mean(self.error)
         bounded = (mean_error > 0) & mean_error.isfinite()  # inf stays inf: nothing bounds it
-        return mean_error if not bool(bounded.any()) else self._root(self.mu) * mean_error
+        return mean_error if not bool(bounded.any()) else self._root_at_mu() * mean_error
+
+    def _root_at_mu(self) -> Tensor:
+        """:meth:`_root` at the current means, computed once while they stay."""
+        if self._mu_root is None:
+            self._mu_root = self._root(self.mu)
+        return self._mu_root
 
     def _root(self, mu: Tensor) -> Tensor:
         """``‖G(μ)^{1/2}‖₂`` ``(S,)``: what turns a Euclidean error into a ``G`` one."""
         g = self.metric.metric_tensor(mu, validate=False)
         return torch.linalg.eigvalsh(g)[:, -1].clamp_min(0.0).sqrt()
 
-    def _noise(self, mu: Tensor, length: Tensor, error: Tensor) -> Tensor:
-        """How far ``F`` ``(S,)`` at ``mu`` may be off from its log maps' errors,
-        ``Σ w L δL / Σ w`` with ``δL ≤ ‖G(μ)^{1/2}‖₂ e`` (unbounded errors count 0)."""
+    def _noise(self, root: Callable[[], Tensor], length: Tensor, error: Tensor) -> Tensor:
+        """How far ``F`` ``(S,)`` at some means may be off from its log maps' errors,
+        ``Σ w L δL / Σ w`` with ``δL ≤ ‖G(μ)^{1/2}‖₂ e`` (unbounded errors count 0; ``root``
+        gives ``‖G(μ)^{1/2}‖₂``, asked only when needed)."""
         mean = self.pairs.weighted_mean(length * torch.where(error.isfinite(), error, 0.0))
-        return mean if not bool((mean > 0).any()) else self._root(mu) * mean
+        return mean if not bool((mean > 0).any()) else root() * mean
 
     def _threshold(self, tol: float) -> Tensor:
         return tol * torch.clamp((2 * self.f).sqrt(), min=1.0)
@@ -246,7 +256,9 @@ class MeanDescent:
         err_try[rows] = new.error
         # no increase beyond what the log maps' errors leave uncertain (near the mean a
         # step lowers F by |v̄|²τ, far below that: without it the descent stalls there)
-        noise = self._noise(self.mu, self.length, self.error) + self._noise(trial, len_try, err_try)
+        trial_root = cache(lambda: self._root(trial))  # the means' if the step is taken
+        noise = self._noise(self._root_at_mu, self.length, self.error)
+        noise = noise + self._noise(trial_root, len_try, err_try)
         better = moved & (f_try <= self.f * (1 + eps) + tiny + noise)
         take = better[sets]
         self.v[rows[take]], self.length[rows[take]] = v_try[rows[take]], len_try[rows[take]]
@@ -265,6 +277,12 @@ class MeanDescent:
         self.step = torch.where(better, bb.clamp(1e-3 * self.step_size, 1e3 * self.step_size),
                                 self.step)  # fmt: skip
         self.mu[better], self.f[better] = trial[better], f_try[better]
+        if bool(better.any()):
+            old = self._mu_root
+            if old is not None and trial_root.cache_info().currsize > 0:
+                self._mu_root = torch.where(better, trial_root(), old)
+            else:
+                self._mu_root = None
         self.vbar[better] = vbar_try[better]
         self.iterations[better] += 1
         worse = moved & ~better
