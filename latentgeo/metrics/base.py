@@ -29,16 +29,15 @@ members' answers. These hooks take validated input of shape ``(N, d)`` (or
 from __future__ import annotations
 
 import abc
-import copy
 import math
 from collections.abc import Hashable, Sequence
-from typing import Any, cast
+from typing import cast
 
 import torch
 from torch import Tensor, nn
-from typing_extensions import Self
 
 from latentgeo._validation import check_points, check_tangent
+from latentgeo.metrics.conversions import CopyingConversions
 from latentgeo.metrics.report import MetricCheck, check_tensor
 from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
@@ -53,7 +52,7 @@ def _needs_embedding(metric: Metric) -> TypeError:
     )
 
 
-class Metric(nn.Module, abc.ABC):
+class Metric(CopyingConversions, abc.ABC):
     """Abstract Riemannian (pseudo-)metric on a latent space of dimension ``d``.
 
     Attributes:
@@ -305,66 +304,6 @@ class Metric(nn.Module, abc.ABC):
         )
 
     # ------------------------------------------------------------- the cone
-    # ----------------------------------------------------------------- conversions
-    def _converted(self, method: str, *args: Any, **kwargs: Any) -> Self:
-        """A deep copy of the metric (decoders included), converted by ``nn.Module.<method>``."""
-        for module in self.modules():
-            problem = getattr(module, "conversion_problem", None)
-            reason = problem() if callable(problem) else None
-            if reason is not None:
-                raise TypeError(f"cannot convert this metric with .{method}(): {reason}")
-        clone = copy.deepcopy(self)
-        getattr(nn.Module, method)(clone, *args, **kwargs)
-        return clone
-
-    def to(self, *args: Any, **kwargs: Any) -> Self:
-        """A copy of the metric on another device or dtype; **the metric itself is unchanged**.
-
-        Unlike ``nn.Module.to``, which converts a module in place, this returns a new
-        metric over a deep copy of the decoder (latentgeo never changes a user's
-        module): write ``metric = metric.to(torch.float64)``. The same holds for
-        ``double``, ``float``, ``half``, ``bfloat16``, ``cuda``, ``cpu`` and ``type``.
-        A decoder given as a plain function that calls modules cannot be copied
-        with them: convert the modules and build a new metric.
-
-        Example:
-            >>> import torch
-            >>> net = torch.nn.Linear(2, 3)
-            >>> from latentgeo.metrics import as_metric
-            >>> g = as_metric(net).to(torch.float64)
-            >>> net.weight.dtype, g.metric_tensor(torch.zeros(2, dtype=torch.float64)).dtype
-            (torch.float32, torch.float64)
-        """
-        return self._converted("to", *args, **kwargs)
-
-    def double(self) -> Self:
-        """A float64 copy (see :meth:`to`)."""
-        return self._converted("double")
-
-    def float(self) -> Self:
-        """A float32 copy (see :meth:`to`)."""
-        return self._converted("float")
-
-    def half(self) -> Self:
-        """A float16 copy (see :meth:`to`)."""
-        return self._converted("half")
-
-    def bfloat16(self) -> Self:
-        """A bfloat16 copy (see :meth:`to`)."""
-        return self._converted("bfloat16")
-
-    def cuda(self, device: int | torch.device | None = None) -> Self:
-        """A copy on a CUDA device (see :meth:`to`)."""
-        return self._converted("cuda", device)
-
-    def cpu(self) -> Self:
-        """A copy on the CPU (see :meth:`to`)."""
-        return self._converted("cpu")
-
-    def type(self, dst_type: torch.dtype | str) -> Self:
-        """A copy of another dtype (see :meth:`to`)."""
-        return self._converted("type", dst_type)
-
     def __add__(self, other: object) -> Metric:
         if not isinstance(other, Metric):
             return NotImplemented
