@@ -168,6 +168,15 @@ def _keywords(fn: Callable[..., Any]) -> tuple[list[inspect.Parameter], str | No
     return options, rest[0] if rest else None
 
 
+def _settings(cls: type) -> tuple[list[inspect.Parameter], dict[str, str]]:
+    """A method class's own settings (its constructor's named arguments but ``options``)
+    and their descriptions."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    own = [p for p in params if p.kind in named and p.name not in ("self", "options")]
+    return own, _doc_args(cls)
+
+
 def _energy_options() -> tuple[str, list[tuple[str, str, str]]]:
     """The energy solver's options: from an ``EnergyOptions`` dataclass if there is one,
     else from ``minimize_energy``'s keyword arguments."""
@@ -216,6 +225,10 @@ def solver_page() -> str:
         see = re.search(r"Options are those of :func:`~?([\w.]+)`", inspect.getdoc(fn) or "")
         if see is not None:
             docs = {**_doc_args(getattr(solvers, see.group(1).split(".")[-1])), **docs}
+        # "``SplineEnergy`` built from the keywords": the method object's own settings
+        built = re.search(r":class:`~?(\w+)` built from the keywords", inspect.getdoc(fn) or "")
+        if built is not None and not options:
+            options, docs = _settings(getattr(solvers, built.group(1)))
         lines.append(f'## `method="{name}"`\n')
         if options:
             lines.append("| option | default | what |\n| --- | --- | --- |")

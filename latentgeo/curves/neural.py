@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp
 
-from latentgeo.curves.base import Curve
+from latentgeo.curves.base import Curve, check_times
 
 __all__ = ["NeuralGeodesic"]
 
@@ -100,6 +100,64 @@ class NeuralGeodesic(Curve):
         """Just ``[0, 1]``: the curve is smooth; shape ``(B, 2)``."""
         t = torch.tensor([0.0, 1.0], dtype=self.z0.dtype, device=self.z0.device)
         return t.expand(self.z0.shape[0], -1)
+
+    def fit(self, t: Tensor, points: Tensor) -> Tensor:
+        r"""Set the networks' weights, in place, so that the curves pass near ``points`` at ``t``.
+
+        Least squares, ``min Σ_t ‖γ_b(t) − points_b(t)‖²`` for each curve, over the
+        last layer for the hidden features as they are: a linear problem (the
+        end-point correction is linear in it), solved by an SVD with singular values
+        below ``√eps`` of the largest damped, so that the weights stay moderate. The
+        hidden layers are not changed: how closely a curve can follow the points
+        depends on them (the returned distance says it). No metric is evaluated: a
+        start for the energy solver, e.g. from another solver's geodesic
+        (``NeuralEnergy(init="spline")``). The ends stay where they are.
+
+        Args:
+            t: times in ``[0, 1]``, shape ``(T,)`` or ``(B, T)``, ``T >= 2``.
+            points: the points to pass near, shape ``(B, T, d)``.
+
+        Returns:
+            The root-mean-square distance from each curve to its points, ``(B,)``.
+
+        Example:
+            >>> import torch
+            >>> curve = NeuralGeodesic(torch.zeros(1, 2), torch.ones(1, 2), hidden=(8,))
+            >>> t = torch.linspace(0, 1, 9)
+            >>> arc = torch.stack([t, t + 0.2 * torch.sin(torch.pi * t)], -1)[None]
+            >>> bool(curve.fit(t, arc) < 1e-3)
+            True
+        """
+        times = self._batch_times(check_times(t, self.num_curves))
+        if times.shape[1] < 2:
+            raise ValueError(f"t must hold at least 2 times, got {tuple(t.shape)}")
+        if points.shape != (*times.shape, self.dim):
+            raise ValueError(
+                f"points must have shape {(*times.shape, self.dim)}, got {tuple(points.shape)}"
+            )
+        target = points.detach().to(self.z0.dtype)
+        with torch.no_grad():
+            self._fit_last_layer(times, target, torch.finfo(target.dtype).eps ** 0.5)
+            gap = self._evaluate(times, derivative=False)[0] - target
+            return gap.square().sum(-1).mean(-1).sqrt()
+
+    def _fit_last_layer(self, times: Tensor, target: Tensor, ridge: float) -> None:
+        """The last layer's least-squares weights for the hidden features at ``times``,
+        singular values below ``ridge`` times the largest damped (Tikhonov)."""
+        x = times[..., None]
+        for w, c in zip(list(self.weights)[:-1], list(self.biases)[:-1], strict=True):
+            x = self.activation(torch.baddbmm(c[:, None], x, w.mT))
+        s = times[..., None]
+        line = self.z0[:, None] + s * (self.z1 - self.z0)[:, None]
+        # γ − line = W (h(t) − (1 − t) h(0) − t h(1)): the bias cancels
+        features = x - (1.0 - s) * x[:, :1] - s * x[:, -1:]
+        # by an SVD: rank-deficient features are common, and unlike lstsq's default
+        # driver on the CPU its result does not depend on memory alignment
+        u, sv, vh = torch.linalg.svd(features, full_matrices=False)
+        damp = (ridge * sv[..., :1]) ** 2
+        w = vh.mT @ ((sv / (sv * sv + damp))[..., None] * (u.mT @ (target - line)))
+        self.weights[-1].copy_(w.mT)
+        self.biases[-1].zero_()
 
     def _mlp(self, t: Tensor) -> Tensor:
         """``g(t)`` for ``t`` of shape ``(B, T)`` -> ``(B, T, d)``."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
 
+import torch
 from torch import Tensor
 
 from latentgeo.curves import CubicSpline, Curve, DiscreteCurve, NeuralGeodesic
@@ -25,6 +27,9 @@ from latentgeo.solvers.energy.solve import minimize_energy
 from latentgeo.solvers.result import GeodesicResult
 
 __all__ = ["DiscreteEnergy", "EnergyMethod", "NeuralEnergy", "SplineEnergy"]
+
+#: Points of the spline start a neural curve is fitted to (``NeuralEnergy(init="spline")``).
+FIT_POINTS = 129
 
 
 class EnergyMethod(abc.ABC):
@@ -62,7 +67,7 @@ class EnergyMethod(abc.ABC):
         return result
 
     def _settings(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "options"}
+        return {k: v for k, v in vars(self).items() if k != "options" and not k.startswith("_")}
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
@@ -141,9 +146,22 @@ class NeuralEnergy(EnergyMethod):
     :mod:`~latentgeo.solvers.energy.stationarity`): slower than the step test alone,
     which stops far from the minimum on these curves.
 
+    ``init="spline"`` starts each network from the spline method's geodesic (the
+    same energy options, the spline's own number of points), fitted by least squares
+    (:meth:`~latentgeo.curves.NeuralGeodesic.fit`), instead of the
+    straight line of Chen et al. (``init="line"``, the default); the same test then
+    decides convergence, often at the first iteration (``iterations`` counts the
+    neural ones; ``info["start_converged"]`` says which spline starts converged).
+    In float64 on MLP decoders 50 → 784 this was 10–30× faster and closer to the
+    distance. It is no cross-check of the spline solver, and it gains little where
+    a network fits the spline poorly: in float32 (its features are ill-conditioned),
+    or for geodesics far out in coordinates (the stereographic sphere's pole).
+
     Args:
         hidden: hidden layer widths of each curve's network.
         activation: its activation.
+        init: the start, ``"line"`` (the straight line, Chen et al.) or ``"spline"`` (the
+            spline method's geodesics, the networks fitted to them by least squares).
         options: energy options (default: :class:`EnergyOptions()`); its
             ``generator`` also draws the networks' initial weights.
         **energy_options: fields of :class:`EnergyOptions`, overriding ``options``.
@@ -157,15 +175,35 @@ class NeuralEnergy(EnergyMethod):
         hidden: Sequence[int] = (32, 32),
         activation: str | Callable[[Tensor], Tensor] = "tanh",
         *,
+        init: Literal["line", "spline"] = "line",
         options: EnergyOptions | None = None,
         **energy_options: Any,
     ) -> None:
-        self.hidden, self.activation = tuple(hidden), activation
-        if "num_points" not in energy_options and (options is None or options.num_points is None):
+        if init not in ("line", "spline"):
+            raise ValueError(f"init must be 'line' or 'spline', got {init!r}")
+        self.hidden, self.activation, self.init = tuple(hidden), activation, init
+        given = energy_options.get("num_points", None if options is None else options.num_points)
+        self._spline_points = given  # the spline start's own default where none was given
+        if given is None:
             energy_options["num_points"] = self.DEFAULT_POINTS
         super().__init__(options, energy_options)
 
-    def initial_curve(self, z0: Tensor, z1: Tensor) -> Curve:
+    def solve(self, metric: Metric, z0: Tensor, z1: Tensor) -> GeodesicResult:
+        if self.init == "line":
+            return super().solve(metric, z0, z1)
+        options = replace(self.options, num_points=self._spline_points)
+        start = SplineEnergy(options=options).solve(metric, z0.detach(), z1.detach())
+        curve = self.initial_curve(z0.detach(), z1.detach())
+        t = torch.linspace(0.0, 1.0, FIT_POINTS, dtype=z0.dtype, device=z0.device)
+        with torch.no_grad():
+            points = start.curve(t)
+        curve.fit(t, points)
+        result = minimize_energy(metric, curve, z0=z0, z1=z1, options=self.options)
+        result.method = self.name
+        result.info["start_converged"] = start.converged
+        return result
+
+    def initial_curve(self, z0: Tensor, z1: Tensor) -> NeuralGeodesic:
         return NeuralGeodesic(
             z0, z1, hidden=self.hidden, activation=self.activation, generator=self.options.generator
         )

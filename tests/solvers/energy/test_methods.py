@@ -12,6 +12,7 @@ from latentgeo.solvers import (
     GeodesicMethod,
     NeuralEnergy,
     SplineEnergy,
+    Status,
     available_methods,
     connecting_geodesic,
 )
@@ -59,6 +60,45 @@ def test_neural_method_object_equals_its_name() -> None:
     method = NeuralEnergy(generator=gen_b, **options)
     _same(by_name, connecting_geodesic(SPHERE, z0, z1, method=method))
     assert method.options.generator is gen_b  # it also draws the networks' weights
+
+
+def test_neural_started_from_the_spline_converges_at_once() -> None:
+    """``init="spline"`` on a tanh MLP decoder 8 -> 64 -> 32: the networks fitted to the
+    spline method's geodesics pass the same stationarity test within a few iterations
+    (from the line they take dozens), at the same lengths; by name or object, to the bit."""
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(
+        torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 32)
+    ).double()
+    gen = torch.Generator().manual_seed(4)
+    z0 = torch.randn(3, 8, generator=gen, dtype=torch.float64)
+    z1 = torch.randn(3, 8, generator=gen, dtype=torch.float64)
+    line = connecting_geodesic(decoder, z0, z1, method="neural", generator=gen)
+    method = NeuralEnergy(init="spline", generator=torch.Generator().manual_seed(0))
+    warm = connecting_geodesic(decoder, z0, z1, method=method)
+    assert line.all_converged and warm.all_converged
+    assert bool(warm.info["start_converged"].all())
+    assert int(warm.iterations.max()) <= 5 < int(line.iterations.min())
+    assert torch.allclose(warm.length, line.length, rtol=1e-5, atol=0)
+    by_name = connecting_geodesic(
+        decoder, z0, z1, method="neural", init="spline", generator=torch.Generator().manual_seed(0)
+    )
+    _same(by_name, warm)
+    assert "init='spline'" in repr(method) and "_spline" not in repr(method)
+    with pytest.raises(ValueError, match="init must be 'line' or 'spline', got 'graph'"):
+        NeuralEnergy(init="graph")  # type: ignore[arg-type]
+
+
+def test_neural_started_from_the_spline_is_honest_where_it_cannot_follow_it() -> None:
+    """Sphere pairs: a network that fits a spline start poorly may stall, and says so; every
+    pair it calls converged is at the exact distance."""
+    z0, z1 = _pairs(4)
+    exact = SPHERE.distance(z0, z1)
+    warm = connecting_geodesic(SPHERE, z0, z1, method="neural", init="spline")
+    ok = warm.converged
+    assert bool(ok.any())
+    assert torch.allclose(warm.length[ok], exact[ok], rtol=2e-6, atol=0)
+    assert all((s is Status.CONVERGED) == bool(c) for s, c in zip(warm.status, ok, strict=True))
 
 
 def test_neural_defaults_to_64_points_unless_told() -> None:
