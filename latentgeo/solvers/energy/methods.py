@@ -148,14 +148,15 @@ class NeuralEnergy(EnergyMethod):
 
     ``init="spline"`` starts each network from the spline method's geodesic (the
     same energy options, the spline's own number of points), fitted by least squares
-    (:meth:`~latentgeo.curves.NeuralGeodesic.fit`), instead of the
-    straight line of Chen et al. (``init="line"``, the default); the same test then
-    decides convergence, often at the first iteration (``iterations`` counts the
-    neural ones; ``info["start_converged"]`` says which spline starts converged).
-    In float64 on MLP decoders 50 → 784 this was 10–30× faster and closer to the
-    distance. It is no cross-check of the spline solver, and it gains little where
-    a network fits the spline poorly: in float32 (its features are ill-conditioned),
-    or for geodesics far out in coordinates (the stereographic sphere's pole).
+    (:meth:`~latentgeo.curves.NeuralGeodesic.fit`), instead of the straight line of
+    Chen et al. (``init="line"``, the default); the same test then decides
+    convergence, often at the first iteration (``iterations`` counts the neural ones;
+    ``info["start_converged"]`` says which spline starts converged). In float64 on
+    MLP decoders 50 → 784 this was 7–9× faster and 10–18× closer to the distance
+    (``benchmarks/neural_init.py``). It is no cross-check of the spline solver, and
+    it gains little where a network fits the spline poorly: in float32 (its features
+    are ill-conditioned), or for geodesics far out in coordinates (the stereographic
+    sphere's pole).
 
     Args:
         hidden: hidden layer widths of each curve's network.
