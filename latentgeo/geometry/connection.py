@@ -40,6 +40,7 @@ from latentgeo.metrics import (
     SumMetric,
     as_metric,
 )
+from latentgeo.metrics.jacobians import nested_forward_mode
 from latentgeo.solvers import geodesic_acceleration
 
 __all__ = ["Form", "connection"]
@@ -198,6 +199,7 @@ def _polarised(
     return (sol[:, 1:], sol[:, 0]) if with_self else (sol, None)
 
 
+@nested_forward_mode
 def second_directional(
     metric: Metric, z: Tensor, a: Tensor, b: Tensor, p: Tensor, q: Tensor
 ) -> Tensor:

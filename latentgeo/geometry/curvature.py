@@ -41,6 +41,7 @@ from latentgeo.geometry.connection import (
     solve_metric,
 )
 from latentgeo.metrics import Metric, MetricLike
+from latentgeo.metrics.jacobians import nested_forward_mode
 
 __all__ = ["curvature_map", "riemann_tensor", "scalar_curvature", "sectional_curvature"]
 
@@ -75,8 +76,7 @@ def riemann_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
     """
     metric, batch, (flat,) = point_rows(metric_or_decoder, z)
     d = flat.shape[-1]
-    g, dg = metric_jet(metric, flat)
-    ddg = _basis_jvp(lambda x: metric_jet(metric, x)[1], flat).permute(1, 2, 3, 4, 0)
+    g, dg, ddg = _metric_jets(metric, flat)
     # dg[n, a, b, c] = ∂_c G_ab; ddg[n, a, b, c, e] = ∂_e ∂_c G_ab
     first = 0.5 * (dg.permute(0, 1, 3, 2) + dg - dg.permute(0, 3, 1, 2))  # Γ_{l i j}
     second = solve_metric(g, first.reshape(-1, d, d * d)).reshape(-1, d, d, d)  # Γ^k_{ij}
@@ -90,6 +90,15 @@ def riemann_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
         "npkm,npil->niklm", first, second
     )
     return (hess + quad).reshape(*batch, d, d, d, d)
+
+
+@nested_forward_mode
+def _metric_jets(metric: Metric, flat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``G``, ``∂G`` and ``∂²G`` at points ``(N, d)``: ``(N, d, d)``, ``(N, d, d, d)`` and
+    ``(N, d, d, d, d)`` with ``ddg[n, a, b, c, e] = ∂_e ∂_c G_ab``."""
+    g, dg = metric_jet(metric, flat)
+    ddg = _basis_jvp(lambda x: metric_jet(metric, x)[1], flat).permute(1, 2, 3, 4, 0)
+    return g, dg, ddg
 
 
 def _gammas(

@@ -13,18 +13,53 @@ only on row ``n`` of ``z`` (true for decoders in eval mode).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
+from torch.utils._pytree import tree_map
 
 from latentgeo.exceptions import PerformanceWarning, warn_once
 from latentgeo.metrics.forward.errors import is_out_of_memory
 
-__all__ = ["chunks", "forward_jacobian", "push_tangents", "reverse_jacobian"]
+__all__ = [
+    "chunks",
+    "forward_jacobian",
+    "nested_forward_mode",
+    "push_tangents",
+    "reverse_jacobian",
+]
 
 FlatMap = Callable[[Tensor], Tensor]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def nested_forward_mode(fn: F) -> F:
+    """Run ``fn``, which nests forward-mode products (a JVP of a JVP), with gradients on.
+
+    Without gradient mode PyTorch (2.13) has no second-order forward rule for some
+    activations: ``jvp`` of ``jvp`` through ``silu`` or ``mish`` raises
+    ``NotImplementedError`` (``aten::silu_backward``), while with it the same call
+    works. Under ``torch.no_grad`` (the solvers' integrators, a user's block) the
+    wrapped function runs with gradients enabled and its tensors are returned as
+    copies made without them, so that no graph outlives the call (``detach`` would
+    also drop the tangents of a ``torch.func.jvp`` around the call: a LAND's volume
+    is one); otherwise it runs as it is.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if torch.is_grad_enabled():
+            return fn(*args, **kwargs)
+        with torch.enable_grad():
+            out = fn(*args, **kwargs)
+        with torch.no_grad():
+            return tree_map(lambda x: x.clone() if isinstance(x, Tensor) else x, out)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def chunks(n: int, chunk_size: int | None) -> Iterator[slice]:

@@ -17,7 +17,7 @@ from torch.func import jvp
 
 from latentgeo._validation import check_alike
 from latentgeo.metrics.forward import TangentPropagator, TaylorPropagator
-from latentgeo.metrics.jacobians import FlatMap, forward_jacobian
+from latentgeo.metrics.jacobians import FlatMap, forward_jacobian, nested_forward_mode
 from latentgeo.metrics.terms import GeodesicTerms
 
 __all__ = [
@@ -238,6 +238,7 @@ def terms_from_pieces(pieces: list[tuple[Tensor, Tensor, Any]], z: Tensor) -> Ge
     return GeodesicTerms(g, b)
 
 
+@nested_forward_mode
 def nested_terms(f: FlatMap, z: Tensor, v: Tensor) -> GeodesicTerms:
     """The generic path: ``J`` by batched JVPs, ``∂²f[v, v]`` by a JVP of a JVP
     (``v (N, d)``, or ``(M, N, d)``: ``J`` once, ``b (M, N, d)``)."""

@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from latentgeo.metrics.jacobians import forward_jacobian
+from latentgeo.metrics.jacobians import forward_jacobian, nested_forward_mode
 
 __all__ = ["GeodesicTerms", "christoffel_terms", "metric_derivative"]
 
@@ -61,6 +61,7 @@ class GeodesicTerms(NamedTuple):
         return torch.where((info == 0)[:, None], -sol, torch.nan)
 
 
+@nested_forward_mode
 def metric_derivative(metric: TensorField, z: Tensor) -> tuple[Tensor, Tensor]:
     """``G(z)`` and its derivative ``∂G`` for validated points ``z`` of shape ``(N, d)``.
 

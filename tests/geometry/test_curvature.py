@@ -121,6 +121,31 @@ def test_curvature_map_on_a_grid() -> None:
     torch.testing.assert_close(k, torch.ones(8, 8, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("activation", [torch.nn.SiLU, torch.nn.Mish])
+def test_silu_and_mish_decoders_under_no_grad(activation: type[torch.nn.Module]) -> None:
+    """The second-order forward products behind curvature fail in PyTorch under
+    ``torch.no_grad`` for SiLU and Mish (an audit: ``curvature_map`` raised
+    NotImplementedError on every SiLU decoder); now the same numbers as with gradients,
+    and none of them keeps a graph."""
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(
+        torch.nn.Linear(3, 16), activation(inplace=True), torch.nn.Linear(16, 10)
+    ).double()
+    z = torch.randn(4, 3, dtype=torch.float64)
+    u, w = torch.randn(2, 4, 3, dtype=torch.float64)
+    expected = scalar_curvature(decoder, z).detach()
+    with torch.no_grad():
+        got = scalar_curvature(decoder, z)
+        sectional = sectional_curvature(decoder, z, u, w)
+        riemann = riemann_tensor(decoder, z[:2])
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(riemann, riemann_tensor(decoder, z[:2]).detach())
+    torch.testing.assert_close(sectional, sectional_curvature(decoder, z, u, w).detach())
+    assert not (got.requires_grad or sectional.requires_grad or riemann.requires_grad)
+    grid = curvature_map(decoder, z[:, :3].reshape(2, 2, 3), quantity="scalar")
+    torch.testing.assert_close(grid.reshape(-1), expected, rtol=1e-12, atol=0)
+
+
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="d >= 2"):
         scalar_curvature(PoincareDisk(), torch.zeros(3, 1))

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from latentgeo.exceptions import PerformanceWarning
-from latentgeo.metrics.jacobians import chunks, forward_jacobian, push_tangents, reverse_jacobian
+from latentgeo.metrics.jacobians import (
+    chunks,
+    forward_jacobian,
+    nested_forward_mode,
+    push_tangents,
+    reverse_jacobian,
+)
 
 W = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
@@ -84,3 +90,50 @@ def test_maps_vmap_cannot_batch_get_the_same_numbers_and_one_warning(jacobian: o
     torch.testing.assert_close(got, _autograd(smooth, z), rtol=1e-12, atol=1e-12)
     assert [type(w.message) for w in caught] == [PerformanceWarning]
     assert "vmap" in str(caught[0].message)
+
+
+@pytest.mark.parametrize("activation", [torch.nn.SiLU(), torch.nn.Mish(), torch.nn.Tanh()])
+def test_nested_forward_mode_takes_second_derivatives_under_no_grad(activation) -> None:
+    """A JVP of a JVP through ``silu`` or ``mish`` fails under ``torch.no_grad`` in PyTorch
+    (no forward rule for ``silu_backward``); wrapped, it gives ``f''`` there, and nothing
+    it returns keeps a graph of the parameters (which require grad)."""
+    weight = torch.nn.Parameter(torch.tensor([[1.3, -0.4], [0.2, 0.9]], dtype=torch.float64))
+    x = torch.tensor([[0.3, -1.1], [2.0, 0.5]], dtype=torch.float64)
+    v = torch.tensor([[1.0, 0.5], [-0.3, 2.0]], dtype=torch.float64)
+
+    def f(y: torch.Tensor) -> torch.Tensor:
+        return activation(y @ weight.T)
+
+    @nested_forward_mode
+    def second(y: torch.Tensor) -> torch.Tensor:
+        return torch.func.jvp(lambda p: torch.func.jvp(f, (p,), (v,))[1], (y,), (v,))[1]
+
+    with torch.no_grad():
+        got = second(x)
+    assert not got.requires_grad
+    # reference: f'' along v by reverse mode of the activation's first derivative
+    pre = (x @ weight.T).detach().requires_grad_()
+    d1 = torch.autograd.grad(activation(pre).sum(), pre, create_graph=True)[0]
+    d2 = torch.autograd.grad(d1.sum(), pre)[0]
+    expected = d2 * (v @ weight.T).detach() ** 2
+    assert torch.allclose(got, expected, rtol=1e-12, atol=1e-14)
+    with_grad = second(x)  # gradients on: run as it is, differentiable in the weights
+    assert with_grad.requires_grad and torch.equal(with_grad.detach(), got)
+
+
+def test_nested_forward_mode_keeps_the_tangents_of_a_jvp_around_it() -> None:
+    """Under ``no_grad`` the wrapped function's results lose their graph but not the
+    forward-mode tangents of an enclosing ``torch.func.jvp`` (an exponential map's
+    derivative through the geodesic ODE, as a LAND's volume takes it)."""
+    weight = torch.nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+
+    @nested_forward_mode
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.silu(x) * weight
+
+    x, one = torch.tensor(0.3, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+    with torch.no_grad():
+        value, tangent = torch.func.jvp(f, (x,), (one,))
+    sig = torch.sigmoid(x)
+    assert not value.requires_grad
+    torch.testing.assert_close(tangent, 2.0 * (sig + x * sig * (1 - sig)), rtol=1e-14, atol=0)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from latentgeo.exceptions import PerformanceWarning
 from latentgeo.solvers import ExpMapResult, ShootingError, Status, exp_map, exp_map_result
 from latentgeo.solvers.expmap import geodesic_curve
 from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere
@@ -214,3 +215,33 @@ def test_results_stay_on_the_device(device: torch.device) -> None:
     info = exp_map_result(decoder, z, v, num_points=4)
     assert info.point.device == z.device and info.path.device == z.device
     assert info.converged.device == z.device and info.error.device == z.device
+
+
+class _UntraceableSiLU(nn.Module):
+    """A SiLU decoder that torch.fx cannot trace (a value-dependent branch): its geodesic
+    terms come from nested ``torch.func`` JVPs, not the forward-mode engine."""
+
+    def __init__(self, net: nn.Sequential) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.net(z)
+        if float(out.abs().max()) > 1e12:  # never taken; fx cannot trace it
+            out = out / 2
+        return out
+
+
+def test_an_untraceable_silu_decoder_has_the_exp_map_of_its_traceable_twin() -> None:
+    """An audit: exp_map on such a decoder raised NotImplementedError (PyTorch has no
+    second-order forward rule for silu without gradient mode, and the integrator runs
+    without it); now the same end points as the engine's path, within the tolerance."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 32), nn.SiLU(), nn.Linear(32, 20)).double().eval()
+    z = torch.randn(4, 3, dtype=torch.float64)
+    v = 0.5 * torch.randn(4, 3, dtype=torch.float64)
+    with pytest.warns(PerformanceWarning, match="no traced fast path"):
+        untraced = exp_map_result(_UntraceableSiLU(net), z, v)
+    traced = exp_map_result(net, z, v)
+    assert untraced.status == traced.status == [Status.CONVERGED] * 4
+    torch.testing.assert_close(untraced.point, traced.point, rtol=0, atol=1e-8)
