@@ -47,3 +47,18 @@ def test_off_data_fraction_counts_points_beyond_factor_times_the_spacing() -> No
 def test_bad_input_is_refused_by_name(call: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()  # type: ignore[operator]
+
+
+def test_float32_codes_far_from_the_origin() -> None:
+    """An audit: ``torch.cdist`` expands ``|x|² + |y|² − 2 x·y``, which in float32 lost the
+    spacing of codes in a unit square shifted by 100 (0 instead of 0.021) and called a
+    curve a tenth of the spacing from the codes off the data; centred, in float64, the
+    float32 answers are those of float64 to the codes' own rounding."""
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.rand(500, 2, generator=gen, dtype=torch.float64) + 100.0
+    curve = (codes[:30] + 0.002)[None]
+    exact = nearest_neighbour_spacing(codes)
+    assert 0.02 < exact < 0.022
+    assert abs(nearest_neighbour_spacing(codes.float()) - exact) < 1e-3 * exact
+    assert float(off_data_fraction(curve.float(), codes.float())) == 0.0
+    assert float(off_data_fraction(curve + 0.2, codes)) > 0.0  # and far is still far
