@@ -38,22 +38,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def nested_forward_mode(fn: F) -> F:
-    """Run ``fn``, which nests forward-mode products (a JVP of a JVP), with gradients on.
+    """Run ``fn``, which nests forward-mode products (a JVP of a JVP), even through
+    activations whose second-order forward rule PyTorch has only with gradients on.
 
-    Without gradient mode PyTorch (2.13) has no second-order forward rule for some
-    activations: ``jvp`` of ``jvp`` through ``silu`` or ``mish`` raises
-    ``NotImplementedError`` (``aten::silu_backward``), while with it the same call
-    works. Under ``torch.no_grad`` (the solvers' integrators, a user's block) the
-    wrapped function runs with gradients enabled and its tensors are returned as
-    copies made without them, so that no graph outlives the call (``detach`` would
-    also drop the tangents of a ``torch.func.jvp`` around the call: a LAND's volume
-    is one); otherwise it runs as it is.
+    Under ``torch.no_grad`` PyTorch (2.13) raises ``NotImplementedError`` for a ``jvp``
+    of a ``jvp`` through ``silu`` or ``mish`` (``aten::silu_backward`` has no forward
+    rule), while with gradient mode the same call works. So where gradients are off
+    (the solvers' integrators, a user's block), ``fn`` runs as it is, and where it
+    meets such an operation it runs again with gradients on, from then on every time
+    in this process (the rule is the decoder's, and a failed try costs a pass): its
+    tensors are then returned as copies made without gradients, so that no graph
+    outlives the call (``detach`` would also drop the tangents of a ``torch.func.jvp``
+    around the call: a LAND's volume is one). The results are the same either way;
+    with gradients on, the decoder's parameters record a graph while the call lasts
+    (a scalar curvature of an MLP decoder 50 → 784: 0.88 → 1.34 GB peak).
     """
+    state = {"grad_mode": False}
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if torch.is_grad_enabled():
             return fn(*args, **kwargs)
+        if not state["grad_mode"]:
+            try:
+                return fn(*args, **kwargs)
+            except NotImplementedError as err:
+                if "forward AD" not in str(err):
+                    raise
+                state["grad_mode"] = True
         with torch.enable_grad():
             out = fn(*args, **kwargs)
         with torch.no_grad():
