@@ -53,7 +53,8 @@ class LANDFit:
         responsibilities: ``r_nk`` at the end, ``(N, K)``.
         failed_points: how many points had a failed log map (to some component)
             at the end; they are left out of the updates (and the fit warns).
-        message: detail, e.g. about failed log maps or Monte Carlo samples.
+        message: detail, e.g. about failed log maps or normalising constants that rest on
+            few Monte Carlo samples (:meth:`MonteCarloVolume.few_samples_note`).
         point_status: per data point, ``converged`` when its log maps to every
             component converged at the end, else the status of the first that did not
             (``nonfinite`` for a converged one with a non-finite answer).
@@ -322,7 +323,9 @@ def fit_land(
     dist = LAND(metric, em.means, em.cov, em.weights, volume=volume, steps=steps,
                 log_method=log_method, log_options=log_options, draws=draws)  # fmt: skip
     failed = int((~em.ok.all(0)).sum())
-    message = [f"{failed} points with a failed log map were left out" if failed else ""]
+    notes = [f"{failed} points with a failed log map were left out" if failed else ""]
+    notes.append(dist.mc.few_samples_note())  # the LAND warned of it
+    message = ["; ".join(n for n in notes if n)]
     points = _point_status(em.codes)
     fit = LANDFit(dist, torch.stack(history), it, [status], r.T, failed, message, points)
     if failed and not throw:

@@ -89,3 +89,19 @@ def test_a_fit_without_any_point_is_refused_clearly() -> None:
         ShootingError, match=r"the log maps of all 20 points failed \(nonfinite 20\)"
     ):
         fit_land(flat, x, num_samples=32, log_method=lambda b, t: torch.full_like(t, torch.nan))
+
+
+def test_a_fit_whose_normaliser_rests_on_few_samples_says_so() -> None:
+    """A conformal metric ``e^{20 z₀} I``: the volume weights of the Monte Carlo samples
+    differ by orders of magnitude, a few carry the normalising constant; the fitted
+    LAND warns and the fit's message says it (its EM status is about the likelihood)."""
+    from latentgeo.metrics import ExplicitMetric
+
+    conformal = ExplicitMetric(
+        lambda z: torch.exp(20.0 * z[..., :1, None]) * torch.eye(2, dtype=z.dtype), latent_dim=2
+    )
+    x = torch.randn(60, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.warns(NumericsWarning, match="rests on few Monte Carlo samples"):
+        fit = fit_land(conformal, x, num_samples=64, max_iter=1, log_method=flat_log)
+    assert "effective sample size" in fit.message[0]
+    assert float(fit.distribution.mc.effective_samples[0]) < 0.05 * 64
