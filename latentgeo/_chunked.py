@@ -238,8 +238,9 @@ def run_over_points(
     chunk_size: int | None = None,
 ) -> list[T]:
     """:func:`run_chunked` over the points ``flat (N, d)``, the footprint keyed by ``kind``,
-    ``d``, dtype and device."""
-    key = (kind, flat.shape[-1], flat.dtype, flat.device)
+    ``d``, dtype, device and gradient mode (a decoder whose parameters require grad
+    records a graph with it: 2.5 × the bytes of an MLP's metric tensor)."""
+    key = (kind, flat.shape[-1], flat.dtype, flat.device, torch.is_grad_enabled())
     return run_chunked(
         fn, flat.shape[0], owner=owner, key=key, device=flat.device, chunk_size=chunk_size
     )

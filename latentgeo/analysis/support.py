@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from latentgeo._options import check_int, check_number, check_optional_number
+from latentgeo._validation import check_points
 
 __all__ = ["nearest_neighbour_spacing", "off_data_fraction"]
 
@@ -14,7 +15,8 @@ def _distances(rows: Tensor, codes: Tensor, centre: Tensor) -> Tensor:
     """``‖rows_i − codes_j‖``, centred and in float64: ``torch.cdist`` expands the squares,
     which in float32 loses distances that are small beside the codes' norms (an audit:
     codes in a unit square shifted by 100 had spacing 0 instead of 0.021)."""
-    return torch.cdist((rows - centre).double(), (codes - centre).double())
+    wide = torch.float32 if codes.device.type == "mps" else torch.float64  # MPS: no float64
+    return torch.cdist((rows - centre).to(wide), (codes - centre).to(wide))
 
 
 def nearest_neighbour_spacing(codes: Tensor, *, chunk_size: int = 4096) -> float:
@@ -35,7 +37,7 @@ def nearest_neighbour_spacing(codes: Tensor, *, chunk_size: int = 4096) -> float
     check_int(chunk_size, "chunk_size")
     if codes.ndim != 2 or codes.shape[0] < 2:
         raise ValueError(f"codes must have shape (N, d) with N >= 2, got {tuple(codes.shape)}")
-    c = codes.detach()
+    c = check_points(codes, "codes").detach()
     centre = c.mean(0)
     nearest = []
     for start in range(0, c.shape[0], chunk_size):
@@ -81,7 +83,7 @@ def off_data_fraction(
         )
     limit = factor * (nearest_neighbour_spacing(codes) if spacing is None else spacing)
     flat = points.detach().reshape(-1, points.shape[-1]).to(codes.dtype)
-    c = codes.detach()
+    c = check_points(codes, "codes").detach()
     centre = c.mean(0)
     near = torch.cat(
         [

@@ -144,13 +144,12 @@ class NeuralGeodesic(Curve):
     def _fit_last_layer(self, times: Tensor, target: Tensor, ridge: float) -> None:
         """The last layer's least-squares weights for the hidden features at ``times``,
         singular values below ``ridge`` times the largest damped (Tikhonov)."""
-        x = times[..., None]
-        for w, c in zip(list(self.weights)[:-1], list(self.biases)[:-1], strict=True):
-            x = self.activation(torch.baddbmm(c[:, None], x, w.mT))
+        ends = torch.stack([torch.zeros_like(times[:, 0]), torch.ones_like(times[:, 0])], 1)
+        x, h = self._hidden(times), self._hidden(ends)  # h: at t = 0 and t = 1
         s = times[..., None]
         line = self.z0[:, None] + s * (self.z1 - self.z0)[:, None]
         # γ − line = W (h(t) − (1 − t) h(0) − t h(1)): the bias cancels
-        features = x - (1.0 - s) * x[:, :1] - s * x[:, -1:]
+        features = x - (1.0 - s) * h[:, :1] - s * h[:, 1:]
         # by an SVD: rank-deficient features are common, and unlike lstsq's default
         # driver on the CPU its result does not depend on memory alignment
         u, sv, vh = torch.linalg.svd(features, full_matrices=False)
@@ -158,6 +157,13 @@ class NeuralGeodesic(Curve):
         w = vh.mT @ ((sv / (sv * sv + damp))[..., None] * (u.mT @ (target - line)))
         self.weights[-1].copy_(w.mT)
         self.biases[-1].zero_()
+
+    def _hidden(self, t: Tensor) -> Tensor:
+        """The last hidden layer's features at ``t`` ``(B, T)`` -> ``(B, T, H)``."""
+        x = t[..., None]
+        for w, c in zip(list(self.weights)[:-1], list(self.biases)[:-1], strict=True):
+            x = self.activation(torch.baddbmm(c[:, None], x, w.mT))
+        return x
 
     def _mlp(self, t: Tensor) -> Tensor:
         """``g(t)`` for ``t`` of shape ``(B, T)`` -> ``(B, T, d)``."""

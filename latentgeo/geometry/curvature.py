@@ -19,12 +19,14 @@
 Conventions: the sphere has ``K = 1``, the hyperbolic plane ``K = −1``; the
 covariant tensor satisfies ``R(u, v, u, v) = Σ R[a, b, c, d] u^a v^b u^c v^d``.
 
-Gradients: the results are differentiable (in the points and vectors, and then in
-the decoder's parameters too) when a point or vector requires grad; otherwise no
-autograd graph is recorded, whatever the decoder's parameters ask. The graph of
-these nested forward products is large: an audit measured 4 GB per point for an
-MLP decoder 50 → 784 kept by ``scalar_curvature`` (12 GB for three points), and
-chunking does not bound what the chunks' results keep.
+Gradients (``differentiable``): by default the results are differentiable (in the
+points and vectors, and then in the decoder's parameters too) when a point or vector
+requires grad, and otherwise no autograd graph is recorded, whatever the decoder's
+parameters ask; ``differentiable=True`` records it anyway (a curvature penalty
+trained into the decoder), ``False`` never. The graph of these nested forward
+products is large: an audit measured 4 GB per point for an MLP decoder 50 → 784 kept
+by ``scalar_curvature`` (12 GB for three points), and chunking does not bound what
+the chunks' results keep.
 """
 
 from __future__ import annotations
@@ -55,12 +57,20 @@ __all__ = ["curvature_map", "riemann_tensor", "scalar_curvature", "sectional_cur
 Jet = tuple[Tensor, Tensor]
 
 
-def _graph_if_asked(*inputs: Tensor) -> torch.autograd.grad_mode.set_grad_enabled:
-    """Gradient mode for a curvature: on only where an input requires grad (module doc)."""
-    return torch.set_grad_enabled(torch.is_grad_enabled() and any(t.requires_grad for t in inputs))
+def _graph_if_asked(
+    differentiable: bool | None, *inputs: Tensor
+) -> torch.autograd.grad_mode.set_grad_enabled:
+    """Gradient mode for a curvature (module doc): as asked, or (``None``) on only where
+    an input requires grad."""
+    if differentiable not in (None, True, False):
+        raise TypeError(f"differentiable must be None, True or False, got {differentiable!r}")
+    asked = any(t.requires_grad for t in inputs) if differentiable is None else differentiable
+    return torch.set_grad_enabled(torch.is_grad_enabled() and asked)
 
 
-def riemann_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
+def riemann_tensor(
+    metric_or_decoder: MetricLike, z: Tensor, *, differentiable: bool | None = None
+) -> Tensor:
     """The covariant Riemann tensor ``R_{abcd}`` at every point.
 
     .. math::
@@ -74,6 +84,9 @@ def riemann_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
         z: points ``(..., d)``.
+        differentiable: record an autograd graph: ``None`` (default) where a point or
+            vector requires grad, ``True`` also for the decoder's parameters alone (GBs
+            per point at d = 50), ``False`` never (see the module docstring).
 
     Returns:
         Tensor ``(..., d, d, d, d)``; ``Σ R[a,b,c,d] u^a v^b u^c v^d = K(u, v)(|u|²|v|² − ⟨u,v⟩²)``.
@@ -87,7 +100,7 @@ def riemann_tensor(metric_or_decoder: MetricLike, z: Tensor) -> Tensor:
         -1.0
     """
     metric, batch, (flat,) = point_rows(metric_or_decoder, z)
-    with _graph_if_asked(flat):
+    with _graph_if_asked(differentiable, flat):
         return _riemann_rows(metric, flat).reshape(*batch, *(flat.shape[-1],) * 4)
 
 
@@ -160,7 +173,13 @@ def _sectional_rows(
 
 
 def sectional_curvature(
-    metric_or_decoder: MetricLike, z: Tensor, u: Tensor, v: Tensor, *, form: Form = "auto"
+    metric_or_decoder: MetricLike,
+    z: Tensor,
+    u: Tensor,
+    v: Tensor,
+    *,
+    form: Form = "auto",
+    differentiable: bool | None = None,
 ) -> Tensor:
     """Sectional curvature ``K(u, v)`` of the plane spanned by ``u, v`` at ``z``.
 
@@ -174,6 +193,9 @@ def sectional_curvature(
         u: first vectors spanning the plane, broadcastable against ``z``.
         v: second vectors (not parallel to ``u``).
         form: how the connection is computed (see :func:`~latentgeo.geometry.connection`).
+        differentiable: record an autograd graph: ``None`` (default) where a point or
+            vector requires grad, ``True`` also for the decoder's parameters alone (GBs
+            per point at d = 50), ``False`` never (see the module docstring).
 
     Returns:
         Tensor ``(...)``; NaN where ``u, v`` are parallel or ``G`` is singular.
@@ -189,7 +211,7 @@ def sectional_curvature(
     """
     metric, batch, (z, u, v) = point_rows(metric_or_decoder, z, u=u, v=v)
     resolve_form(metric, form)
-    with _graph_if_asked(z, u, v):
+    with _graph_if_asked(differentiable, z, u, v):
         return _sectional_rows(metric, z, u, v, form).reshape(batch)
 
 
@@ -205,7 +227,12 @@ def _frame_pairs(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def scalar_curvature(
-    metric_or_decoder: MetricLike, z: Tensor, *, form: Form = "auto", chunk_size: int = 1024
+    metric_or_decoder: MetricLike,
+    z: Tensor,
+    *,
+    form: Form = "auto",
+    chunk_size: int = 1024,
+    differentiable: bool | None = None,
 ) -> Tensor:
     """Scalar curvature ``S = Σ_{i ≠ j} K(e_i, e_j)`` over a ``G``-orthonormal frame ``e``.
 
@@ -218,6 +245,9 @@ def scalar_curvature(
         z: points ``(..., d)`` with ``d ≥ 2``.
         form: how the connection is computed (see :func:`~latentgeo.geometry.connection`).
         chunk_size: points per batch (each brings ``d(d − 1)/2`` planes).
+        differentiable: record an autograd graph: ``None`` (default) where a point or
+            vector requires grad, ``True`` also for the decoder's parameters alone (GBs
+            per point at d = 50), ``False`` never (see the module docstring).
 
     Returns:
         Tensor ``(...)``; NaN where ``G`` is not positive definite.
@@ -236,7 +266,7 @@ def scalar_curvature(
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     christoffel = resolve_form(metric, form) == "christoffel"
-    with _graph_if_asked(flat):
+    with _graph_if_asked(differentiable, flat):
         parts = [
             _scalar_rows(metric, flat[start : start + chunk_size], form, christoffel)
             for start in range(0, flat.shape[0], chunk_size)

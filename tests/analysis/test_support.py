@@ -62,3 +62,12 @@ def test_float32_codes_far_from_the_origin() -> None:
     assert abs(nearest_neighbour_spacing(codes.float()) - exact) < 1e-3 * exact
     assert float(off_data_fraction(curve.float(), codes.float())) == 0.0
     assert float(off_data_fraction(curve + 0.2, codes)) > 0.0  # and far is still far
+
+
+def test_non_finite_codes_are_refused() -> None:
+    """One NaN code made every distance NaN and every curve "on the data" (a reviewer)."""
+    codes = torch.tensor([[0.0, 0.0], [1.0, float("nan")], [2.0, 0.0]])
+    with pytest.raises(ValueError, match="codes contains NaN or Inf"):
+        nearest_neighbour_spacing(codes)
+    with pytest.raises(ValueError, match="codes contains NaN or Inf"):
+        off_data_fraction(torch.zeros(1, 3, 2), codes, spacing=1.0)

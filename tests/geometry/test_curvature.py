@@ -121,6 +121,7 @@ def test_curvature_map_on_a_grid() -> None:
     torch.testing.assert_close(k, torch.ones(8, 8, dtype=torch.float64))
 
 
+@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")  # torch's, mish
 @pytest.mark.parametrize("activation", [torch.nn.SiLU, torch.nn.Mish])
 def test_silu_and_mish_decoders_under_no_grad(activation: type[torch.nn.Module]) -> None:
     """The second-order forward products behind curvature fail in PyTorch under
@@ -170,6 +171,21 @@ def test_a_graph_only_where_an_input_asks_for_one() -> None:
         torch.testing.assert_close(grad[:, i], fd, rtol=1e-6, atol=1e-8)
     k = sectional_curvature(decoder, zg, u, v).sum()
     assert torch.autograd.grad(k, decoder[0].weight)[0].abs().sum() > 0
+    # a curvature penalty trained into the decoder asks for the graph (a reviewer)
+    penalty = scalar_curvature(decoder, z, differentiable=True).square().mean()
+    (wgrad,) = torch.autograd.grad(penalty, decoder[0].weight)
+    h, dw = 1e-6, torch.zeros_like(decoder[0].weight)
+    dw[0, 0] = h
+    with torch.no_grad():
+        decoder[0].weight += dw
+        up = scalar_curvature(decoder, z).square().mean()
+        decoder[0].weight -= 2 * dw
+        down = scalar_curvature(decoder, z).square().mean()
+        decoder[0].weight += dw
+    torch.testing.assert_close(wgrad[0, 0], (up - down) / (2 * h), rtol=1e-5, atol=1e-8)
+    assert not scalar_curvature(decoder, zg, differentiable=False).requires_grad
+    with pytest.raises(TypeError, match="differentiable must be None, True or False"):
+        scalar_curvature(decoder, z, differentiable="yes")  # type: ignore[arg-type]
 
 
 def test_bad_input() -> None:

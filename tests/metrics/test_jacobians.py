@@ -137,3 +137,24 @@ def test_nested_forward_mode_keeps_the_tangents_of_a_jvp_around_it() -> None:
     sig = torch.sigmoid(x)
     assert not value.requires_grad
     torch.testing.assert_close(tangent, 2.0 * (sig + x * sig * (1 - sig)), rtol=1e-14, atol=0)
+
+
+def test_nested_forward_mode_turns_gradients_on_per_owner() -> None:
+    """Gradient mode is remembered for the first argument that needed it (its decoder's
+    rule), not for every later one (a reviewer: one SiLU decoder switched a tanh one)."""
+    modes: list[bool] = []
+
+    @nested_forward_mode
+    def second(act: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        modes.append(torch.is_grad_enabled())
+        one = torch.ones_like(x)
+        return torch.func.jvp(lambda p: torch.func.jvp(act, (p,), (one,))[1], (x,), (one,))[1]
+
+    silu, tanh = torch.nn.SiLU(), torch.nn.Tanh()
+    x = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
+    with torch.no_grad():
+        second(silu, x)  # fails without gradients, then runs with them
+        assert modes == [False, True]
+        second(silu, x)  # straight to gradients
+        second(tanh, x)  # tanh has its rule without them
+    assert modes == [False, True, True, False]

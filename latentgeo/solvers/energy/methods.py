@@ -198,7 +198,9 @@ class NeuralEnergy(EnergyMethod):
         t = torch.linspace(0.0, 1.0, FIT_POINTS, dtype=z0.dtype, device=z0.device)
         with torch.no_grad():
             points = start.curve(t)
-        curve.fit(t, points)
+            line = z0.detach()[:, None] + t[:, None] * (z1 - z0).detach()[:, None]
+            usable = points.isfinite().all(-1).all(-1)[:, None, None]
+        curve.fit(t, torch.where(usable, points, line))  # a non-finite start: the line
         result = minimize_energy(metric, curve, z0=z0, z1=z1, options=self.options)
         result.method = self.name
         result.info["start_converged"] = start.converged
