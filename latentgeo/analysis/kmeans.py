@@ -79,7 +79,9 @@ def kmedoids(
         converged: ``(N, N)`` bool, whether each pair's distance converged (``None``:
             all did). Without ``include_all`` the medoids are fitted on the points
             whose pairs among themselves all converged (:func:`converged_points`),
-            and every point is then assigned to its nearest medoid.
+            and every point is then assigned to its nearest medoid. Its pairs
+            ``i < j`` are the result's evidence (``converged_note``: converged, or
+            ``failed`` where false or not finite).
         include_all: fit on every point, converged or not.
 
     Returns:
@@ -120,9 +122,14 @@ def kmedoids(
     index = used.nonzero().squeeze(1)
     medoids = index[best.medoids]
     labels = full[:, medoids].nan_to_num(torch.inf).argmin(1)
+    pairs: list[Status] = []
+    if converged is not None:  # the mask's verdicts, counted in converged_note
+        i, j = torch.triu_indices(n, n, offset=1)
+        ok = (converged.cpu() & torch.isfinite(full))[i, j].tolist()
+        pairs = [Status.CONVERGED if c else Status.FAILED for c in ok]
     return KMeansResult(
         labels, medoids, best.cost, best.iterations, distances, used=used,
-        include_all=include_all, settled=best.settled,
+        include_all=include_all, settled=best.settled, pair_status=pairs,
     )  # fmt: skip
 
 

@@ -93,6 +93,10 @@ def test_kmedoids_fits_on_converged_pairs_and_labels_every_point() -> None:
     every = kmedoids(wrong, 3, generator=torch.Generator().manual_seed(1), converged=ok,
                      include_all=True)  # fmt: skip
     assert every.num_used == 60 and every.include_all
+    # the mask's verdicts are the evidence count (an audit: "converged 0/0 pairs")
+    assert res.num_pairs == 60 * 59 // 2 and res.num_converged == 60 * 59 // 2 - 59
+    assert res.converged_note == f"converged {60 * 59 // 2 - 59}/{60 * 59 // 2} pairs"
+    assert kmedoids(dist, 3).converged_note == "converged 0/0 pairs"  # no mask: no verdicts
     with pytest.raises(ValueError, match="include_all=True"):
         kmedoids(dist, 3, converged=torch.eye(60, dtype=torch.bool))
 
