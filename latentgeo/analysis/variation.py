@@ -225,6 +225,8 @@ def compare_retrainings(
         converged_b: ``(R, P)`` the same for ``b``.
         alternative: the alternative hypothesis on ``mean(cv_a − cv_b)``.
         include_all: use every pair, converged or not (the counts still say how many did).
+            Pairs with a non-finite distance, or a mean distance of 0 in either family
+            (equal points: no coefficient of variation), are never used.
 
     Returns:
         A :class:`RetrainingComparison`.
@@ -249,6 +251,8 @@ def compare_retrainings(
         for name, ok, x in (("converged_a", converged_a, xa), ("converged_b", converged_b, xb))
     )
     usable = np.isfinite(xa).all(0) & np.isfinite(xb).all(0)
+    with np.errstate(invalid="ignore"):  # a CV needs a positive mean (0: a pair of equal points)
+        usable &= (xa.mean(0) > 0) & (xb.mean(0) > 0)
     everywhere = usable & ok_a.all(0) & ok_b.all(0)
     used = usable if include_all else everywhere
     cv_a, cv_b = np.full(xa.shape[1], np.nan), np.full(xb.shape[1], np.nan)

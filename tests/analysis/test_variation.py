@@ -110,3 +110,19 @@ def test_compare_retrainings_counts_nonfinite_distances_as_failed() -> None:
         compare_retrainings(a, b[:, :2])
     with pytest.raises(ValueError, match="converged_b"):
         compare_retrainings(a, b, None, np.ones((3, 3), dtype=bool))
+
+
+@pytest.mark.parametrize("include_all", [False, True])
+def test_compare_retrainings_leaves_out_a_pair_of_equal_points(include_all: bool) -> None:
+    """A pair at distance 0 in every retraining has no CV: it made the whole t-test NaN
+    (an audit); now it is not used, and the test is that of the other pairs."""
+    rng = np.random.default_rng(0)
+    a = 1.0 + 0.1 * rng.standard_normal((5, 6))
+    b = 1.0 + 0.3 * rng.standard_normal((5, 6))
+    a[:, 2] = b[:, 2] = 0.0
+    res = compare_retrainings(a, b, include_all=include_all)
+    assert res.used.tolist() == [True, True, False, True, True, True]
+    keep = [0, 1, 3, 4, 5]
+    ref = compare_retrainings(a[:, keep], b[:, keep], include_all=include_all)
+    assert res.test is not None and ref.test is not None
+    assert np.isfinite(res.test.statistic) and res.test.statistic == ref.test.statistic
