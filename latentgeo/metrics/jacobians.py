@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
-from torch.utils._pytree import tree_map
 
 from latentgeo.exceptions import PerformanceWarning, warn_once
 from latentgeo.metrics.forward.errors import is_out_of_memory
@@ -82,9 +81,19 @@ def nested_forward_mode(fn: F) -> F:
         with contextlib.suppress(TypeError):
             needs_grad[who] = True
         with torch.no_grad():
-            return tree_map(lambda x: x.clone() if isinstance(x, Tensor) else x, out)
+            return _copies(out)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _copies(out: Any) -> Any:
+    """Tensors, and tensors in (named) tuples, copied (under ``no_grad``: without a graph)."""
+    if isinstance(out, Tensor):
+        return out.clone()
+    if isinstance(out, tuple):
+        items = [_copies(x) for x in out]
+        return type(out)(*items) if hasattr(out, "_fields") else tuple(items)
+    return out
 
 
 def chunks(n: int, chunk_size: int | None) -> Iterator[slice]:
