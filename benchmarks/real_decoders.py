@@ -253,7 +253,8 @@ def chunk_rows(
         with torch.no_grad():
             metric.metric_tensor(z)  # measures the footprint
             owner, prefix = metric.footprint_owner()
-            known = _chunked.footprint(owner, ((prefix, "metric_tensor"), d, dtype, device))
+            key = ((prefix, "metric_tensor"), d, dtype, device, False)  # False: no_grad
+            known = _chunked.footprint(owner, key)
             assert known is not None
             sizes = [max(1, int(c * 2**20 // known.per_point)) for c in caps] + [n]
             times: dict[int, list[float]] = {s: [] for s in sizes}
