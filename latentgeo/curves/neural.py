@@ -167,13 +167,7 @@ class NeuralGeodesic(Curve):
 
     def _mlp(self, t: Tensor) -> Tensor:
         """``g(t)`` for ``t`` of shape ``(B, T)`` -> ``(B, T, d)``."""
-        x = t[..., None]
-        last = len(self.weights) - 1
-        for layer, (w, c) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = torch.baddbmm(c[:, None], x, w.mT)
-            if layer < last:
-                x = self.activation(x)
-        return x
+        return torch.baddbmm(self.biases[-1][:, None], self._hidden(t), self.weights[-1].mT)
 
     def _evaluate(self, t: Tensor, *, derivative: bool) -> tuple[Tensor, Tensor | None]:
         ends = self._mlp(torch.stack([torch.zeros_like(t[:, 0]), torch.ones_like(t[:, 0])], 1))

@@ -39,27 +39,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def nested_forward_mode(fn: F) -> F:
-    """Run ``fn``, which nests forward-mode products (a JVP of a JVP), even through
-    activations whose second-order forward rule PyTorch has only with gradients on.
+    """Run ``fn``, which nests forward-mode products (a JVP of a JVP), even through activations
+    whose second-order forward rule PyTorch has only with gradients on.
 
-    Under ``torch.no_grad`` PyTorch (2.13) raises ``NotImplementedError`` for a ``jvp``
-    of a ``jvp`` through ``silu`` or ``mish`` (``aten::silu_backward`` has no forward
-    rule), while with gradient mode the same call works. So where gradients are off
-    (the solvers' integrators, a user's block), ``fn`` runs as it is, and where it
-    meets such an operation it runs again with gradients on, from then on every time
-    for the same first argument (the metric or map: the rule is its decoder's; a
-    failed try costs a pass): its tensors are then returned as copies made without
-    gradients, so that no graph outlives the call (``detach`` would also drop the
-    tangents of a ``torch.func.jvp`` around the call: a LAND's volume is one). The
-    results are the same either way; with gradients on, the decoder's parameters
-    record a graph while the call lasts (a scalar curvature of an MLP decoder
-    50 → 784: 0.88 → 1.34 GB peak).
+    Under ``torch.no_grad`` PyTorch (2.13) raises ``NotImplementedError`` for a ``jvp`` of a
+    ``jvp`` through ``silu`` or ``mish`` (``aten::silu_backward`` has no forward rule),
+    while with gradient mode the same call works. So where gradients are off (the solvers'
+    integrators, a user's block), ``fn`` runs as it is, and where it meets such an operation
+    it runs again with gradients on, from then on every time for the same owner (the first
+    argument, or the decoder a metric was made from: the rule is the decoder's; a failed try
+    costs a pass; a ``PerformanceWarning`` says so once per owner). Its tensors are then
+    returned as copies made without gradients, so that no graph outlives the call
+    (``detach`` would also drop the tangents of a ``torch.func.jvp`` around the call: a
+    LAND's volume is one). The results are the same either way; with gradients on, the
+    decoder's parameters record a graph while the call lasts (a scalar curvature of an MLP
+    decoder 50 → 784: 0.88 → 1.34 GB peak).
     """
     needs_grad: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
     def owner(args: tuple[Any, ...]) -> Any:
         first = args[0] if args else None
-        return getattr(first, "__self__", first)  # a bound method: its object
+        first = getattr(first, "__self__", first)  # a bound method: its object
+        shared = getattr(first, "footprint_owner", None)  # a metric: its decoder, if any
+        return shared()[0] if callable(shared) else first
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -70,16 +72,24 @@ def nested_forward_mode(fn: F) -> F:
             known = needs_grad.get(who, False)
         except TypeError:  # not weakly referable: decided call by call
             known = False
+        reason = None
         if not known:
             try:
                 return fn(*args, **kwargs)
             except NotImplementedError as err:
                 if "forward AD" not in str(err):
                     raise
+                reason = str(err).split(" that ")[0]
         with torch.enable_grad():
             out = fn(*args, **kwargs)
-        with contextlib.suppress(TypeError):
-            needs_grad[who] = True
+        if reason is not None:  # the first time for this owner: say so, once
+            with contextlib.suppress(TypeError):
+                needs_grad[who] = True
+            warn_once(who, PerformanceWarning(
+                f"{type(who).__name__}: its second-order forward products run with gradients "
+                f"on (PyTorch: {reason!r} has no rule without them), recording a graph of the "
+                "decoder's parameters while each call lasts (more memory)"
+            ))  # fmt: skip
         with torch.no_grad():
             return _copies(out)
 

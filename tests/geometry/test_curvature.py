@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from latentgeo.exceptions import PerformanceWarning
 from latentgeo.geometry import curvature_map, riemann_tensor, scalar_curvature, sectional_curvature
 from latentgeo.metrics import LocalPCAMetric, as_metric
 from latentgeo.testing import Paraboloid, PoincareDisk, StereographicSphere, tolerance
@@ -134,14 +135,18 @@ def test_silu_and_mish_decoders_under_no_grad(activation: type[torch.nn.Module])
     ).double()
     z = torch.randn(4, 3, dtype=torch.float64)
     u, w = torch.randn(2, 4, 3, dtype=torch.float64)
-    expected = scalar_curvature(decoder, z).detach()
-    with torch.no_grad():
+    expected = scalar_curvature(decoder, z, differentiable=True).detach()  # gradients on
+    gradients_on = pytest.warns(PerformanceWarning, match="run with gradients on")
+    with torch.no_grad(), gradients_on:
         got = scalar_curvature(decoder, z)
         sectional = sectional_curvature(decoder, z, u, w)
         riemann = riemann_tensor(decoder, z[:2])
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
-    torch.testing.assert_close(riemann, riemann_tensor(decoder, z[:2]).detach())
-    torch.testing.assert_close(sectional, sectional_curvature(decoder, z, u, w).detach())
+    reference = riemann_tensor(decoder, z[:2], differentiable=True).detach()
+    torch.testing.assert_close(riemann, reference)
+    torch.testing.assert_close(
+        sectional, sectional_curvature(decoder, z, u, w, differentiable=True).detach()
+    )
     assert not (got.requires_grad or sectional.requires_grad or riemann.requires_grad)
     grid = curvature_map(decoder, z[:, :3].reshape(2, 2, 3), quantity="scalar")
     torch.testing.assert_close(grid.reshape(-1), expected, rtol=1e-12, atol=0)
