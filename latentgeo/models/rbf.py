@@ -192,15 +192,8 @@ class RBFPrecision(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (see :mod:`latentgeo.models.config`)."""
-        return {
-            "latent_dim": self.latent_dim,
-            "out_dim": self.out_dim,
-            "num_centres": self.num_centres,
-            "zeta": self.zeta,
-            "bandwidth": self.bandwidth,
-            "a": self.a,
-            "positivity": self.positivity,
-        }
+        names = ("latent_dim", "out_dim", "num_centres", "zeta", "bandwidth", "a", "positivity")
+        return {name: getattr(self, name) for name in names}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RBFPrecision:

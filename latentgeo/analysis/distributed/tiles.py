@@ -118,10 +118,5 @@ class TilePlan:
 
     def describe(self) -> dict[str, Any]:
         """The plan as JSON-able configuration (kind, sizes, tile size)."""
-        return {
-            "kind": self.kind,
-            "n_a": self.n_a,
-            "n_b": self.n_b,
-            "num_pairs": self.num_pairs,
-            "tile_size": self.tile_size,
-        }
+        names = ("kind", "n_a", "n_b", "num_pairs", "tile_size")
+        return {name: getattr(self, name) for name in names}
