@@ -97,8 +97,18 @@ class ShootingError(SolverError):
     """
 
 
+class _ShootingResult:
+    """What the exponential and logarithm maps' results share: :meth:`raise_if_failed`."""
+
+    status: list[Status]
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ShootingError` unless every pair converged (met its tolerance)."""
+        raise_if_failed(self.status, self, ShootingError)
+
+
 @dataclass
-class ExpMapResult:
+class ExpMapResult(_ShootingResult):
     """What :func:`exp_map` computed for B initial conditions.
 
     Attributes:
@@ -127,13 +137,9 @@ class ExpMapResult:
     path_velocity: Tensor | None = None
     error: Tensor | None = None
 
-    def raise_if_failed(self) -> None:
-        """Raise :class:`ShootingError` unless every pair met its tolerance."""
-        raise_if_failed(self.status, self, ShootingError)
-
 
 @dataclass
-class LogMapResult:
+class LogMapResult(_ShootingResult):
     """What :func:`log_map` found for B pairs.
 
     Attributes:
@@ -180,7 +186,3 @@ class LogMapResult:
     exp_maps: Tensor | None = None
     jacobian_measured: Tensor | None = None
     upper_bound: Tensor | None = None
-
-    def raise_if_failed(self) -> None:
-        """Raise :class:`ShootingError` unless every pair converged."""
-        raise_if_failed(self.status, self, ShootingError)
