@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.image import AxesImage
 from torch import Tensor
 
 from latentgeo.viz.fields import Extent
+from latentgeo.viz.images import grid_values, show_grid
 
 __all__ = ["plot_curvature", "plot_density"]
-
-
-def _np(x: Tensor | np.ndarray) -> np.ndarray:
-    arr = x.detach().to("cpu", torch.float64).numpy() if isinstance(x, Tensor) else np.asarray(x)
-    arr = np.asarray(arr, dtype=float)
-    if arr.ndim != 2:
-        raise ValueError(f"values must have shape (R, C), got {arr.shape}")
-    return np.where(np.isfinite(arr), arr, np.nan)
-
-
-def _finish(ax: Axes, image: AxesImage, extent: Extent, label: str | None, colorbar: bool) -> None:
-    if colorbar and ax.figure is not None:
-        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85)
-        if label:
-            bar.set_label(label)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
 
 
 def plot_curvature(
@@ -68,18 +51,14 @@ def plot_curvature(
         >>> image.norm.vcenter
         0.0
     """
-    arr = _np(values)
+    arr = grid_values(values)
     finite = np.abs(arr[np.isfinite(arr)])
     if limit is None:
         limit = float(np.quantile(finite, quantile)) if finite.size else 1.0
     limit = max(float(limit), 1e-12)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
-    image = ax.imshow(
-        np.clip(arr, -limit, limit), extent=extent, origin="lower", cmap=cmap, norm=norm,
-        aspect="auto",
-    )  # fmt: skip
-    _finish(ax, image, extent, label, colorbar)
-    return image
+    clipped = np.clip(arr, -limit, limit)
+    return show_grid(ax, clipped, extent, label=label, colorbar=colorbar, cmap=cmap, norm=norm)
 
 
 def plot_density(
@@ -112,8 +91,6 @@ def plot_density(
         >>> plot_density(ax, np.zeros((3, 3)), (0, 1, 0, 1)).get_array().max()
         np.float64(1.0)
     """
-    arr = _np(log_density)
+    arr = grid_values(log_density)
     shown = arr if log_scale else np.exp(arr)
-    image = ax.imshow(shown, extent=extent, origin="lower", cmap=cmap, aspect="auto")
-    _finish(ax, image, extent, label, colorbar)
-    return image
+    return show_grid(ax, shown, extent, label=label, colorbar=colorbar, cmap=cmap)

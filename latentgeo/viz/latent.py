@@ -38,6 +38,7 @@ from latentgeo.viz.fields import (
     uncertainty_map,
     volume_map,
 )
+from latentgeo.viz.images import grid_values, show_grid
 
 __all__ = [
     "indicatrix_points",
@@ -106,34 +107,20 @@ def plot_background(
         'u (clipped above 2)'
         >>> plt.close(fig)
     """
-    arr = _np(values)
-    if arr.ndim != 2:
-        raise ValueError(f"values must have shape (R, C), got {arr.shape}")
-    arr = np.where(np.isfinite(arr), arr, np.nan)
-    image = ax.imshow(
-        arr, extent=extent, origin="lower", cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax
+    arr = grid_values(values)
+    finite = arr[np.isfinite(arr)]
+    low = vmin is not None and finite.size > 0 and bool((finite < vmin).any())
+    high = vmax is not None and finite.size > 0 and bool((finite > vmax).any())
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+        (low, high), "both"
     )
-    if colorbar and ax.figure is not None:
-        finite = arr[np.isfinite(arr)]
-        low = vmin is not None and finite.size > 0 and bool((finite < vmin).any())
-        high = vmax is not None and finite.size > 0 and bool((finite > vmax).any())
-        extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
-            (low, high), "both"
-        )
-        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85, extend=extend)
-        clipped = []
-        if low:
-            clipped.append(f"below {vmin:.3g}")
-        if high:
-            clipped.append(f"above {vmax:.3g}")
-        text = label or ""
-        if clipped:
-            text = f"{text} (clipped {' and '.join(clipped)})".strip()
-        if text:
-            bar.set_label(text)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    return image
+    clipped = [f"below {vmin:.3g}"] if low else []
+    clipped += [f"above {vmax:.3g}"] if high else []
+    text = f"{label or ''} (clipped {' and '.join(clipped)})".strip() if clipped else label
+    return show_grid(
+        ax, arr, extent, label=text, colorbar=colorbar, extend=extend,
+        cmap=cmap, vmin=vmin, vmax=vmax,
+    )  # fmt: skip
 
 
 def plot_points(
