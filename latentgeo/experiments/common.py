@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import torch
@@ -189,6 +189,18 @@ class Recipe:
     bandwidth: str = "mean_sq_dist"
     rbf_codes: str = "sample"
     rbf_epochs: int = 300
+
+    def smoke(self, **changes: Any) -> Recipe:
+        """This recipe cut down for a smoke test (the ``quick`` budgets): 3 epochs
+        without early stopping and 30 of the RBF fit, then ``changes``.
+
+        Example:
+            >>> r = Recipe((8,), "tanh", "identity", 1.0, 0.1, 1e-3, 32, 100, 5)
+            >>> quick = r.smoke(centres=4)
+            >>> quick.max_epochs, quick.patience, quick.rbf_epochs, quick.centres
+            (3, None, 30, 4)
+        """
+        return replace(self, **{"max_epochs": 3, "patience": None, "rbf_epochs": 30, **changes})
 
 
 #: :class:`Recipe` fields that ``make_ensemble_vae``/``make_rbf_vae`` and ``fit``

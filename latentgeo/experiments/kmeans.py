@@ -93,7 +93,7 @@ _BUDGETS: dict[str, dict[str, Any]] = {
         per_digit=40,
         subsets=1,
         points=12,
-        recipe=replace(PAPER_RECIPE, max_epochs=3, patience=None, centres=8, rbf_epochs=30),
+        recipe=PAPER_RECIPE.smoke(centres=8),
         graph_points=40,
         max_iter=5,
         include_all=True,  # a smoke test clusters whatever came out
