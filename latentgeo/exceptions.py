@@ -38,6 +38,7 @@ __all__ = [
     "user_stacklevel",
     "warn",
     "warn_once",
+    "warn_slower_path",
 ]
 
 
@@ -132,3 +133,29 @@ def warn_once(
     shown.add(text)
     warnings.warn(warning, stacklevel=user_stacklevel() if stacklevel is None else stacklevel)
     return True
+
+
+def warn_slower_path(owner: object, text: str) -> bool:
+    """Say once per ``owner`` that it takes a slower exact path: a :class:`PerformanceWarning`
+    ``"<name>: <text>"`` (:func:`warn_once`).
+
+    Args:
+        owner: what is slower: a module (named by its class), a function (by its
+            qualified name), a bound method (by its object's class) or any object.
+        text: what cannot apply and what is used instead.
+
+    Returns:
+        Whether the warning was emitted now.
+
+    Example:
+        >>> import warnings
+        >>> def decoder(z): ...
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = warn_slower_path(decoder, "no traced fast path")
+        >>> str(caught[0].message)
+        'decoder: no traced fast path'
+    """
+    owner = getattr(owner, "__self__", owner)  # a bound method: its object
+    name = getattr(owner, "__qualname__", type(owner).__name__)
+    return warn_once(owner, PerformanceWarning(f"{name}: {text}"))

@@ -19,6 +19,7 @@ from latentgeo.exceptions import (
     user_stacklevel,
     warn,
     warn_once,
+    warn_slower_path,
 )
 from latentgeo.solvers import SplineEnergy, exp_map
 from latentgeo.testing import StereographicSphere
@@ -56,6 +57,22 @@ def test_once_per_owner_text_and_class() -> None:
         (b, PerformanceWarning("x")),  # another owner
     )
     assert shown == [True, False, True, True, True]
+
+
+def test_slower_paths_are_named_by_module_function_or_method_owner_once_each() -> None:
+    module, method = torch.nn.Linear(1, 1), Owner().__init__
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shown = [warn_slower_path(o, "slow") for o in (module, decode, method, module, decode)]
+    assert shown == [True, True, True, False, False]
+    names = [str(w.message) for w in caught]
+    expected = "test_slower_paths_are_named_by_module_function_or_method_owner_once_each"
+    assert names == ["Linear: slow", f"{expected}.<locals>.decode: slow", "Owner: slow"]
+    assert all(w.category is PerformanceWarning for w in caught)
 
 
 def test_a_key_makes_messages_with_other_figures_the_same() -> None:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 from torch.func import jvp
 
-from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.exceptions import warn_slower_path
 from latentgeo.metrics.embeddings import DecoderEmbedding, embedding_module
 from latentgeo.metrics.forward import (
     TangentPropagator,
@@ -179,7 +179,4 @@ class DecoderJets:
         self._announce(f"{err}")
 
     def _announce(self, why: str) -> None:
-        owner = self.decoder
-        name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
-        message = f"{name}: {why}; its feature metric uses torch.func (exact, slower)"
-        warn_once(owner, PerformanceWarning(message))
+        warn_slower_path(self.decoder, f"{why}; its feature metric uses torch.func (exact, slower)")

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vjp, vmap
 from torch.nn import functional as F
 
-from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.exceptions import warn_slower_path
 from latentgeo.metrics.forward.errors import is_out_of_memory
 from latentgeo.metrics.forward.transposed import product_conv_transpose2d, use_product
 from latentgeo.metrics.jacobians import forward_jacobian, reverse_jacobian
@@ -293,8 +293,7 @@ def hutchinson_feature_diagonal(feature: FlatMap, x: Tensor, probes: Tensor) -> 
         except (RuntimeError, NotImplementedError, ValueError) as err:
             if is_out_of_memory(err):
                 raise
-            owner = getattr(feature, "__self__", feature)  # a bound method: its metric
             text = "vmap cannot batch the feature map's reverse mode; probes pulled one by one"
-            warn_once(owner, PerformanceWarning(f"{type(owner).__name__}: {text}"))
+            warn_slower_path(feature, text)
             rows = torch.stack([pull(u)[0] for u in probes])
     return (rows * rows).mean(0)

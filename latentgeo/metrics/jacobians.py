@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.exceptions import warn_slower_path
 from latentgeo.metrics.forward.errors import is_out_of_memory
 
 __all__ = [
@@ -85,11 +85,11 @@ def nested_forward_mode(fn: F) -> F:
         if reason is not None:  # the first time for this owner: say so, once
             with contextlib.suppress(TypeError):
                 needs_grad[who] = True
-            warn_once(who, PerformanceWarning(
-                f"{type(who).__name__}: its second-order forward products run with gradients "
-                f"on (PyTorch: {reason!r} has no rule without them), recording a graph of the "
-                "decoder's parameters while each call lasts (more memory)"
-            ))  # fmt: skip
+            warn_slower_path(who,
+                f"its second-order forward products run with gradients on (PyTorch: "
+                f"{reason!r} has no rule without them), recording a graph of the decoder's "
+                "parameters while each call lasts (more memory)"
+            )  # fmt: skip
         with torch.no_grad():
             return _copies(out)
 
@@ -135,14 +135,9 @@ def push_tangents(f: FlatMap, z: Tensor, tangents: Tensor) -> Tensor:
         # "cannot trace": it propagates.
         if is_out_of_memory(err):
             raise
-        _announce(f, "torch.func.vmap cannot batch it; its batch is replicated instead")
+        warn_slower_path(f, "torch.func.vmap cannot batch it; its batch is replicated instead")
         z_rep = z.unsqueeze(0).expand(k, n, d).reshape(k * n, d)
         return jvp(f, (z_rep,), (tangents.reshape(k * n, d),))[1].reshape(k, n, -1)
-
-
-def _announce(f: FlatMap, text: str) -> None:
-    owner = getattr(f, "__self__", f)  # a bound method: its object (a metric)
-    warn_once(owner, PerformanceWarning(f"{type(owner).__name__}: {text}"))
 
 
 def forward_jacobian(f: FlatMap, z: Tensor) -> Tensor:
@@ -178,6 +173,8 @@ def reverse_jacobian(f: FlatMap, z: Tensor) -> Tensor:
     except (RuntimeError, NotImplementedError, ValueError) as err:
         if is_out_of_memory(err):
             raise
-        _announce(f, "torch.func.vmap cannot batch its reverse mode; rows are pulled one by one")
+        warn_slower_path(
+            f, "torch.func.vmap cannot batch its reverse mode; rows are pulled one by one"
+        )
         rows = torch.stack([pull(basis[i])[0] for i in range(m)])
     return rows.permute(1, 0, 2)

@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from latentgeo._chunked import run_over_points
 from latentgeo._validation import check_points, check_tangent
-from latentgeo.exceptions import PerformanceWarning, warn_once
+from latentgeo.exceptions import warn_slower_path
 from latentgeo.metrics.base import Metric
 from latentgeo.metrics.checks import check_eval_mode
 from latentgeo.metrics.embeddings import DecoderEmbedding
@@ -27,12 +27,12 @@ from latentgeo.metrics.jacobians import push_tangents, reverse_jacobian
 from latentgeo.metrics.pullback_parts import (
     Pieces,
     check_points_reach,
-    head_chords,
     nested_terms,
+    parts_match,
     reduced_pieces,
     taylor_terms,
+    traced_chords,
     weighted_gram,
-    widening,
 )
 from latentgeo.metrics.terms import GeodesicTerms
 
@@ -139,10 +139,7 @@ class PullbackMetric(Metric):
         return embed.decoder if isinstance(embed, DecoderEmbedding) else embed
 
     def _announce(self, text: str) -> None:
-        owner = self._decoder_of(self.embed)
-        name = type(owner).__name__ if isinstance(owner, nn.Module) else "decoder"
-        name = getattr(owner, "__qualname__", name) if not isinstance(owner, nn.Module) else name
-        warn_once(owner, PerformanceWarning(f"{name}: {text}"))
+        warn_slower_path(self._decoder_of(self.embed), text)
 
     def _build_propagators(self, announce: bool = True) -> None:
         """The traced propagators, if ``embed`` has a fast path; say once what it lacks."""
@@ -348,21 +345,9 @@ class PullbackMetric(Metric):
         """Whether the output's parts (see ``TangentPropagator.chord_parts``) can be used:
         checked once, on two points, against the whole output (broadcasting inside
         the module could make the parts differ from it)."""
-        prop = self._first
-        if self._parts_ok is None and prop is not None:
-            self._parts_ok = False
+        if self._parts_ok is None and self._first is not None:
             probe = z[:2] if z.shape[0] >= 2 else z.expand(2, -1)
-            parts = prop.chord_parts(probe)
-            if parts is not None:
-                whole = self.flat_embedding(probe)
-                pieces = [
-                    v if lin is None else torch.nn.functional.linear(v, lin.weight, lin.bias)
-                    for v, lin in parts
-                ]
-                cat = torch.cat(pieces, -1)
-                self._parts_ok = cat.shape == whole.shape and bool(
-                    torch.allclose(cat.sort(-1).values, whole.sort(-1).values)
-                )
+            self._parts_ok = parts_match(self._first, probe, self.flat_embedding)
         return bool(self._parts_ok)
 
     def chords(self, pos: Tensor) -> Tensor:
@@ -374,25 +359,15 @@ class PullbackMetric(Metric):
         part by part for an output concatenated from parts, some of them linear
         layers (a Gaussian decoder's ``(μ, σ)`` with a linear mean head).
         """
+        if self._first is not None:
+            try:
+                chords = traced_chords(self._first, pos, self._parts_checked)
+                if chords is not None:
+                    return chords
+            except UnsupportedOperation as err:
+                self._fall_back(err)
         b, n, d = pos.shape
         flat = pos.reshape(-1, d)
-        prop = self._first
-        try:
-            if prop is not None and widening(prop.final_linear):
-                linear, h = prop.values_to_final_linear(flat)
-                return head_chords(h.reshape(b, n, -1), linear)
-            if prop is not None and self._parts_checked(flat):
-                total = pos.new_zeros(b, n - 1)
-                for value, part_linear in prop.chord_parts(flat) or []:
-                    v = value.reshape(b, n, -1)
-                    if part_linear is not None:
-                        total = total + head_chords(v, part_linear)
-                    else:
-                        diff = v[:, 1:] - v[:, :-1]
-                        total = total + (diff * diff).sum(-1)
-                return total
-        except UnsupportedOperation as err:
-            self._fall_back(err)
         out = self.flat_embedding(flat).reshape(b, n, -1)
         diff = out[:, 1:] - out[:, :-1]
         return (diff * diff).sum(-1)

@@ -29,10 +29,12 @@ __all__ = [
     "gram_chords",
     "head_chords",
     "nested_terms",
+    "parts_match",
     "reduced_pieces",
     "taylor_terms",
     "terms_from_pieces",
     "through_head",
+    "traced_chords",
     "weighted_gram",
     "widening",
 ]
@@ -174,6 +176,47 @@ def head_chords(h: Tensor, linear: nn.Linear) -> Tensor:
         return gram_chords(h, gram(linear))
     diff = torch.nn.functional.linear(h[:, 1:] - h[:, :-1], linear.weight)
     return (diff * diff).sum(-1)
+
+
+def parts_match(prop: TangentPropagator, probe: Tensor, whole_of: FlatMap) -> bool:
+    """Whether the output's parts (``prop.chord_parts``, linear heads applied) are the
+    whole output ``whole_of(probe)``, up to the order of its values, at the points
+    ``probe`` (two suffice: broadcasting inside the module would show)."""
+    parts = prop.chord_parts(probe)
+    if parts is None:
+        return False
+    whole = whole_of(probe)
+    pieces = [
+        v if lin is None else nn.functional.linear(v, lin.weight, lin.bias) for v, lin in parts
+    ]
+    cat = torch.cat(pieces, -1)
+    return cat.shape == whole.shape and bool(
+        torch.allclose(cat.sort(-1).values, whole.sort(-1).values)
+    )
+
+
+def traced_chords(
+    prop: TangentPropagator, pos: Tensor, parts_ok: Callable[[Tensor], bool]
+) -> Tensor | None:
+    """Squared chords ``(B, N − 1)`` along polylines ``pos (B, N, d)`` through a final
+    widening linear layer, ``Δhᵀ (WᵀW) Δh`` in its input space, or part by part through
+    linear heads where ``parts_ok(points)``; ``None`` where neither applies."""
+    b, n, d = pos.shape
+    flat = pos.reshape(-1, d)
+    if widening(prop.final_linear):
+        linear, h = prop.values_to_final_linear(flat)
+        return head_chords(h.reshape(b, n, -1), linear)
+    if not parts_ok(flat):
+        return None
+    total = pos.new_zeros(b, n - 1)
+    for value, part_linear in prop.chord_parts(flat) or []:
+        v = value.reshape(b, n, -1)
+        if part_linear is not None:
+            total = total + head_chords(v, part_linear)
+        else:
+            diff = v[:, 1:] - v[:, :-1]
+            total = total + (diff * diff).sum(-1)
+    return total
 
 
 def taylor_terms(prop: TaylorPropagator, z: Tensor, v: Tensor, parts: bool) -> GeodesicTerms:

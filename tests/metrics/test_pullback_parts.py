@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from latentgeo.metrics.pullback_parts import check_module_dtype, head_chords, through_head
+from latentgeo.metrics.forward import TangentPropagator
+from latentgeo.metrics.pullback_parts import (
+    check_module_dtype,
+    head_chords,
+    parts_match,
+    through_head,
+    traced_chords,
+)
 
 
 def test_through_head_picks_the_cheaper_form_and_both_agree() -> None:
@@ -32,6 +39,36 @@ def test_head_chords_either_way() -> None:
         out = head(h)
         expected = ((out[:, 1:] - out[:, :-1]) ** 2).sum(-1)
         torch.testing.assert_close(head_chords(h, head), expected)
+
+
+def _chords(f: nn.Module, pos: torch.Tensor) -> torch.Tensor:
+    out = f(pos.reshape(-1, pos.shape[-1])).reshape(*pos.shape[:2], -1)
+    return ((out[:, 1:] - out[:, :-1]) ** 2).sum(-1)
+
+
+def test_traced_chords_through_a_widening_layer_or_linear_heads() -> None:
+    from latentgeo.models import MLP, GaussianDecoder
+    from latentgeo.metrics.embeddings import DecoderEmbedding
+
+    torch.manual_seed(2)
+    pos = torch.randn(3, 5, 2, dtype=torch.float64)
+    widening = MLP(2, 30, hidden=(4,)).double().eval()
+    prop = TangentPropagator(widening)
+    got = traced_chords(prop, pos, lambda z: pytest.fail("the final layer suffices"))
+    assert got is not None
+    torch.testing.assert_close(got, _chords(widening, pos), rtol=1e-12, atol=1e-12)
+    narrowing = MLP(2, 3, hidden=(8,)).double().eval()  # no head to reduce through
+    assert traced_chords(TangentPropagator(narrowing), pos, lambda z: False) is None
+    gaussian = DecoderEmbedding(GaussianDecoder(MLP(2, 30, hidden=(4,)), 0.5).double().eval())
+    prop = TangentPropagator(gaussian)
+    assert prop.chord_parts(pos[0]) is not None
+    flat = pos[0]
+    assert parts_match(prop, flat[:2], gaussian)
+    assert not parts_match(prop, flat[:2], lambda z: gaussian(z) + 1.0)  # a different map
+    got = traced_chords(prop, pos, lambda z: parts_match(prop, z[:2], gaussian))
+    assert got is not None
+    torch.testing.assert_close(got, _chords(gaussian, pos), rtol=1e-12, atol=1e-12)
+    assert traced_chords(prop, pos, lambda z: False) is None
 
 
 def test_dtype_mismatch_is_explained() -> None:
