@@ -144,27 +144,21 @@ class PullbackMetric(Metric):
     def _build_propagators(self, announce: bool = True) -> None:
         """The traced propagators, if ``embed`` has a fast path; say once what it lacks."""
         report = fast_path_report(self.embed)
-        if not announce:
-            if report.usable:
-                assert isinstance(self.embed, nn.Module)
-                self._first = TangentPropagator(self.embed)
-                self._second = TaylorPropagator(self.embed)
-            return
-        if not report.usable:
-            if isinstance(self.embed, nn.Module):  # a module, or the wrapper of a function
-                self._announce(
-                    f"no traced fast path ({report.reason}); its metric uses torch.func "
-                    "(exact, several times slower)"
-                )
-            return
-        if report.unsupported:
+        if announce and not report.usable and isinstance(self.embed, nn.Module):
+            # a module, or the wrapper of a function
+            self._announce(
+                f"no traced fast path ({report.reason}); its metric uses torch.func "
+                "(exact, several times slower)"
+            )
+        elif announce and report.usable and report.unsupported:
             self._announce(
                 "no fast forward-mode rule for " + "; ".join(report.unsupported) + ": these "
                 "calls use the exact per-node torch.func path (slower)"
             )
-        assert isinstance(self.embed, nn.Module)
-        self._first = TangentPropagator(self.embed)
-        self._second = TaylorPropagator(self.embed)
+        if report.usable:
+            assert isinstance(self.embed, nn.Module)
+            self._first = TangentPropagator(self.embed)
+            self._second = TaylorPropagator(self.embed)
 
     def _get_propagator(self) -> TangentPropagator | None:
         """The first-order propagator (``None``: the generic ``torch.func`` path)."""
