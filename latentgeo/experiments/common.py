@@ -32,7 +32,7 @@ from torch import Tensor
 
 from latentgeo.analysis.counts import converged_note, convergence_warning
 from latentgeo.data import LabeledData, digits, mnist
-from latentgeo.experiments._checks import check_choice, check_seed
+from latentgeo.experiments._checks import DATA_SETS, check_choice, check_int, check_seed
 from latentgeo.experiments.rundir import recorded_command
 from latentgeo.experiments.runs import (
     NOT_A_RESULT,
@@ -102,6 +102,26 @@ class BudgetedSettings:
     def quick(cls: type[_Settings], **kw: Any) -> _Settings:
         """The smoke test (``for_budget("quick")``)."""
         return cls.for_budget("quick", **kw)
+
+
+@dataclass(frozen=True)
+class DigitsSettings(BudgetedSettings):
+    """Base of the settings of an experiment on handwritten digits.
+
+    Attributes:
+        data: ``"mnist"`` (the IDX files, from local files) or ``"digits"``
+            (scikit-learn's 8×8 digits, all of them).
+        per_digit: MNIST images of each digit the experiment takes (which ones:
+            see the experiment).
+    """
+
+    data: str = "mnist"
+    per_digit: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self, "data", DATA_SETS)
+        check_int(self, "per_digit", 1)
 
 
 class Splits(NamedTuple):

@@ -35,10 +35,10 @@ from latentgeo.analysis import (
     status_counts,
 )
 from latentgeo.data import LabeledData, mnist
-from latentgeo.experiments._checks import DATA_SETS, check_choice, check_int
+from latentgeo.experiments._checks import check_int
 from latentgeo.experiments.common import (
     NOT_A_RESULT,
-    BudgetedSettings,
+    DigitsSettings,
     Recipe,
     Resumable,
     Splits,
@@ -102,13 +102,11 @@ _BUDGETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class KMeansSettings(BudgetedSettings):
+class KMeansSettings(DigitsSettings):
     """Settings of :func:`run_kmeans`; :meth:`for_budget` gives the budgets."""
 
     budgets: ClassVar[dict[str, dict[str, Any]]] = _BUDGETS
 
-    data: str = "mnist"
-    per_digit: int = 1000
     subsets: int = 5
     points: int = 60
     recipe: Recipe = CPU_RECIPE
@@ -120,9 +118,8 @@ class KMeansSettings(BudgetedSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self, "data", DATA_SETS)
         check_int(self, "points", 3, " (k-medoids with k = 3 clusters)")
-        for name in ("per_digit", "subsets", "graph_points", "graph_k", "max_repeats"):
+        for name in ("subsets", "graph_points", "graph_k", "max_repeats"):
             check_int(self, name, 1)
         for name in ("max_iter", "restarts"):
             check_int(self, name, 1)

@@ -34,14 +34,12 @@ from latentgeo.analysis.counts import status_counts
 from latentgeo.analysis.improvement import michelis_pairs
 from latentgeo.data import LabeledData, mnist
 from latentgeo.experiments._checks import (
-    DATA_SETS,
-    check_choice,
     check_int,
     check_number,
 )
 from latentgeo.experiments.common import (
     NOT_A_RESULT,
-    BudgetedSettings,
+    DigitsSettings,
     Recipe,
     Splits,
     command_line,
@@ -99,13 +97,11 @@ _BUDGETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class RISettings(BudgetedSettings):
+class RISettings(DigitsSettings):
     """Settings of :func:`run_relative_improvement`; :meth:`for_budget` gives the budgets."""
 
     budgets: ClassVar[dict[str, dict[str, Any]]] = _BUDGETS
 
-    data: str = "mnist"
-    per_digit: int = 1000
     latent_dim: int = 16
     pairs: int = 100
     step: float = 1.0
@@ -115,9 +111,8 @@ class RISettings(BudgetedSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self, "data", DATA_SETS)
         check_int(self, "pairs", 2, " (a standard error needs two pairs)")
-        for name in ("per_digit", "latent_dim", "max_iter"):
+        for name in ("latent_dim", "max_iter"):
             check_int(self, name, 1)
         check_int(self, "score_points", 2, " (a polyline needs two points)")
         check_number(self, "step")

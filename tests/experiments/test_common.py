@@ -115,3 +115,12 @@ def test_settings_defaults_are_the_cpu_budget(name: str) -> None:
 def test_every_experiment_checks_the_shared_fields(name: str, field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"{name}.{field} must be"):
         getattr(experiments, name)(**{field: value})
+
+
+@pytest.mark.parametrize("name", ["KMeansSettings", "RISettings"])
+@pytest.mark.parametrize(("field", "value"), [("data", "cifar"), ("per_digit", 0)])
+def test_digit_experiments_check_their_data_fields(name: str, field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"{name}.{field} must be"):
+        getattr(experiments, name)(**{field: value})
+    fields = list(getattr(experiments, name).__dataclass_fields__)
+    assert fields[:5] == ["budget", "include_all", "seed", "data", "per_digit"]  # JSON order
