@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,5 +123,5 @@ def test_every_experiment_checks_the_shared_fields(name: str, field: str, value:
 def test_digit_experiments_check_their_data_fields(name: str, field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"{name}.{field} must be"):
         getattr(experiments, name)(**{field: value})
-    fields = list(getattr(experiments, name).__dataclass_fields__)
+    fields = [f.name for f in dataclasses.fields(getattr(experiments, name))]
     assert fields[:5] == ["budget", "include_all", "seed", "data", "per_digit"]  # JSON order

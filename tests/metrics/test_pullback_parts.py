@@ -47,8 +47,8 @@ def _chords(f: nn.Module, pos: torch.Tensor) -> torch.Tensor:
 
 
 def test_traced_chords_through_a_widening_layer_or_linear_heads() -> None:
-    from latentgeo.models import MLP, GaussianDecoder
     from latentgeo.metrics.embeddings import DecoderEmbedding
+    from latentgeo.models import MLP, GaussianDecoder
 
     torch.manual_seed(2)
     pos = torch.randn(3, 5, 2, dtype=torch.float64)
