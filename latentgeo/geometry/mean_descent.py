@@ -17,9 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from latentgeo.curves import DiscreteCurve, curve_length
 from latentgeo.geometry.logmaps import LogMaps, Method, PairMap, log_maps
 from latentgeo.metrics import Metric
 from latentgeo.solvers import ShootingError, Status, exp_map_result
+from latentgeo.solvers.logmap_start import MAX_START_STRETCH
 from latentgeo.solvers.status import raise_if_failed
 
 __all__ = ["FrechetMeanResult", "MeanDescent", "SetPairs"]
@@ -212,6 +214,18 @@ class MeanDescent:
         f, vbar = self.pairs.summarise(rows, self.v, self.length)
         self.f[sets], self.vbar[sets] = f[sets], vbar[sets]
 
+    def _reach(self) -> Tensor:
+        """Per set, the distance from ``μ`` to its farthest point ``(S,)``: no step goes
+        farther (``inf`` where unknown). The mean of points in a convex ball lies in their
+        hull, within that distance; a longer step (a Barzilai–Borwein step can be 1000
+        times the last) lands beyond all of them, around a sphere, where every log map
+        is a long way back."""
+        known = torch.where(torch.isfinite(self.length), self.length, torch.inf)
+        far = known.new_zeros(self.pairs.num_sets).scatter_reduce(
+            0, self.pairs.set_idx, known, "amax", include_self=True
+        )
+        return torch.where(far > 0, far, torch.inf)
+
     def iterate(self, tol: float) -> bool:
         """Check convergence, then one trial step per running set; ``False`` once all stopped.
 
@@ -229,6 +243,7 @@ class MeanDescent:
         idx = self.running().nonzero().squeeze(1)
         if idx.numel() == 0:
             return False
+        self.step = torch.minimum(self.step, self._reach() / self.gradient_norm())
         trial = self.mu.clone()
         trial[idx], exp_status = _step(
             self.metric, self.mu[idx], self.step[idx, None] * self.vbar[idx], self.exp
@@ -242,9 +257,24 @@ class MeanDescent:
         self._accept_or_halve(trial, rows)
         return True
 
+    def _within_reach(self, base: Tensor, rows: Tensor, sets: Tensor) -> Tensor:
+        """Warm starts ``(R, d)`` of the log maps from the trial means ``base`` ``(R, d)``:
+        ``log_μ(x) − τ v̄`` (first order), or the straight ``x − base`` where that is more
+        than :data:`~latentgeo.solvers.logmap_start.MAX_START_STRETCH` times longer than the
+        straight segment (or not finite): no shortest geodesic is longer than the segment,
+        and after a long step the first-order guess can point around a sphere, where
+        shooting it costs minutes."""
+        warm = self.v[rows] - self.step[sets, None] * self.vbar[sets]
+        target = self.pairs.target[rows]
+        with torch.no_grad():
+            segment = curve_length(self.metric, DiscreteCurve(base, target, num_points=2))
+            speed = self.metric.squared_norm(base, warm, validate=False).clamp_min(0.0).sqrt()
+        near = speed <= MAX_START_STRETCH * segment  # False where either is NaN
+        return torch.where(near[:, None], warm, target - base)
+
     def _accept_or_halve(self, trial: Tensor, rows: Tensor) -> None:
         pairs, sets = self.pairs, self.pairs.set_idx[rows]
-        warm = self.v[rows] - self.step[sets, None] * self.vbar[sets]
+        warm = self._within_reach(trial[sets], rows, sets)
         new = self._log_maps(trial[sets], rows, warm)
         v_try, len_try = self.v.clone(), self.length.clone()
         v_try[rows], len_try[rows] = new.velocity, new.length

@@ -9,12 +9,15 @@ The Fréchet mean of points ``x_n`` with weights ``w_n`` minimises
 
 with a Barzilai–Borwein step length ``τ`` (``step_size`` at first; curvature
 makes the Hessian of ``F`` differ from the identity, so a fixed ``τ = 1`` can
-crawl or oscillate), halving ``τ`` for a set whose ``F`` would grow. S sets are solved at once
+crawl or oscillate), halving ``τ`` for a set whose ``F`` would grow, and never
+stepping farther than the set's farthest point (a Barzilai–Borwein step can be 1000
+times the last: on the sphere, 17 rad around it). S sets are solved at once
 (k cluster means, say): every log map of every active set in one batched
 call, every step in one batched exponential map. Two ways to the log maps:
 
 * ``method="log"``: :func:`latentgeo.solvers.log_map_result` (shooting; warm
-  started from the previous iterate's log maps);
+  started from the previous iterate's log maps, to first order, or from the straight
+  segment where that guess is far longer than the segment);
 * ``method="energy"`` (cheaper, less accurate): energy-minimising geodesics,
   :func:`latentgeo.solvers.connecting_geodesic`, their initial velocity scaled
   to their length.

@@ -21,6 +21,7 @@ from latentgeo.metrics.jacobians import forward_jacobian
 from latentgeo.solvers.connecting import available_methods, connecting_geodesic
 
 __all__ = [
+    "MAX_START_STRETCH",
     "PROBES",
     "across",
     "initial_jacobian",
@@ -31,6 +32,12 @@ __all__ = [
 ]
 
 PROBES = 2  # random directions on which the Jacobian model is checked by differences
+
+#: how many times longer than a curve known to join its ends (in ``G(z0)``'s norm) a trial
+#: or warm-start velocity may be before it is shortened: no shortest geodesic is longer
+#: than that curve, and a shot far beyond it (around a sphere, through its pole) costs
+#: thousands of integration steps and lands where quasi-Newton cannot come back from
+MAX_START_STRETCH = 1.5
 
 
 def start(
