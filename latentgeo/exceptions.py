@@ -25,6 +25,7 @@ This module sits below every layer: anything in latentgeo may import it.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 import weakref
@@ -156,6 +157,7 @@ def warn_slower_path(owner: object, text: str) -> bool:
         >>> str(caught[0].message)
         'decoder: no traced fast path'
     """
-    owner = getattr(owner, "__self__", owner)  # a bound method: its object
+    if inspect.ismethod(owner):  # a bound method: its object (not a builtin's module)
+        owner = owner.__self__
     name = getattr(owner, "__qualname__", type(owner).__name__)
     return warn_once(owner, PerformanceWarning(f"{name}: {text}"))

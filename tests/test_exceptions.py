@@ -60,18 +60,23 @@ def test_once_per_owner_text_and_class() -> None:
 
 
 def test_slower_paths_are_named_by_module_function_or_method_owner_once_each() -> None:
-    module, method = torch.nn.Linear(1, 1), Owner().__init__
+    class Metric:
+        def push(self) -> None: ...
+
+    module, method = torch.nn.Linear(1, 1), Metric().push
 
     def decode(z: torch.Tensor) -> torch.Tensor:
         return z
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        shown = [warn_slower_path(o, "slow") for o in (module, decode, method, module, decode)]
-    assert shown == [True, True, True, False, False]
+        owners = (module, decode, method, torch.sin, module, decode)
+        shown = [warn_slower_path(o, "slow") for o in owners]
+    assert shown == [True, True, True, True, False, False]
     names = [str(w.message) for w in caught]
     expected = "test_slower_paths_are_named_by_module_function_or_method_owner_once_each"
-    assert names == ["Linear: slow", f"{expected}.<locals>.decode: slow", "Owner: slow"]
+    assert names[:3] == ["Linear: slow", f"{expected}.<locals>.decode: slow", "Metric: slow"]
+    assert names[3].endswith("sin: slow")  # a builtin: its name, not its module's
     assert all(w.category is PerformanceWarning for w in caught)
 
 

@@ -243,7 +243,7 @@ class MeanDescent:
         idx = self.running().nonzero().squeeze(1)
         if idx.numel() == 0:
             return False
-        self.step = torch.minimum(self.step, self._reach() / self.gradient_norm())
+        self.step = torch.fmin(self.step, self._reach() / self.gradient_norm())  # NaN: kept
         trial = self.mu.clone()
         trial[idx], exp_status = _step(
             self.metric, self.mu[idx], self.step[idx, None] * self.vbar[idx], self.exp
