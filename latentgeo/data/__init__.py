@@ -20,10 +20,33 @@ Example:
     (torch.Size([100, 5]), torch.Size([100]))
 """
 
-from latentgeo.data import real
 from latentgeo.data.dataset import LabeledData
-from latentgeo.data.real import *  # noqa: F403 (its __all__, added below)
+from latentgeo.data.real import (
+    MNIST3,
+    MNIST_FILES,
+    MNIST_INSTALL,
+    MNIST_SPLITS,
+    SPLIT_SEED,
+    DataNotFoundError,
+    digits,
+    fit_val_indices,
+    mnist,
+)
 from latentgeo.data.toy import lift, ring, semicircle, two_moons
 
-__all__ = ["LabeledData", "lift", "ring", "semicircle", "two_moons"]
-__all__ += real.__all__  # the real data sets' API, listed once in their module
+__all__ = [
+    "MNIST3",
+    "MNIST_FILES",
+    "MNIST_INSTALL",
+    "MNIST_SPLITS",
+    "SPLIT_SEED",
+    "DataNotFoundError",
+    "LabeledData",
+    "digits",
+    "fit_val_indices",
+    "lift",
+    "mnist",
+    "ring",
+    "semicircle",
+    "two_moons",
+]

@@ -72,11 +72,7 @@ from torch import Tensor
 
 from latentgeo.metrics import Metric
 from latentgeo.solvers.logmap_measure import JacobianMeasurement, Shot, SolverState
-from latentgeo.solvers.logmap_start import (
-    MAX_START_STRETCH,
-    jacobian_and_frames,
-    probe_directions,
-)
+from latentgeo.solvers.logmap_start import jacobian_and_frames, probe_directions
 from latentgeo.solvers.ode import geodesic_rhs
 from latentgeo.solvers.result import LogMapResult
 from latentgeo.solvers.status import (
@@ -105,11 +101,6 @@ _MAX_ITER = code(Status.MAX_ITERATIONS)
 
 
 # ------------------------------------------------------------------ the solver
-def _length(root: Tensor, v: Tensor) -> Tensor:
-    """``‖v‖_G = |G^{1/2} v|`` ``(A,)`` for ``root = G^{1/2}`` ``(A, d, d)``, ``v`` ``(A, d)``."""
-    return (root @ v[..., None])[..., 0].norm(dim=-1)
-
-
 def _rank_one(jac: Tensor, s: Tensor, y: Tensor, use: Tensor) -> Tensor:
     """``B + (y − B s) sᵀ / sᵀs`` (so that ``B s = y``) where ``use``, ``B`` elsewhere."""
     ss = (s * s).sum(-1)
@@ -139,10 +130,8 @@ class _LogSolver(JacobianMeasurement):
         rtol: float,
         atol: float,
         max_steps: int,
-        bound: Tensor | None = None,
     ) -> None:
         b = z0.shape[0]
-        self.bound = bound
         self.metric, self.z0, self.z1, self.rtol, self.atol = metric, z0, z1, rtol, atol
         self.rhs, self.max_steps = geodesic_rhs(metric), max_steps
         self.floor = 10.0 * torch.finfo(z0.dtype).eps
@@ -189,7 +178,7 @@ class _LogSolver(JacobianMeasurement):
         measure the Jacobian by forward differences (:meth:`measure_jacobian`)."""
         st, d = self.st, self.z0.shape[1]
         idx = st.active.nonzero().squeeze(1)
-        x = self.within_reach(idx)
+        x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
         tau = st.tau[idx]
         dirs = probe_directions(x) if probe and d > 1 else x.new_zeros(x.shape[0], d, 0)
         ends, codes, errors, step = self.integrate(idx, x, tau, dirs, base=True)
@@ -198,26 +187,6 @@ class _LogSolver(JacobianMeasurement):
         shot = Shot(idx, x, r, ends[:, 0, d:], errors[:, 0], codes[:, 0], tau)
         shot.probes = (dirs, self.columns(idx, r, ends[:, 1:], codes[:, 1:], step), codes[:, 1:])
         return shot
-
-    def within_reach(self, idx: Tensor) -> Tensor:
-        """The trial velocities ``v + α δ`` ``(A, d)`` of the pairs ``idx``, damped (``α``
-        times :data:`BACKTRACK`, no shot spent, down to :data:`MIN_ALPHA`) while longer than
-        :data:`MAX_START_STRETCH` times both the known curve's length and the iterate's: no
-        shortest geodesic is longer than that curve, and a shot far past it (around a
-        sphere, through its pole) costs thousands of steps for nothing."""
-        st = self.st
-        x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
-        if self.bound is None:
-            return x
-        root = self.root0[idx]
-        reach = MAX_START_STRETCH * torch.maximum(self.bound[idx], _length(root, st.v[idx]))
-        for _ in range(64):  # (a bound: α reaches MIN_ALPHA first)
-            far = (_length(root, x) > reach) & (st.alpha[idx] * BACKTRACK >= MIN_ALPHA)
-            if not bool(far.any()):
-                break
-            st.alpha[idx[far]] *= BACKTRACK
-            x = st.v[idx] + st.alpha[idx, None] * st.delta[idx]
-        return x
 
     def learn(self, shot: Shot, first: bool) -> Tensor:
         """Update the Jacobian models from a shot; return which trials are accepted."""
@@ -372,12 +341,9 @@ def solve_log(
     atol: float,
     max_iter: int,
     max_steps: int,
-    bound: Tensor | None = None,
 ) -> LogMapResult:
-    """Quasi-Newton shooting from ``v_init`` for validated ``(B, d)`` tensors (no checks);
-    ``bound`` ``(B,)``: the length of a curve known to join each pair, if known (trials far
-    longer are damped before they are shot, :meth:`_LogSolver.within_reach`)."""
-    solver = _LogSolver(metric, z0, z1, v_init, rtol, atol, max_steps, bound)
+    """Quasi-Newton shooting from ``v_init`` for validated ``(B, d)`` tensors (no checks)."""
+    solver = _LogSolver(metric, z0, z1, v_init, rtol, atol, max_steps)
     for it in range(max_iter):
         if not bool(solver.st.active.any()):
             break

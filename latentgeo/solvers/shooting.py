@@ -70,7 +70,6 @@ class _Shooting:
                 atol=atol,
                 max_iter=self.max_iter,
                 max_steps=self.max_steps,
-                bound=bound,
             )
             return _minimizing(metric, z0, info, bound, rtol, atol)
 

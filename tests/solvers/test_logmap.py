@@ -326,32 +326,3 @@ def test_results_stay_on_the_device(device: torch.device) -> None:
     back = log_map_result(decoder, z, end, init="straight")
     assert back.velocity.device == z.device and bool(back.converged.all())
     assert back.error.device == z.device and back.iterations.device == z.device
-
-
-def test_trials_far_beyond_a_known_curve_are_damped_before_they_are_shot() -> None:
-    from latentgeo.metrics import as_metric
-    from latentgeo.solvers.logmap import BACKTRACK, MIN_ALPHA, _LogSolver
-    from latentgeo.solvers.logmap_start import MAX_START_STRETCH
-
-    sphere = as_metric(StereographicSphere())
-    z0 = torch.tensor([[0.1, 0.2], [0.3, -0.1], [0.0, 0.0]], dtype=torch.float64)
-    z1 = torch.tensor([[0.4, 0.0], [0.2, 0.1], [0.1, 0.0]], dtype=torch.float64)
-    v = z1 - z0
-    bound = torch.tensor([0.6, 0.5, 0.3], dtype=torch.float64)
-    solver = _LogSolver(sphere, z0, z1, v, 1e-6, 1e-9, 100, bound)
-    # a wild Newton step, a modest one, and one only MIN_ALPHA could tame
-    solver.st.delta = torch.tensor([[1.0, 0.0], [0.05, 0.0], [1e6, 0.0]], dtype=torch.float64)
-    idx = torch.arange(3)
-    x = solver.within_reach(idx)
-    length = sphere.norm(z0, x)
-    reach = MAX_START_STRETCH * torch.maximum(bound, sphere.norm(z0, v))
-    assert float(length[0]) <= float(reach[0]) and float(solver.st.alpha[0]) < 1.0
-    assert float(solver.st.alpha[1]) == 1.0  # within reach: as it was
-    assert (
-        MIN_ALPHA <= float(solver.st.alpha[2]) < MIN_ALPHA / BACKTRACK
-    )  # damped as far as allowed
-    torch.testing.assert_close(x, v + solver.st.alpha[:, None] * solver.st.delta)
-    unbounded = _LogSolver(sphere, z0, z1, v, 1e-6, 1e-9, 100)
-    unbounded.st.delta = solver.st.delta.clone()
-    unbounded.within_reach(idx)
-    assert bool((unbounded.st.alpha == 1.0).all())  # no known curve: no damping
