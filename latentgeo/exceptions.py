@@ -36,6 +36,7 @@ __all__ = [
     "LatentgeoWarning",
     "NumericsWarning",
     "PerformanceWarning",
+    "callable_owner",
     "user_stacklevel",
     "warn",
     "warn_once",
@@ -136,13 +137,28 @@ def warn_once(
     return True
 
 
+def callable_owner(f: object) -> object:
+    """The object a bound method (or a bound builtin such as ``tensor.add``) belongs to,
+    else ``f`` itself (a function, a module, a builtin like ``torch.sin``).
+
+    Example:
+        >>> class Model:
+        ...     def decode(self): ...
+        >>> model = Model()
+        >>> callable_owner(model.decode) is model, callable_owner(len) is len
+        (True, True)
+    """
+    bound = getattr(f, "__self__", None)
+    return f if bound is None or inspect.ismodule(bound) else bound
+
+
 def warn_slower_path(owner: object, text: str) -> bool:
     """Say once per ``owner`` that it takes a slower exact path: a :class:`PerformanceWarning`
-    ``"<name>: <text>"`` (:func:`warn_once`).
+    ``"<name>: <text>"`` (:func:`warn_once`, once per :func:`callable_owner`).
 
     Args:
-        owner: what is slower: a module (named by its class), a function (by its
-            qualified name), a bound method (by its object's class) or any object.
+        owner: what is slower: a module (named by its class), a function or a bound
+            method (by its qualified name, ``VAE.decode``) or any object (by its class).
         text: what cannot apply and what is used instead.
 
     Returns:
@@ -157,7 +173,5 @@ def warn_slower_path(owner: object, text: str) -> bool:
         >>> str(caught[0].message)
         'decoder: no traced fast path'
     """
-    if inspect.ismethod(owner):  # a bound method: its object (not a builtin's module)
-        owner = owner.__self__
     name = getattr(owner, "__qualname__", type(owner).__name__)
-    return warn_once(owner, PerformanceWarning(f"{name}: {text}"))
+    return warn_once(callable_owner(owner), PerformanceWarning(f"{name}: {text}"))

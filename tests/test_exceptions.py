@@ -16,6 +16,7 @@ from latentgeo.exceptions import (
     LatentgeoWarning,
     NumericsWarning,
     PerformanceWarning,
+    callable_owner,
     user_stacklevel,
     warn,
     warn_once,
@@ -63,20 +64,22 @@ def test_slower_paths_are_named_by_module_function_or_method_owner_once_each() -
     class Metric:
         def push(self) -> None: ...
 
-    module, method = torch.nn.Linear(1, 1), Metric().push
-
     def decode(z: torch.Tensor) -> torch.Tensor:
         return z
 
+    module, model, t = torch.nn.Linear(1, 1), Metric(), torch.zeros(1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        owners = (module, decode, method, torch.sin, module, decode)
+        owners = (module, decode, model.push, torch.sin, t.add, module, decode, model.push, t.add)
         shown = [warn_slower_path(o, "slow") for o in owners]
-    assert shown == [True, True, True, True, False, False]
+    # once per owner: a bound method (a new object at every access) by its object
+    assert shown == [True] * 5 + [False] * 4
+    assert callable_owner(model.push) is model and callable_owner(t.add) is t
+    assert callable_owner(torch.sin) is torch.sin and callable_owner(decode) is decode
     names = [str(w.message) for w in caught]
-    expected = "test_slower_paths_are_named_by_module_function_or_method_owner_once_each"
-    assert names[:3] == ["Linear: slow", f"{expected}.<locals>.decode: slow", "Metric: slow"]
-    assert names[3].endswith("sin: slow")  # a builtin: its name, not its module's
+    assert names[0] == "Linear: slow" and names[1].endswith("<locals>.decode: slow")
+    assert names[2].endswith("<locals>.Metric.push: slow")
+    assert names[3].endswith("sin: slow") and names[4] == "Tensor.add: slow"
     assert all(w.category is PerformanceWarning for w in caught)
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-from latentgeo.exceptions import warn_slower_path
+from latentgeo.exceptions import callable_owner, warn_slower_path
 from latentgeo.metrics.forward.errors import is_out_of_memory
 
 __all__ = [
@@ -59,7 +59,7 @@ def nested_forward_mode(fn: F) -> F:
 
     def owner(args: tuple[Any, ...]) -> Any:
         first = args[0] if args else None
-        first = getattr(first, "__self__", first)  # a bound method: its object
+        first = callable_owner(first)  # a bound method: its object
         shared = getattr(first, "footprint_owner", None)  # a metric: its decoder, if any
         return shared()[0] if callable(shared) else first
 
