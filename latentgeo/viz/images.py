@@ -39,7 +39,7 @@ def show_grid(
     *,
     label: str | None,
     colorbar: bool,
-    extend: str = "neither",
+    extend: str | None = None,
     **style: Any,
 ) -> AxesImage:
     """Draw ``arr (R, C)`` (row ``i`` at the ``i``-th y) over ``extent``, with its colour bar.
@@ -50,7 +50,7 @@ def show_grid(
         extent: ``(xmin, xmax, ymin, ymax)``; the axes are limited to it.
         label: colour-bar label (``None``: none).
         colorbar: draw a colour bar.
-        extend: the colour bar's arrows at clipped ends.
+        extend: the colour bar's arrows at clipped ends (``None``: the colour map's own).
         **style: ``imshow`` keywords (``cmap``, ``norm``, ``vmin``, ``vmax``).
 
     Returns:
@@ -58,7 +58,8 @@ def show_grid(
     """
     image = ax.imshow(arr, extent=extent, origin="lower", aspect="auto", **style)
     if colorbar and ax.figure is not None:
-        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85, extend=extend)
+        arrows: dict[str, Any] = {} if extend is None else {"extend": extend}
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85, **arrows)
         if label:
             bar.set_label(label)
     ax.set_xlim(extent[0], extent[1])

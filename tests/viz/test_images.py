@@ -34,3 +34,17 @@ def test_show_grid_without_a_colour_bar_adds_no_axes() -> None:
     fig, (ax,) = new_figure()
     show_grid(ax, np.zeros((2, 2)), (0, 1, 0, 1), label="u", colorbar=False, cmap="magma")
     assert fig.axes == [ax]
+
+
+def test_the_colour_maps_own_arrows_unless_told() -> None:
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["viridis"].with_extremes(under="k", over="w")
+    cmap.colorbar_extend = "both"
+    _, (ax,) = new_figure()
+    own = show_grid(ax, np.zeros((2, 2)), (0, 1, 0, 1), label=None, colorbar=True, cmap=cmap)
+    told = show_grid(
+        ax, np.zeros((2, 2)), (0, 1, 0, 1), label=None, colorbar=True, cmap=cmap, extend="min"
+    )
+    assert own.colorbar is not None and own.colorbar.extend == "both"
+    assert told.colorbar is not None and told.colorbar.extend == "min"
