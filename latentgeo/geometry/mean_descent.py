@@ -226,6 +226,11 @@ class MeanDescent:
         )
         return torch.where(far > 0, far, torch.inf)
 
+    def _capped_steps(self) -> Tensor:
+        """The step lengths ``τ`` ``(S,)``, at most :meth:`_reach` ``/ ‖v̄‖`` (kept where
+        that is not a number: a gradient norm of 0, or not finite)."""
+        return torch.fmin(self.step, self._reach() / self.gradient_norm())
+
     def iterate(self, tol: float) -> bool:
         """Check convergence, then one trial step per running set; ``False`` once all stopped.
 
@@ -243,7 +248,7 @@ class MeanDescent:
         idx = self.running().nonzero().squeeze(1)
         if idx.numel() == 0:
             return False
-        self.step = torch.fmin(self.step, self._reach() / self.gradient_norm())  # NaN: kept
+        self.step = self._capped_steps()
         trial = self.mu.clone()
         trial[idx], exp_status = _step(
             self.metric, self.mu[idx], self.step[idx, None] * self.vbar[idx], self.exp
@@ -265,6 +270,9 @@ class MeanDescent:
         and after a long step the first-order guess can point around a sphere, where
         shooting it costs minutes."""
         warm = self.v[rows] - self.step[sets, None] * self.vbar[sets]
+        shooting = self.method == "log" or (self.method == "energy" and bool(self.checked.any()))
+        if not shooting:
+            return warm  # no shooting log map will start from it
         target = self.pairs.target[rows]
         with torch.no_grad():
             segment = curve_length(self.metric, DiscreteCurve(base, target, num_points=2))

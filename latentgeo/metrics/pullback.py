@@ -340,6 +340,7 @@ class PullbackMetric(Metric):
         checked once, on two points, against the whole output (broadcasting inside
         the module could make the parts differ from it)."""
         if self._parts_ok is None and self._first is not None:
+            self._parts_ok = False  # (also if the check raises: it is not tried again)
             probe = z[:2] if z.shape[0] >= 2 else z.expand(2, -1)
             self._parts_ok = parts_match(self._first, probe, self.flat_embedding)
         return bool(self._parts_ok)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor
 
@@ -60,7 +61,7 @@ def test_warm_starts_far_beyond_the_straight_segment_start_straight() -> None:
     x = torch.tensor([[[0.3, 0.1], [-0.2, 0.4]]], dtype=torch.float64)
     w = torch.ones(1, 2, dtype=torch.float64)
     mu = x.mean(1)
-    descent = MeanDescent(metric, x, w, mu, sphere.log, 1.0, None, sphere.exp, 1e-8)
+    descent = MeanDescent(metric, x, w, mu, "log", 1.0, None, sphere.exp, 1e-8)
     rows, sets = torch.arange(2), torch.zeros(2, dtype=torch.long)
     base = mu.expand(2, -1) + 0.05
     with torch.no_grad():
@@ -72,3 +73,30 @@ def test_warm_starts_far_beyond_the_straight_segment_start_straight() -> None:
         long = metric.norm(base, first_order) > MAX_START_STRETCH * segment
         assert bool((long == straight).all())
         torch.testing.assert_close(warm, x[0] - base if straight else first_order)
+
+
+def test_steps_are_capped_where_the_gradient_is_a_number_and_warm_starts_are_used() -> None:
+    from latentgeo.geometry.mean_descent import MeanDescent
+    from latentgeo.metrics import as_metric
+
+    sphere = StereographicSphere()
+    x = torch.tensor([[[0.3, 0.1], [-0.2, 0.4]], [[0.1, 0.1], [0.2, 0.1]]], dtype=torch.float64)
+    w = torch.ones(2, 2, dtype=torch.float64)
+    descent = MeanDescent(as_metric(sphere), x, w, x.mean(1), "log", 1.0, None, None, 1e-8)
+    descent.step = torch.tensor([1e3, 1e3], dtype=torch.float64)
+    reach = descent._reach() / descent.gradient_norm()
+    torch.testing.assert_close(descent._capped_steps(), reach)  # 1000 is far beyond
+    descent.vbar[1] = torch.nan  # a gradient that is not a number: the step is kept
+    assert descent._capped_steps().tolist() == [float(reach[0]), 1e3]
+    # the log maps of a trial step start from _within_reach's warm starts
+    sentinel, seen = torch.full((4, 2), 0.125, dtype=torch.float64), []
+    descent._within_reach = lambda base, rows, sets: sentinel  # type: ignore[method-assign]
+
+    def log_maps(base: Tensor, rows: Tensor, warm: Tensor | None, **_: object) -> object:
+        seen.append(warm)
+        raise StopIteration
+
+    descent._log_maps = log_maps  # type: ignore[method-assign,assignment]
+    with pytest.raises(StopIteration):
+        descent._accept_or_halve(descent.mu.clone(), torch.arange(4))
+    assert seen == [sentinel]
