@@ -33,10 +33,11 @@ __all__ = [
 
 PROBES = 2  # random directions on which the Jacobian model is checked by differences
 
-#: how many times longer than a curve known to join its ends (in ``G(z0)``'s norm) a trial
-#: or warm-start velocity may be before it is shortened: no shortest geodesic is longer
-#: than that curve, and a shot far beyond it (around a sphere, through its pole) costs
-#: thousands of integration steps and lands where quasi-Newton cannot come back from
+#: how many times longer than the straight segment between its ends (in ``G(z0)``'s norm)
+#: a warm start may be before the segment replaces it (the Fréchet descent's, whose first-
+#: order guesses after a long step can point around a sphere): no shortest geodesic is
+#: longer than the segment, and a shot far beyond it (through a sphere's pole) costs
+#: thousands of integration steps. A start the user gives is always shot as it is.
 MAX_START_STRETCH = 1.5
 
 
