@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vjp, vmap
 from torch.nn import functional as F
 
-from latentgeo.exceptions import warn_slower_path
+from latentgeo.exceptions import callable_owner, warn_slower_path
 from latentgeo.metrics.forward.errors import is_out_of_memory
 from latentgeo.metrics.forward.transposed import product_conv_transpose2d, use_product
 from latentgeo.metrics.jacobians import forward_jacobian, reverse_jacobian
@@ -294,6 +294,6 @@ def hutchinson_feature_diagonal(feature: FlatMap, x: Tensor, probes: Tensor) -> 
             if is_out_of_memory(err):
                 raise
             text = "vmap cannot batch the feature map's reverse mode; probes pulled one by one"
-            warn_slower_path(feature, text)
+            warn_slower_path(callable_owner(feature), text)  # its metric, by class
             rows = torch.stack([pull(u)[0] for u in probes])
     return (rows * rows).mean(0)
