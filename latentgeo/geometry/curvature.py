@@ -37,6 +37,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from latentgeo._chunked import run_chunked, run_over_points
+from latentgeo._options import check_optional_int
 from latentgeo._validation import check_points
 from latentgeo.geometry.connection import (
     Form,
@@ -49,12 +51,19 @@ from latentgeo.geometry.connection import (
     second_directional,
     solve_metric,
 )
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike
 from latentgeo.metrics.jacobians import nested_forward_mode
 
 __all__ = ["curvature_map", "riemann_tensor", "scalar_curvature", "sectional_curvature"]
 
 Jet = tuple[Tensor, Tensor]
+
+#: metric evaluations per plane of :func:`scalar_curvature` (three nested second
+#: derivatives, four connection values, five inner products): the weight of a plane in
+#: the memory budget's chunking, so that its probe runs one and two planes, not 16 and 32
+#: (10 MB a plane on a transposed-convolution decoder at d = 16)
+PLANE_WEIGHT = 12
 
 
 def _graph_if_asked(
@@ -69,7 +78,11 @@ def _graph_if_asked(
 
 
 def riemann_tensor(
-    metric_or_decoder: MetricLike, z: Tensor, *, differentiable: bool | None = None
+    metric_or_decoder: MetricLike,
+    z: Tensor,
+    *,
+    differentiable: bool | None = None,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """The covariant Riemann tensor ``R_{abcd}`` at every point.
 
@@ -87,6 +100,8 @@ def riemann_tensor(
         differentiable: record an autograd graph: ``None`` (default) where a point or
             vector requires grad, ``True`` also for the decoder's parameters alone (GBs
             per point at d = 50), ``False`` never (see the module docstring).
+        memory_budget: bytes the chunks of points may use (``None``: the budget in
+            force, see :mod:`latentgeo.memory`).
 
     Returns:
         Tensor ``(..., d, d, d, d)``; ``Σ R[a,b,c,d] u^a v^b u^c v^d = K(u, v)(|u|²|v|² − ⟨u,v⟩²)``.
@@ -100,8 +115,12 @@ def riemann_tensor(
         -1.0
     """
     metric, batch, (flat,) = point_rows(metric_or_decoder, z)
-    with _graph_if_asked(differentiable, flat):
-        return _riemann_rows(metric, flat).reshape(*batch, *(flat.shape[-1],) * 4)
+    d = flat.shape[-1]
+    with use_memory_budget(memory_budget), _graph_if_asked(differentiable, flat):
+        parts = run_over_points(
+            lambda rows: _riemann_rows(metric, flat[rows]), flat, owner=metric, kind="riemann"
+        )
+    return torch.cat(parts).reshape(*batch, d, d, d, d)
 
 
 def _riemann_rows(metric: Metric, flat: Tensor) -> Tensor:
@@ -231,23 +250,31 @@ def scalar_curvature(
     z: Tensor,
     *,
     form: Form = "auto",
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
     differentiable: bool | None = None,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """Scalar curvature ``S = Σ_{i ≠ j} K(e_i, e_j)`` over a ``G``-orthonormal frame ``e``.
 
-    The ``d(d − 1)/2`` sectional curvatures of the frame's planes, all in one
-    batch per chunk of points (``S = d(d − 1)`` on the unit sphere ``S^d``; for
-    ``d = 2``, ``S = 2K``, twice the Gaussian curvature).
+    The ``d(d − 1)/2`` sectional curvatures of the frame's planes at every point,
+    batched over all (point, plane) rows in chunks that the memory budget sizes
+    (``S = d(d − 1)`` on the unit sphere ``S^d``; for ``d = 2``, ``S = 2K``, twice
+    the Gaussian curvature). A point's planes may fall in two chunks: a chunk is
+    a number of planes, not of points, so that one point of a large decoder
+    (120 planes at ``d = 16``) does not have to fit in memory at once.
 
     Args:
         metric_or_decoder: a :class:`~latentgeo.metrics.Metric` or a decoder.
         z: points ``(..., d)`` with ``d ≥ 2``.
         form: how the connection is computed (see :func:`~latentgeo.geometry.connection`).
-        chunk_size: points per batch (each brings ``d(d − 1)/2`` planes).
+        chunk_size: points whose planes are batched together, ``≥ 1`` (``None``:
+            as many planes as fit in the memory budget; halved on out-of-memory
+            either way, see :mod:`latentgeo.memory`).
         differentiable: record an autograd graph: ``None`` (default) where a point or
             vector requires grad, ``True`` also for the decoder's parameters alone (GBs
             per point at d = 50), ``False`` never (see the module docstring).
+        memory_budget: bytes the chunks may use (``None``: the budget in force); the
+            graph that ``differentiable`` keeps is not bounded by it.
 
     Returns:
         Tensor ``(...)``; NaN where ``G`` is not positive definite.
@@ -263,29 +290,36 @@ def scalar_curvature(
     d = flat.shape[-1]
     if d < 2:
         raise ValueError(f"z must have d >= 2 for a curvature, got shape {(*batch, d)}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    christoffel = resolve_form(metric, form) == "christoffel"
-    with _graph_if_asked(differentiable, flat):
-        parts = [
-            _scalar_rows(metric, flat[start : start + chunk_size], form, christoffel)
-            for start in range(0, flat.shape[0], chunk_size)
-        ]
-    return torch.cat(parts).reshape(batch)
+    check_optional_int(chunk_size, "chunk_size")
+    form = resolve_form(metric, form)
+    with use_memory_budget(memory_budget), _graph_if_asked(differentiable, flat):
+        return _scalar_rows(metric, flat, form, chunk_size).reshape(batch)
 
 
-def _scalar_rows(metric: Metric, zc: Tensor, form: Form, christoffel: bool) -> Tensor:
-    """:func:`scalar_curvature` at points ``(N, d)`` -> ``(N,)``."""
-    d = zc.shape[-1]
-    u, v, _ = _frame_pairs(metric, zc)
+def _scalar_rows(metric: Metric, flat: Tensor, form: Form, chunk_size: int | None) -> Tensor:
+    """:func:`scalar_curvature` at points ``(N, d)`` -> ``(N,)``, in chunks of plane rows:
+    row ``r`` is plane ``r mod P`` of point ``r // P`` (``P = d(d − 1)/2``)."""
+    n, d = flat.shape
+    u, v, _ = _frame_pairs(metric, flat)
     p = u.shape[1]
-    rows = zc.repeat_interleave(p, 0)
-    jet = None
-    if christoffel:  # ∂G once per point, shared by its planes
-        g, dg = metric_jet(metric, zc)
-        jet = (g.repeat_interleave(p, 0), dg.repeat_interleave(p, 0))
-    k = _sectional_rows(metric, rows, u.reshape(-1, d), v.reshape(-1, d), form, jet)
-    return 2.0 * k.reshape(-1, p).sum(-1)
+    u, v = u.reshape(-1, d), v.reshape(-1, d)
+
+    def planes(rows: slice) -> Tensor:
+        first, last = rows.start // p, (rows.stop - 1) // p
+        points = flat[first : last + 1]
+        at = torch.arange(rows.start, rows.stop, device=flat.device) // p - first
+        jet = None
+        if form == "christoffel":  # ∂G once per point, shared by its planes
+            g, dg = metric_jet(metric, points)
+            jet = (g[at], dg[at])
+        return _sectional_rows(metric, points[at], u[rows], v[rows], form, jet)
+
+    key = ("scalar_curvature", form, d, flat.dtype, flat.device, torch.is_grad_enabled())
+    parts = run_chunked(
+        planes, n * p, owner=metric, key=key, weight=PLANE_WEIGHT, device=flat.device,
+        chunk_size=None if chunk_size is None else chunk_size * p,
+    )  # fmt: skip
+    return 2.0 * torch.cat(parts).reshape(n, p).sum(-1)
 
 
 def curvature_map(
@@ -294,7 +328,8 @@ def curvature_map(
     *,
     quantity: Literal["scalar", "gaussian"] = "scalar",
     form: Form = "auto",
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """Curvature at every point of a latent grid (e.g. :func:`latentgeo.viz.latent_grid`).
 
@@ -304,7 +339,9 @@ def curvature_map(
         quantity: ``"scalar"`` (:func:`scalar_curvature`) or ``"gaussian"``
             (``K``, for ``d = 2`` only: half the scalar curvature).
         form: how the connection is computed (see :func:`~latentgeo.geometry.connection`).
-        chunk_size: points per batch.
+        chunk_size: points per batch (``None``: sized by the memory budget), as
+            :func:`scalar_curvature`'s.
+        memory_budget: bytes the chunks may use (``None``: the budget in force).
 
     Returns:
         Detached tensor of the grid's batch shape, e.g. ``(R, C)``.
@@ -327,5 +364,7 @@ def curvature_map(
     if quantity == "gaussian" and grid.shape[-1] != 2:
         raise ValueError(f"quantity='gaussian' needs d = 2, got grid of shape {tuple(grid.shape)}")
     with torch.no_grad():
-        s = scalar_curvature(metric_or_decoder, grid, form=form, chunk_size=chunk_size)
+        s = scalar_curvature(
+            metric_or_decoder, grid, form=form, chunk_size=chunk_size, memory_budget=memory_budget
+        )
     return quantities[quantity](s).detach()

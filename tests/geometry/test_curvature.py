@@ -113,6 +113,51 @@ def test_scalar_curvature(dtype: torch.dtype) -> None:
                                rtol=rtol, atol=atol * float(contracted.abs().max()))  # fmt: skip
 
 
+def test_scalar_curvature_chunks_planes_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are counts of planes sized by the memory budget, not of points: under a
+    small budget a point's planes are split across chunks (an audit: 5 GB for four
+    points of a d = 16 conv decoder, all in one chunk), with the same curvatures."""
+    from latentgeo._chunked import measure_peak
+    from latentgeo.geometry import curvature
+
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(
+        torch.nn.Linear(4, 6 * 7 * 7), torch.nn.Tanh(), torch.nn.Unflatten(1, (6, 7, 7)),
+        torch.nn.ConvTranspose2d(6, 1, 4, stride=2, padding=1),
+    ).double().eval()  # fmt: skip
+    z = torch.randn(9, 4, dtype=torch.float64)  # 6 planes a point, 54 rows
+    whole, whole_peak = measure_peak(lambda: scalar_curvature(decoder, z, chunk_size=9))
+    small, small_peak = measure_peak(lambda: scalar_curvature(decoder, z, memory_budget=2**21))
+    torch.testing.assert_close(small, whole, rtol=1e-12, atol=0)
+    assert small_peak <= 2**21 < whole_peak / 4  # within the budget; one chunk is not
+    sizes: list[int] = []
+    rows = curvature._sectional_rows
+
+    def counted(metric, z, u, v, form, jet=None):  # type: ignore[no-untyped-def]
+        sizes.append(z.shape[0])
+        return rows(metric, z, u, v, form, jet)
+
+    monkeypatch.setattr(curvature, "_sectional_rows", counted)
+    # the Christoffel form's jet, per chunk, for the planes' own points
+    sphere = scalar_curvature(StereographicSphere(), 0.3 * z, memory_budget=16 * 2**10)
+    torch.testing.assert_close(sphere, torch.full((9,), 12.0, dtype=torch.float64))
+    assert sizes[:2] == [1, 2]  # the probe: one plane and two (a plane weighs 12 points)
+    assert max(sizes[2:]) < 6 and sum(sizes[2:]) == 54  # then chunks of less than a point
+    with pytest.raises(ValueError, match="chunk_size"):
+        scalar_curvature(StereographicSphere(), z, chunk_size=0)
+    with pytest.raises(ValueError, match="memory_budget"):
+        scalar_curvature(StereographicSphere(), z, memory_budget=0)
+
+
+def test_riemann_tensor_in_chunks_of_points() -> None:
+    torch.manual_seed(0)
+    metric = mlp_metric(3, torch.float64)
+    z = torch.randn(40, 3, dtype=torch.float64)
+    whole = riemann_tensor(metric, z)
+    torch.testing.assert_close(riemann_tensor(metric, z, memory_budget=1), whole,
+                               rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
 def test_curvature_map_on_a_grid() -> None:
     from latentgeo.viz import latent_grid
 
