@@ -22,10 +22,11 @@ Printed, with the budget in force (``latentgeo.current_memory_budget``):
 * ``metric_tensor`` per point of both decoders in chunks of 8–128 MiB and in
   one chunk (``chunks``): the measurement behind ``CPU_CHUNK_BYTES``;
 * the conv VAE's ``metric_tensor`` and energy with its ``32 → 32`` transposed
-  convolution channels-last and in the plain layout (``layout``).
+  convolution channels-last and in the plain layout (``layout``);
+* ``scalar_curvature`` of both decoders: seconds and peak memory (``curvature``).
 
 Run: ``python benchmarks/real_decoders.py [--device cuda] [--budget BYTES]
-[--quick] [--out FILE] [--only conv mlp cost chunks layout] [--sizes 1,50] [--total 20]``;
+[--quick] [--out FILE] [--only conv mlp cost chunks layout curvature] [--sizes 1,50] [--total 20]``;
 ``--quick`` runs tiny sizes in seconds (the test suite smoke-runs it).
 """
 
@@ -48,6 +49,7 @@ from torch import Tensor, nn
 import latentgeo
 import latentgeo.memory
 from latentgeo import _chunked
+from latentgeo.geometry import scalar_curvature
 from latentgeo.metrics import as_metric
 from latentgeo.metrics.forward import transposed
 from latentgeo.models import GaussianDecoder, RBFPrecision
@@ -306,6 +308,25 @@ def layout_rows(
         emit(f"| {name} | {1e6 * last:.0f} | {1e6 * plain:.0f} | {plain / last:.2f}× |")
 
 
+def curvature_rows(
+    n: int, device: torch.device, dtype: torch.dtype, emit: Callable[[str], None]
+) -> None:
+    """``scalar_curvature`` of ``n`` points of both decoders (``d(d − 1)/2`` planes a point,
+    chunked by the memory budget): seconds and peak memory of the call."""
+    emit(f"scalar_curvature of {n} points (planes chunked by the memory budget):")
+    emit("")
+    emit("| decoder | planes | CPU s/point | wall s/point | peak MiB |")
+    emit("|---|---|---|---|---|")
+    for name, dec, d in [("conv VAE d=16", conv_decoder(), 16), ("MLP d=50", mlp_decoder(), 50)]:
+        metric = as_metric(dec.to(device, dtype))
+        z = torch.randn(n, d, dtype=dtype, device=device)
+        meter = PeakMemory(device)
+        with meter.measure():
+            _, cpu, wall = timed(lambda m=metric, v=z: scalar_curvature(m, v), device)
+        emit(f"| {name} | {n * d * (d - 1) // 2} | {cpu / n:.2f} | {wall / n:.2f} | "
+             f"{meter.peak / 2**20:.0f} |")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the tables (and write them to ``--out``)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -315,7 +336,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=None, help="memory budget in bytes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument(
-        "--only", choices=["conv", "mlp", "cost", "chunks", "layout"], nargs="*", default=None
+        "--only",
+        choices=["conv", "mlp", "cost", "chunks", "layout", "curvature"],
+        nargs="*",
+        default=None,
     )
     parser.add_argument("--out", default=None, help="also write the output to this file")
     parser.add_argument(
@@ -334,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         print(line, flush=True)
         text.write(line + "\n")
 
-    only = set(args.only or ["conv", "mlp", "cost", "chunks", "layout"])
+    only = set(args.only or ["conv", "mlp", "cost", "chunks", "layout", "curvature"])
     budget = latentgeo.current_memory_budget(device)
     emit(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {device}, "
          f"{args.dtype}, memory budget {budget / 2**20:.0f} MiB"
@@ -365,6 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     if "layout" in only:
         emit("")
         layout_rows(64 if args.quick else 512, 1 if args.quick else 7, device, dtype, emit)
+    if "curvature" in only:
+        emit("")
+        curvature_rows(1 if args.quick else 4, device, dtype, emit)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     emit("")
     emit(f"process peak RSS: {maxrss / 2**20:.0f} MiB")

@@ -23,4 +23,5 @@ def test_real_decoders_quick(
     assert "memory budget" in printed and "| conv VAE d=16 | 4 | 4 |" in printed
     assert "| metric_tensor |" in printed and "exact J then JᵀJ" in printed
     assert "| MLP d=50 |" in printed and "latentgeo's cap on the CPU: 32 MiB" in printed
+    assert "| conv VAE d=16 | 120 |" in printed and "| MLP d=50 | 1225 |" in printed
     assert out.read_text(encoding="utf-8") == printed

@@ -54,7 +54,8 @@ class LANDFit:
         failed_points: how many points had a failed log map (to some component)
             at the end; they are left out of the updates (and the fit warns).
         message: detail, e.g. about failed log maps or normalising constants that rest on
-            few Monte Carlo samples (:meth:`MonteCarloVolume.few_samples_note`).
+            few Monte Carlo samples (:meth:`MonteCarloVolume.few_samples_note`) or on too
+            few RK4 steps (:meth:`LAND.few_steps_note`).
         point_status: per data point, ``converged`` when its log maps to every
             component converged at the end, else the status of the first that did not
             (``nonfinite`` for a converged one with a non-finite answer).
@@ -324,7 +325,7 @@ def fit_land(
                 log_method=log_method, log_options=log_options, draws=draws)  # fmt: skip
     failed = int((~em.ok.all(0)).sum())
     notes = [f"{failed} points with a failed log map were left out" if failed else ""]
-    notes.append(dist.mc.few_samples_note())  # the LAND warned of it
+    notes += [dist.mc.few_samples_note(), dist.few_steps_note()]  # the LAND warned of them
     message = ["; ".join(n for n in notes if n)]
     points = _point_status(em.codes)
     fit = LANDFit(dist, torch.stack(history), it, [status], r.T, failed, message, points)

@@ -4,6 +4,7 @@ plane in closed form, EM against scikit-learn's Gaussian mixture."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from scipy.integrate import quad
 
 from latentgeo.exceptions import NumericsWarning
 from latentgeo.geometry import LAND, fit_land, standard_draws
+from latentgeo.geometry.land import STEPS_LOG_TOL
 from latentgeo.testing import LinearMap, PoincareDisk, StereographicSphere
 
 A = torch.tensor([[2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
@@ -109,9 +111,12 @@ def test_a_normalising_constant_resting_on_few_samples_is_announced() -> None:
     mu = torch.tensor([0.5, -0.3], dtype=torch.float64)
     g = 4 / (1 + mu.pow(2).sum()) ** 2
     eye = torch.eye(2, dtype=torch.float64)
-    with pytest.warns(NumericsWarning, match=r"effective sample size \d+ of 2048"):
+    with pytest.warns(NumericsWarning) as record:
         wide = LAND(StereographicSphere(), mu, eye / g, num_samples=2048,
                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    said = " ".join(str(w.message) for w in record)
+    assert re.search(r"effective sample size \d+ of 2048", said)
+    assert "RK4 steps were halved (16 -> 8" in said  # and its 16 steps are too few there
     assert float(wide.mc.effective_samples[0]) < 0.05 * 2048
     assert "raise num_samples" in wide.mc.few_samples_note()
     narrow = LAND(StereographicSphere(), mu, 0.25 * eye / g, num_samples=2048,
@@ -119,3 +124,35 @@ def test_a_normalising_constant_resting_on_few_samples_is_announced() -> None:
     assert float(narrow.mc.effective_samples[0]) > 0.9 * 2048
     assert narrow.mc.few_samples_note() == ""
     assert abs(float(narrow.log_normalizers[0]) - normal_integral(0.5, 1)) < 5e-3
+
+
+def test_too_few_rk4_steps_are_announced() -> None:
+    """The normalising constant comes from fixed-step RK4 exponential maps: its change when
+    the steps are halved is kept as evidence and, above ``STEPS_LOG_TOL``, announced.
+    On the sphere at spread 0.8, 4 steps are 0.04 off the constant at 64 steps and say
+    so; 16 steps are within their own estimate of it and say nothing; flat is exact."""
+    mu = torch.tensor([0.5, -0.3], dtype=torch.float64)
+    cov = (0.8**2 / (4 / (1 + mu.pow(2).sum()) ** 2)) * torch.eye(2, dtype=torch.float64)
+
+    def land(steps: int) -> LAND:
+        return LAND(StereographicSphere(), mu, cov, num_samples=256, steps=steps,
+                    generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+    fine = land(64).log_normalizers
+    with pytest.warns(NumericsWarning, match=r"changed by 4\.\de-02 in log C when the "
+                      r"exponential maps' RK4 steps were halved \(4 -> 2"):  # fmt: skip
+        coarse = land(4)
+    error = (coarse.log_normalizers - fine).abs()
+    assert float(error[0]) > STEPS_LOG_TOL
+    assert "raise steps" in coarse.few_steps_note()
+    enough = land(16)
+    assert enough.few_steps_note() == ""
+    assert (
+        float((enough.log_normalizers - fine).abs()[0])
+        <= float(enough.log_normalizer_step_error[0])
+        <= STEPS_LOG_TOL
+    )
+    assert torch.isnan(land(1).log_normalizer_step_error).all()
+    flat = LinearMap(torch.eye(2, dtype=torch.float64))
+    exact = LAND(flat, mu, torch.eye(2, dtype=torch.float64), num_samples=64, steps=2)
+    assert float(exact.log_normalizer_step_error[0]) < 1e-12

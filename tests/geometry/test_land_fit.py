@@ -101,7 +101,11 @@ def test_a_fit_whose_normaliser_rests_on_few_samples_says_so() -> None:
         lambda z: torch.exp(20.0 * z[..., :1, None]) * torch.eye(2, dtype=z.dtype), latent_dim=2
     )
     x = torch.randn(60, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with pytest.warns(NumericsWarning, match="rests on few Monte Carlo samples"):
+    with pytest.warns(NumericsWarning) as record:
         fit = fit_land(conformal, x, num_samples=64, max_iter=1, log_method=flat_log)
+    said = " ".join(str(w.message) for w in record)
+    assert "rests on few Monte Carlo samples" in said
     assert "effective sample size" in fit.message[0]
+    # and its exponential maps need more than 16 RK4 steps: log C moved by 4 when halved
+    assert "RK4 steps were halved (16 -> 8" in said and "raise steps" in fit.message[0]
     assert float(fit.distribution.mc.effective_samples[0]) < 0.05 * 64
