@@ -15,7 +15,10 @@ hold as many items as fit in :data:`TARGET` of the budget in force, and on the
 CPU in :data:`~latentgeo.memory.CPU_CHUNK_BYTES` (larger chunks are slower
 there: their tensors fall out of the caches). The
 tracker sees every tensor torch allocates through its dispatcher, not the
-scratch space inside a kernel, hence the margin.
+scratch space inside a kernel, hence the margin. A chunk holds at least one
+item: one that alone needs more than the whole budget runs anyway, and a
+:class:`~latentgeo.exceptions.PerformanceWarning` says so once per owner and
+computation.
 
 An out-of-memory error inside a chunk halves the chunk and retries it (each
 size once; a :class:`~latentgeo.exceptions.PerformanceWarning` says so once
@@ -294,11 +297,44 @@ def _measured(owner: object, key: Hashable) -> Footprint | None:
 
 
 def _items(owner: object, key: Hashable, weight: float, device: torch.device | None) -> int:
+    """Items per chunk by the measured footprint: at least one, which is announced once
+    when it alone needs more than the whole budget (it runs anyway: an item is not split)."""
     known = _measured(owner, key)
     assert known is not None
     on_cpu = device is None or device.type == "cpu"
     limit = CPU_CHUNK_BYTES if on_cpu else math.inf
-    return max(1, int(known.points(current_memory_budget(device), limit) // weight))
+    budget = current_memory_budget(device)
+    items = int(known.points(budget, limit) // weight)
+    need = known.fixed + known.per_point * weight
+    if items < 1 and need > budget:
+        what = " ".join(_names(key)) or repr(key)
+        warn_once(
+            owner,
+            PerformanceWarning(
+                f"{type(owner).__name__}, {what}: one item (a point, a plane, a pair of "
+                f"curves) needs about {_size(need)}, more than the memory budget of "
+                f"{_size(budget)}; each runs alone, over the budget (an item is not split): "
+                "raise memory_budget"
+            ),
+            key=f"over budget: {what}",
+        )
+    return max(1, items)
+
+
+def _names(key: object) -> list[str]:
+    """The strings in a footprint's ``key`` (nested tuples), in order: what it computes."""
+    if isinstance(key, str):
+        return [key]
+    if isinstance(key, tuple):
+        return [name for part in key for name in _names(part)]
+    return []
+
+
+def _size(nbytes: float) -> str:
+    """``nbytes`` in bytes, KiB or MiB."""
+    if nbytes < 2**10:
+        return f"{nbytes:.0f} bytes"
+    return f"{nbytes / 2**10:.0f} KiB" if nbytes < 2**20 else f"{nbytes / 2**20:.1f} MiB"
 
 
 def _probe(fn: Callable[[slice], T], n: int, owner: object, key: Hashable, weight: float) -> None:

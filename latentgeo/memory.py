@@ -21,7 +21,8 @@ Chunk sizes come from the budget and the decoder's measured bytes per point
 (see :mod:`latentgeo._chunked`), on the CPU at most :data:`CPU_CHUNK_BYTES` a chunk
 (the budget bounds memory; that cap keeps each chunk in the caches); an
 out-of-memory error inside a chunk halves the chunk and retries, and never
-switches a fast path off.
+switches a fast path off. A single point (or pair of curves) that alone needs
+more than the budget is computed anyway, and announced once.
 
 Example:
     >>> import latentgeo

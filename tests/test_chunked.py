@@ -264,3 +264,27 @@ def test_a_measured_footprint_keeps_an_earlier_cap() -> None:
     assert fp is not None and fp.cap == 8 and math.isnan(fp.per_point)
     _chunked._store(owner, "k", Footprint(per_point=1.0))  # a measurement made later
     assert footprint(owner, "k").cap == 8  # type: ignore[union-attr]
+
+
+def test_an_item_over_the_whole_budget_is_announced_once() -> None:
+    """A chunk holds at least one item: one that alone needs more than the budget runs
+    over it, and says so once per owner and computation (not when it fits)."""
+    owner = _Owner()
+    x = torch.randn(200, 64, dtype=torch.float64)
+
+    def fn(sl: slice) -> Tensor:
+        return (x[sl, :, None] * x[sl, None, :]).sum((1, 2))  # 32 KiB an item
+
+    with latentgeo.memory_budget(1 << 30):
+        whole = torch.cat(run_chunked(fn, 200, owner=owner, key=("outer", 64)))
+    with latentgeo.memory_budget(1 << 14):
+        with pytest.warns(PerformanceWarning, match=r"_Owner, outer: one item \(a point, a plane, "
+                          r"a pair of curves\) needs about \d+ KiB, more than the memory budget "
+                          r"of 16 KiB"):  # fmt: skip
+            parts = run_chunked(fn, 200, owner=owner, key=("outer", 64))
+        assert len(parts) == 200  # one item a chunk
+        again = run_chunked(fn, 200, owner=owner, key=("outer", 64))  # once: no warning now
+    torch.testing.assert_close(torch.cat(parts), whole, rtol=1e-12, atol=0)
+    torch.testing.assert_close(torch.cat(again), whole, rtol=1e-12, atol=0)
+    with latentgeo.memory_budget(1 << 18):  # an item fits: nothing to say
+        run_chunked(fn, 200, owner=_Owner(), key=("outer", 64))

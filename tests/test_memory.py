@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import sys
+import warnings
 
 import pytest
 import torch
@@ -125,11 +126,17 @@ def test_shrinking_the_budget_adds_chunks_with_identical_results() -> None:
     metric.squared_norm(z, v)
     chunks, results = [], []
     for budget in (1 << 30, 1 << 20, 1 << 17, 1):
-        with latentgeo.memory_budget(budget):
+        with latentgeo.memory_budget(budget), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             recorder.sizes.clear()
             g = metric.metric_tensor(z)
             chunks.append(len(recorder.sizes))
             results.append((g, metric.squared_norm(z, v)))
+        said = [str(w.message) for w in caught]
+        # a point needs more than 1 byte: it runs over the budget, and that is said once
+        assert len(said) == (2 if budget == 1 else 0), said  # metric_tensor, squared_norm
+        assert all("needs about" in m and "more than the memory budget of 1 bytes" in m
+                   for m in said)  # fmt: skip
     assert chunks == sorted(chunks) and chunks[0] < chunks[-1], chunks
     assert chunks[-1] >= 300 - 3  # budget 1: one point per chunk after the probe
     for g, sq in results[1:]:
@@ -150,7 +157,9 @@ def test_geodesics_under_a_small_budget_are_the_same() -> None:
     with pytest.warns(PerformanceWarning) as caught:
         small = connecting_geodesic(metric, z0, z1, memory_budget=1)
     said = sorted(str(w.message).split(" (")[0] for w in caught)  # once each per call
-    assert said == ["one pair's L-BFGS memory", "one pair's solver state"]
+    solver = [m for m in said if m.startswith("one pair's")]
+    assert solver == ["one pair's L-BFGS memory", "one pair's solver state"]
+    assert all("one item" in m for m in said if m not in solver)  # the metric's chunks
     assert max(recorder.sizes) < most_whole and len(recorder.sizes) > calls_whole
     torch.testing.assert_close(small.length, whole.length, rtol=1e-12, atol=0)
     assert small.status == whole.status
@@ -236,9 +245,13 @@ def test_the_result_functions_take_the_budget_of_their_tensor_siblings(which: st
     runs = {}
     for budget in (1 << 30, 1):
         recorder.sizes.clear()
-        runs[budget] = solve(metric, z, w - z if which == "exp_map_result" else w,
-                             memory_budget=budget, **options)  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            runs[budget] = solve(metric, z, w - z if which == "exp_map_result" else w,
+                                 memory_budget=budget, **options)  # fmt: skip
         runs[budget, "most"] = max(recorder.sizes)
+        over = [str(w.message) for w in caught if "over the budget" in str(w.message)]
+        assert bool(over) == (budget == 1), over  # a point over 1 byte is said to be
     assert runs[1, "most"] < runs[1 << 30, "most"]  # smaller chunks under the small budget
     assert runs[1].status == runs[1 << 30].status
     value = "point" if which == "exp_map_result" else "velocity"
