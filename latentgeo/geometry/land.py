@@ -116,6 +116,13 @@ def tangent_volume(
     return torch.where(finite[:, None], end, torch.nan), log_vol
 
 
+def _listed_components(flags: Tensor, values: Tensor, spec: str) -> tuple[list[int], str]:
+    """The components ``k`` where ``flags[k]`` ``(K,)``, and their ``values`` formatted with
+    ``spec``, comma-separated (for the LAND's notes)."""
+    which = flags.nonzero().squeeze(1).tolist()
+    return which, ", ".join(format(float(values[k]), spec) for k in which)
+
+
 @dataclass
 class MonteCarloVolume:
     """The Monte Carlo picture of K components' normalising constants.
@@ -172,16 +179,17 @@ class MonteCarloVolume:
 
     def few_samples_note(self) -> str:
         """A sentence on the components whose estimate rests on few samples, or ``""``."""
-        s = self.weight.shape[1]
-        low = (self.effective_samples < MIN_EFFECTIVE_SHARE * s).nonzero().squeeze(1).tolist()
-        if not low:
-            return ""
-        ess = ", ".join(f"{float(self.effective_samples[k]):.0f}" for k in low)
+        s, ess = self.weight.shape[1], self.effective_samples
+        low, figures = _listed_components(ess < MIN_EFFECTIVE_SHARE * s, ess, ".0f")
         return (
-            f"the normalising constant of component(s) {low} rests on few Monte Carlo samples "
-            f"(effective sample size {ess} of {s}; failed exponential maps: "
-            f"{self.failed[low].tolist()}): its estimate is unreliable; raise num_samples, or "
-            "narrow the covariance if the tangent samples pass a conjugate point"
+            ""
+            if not low
+            else (
+                f"the normalising constant of component(s) {low} rests on few Monte Carlo samples "
+                f"(effective sample size {figures} of {s}; failed exponential maps: "
+                f"{self.failed[low].tolist()}): its estimate is unreliable; raise num_samples, or "
+                "narrow the covariance if the tangent samples pass a conjugate point"
+            )
         )
 
     def moments(self) -> tuple[Tensor, Tensor]:
@@ -295,15 +303,16 @@ class LAND(Distribution):
         """A sentence on the components whose ``log C`` changed by more than
         :data:`STEPS_LOG_TOL` when the RK4 steps were halved, or ``""``."""
         change = self.log_normalizer_step_error
-        over = (~(change <= STEPS_LOG_TOL) & ~change.isnan()).nonzero().squeeze(1).tolist()
-        if not over:
-            return ""
-        changes = ", ".join(f"{float(change[k]):.1e}" for k in over)
+        over, changes = _listed_components(change > STEPS_LOG_TOL, change, ".1e")
         return (
-            f"the normalising constant of component(s) {over} changed by {changes} in log C "
-            f"when the exponential maps' RK4 steps were halved ({self.steps} -> "
-            f"{self.steps // 2}; tolerance {STEPS_LOG_TOL:g}): its integration error is about "
-            "as large; raise steps"
+            ""
+            if not over
+            else (
+                f"the normalising constant of component(s) {over} changed by {changes} in log C "
+                f"when the exponential maps' RK4 steps were halved ({self.steps} -> "
+                f"{self.steps // 2}; tolerance {STEPS_LOG_TOL:g}): its integration error is about "
+                "as large; raise steps"
+            )
         )
 
     @property
