@@ -36,8 +36,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from latentgeo._validation import check_points, check_tangent
 from latentgeo.metrics.conversions import CopyingConversions
+from latentgeo.metrics.point_checks import PointChecks
 from latentgeo.metrics.report import MetricCheck, check_tensor
 from latentgeo.metrics.terms import GeodesicTerms, christoffel_terms
 
@@ -52,7 +52,7 @@ def _needs_embedding(metric: Metric) -> TypeError:
     )
 
 
-class Metric(CopyingConversions, abc.ABC):
+class Metric(CopyingConversions, PointChecks, abc.ABC):
     """Abstract Riemannian (pseudo-)metric on a latent space of dimension ``d``.
 
     Attributes:
@@ -148,43 +148,6 @@ class Metric(CopyingConversions, abc.ABC):
         """
         return check_tensor(self.metric_tensor(z), rtol)
 
-    def validated_points(self, z: object, name: str = "z") -> Tensor:
-        """``z`` checked as points of this metric, as its public methods check theirs: a
-        finite floating tensor ``(..., d)`` (``d`` the metric's ``latent_dim`` if known)
-        that its modules can take (:meth:`check_like`: their dtype and device, and their
-        layers still in evaluation mode), so that an entry point refuses bad input before
-        any decoder runs, naming the argument.
-
-        Args:
-            z: the points.
-            name: the argument's name, for errors.
-
-        Example:
-            >>> import torch
-            >>> from latentgeo.testing import PoincareDisk
-            >>> PoincareDisk().validated_points(torch.tensor([[0.1, float("nan")]]), "z0")
-            Traceback (most recent call last):
-            ...
-            ValueError: z0 contains NaN or Inf values
-        """
-        points = check_points(z, name, dim=self.latent_dim)
-        self.check_like(points)
-        return points
-
-    def _validated(self, z: Tensor, **tangents: Tensor) -> list[Tensor]:
-        """The public methods' one check of their input: ``[z, *tangents]``, ``z`` checked
-        as points of this metric (``(..., d)``), then each tangent at them, named in errors
-        by its keyword.
-
-        Raises:
-            TypeError: an input is not a floating tensor, a tangent's dtype is not ``z``'s,
-                or ``z``'s is not the metric's modules' (:meth:`check_like`).
-            ValueError: a shape does not fit, a value is NaN/Inf, or devices differ.
-        """
-        z = check_points(z, "z", dim=self.latent_dim)
-        self.check_like(z)
-        return [z, *(check_tangent(z, v, name) for name, v in tangents.items())]
-
     # ------------------------------------------------------- unchecked internals
     @abc.abstractmethod
     def _metric_tensor(self, z: Tensor) -> Tensor:
@@ -252,16 +215,6 @@ class Metric(CopyingConversions, abc.ABC):
     def is_pullback(self) -> bool:
         """Whether the metric is a pull-back ``JᵀJ`` of a known map (:meth:`flat_embedding`)."""
         return False
-
-    def check_like(self, z: Tensor) -> None:
-        """Raise a clear error where points ``z`` cannot meet the metric's modules: another
-        dtype or device than their parameters (entry points call it once, so that the error
-        names the argument rather than coming from deep inside a traced layer).
-
-        Raises:
-            TypeError: naming both dtypes or devices and how to convert one.
-        """
-        del z
 
     def kinks(self) -> tuple[str, ...]:
         """The operations that make the metric jump (piecewise-linear activations such as
