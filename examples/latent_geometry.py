@@ -89,7 +89,7 @@ def vae_part(quick: bool, out: Path) -> None:
     pick = torch.randperm(codes.shape[0], generator=torch.Generator().manual_seed(1))
     sub = codes[pick[: 16 if quick else 40]]
     # geodesics of a decoder's metric bend sharply: on the digits, log C moved by 5e-2 between
-    # 32 and 64 RK4 steps per exponential map (the LAND warns), by 9e-5 from 64 to 128
+    # 16 and 32 RK4 steps per exponential map (the LAND warns), by 9e-5 from 64 to 128
     fitted = fit_land(metric, sub, num_components=1 if quick else 2, max_iter=1 if quick else 2,
                       num_samples=16 if quick else 32, steps=128)  # fmt: skip
     step_error = float(fitted.distribution.log_normalizer_step_error.max())
