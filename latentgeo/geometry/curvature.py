@@ -234,15 +234,14 @@ def sectional_curvature(
         return _sectional_rows(metric, z, u, v, form).reshape(batch)
 
 
-def _frame_pairs(metric: Metric, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """A ``G``-orthonormal frame's pairs ``i < j``: ``(u, v)`` of shape ``(N, P, d)`` and ``G``."""
+def _frame(metric: Metric, z: Tensor) -> Tensor:
+    """A ``G``-orthonormal frame at points ``(N, d)``, its vectors the columns ``(N, d, d)``;
+    NaN where ``G`` is not positive definite."""
     g = metric.metric_tensor(z, validate=False)
     chol, info = torch.linalg.cholesky_ex(0.5 * (g + g.mT))
     eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device).expand_as(g)
     frame = torch.linalg.solve_triangular(chol.mT, eye, upper=True)  # columns: Lᵀ e = basis
-    frame = torch.where((info == 0)[:, None, None], frame, torch.nan)
-    i, j = torch.triu_indices(z.shape[-1], z.shape[-1], offset=1, device=z.device)
-    return frame[..., i].mT, frame[..., j].mT, g
+    return torch.where((info == 0)[:, None, None], frame, torch.nan)
 
 
 def scalar_curvature(
@@ -298,21 +297,24 @@ def scalar_curvature(
 
 def _scalar_rows(metric: Metric, flat: Tensor, form: Form, chunk_size: int | None) -> Tensor:
     """:func:`scalar_curvature` at points ``(N, d)`` -> ``(N,)``, in chunks of plane rows:
-    row ``r`` is plane ``r mod P`` of point ``r // P`` (``P = d(d − 1)/2``)."""
+    row ``r`` is plane ``r mod P`` (frame vectors ``i < j``) of point ``r // P``
+    (``P = d(d − 1)/2``); the frame is computed in each chunk, for its own points."""
     n, d = flat.shape
-    u, v, _ = _frame_pairs(metric, flat)
-    p = u.shape[1]
-    u, v = u.reshape(-1, d), v.reshape(-1, d)
+    first_vector, second_vector = torch.triu_indices(d, d, offset=1, device=flat.device)
+    p = first_vector.numel()
 
-    def planes(rows: slice) -> Tensor:
+    def planes(rows: slice) -> Tensor:  # the frame and ∂G once per point of the chunk
         first, last = rows.start // p, (rows.stop - 1) // p
         points = flat[first : last + 1]
-        at = torch.arange(rows.start, rows.stop, device=flat.device) // p - first
+        row = torch.arange(rows.start, rows.stop, device=flat.device)
+        at, plane = row // p - first, row % p
+        frame = _frame(metric, points)
+        u, v = frame[at, :, first_vector[plane]], frame[at, :, second_vector[plane]]
         jet = None
-        if form == "christoffel":  # ∂G once per point, shared by its planes
+        if form == "christoffel":
             g, dg = metric_jet(metric, points)
             jet = (g[at], dg[at])
-        return _sectional_rows(metric, points[at], u[rows], v[rows], form, jet)
+        return _sectional_rows(metric, points[at], u, v, form, jet)
 
     key = ("scalar_curvature", form, d, flat.dtype, flat.device, torch.is_grad_enabled())
     parts = run_chunked(
