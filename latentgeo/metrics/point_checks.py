@@ -10,6 +10,8 @@ deep inside a traced layer.
 
 from __future__ import annotations
 
+import re
+
 from torch import Tensor
 
 from latentgeo._validation import check_points, check_tangent
@@ -47,7 +49,12 @@ class PointChecks:
             ValueError: z0 contains NaN or Inf values
         """
         points = check_points(z, name, dim=self.latent_dim)
-        self.check_like(points)
+        try:
+            self.check_like(points)
+        except TypeError as err:  # its messages call the points z: name the argument
+            if name == "z" or not str(err).startswith("z "):
+                raise
+            raise TypeError(re.sub(r"\bz\b", name, str(err))) from None
         return points
 
     def _validated(self, z: Tensor, **tangents: Tensor) -> list[Tensor]:

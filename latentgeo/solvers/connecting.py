@@ -23,6 +23,7 @@ Either receives a validated :class:`~latentgeo.metrics.Metric` and end points
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,6 +64,21 @@ def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
         return fn
 
     return decorate
+
+
+def _check_options(method: str, options: dict[str, Any]) -> None:
+    """Refuse options the method ``method`` does not take, listing those it does (a method
+    taking ``**options`` checks its own)."""
+    params = inspect.signature(_METHODS[method]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"method={method!r} does not take the option(s) {unknown}; its options are "
+            f"{accepted} (see docs/solver-options.md)"
+        )
 
 
 def available_methods() -> list[str]:
@@ -146,6 +162,7 @@ def _solve(
     if isinstance(method, str):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {available_methods()}, got {method!r}")
+        _check_options(method, options)
         return _METHODS[method](metric, z0, z1, **options)
     elif isinstance(method, GeodesicMethod):
         if options:

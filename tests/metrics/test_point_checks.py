@@ -50,3 +50,16 @@ def test_every_metric_has_them() -> None:
     metric = as_metric(torch.nn.Linear(2, 3).double())
     with pytest.raises(TypeError, match="dtype"):
         metric.validated_points(torch.zeros(1, 2))
+
+
+def test_a_modules_dtype_error_names_the_argument() -> None:
+    """An audit: a float32 ``z1`` next to a float64 ``z0`` and decoder was refused as
+    "z has dtype torch.float32"; the message names ``z1`` now, and its remedy too."""
+    from latentgeo.solvers import connecting_geodesic
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 5))
+    z0 = torch.zeros(1, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^z1 has dtype torch.float32 but .*z1\.to\(torch"):
+        connecting_geodesic(net.double(), z0, torch.ones(1, 2))
+    with pytest.raises(TypeError, match=r"^z has dtype torch.float32"):  # the default name
+        as_metric(net.double()).validated_points(torch.ones(1, 2))

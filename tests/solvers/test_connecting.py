@@ -166,3 +166,12 @@ def test_a_decoder_that_casts_its_input_itself_is_not_refused() -> None:
     z0, z1 = torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64)
     result = connecting_geodesic(Cast().eval(), z0, z1)
     assert result.all_converged and result.length.dtype == torch.float64
+
+
+def test_an_option_a_method_does_not_take_is_refused_with_its_options() -> None:
+    """An audit: ``method="shooting", num_knots=3`` raised "_shooting() got an unexpected
+    keyword argument" (a private name, no list); now the method and its options are named."""
+    z0, z1 = torch.zeros(1, 2, dtype=torch.float64), torch.full((1, 2), 0.3, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"method='shooting' does not take the option\(s\) "
+                       r"\['num_knots'\]; its options are \['init', 'rtol'"):  # fmt: skip
+        connecting_geodesic(PoincareDisk(), z0, z1, method="shooting", num_knots=3)
