@@ -22,7 +22,11 @@ Chunk sizes come from the budget and the decoder's measured bytes per point
 (the budget bounds memory; that cap keeps each chunk in the caches); an
 out-of-memory error inside a chunk halves the chunk and retries, and never
 switches a fast path off. A single point (or pair of curves) that alone needs
-more than the budget is computed anyway, and announced once.
+more than the budget is computed anyway, and announced once. Chunks bound the
+work, not what their results keep: results that hold an autograd graph of a
+decoder's parameters (which require grad, as PyTorch's modules do by default)
+grow with the number of points, and beyond the budget that is announced once
+too (use ``torch.no_grad()`` when no gradient of the parameters is needed).
 
 Example:
     >>> import latentgeo
