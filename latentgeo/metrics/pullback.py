@@ -7,6 +7,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -363,9 +364,15 @@ class PullbackMetric(Metric):
                 self._fall_back(err)
         b, n, d = pos.shape
         flat = pos.reshape(-1, d)
-        out = self.flat_embedding(flat).reshape(b, n, -1)
-        diff = out[:, 1:] - out[:, :-1]
-        return (diff * diff).sum(-1)
+
+        def chords_from(sl: slice) -> Tensor:  # |φ(z_{i+1}) − φ(z_i)|² for i in the chunk
+            out = self.flat_embedding(flat[sl.start : sl.stop + 1])  # and the next point
+            sq = (out[1:] - out[:-1]).square().sum(-1)
+            return sq if sq.shape[0] == sl.stop - sl.start else F.pad(sq, (0, 1))
+
+        parts = self._chunked("chords", chords_from, flat)
+        sq = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return sq.reshape(b, n)[:, :-1]  # not from a curve's end to the next curve's start
 
     # ------------------------------------------------------------ the geodesic ODE
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:

@@ -304,6 +304,7 @@ def test_hutchinson_by_layers_equals_torch_func() -> None:
 
 
 @pytest.mark.parametrize("diagonal", ["exact", "hutchinson"])
+@torch.no_grad()  # no graph of the networks' parameters (announced beyond the budget)
 def test_chunked_equals_unchunked(diagonal: str) -> None:
     decoder = GaussianMLP(2, 8).double()
     feature = mlp(8, 3).double()
