@@ -134,7 +134,7 @@ def test_the_minimality_allowance_is_in_the_metric_norm() -> None:
         ({"num_points": 1}, "num_points must be an int >= 2"),
         ({"rtol": 0.0}, "rtol must be"),
         ({"max_iter": 0}, "max_iter must be"),
-        ({"steps": 16}, "unexpected keyword"),
+        ({"steps": 16}, r"does not take the option\(s\) \[.steps.\]"),
     ],
 )
 def test_bad_options(options: dict[str, object], match: str) -> None:
