@@ -234,12 +234,11 @@ def sectional_curvature(
         return _sectional_rows(metric, z, u, v, form).reshape(batch)
 
 
-def _frame(metric: Metric, z: Tensor) -> Tensor:
-    """A ``G``-orthonormal frame at points ``(N, d)``, its vectors the columns ``(N, d, d)``;
-    NaN where ``G`` is not positive definite."""
-    g = metric.metric_tensor(z, validate=False)
+def _frame(g: Tensor) -> Tensor:
+    """A ``G``-orthonormal frame from ``G`` ``(N, d, d)``, its vectors the columns
+    ``(N, d, d)``; NaN where ``G`` is not positive definite."""
     chol, info = torch.linalg.cholesky_ex(0.5 * (g + g.mT))
-    eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device).expand_as(g)
+    eye = torch.eye(g.shape[-1], dtype=g.dtype, device=g.device).expand_as(g)
     frame = torch.linalg.solve_triangular(chol.mT, eye, upper=True)  # columns: Lᵀ e = basis
     return torch.where((info == 0)[:, None, None], frame, torch.nan)
 
@@ -308,12 +307,14 @@ def _scalar_rows(metric: Metric, flat: Tensor, form: Form, chunk_size: int | Non
         points = flat[first : last + 1]
         row = torch.arange(rows.start, rows.stop, device=flat.device)
         at, plane = row // p - first, row % p
-        frame = _frame(metric, points)
-        u, v = frame[at, :, first_vector[plane]], frame[at, :, second_vector[plane]]
         jet = None
-        if form == "christoffel":
+        if form == "christoffel":  # G comes with ∂G
             g, dg = metric_jet(metric, points)
             jet = (g[at], dg[at])
+        else:
+            g = metric.metric_tensor(points, validate=False)
+        frame = _frame(g)
+        u, v = frame[at, :, first_vector[plane]], frame[at, :, second_vector[plane]]
         return _sectional_rows(metric, points[at], u, v, form, jet)
 
     key = ("scalar_curvature", form, d, flat.dtype, flat.device, torch.is_grad_enabled())
