@@ -9,7 +9,8 @@ distance matrices):
 * :func:`memory_budget` sets it inside a ``with`` block (and thread or task);
 * the heavy entry points take a ``memory_budget=`` keyword that does the same
   for one call (``connecting_geodesic``, ``exp_map``, ``log_map``,
-  ``geodesic_distances``...).
+  ``geodesic_distances``, ``parallel_transport``, ``frechet_mean``, ``fit_land``,
+  ``scalar_curvature``...).
 
 The default is a modest share (:data:`DEFAULT_SHARE`) of the memory available
 now: on CUDA the device's free memory (``torch.cuda.mem_get_info``), on the

@@ -33,6 +33,7 @@ from latentgeo._validation import check_points
 from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.geometry.land import LAND, MonteCarloVolume, Volume, standard_draws
 from latentgeo.geometry.logmaps import Method, log_maps
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers import ShootingError, Status, exp_map_result
 from latentgeo.solvers.status import code, failure_summary, raise_if_failed, statuses_from_codes
@@ -260,6 +261,7 @@ def fit_land(
     covariance_floor: float = 1e-6,
     seed: int = 0,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> LANDFit:
     """Fit a LAND (``num_components = 1``) or a mixture of LANDs to points, by EM.
 
@@ -284,6 +286,8 @@ def fit_land(
         throw: raise :class:`~latentgeo.solvers.ShootingError` unless the fit converged
             with every point (else a point left out for a failed log map is announced
             by a :class:`~latentgeo.exceptions.NumericsWarning`).
+        memory_budget: bytes the log maps, exponential maps and metric evaluations may
+            use (``None``: the budget in force, see :mod:`latentgeo.memory`).
 
     Returns:
         A :class:`LANDFit`.
@@ -316,13 +320,14 @@ def fit_land(
     draws = standard_draws(num_samples, x.shape[1], generator=gen, dtype=x.dtype).to(x.device)
     cfg = {"log_method": log_method, "log_options": log_options, "volume": volume,
            "steps": steps, "mean_step": mean_step, "floor": covariance_floor}  # fmt: skip
-    with torch.no_grad():
-        em = _EM(metric, x.detach(), means, draws, cfg)
+    with use_memory_budget(memory_budget):
+        with torch.no_grad():
+            em = _EM(metric, x.detach(), means, draws, cfg)
+            _check_some_point_fits(em)
+            history, status, it, r = _iterate(em, max_iter, tol)
         _check_some_point_fits(em)
-        history, status, it, r = _iterate(em, max_iter, tol)
-    _check_some_point_fits(em)
-    dist = LAND(metric, em.means, em.cov, em.weights, volume=volume, steps=steps,
-                log_method=log_method, log_options=log_options, draws=draws)  # fmt: skip
+        dist = LAND(metric, em.means, em.cov, em.weights, volume=volume, steps=steps,
+                    log_method=log_method, log_options=log_options, draws=draws)  # fmt: skip
     failed = int((~em.ok.all(0)).sum())
     notes = [f"{failed} points with a failed log map were left out" if failed else ""]
     notes += [dist.mc.few_samples_note(), dist.few_steps_note()]  # the LAND warned of them

@@ -42,6 +42,7 @@ from torch import Tensor
 from latentgeo._validation import check_points
 from latentgeo.geometry.logmaps import LogMaps, Method, PairMap, log_maps
 from latentgeo.geometry.mean_descent import FrechetMeanResult, MeanDescent
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 
 __all__ = ["FrechetMeanResult", "LogMaps", "frechet_mean", "log_maps"]
@@ -87,6 +88,7 @@ def frechet_mean(
     log_options: dict[str, Any] | None = None,
     exp: PairMap | None = None,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> FrechetMeanResult:
     """The Fréchet (Karcher) mean of each of S sets of latent points, all at once.
 
@@ -113,6 +115,8 @@ def frechet_mean(
         exp: a closed-form exponential map ``(z (S, d), v (S, d)) -> (S, d)`` for the
             steps (default: :func:`~latentgeo.solvers.exp_map_result`).
         throw: raise :class:`~latentgeo.solvers.ShootingError` if a set did not converge.
+        memory_budget: bytes the log maps, geodesics and exponential maps may use
+            (``None``: the budget in force, see :mod:`latentgeo.memory`).
 
     Returns:
         A :class:`FrechetMeanResult`.
@@ -143,7 +147,7 @@ def frechet_mean(
         mu = check_points(init, "init", dim=x.shape[-1]).to(x.dtype).reshape(-1, x.shape[-1])
         if mu.shape[0] != x.shape[0]:
             raise ValueError(f"init must have shape (S, d) = {(x.shape[0], x.shape[-1])}")
-    with torch.no_grad():
+    with torch.no_grad(), use_memory_budget(memory_budget):
         descent = MeanDescent(metric, x, w, mu.clone(), method, step_size, log_options, exp, tol)
         for _ in range(max_iter):
             if not descent.iterate(tol):

@@ -31,6 +31,7 @@ from torch import Tensor
 from latentgeo._validation import check_points
 from latentgeo.curves import Curve
 from latentgeo.geometry.connection import Form, gamma, resolve_form
+from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import MetricLike, as_metric
 from latentgeo.solvers import ShootingError, Status
 from latentgeo.solvers.ode import dopri5, warn_if_kinked
@@ -132,6 +133,7 @@ def transport_along_curve(
     atol: float | None = None,
     max_steps: int = 10_000,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> TransportResult:
     """Parallel transport of vectors given at ``t = 0`` along B curves, ``ẇ = −Γ(γ̇, w)``.
 
@@ -151,6 +153,8 @@ def transport_along_curve(
             (default 1e-10 in float64, 1e-6 in float32).
         max_steps: step attempts per curve before status ``max_steps``.
         throw: raise :class:`~latentgeo.solvers.ShootingError` if any curve failed.
+        memory_budget: bytes the integration may use (``None``: the budget in force,
+            see :mod:`latentgeo.memory`).
 
     Returns:
         A :class:`TransportResult`.
@@ -189,7 +193,8 @@ def transport_along_curve(
     index = torch.arange(batch, dtype=z0.dtype, device=z0.device)[:, None]
     y0 = torch.cat([torch.zeros_like(index), index, unit.reshape(batch, k * d)], -1)
     shrink = (k * d / (k * d + 2)) ** 0.5
-    with torch.set_grad_enabled(torch.is_grad_enabled() and frames.requires_grad):
+    grad = torch.is_grad_enabled() and frames.requires_grad
+    with torch.set_grad_enabled(grad), use_memory_budget(memory_budget):
         res = dopri5(rhs, y0, t_out, rtol=rtol * shrink, atol=atol * shrink, max_steps=max_steps)
         path = res.states[..., 2:].reshape(batch, -1, k, d) * scale[:, None]
     status = statuses_from_codes(res.status)
@@ -240,6 +245,7 @@ def parallel_transport_result(
     atol: float | None = None,
     max_steps: int = 10_000,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> TransportResult:
     """:func:`parallel_transport` with the whole result (path, status, steps).
 
@@ -267,7 +273,8 @@ def parallel_transport_result(
     rtol, atol = _tolerances(z.dtype, rtol, atol)
     resolve_form(metric, form)
     warn_if_kinked(metric)
-    metric.squared_norm(z[:1], v[:1])  # one checked call: clear dtype/device errors
+    with use_memory_budget(memory_budget):  # one checked call: clear dtype/device errors
+        metric.squared_norm(z[:1], v[:1])
     k = frames.shape[1]
     unit, scale = _scaled(frames)
     t = float(t)
@@ -282,7 +289,10 @@ def parallel_transport_result(
     y0 = torch.cat([z, t * v, unit.reshape(batch, k * d)], -1)
     s_out = torch.linspace(0.0, 1.0, num_points, dtype=z.dtype, device=z.device)
     needs_grad = any(x.requires_grad for x in (z, v, frames))
-    with torch.set_grad_enabled(torch.is_grad_enabled() and needs_grad):
+    with (
+        torch.set_grad_enabled(torch.is_grad_enabled() and needs_grad),
+        use_memory_budget(memory_budget),
+    ):
         res = dopri5(rhs, y0, s_out, rtol=rtol, atol=atol, max_steps=max_steps)
     states = res.states
     path = states[..., 2 * d :].reshape(batch, num_points, k, d) * scale[:, None]
@@ -303,6 +313,7 @@ def parallel_transport(
     atol: float | None = None,
     max_steps: int = 10_000,
     throw: bool = False,
+    memory_budget: int | None = None,
 ) -> Tensor:
     """Transport ``w`` from ``z`` to ``exp_z(t v)`` along the geodesic ``s ↦ exp_z(s v)``.
 
@@ -321,6 +332,8 @@ def parallel_transport(
         atol: absolute tolerance per step (default 1e-10 in float64, 1e-6 in float32).
         max_steps: step attempts per pair before status ``max_steps``.
         throw: raise :class:`~latentgeo.solvers.ShootingError` if any pair failed.
+        memory_budget: bytes the integration may use (``None``: the budget in force,
+            see :mod:`latentgeo.memory`).
 
     Returns:
         The transported vectors, shaped like ``w``; NaN where a pair failed
@@ -338,6 +351,6 @@ def parallel_transport(
     """
     res = parallel_transport_result(
         metric_or_decoder, z, v, w, t=t, form=form, rtol=rtol, atol=atol,
-        max_steps=max_steps, throw=throw,
+        max_steps=max_steps, throw=throw, memory_budget=memory_budget,
     )  # fmt: skip
     return res.vectors

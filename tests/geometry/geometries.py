@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.func import jacfwd, vmap
 
 from latentgeo.curves import Curve
-from latentgeo.metrics import ExplicitMetric, PullbackMetric
+from latentgeo.memory import current_memory_budget
+from latentgeo.metrics import ExplicitMetric, Metric, PullbackMetric
 from latentgeo.testing import StereographicSphere
 
 SPHERE = StereographicSphere()
@@ -82,3 +85,19 @@ def sphere_log(z0: Tensor, z1: Tensor) -> Tensor:
     big_v = theta * perp / perp.norm(dim=-1, keepdim=True).clamp_min(1e-300)
     jac = sphere_jacobian(z0)
     return torch.linalg.lstsq(jac, big_v[..., None]).solution[..., 0]
+
+
+def record_budgets(metric: Metric) -> set[int]:
+    """The memory budgets in force at each call of ``metric``'s evaluations, from now on
+    (its ``metric_tensor``, ``squared_norm``, ``inner`` and ``geodesic_terms`` are wrapped
+    on the instance): what an entry point's ``memory_budget=`` reached."""
+    seen: set[int] = set()
+    for name in ("metric_tensor", "squared_norm", "inner", "geodesic_terms"):
+        method = getattr(metric, name)
+
+        def wrapped(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            seen.add(current_memory_budget())
+            return _method(*args, **kwargs)
+
+        object.__setattr__(metric, name, wrapped)
+    return seen

@@ -7,8 +7,11 @@ import torch
 
 from latentgeo.exceptions import NumericsWarning
 from latentgeo.geometry import fit_land
+from latentgeo.metrics import as_metric
 from latentgeo.solvers import ShootingError, Status
 from latentgeo.testing import LinearMap
+
+from .geometries import record_budgets
 
 A = torch.tensor([[2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
 
@@ -30,6 +33,16 @@ def test_fit_on_a_flat_metric_is_the_gaussian_mle(dtype: torch.dtype) -> None:
     torch.testing.assert_close(land.means[0], x.mean(0), rtol=tol, atol=tol)
     torch.testing.assert_close(land.covariances[0], centred.T @ centred / 200, rtol=tol, atol=tol)
     assert bool((fit.log_likelihood[1:] >= fit.log_likelihood[:-1] - tol).all())
+
+
+def test_memory_budget_is_in_force_for_the_fit_and_the_normaliser() -> None:
+    metric = as_metric(LinearMap(A))
+    seen = record_budgets(metric)
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    fit = fit_land(metric, x, num_samples=16, log_method="energy", memory_budget=7_654_321)
+    assert fit.status == [Status.CONVERGED] and seen == {7_654_321}
+    with pytest.raises(ValueError, match="memory_budget"):
+        fit_land(metric, x, memory_budget=-1)
 
 
 def test_mixture_fit_matches_scikit_learn() -> None:

@@ -10,7 +10,7 @@ from latentgeo.metrics import as_metric
 from latentgeo.solvers import ShootingError, Status
 from latentgeo.testing import LinearMap, PoincareDisk
 
-from .geometries import SPHERE, sphere_log
+from .geometries import SPHERE, record_budgets, sphere_log
 
 
 def symmetric_sets(exp, centres: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
@@ -146,6 +146,16 @@ def test_budget_and_throw() -> None:
         res.raise_if_failed()
     with pytest.raises(ShootingError):
         frechet_mean(disk, x, method=disk.log, exp=disk.exp, max_iter=1, tol=1e-14, throw=True)
+
+
+def test_memory_budget_is_in_force_for_the_log_and_exp_maps() -> None:
+    disk = PoincareDisk()
+    seen = record_budgets(disk)
+    x = symmetric_sets(disk.exp, torch.zeros(1, 2, dtype=torch.float64) + 0.1, 0.3)
+    res = frechet_mean(disk, x, tol=1e-4, memory_budget=12_345_678)
+    assert res.status == [Status.CONVERGED] and seen == {12_345_678}
+    with pytest.raises(ValueError, match="memory_budget"):
+        frechet_mean(disk, x, memory_budget=0)
 
 
 def test_bad_input() -> None:

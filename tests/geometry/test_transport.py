@@ -13,7 +13,7 @@ from latentgeo.metrics import as_metric
 from latentgeo.solvers import ShootingError, Status
 from latentgeo.testing import PoincareDisk, StereographicSphere
 
-from .geometries import SPHERE, Circle, sphere_jacobian, sphere_transport
+from .geometries import SPHERE, Circle, record_budgets, sphere_jacobian, sphere_transport
 
 
 def tight(dtype: torch.dtype) -> dict[str, float]:
@@ -107,6 +107,20 @@ def test_float32_and_decoders() -> None:
     z = torch.zeros(3, 2)
     out = parallel_transport(metric, z, torch.ones(3, 2), torch.ones(3, 2))
     assert out.dtype == torch.float32 and bool(torch.isfinite(out).all())
+
+
+def test_memory_budget_is_in_force_for_the_integration() -> None:
+    disk = PoincareDisk()
+    seen = record_budgets(disk)
+    z, v, w = 0.2 * torch.randn(3, 4, 2, generator=torch.Generator().manual_seed(5)).double()
+    assert parallel_transport(disk, z, v, w, memory_budget=1_000_003).isfinite().all()
+    assert seen == {1_000_003}
+    seen.clear()
+    line = DiscreteCurve(z, z + v, num_points=2)
+    assert transport_along_curve(disk, line, w, memory_budget=2_000_003).status == ["converged"] * 4
+    assert seen == {2_000_003}
+    with pytest.raises(ValueError, match="memory_budget"):
+        parallel_transport_result(disk, z, v, w, memory_budget=0)
 
 
 def test_bad_input() -> None:
