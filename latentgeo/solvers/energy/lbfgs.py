@@ -25,25 +25,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from latentgeo.exceptions import PerformanceWarning, warn_once
-from latentgeo.memory import current_memory_budget
 from latentgeo.solvers.energy.lbfgs_memory import LBFGSMemory
 from latentgeo.solvers.energy.line_search import LineSearchStep, armijo_search
+from latentgeo.solvers.energy.pair_budget import pairs_per_run
 from latentgeo.solvers.energy.preconditioner import frozen_metric_preconditioner
 from latentgeo.solvers.energy.problem import Objective, PairState
 from latentgeo.solvers.energy.stationarity import newton_decrement
 from latentgeo.solvers.status import Status, code
 
-__all__ = [
-    "CARRY_SHARE",
-    "MOVED",
-    "STATE_SHARE",
-    "LBFGSMemory",
-    "RunningPairs",
-    "pairs_per_carry",
-    "pairs_per_run",
-    "run_lbfgs",
-]
+__all__ = ["MOVED", "LBFGSMemory", "RunningPairs", "run_lbfgs"]
 
 #: a pair's preconditioner is recomputed (every ``precondition_every`` iterations) only if
 #: one of its curve's parameters moved by more than this fraction of ``|z1 − z0|_∞`` since
@@ -52,12 +42,6 @@ MOVED = 0.01
 #: cost, but the end velocities of the curves (energy log maps) come out less accurate at
 #: the same energy tolerance (1.6e-4 against 3.9e-5 on the Poincaré disk), so off for now
 PER_SPAN = False
-#: share of the memory budget the running pairs' state may hold (their preconditioners,
-#: ``p × p`` each, and L-BFGS histories); the chunked work is sized for the rest
-STATE_SHARE = 0.25
-#: share of the memory budget the L-BFGS memory carried across refinements may hold
-#: (``2 · history · p`` numbers for every pair of a level); more pairs are refined in groups
-CARRY_SHARE = 0.25
 #: a pair that passed the step test but not the stationarity test of curves without a
 #: preconditioner (each test fits and measures a spline) is tested again once its energy
 #: fell by this share of what that test found left to lose, or after :data:`CHECK_AT_MOST`
@@ -131,73 +115,6 @@ def run_lbfgs(
             objective, state, idx, history=history, memory=memory, on_step=on_step,
             max_iter=max_iter, tol=tol, precondition_every=precondition_every,
         )  # fmt: skip
-
-
-def pairs_per_run(objective: Objective, x: Tensor, history: int) -> int:
-    """How many pairs one L-BFGS run may hold, from the bytes of each pair's state and
-    :data:`STATE_SHARE` of the memory budget: its preconditioner (``p × p``, twice while
-    it is recomputed) where the curve is linear in its parameters, its history
-    (``2 · history · p``) and the iteration's vectors. Above the budget, pairs are
-    solved in consecutive runs (each pair's result is its own: only rounding depends
-    on the batch); a single pair over the budget is warned about once per metric.
-
-    Args:
-        objective: the energies.
-        x: the level's parameters ``(B, p)``.
-        history: L-BFGS memory.
-    """
-    p = x.shape[1]
-    numbers = (4 * history + 16) * p + (2 * p * p if objective.linear else 0)
-    per_pair = numbers * x.element_size()
-    return _pairs_within(
-        STATE_SHARE, per_pair, x.device, objective.metric,
-        f"one pair's solver state ({per_pair:,} bytes: a {p} x {p} preconditioner, "
-        "p = (knots + 2) x d) exceeds {share} of the memory budget ({budget} bytes); the "
-        "pairs are solved one at a time, each over the budget: lower max_knots or raise "
-        "memory_budget",
-        key="a pair's solver state over the memory budget",
-    )  # fmt: skip
-
-
-def pairs_per_carry(
-    metric: object, p: int, history: int, like: Tensor, *, announce: bool = True
-) -> int:
-    """How many pairs of ``p`` parameters may carry their L-BFGS memory (``2 · history · p``
-    numbers each) into their next refinement within :data:`CARRY_SHARE` of the memory
-    budget. It is held for every pair of a level at once (the runs of
-    :func:`pairs_per_run` take their rows from it); a larger batch goes on through its
-    refinements in groups that fit (each pair's result is its own). A single pair above
-    that share is warned about once per metric.
-
-    Args:
-        metric: the metric (the owner of the warning).
-        p: parameters per pair.
-        history: L-BFGS memory.
-        like: a tensor of the problem's dtype and device.
-        announce: warn when one pair is over (else only count).
-    """
-    per_pair = (2 * history + 1) * p * like.element_size()
-    return _pairs_within(
-        CARRY_SHARE, per_pair, like.device, metric if announce else None,
-        f"one pair's L-BFGS memory ({per_pair:,} bytes: 2 x history x p numbers, "
-        f"p = (knots + 2) x d = {p}) exceeds {{share}} of the memory budget ({{budget}} "
-        "bytes); the pairs are refined one at a time, each over the budget: lower history "
-        "or max_knots, or raise memory_budget",
-        key="a pair's carried L-BFGS memory over the memory budget",
-    )  # fmt: skip
-
-
-def _pairs_within(
-    share: float, per_pair: int, device: torch.device, owner: object, message: str, *, key: str
-) -> int:
-    """How many pairs of ``per_pair`` bytes fit in ``share`` of the memory budget (at
-    least one); a single pair over it is announced once per ``owner`` (``None``: not at
-    all) with ``message``, whose ``{share}`` and ``{budget}`` are filled in."""
-    budget = share * current_memory_budget(device)
-    if owner is not None and per_pair > budget:
-        text = message.format(share=f"{share:.0%}", budget=f"{round(budget / share):,}")
-        warn_once(owner, PerformanceWarning(text), key=key)
-    return max(1, int(budget // per_pair))
 
 
 def _run_group(

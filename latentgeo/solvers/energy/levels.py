@@ -4,8 +4,8 @@ pairs of a level, split off those that settled, refine the others and repeat.
 The L-BFGS memory of the pairs that go on is carried into their refined
 parametrisation (see :meth:`LBFGSMemory.refined`). It is held for every pair of
 a level at once, so a batch whose memory would exceed
-:data:`~latentgeo.solvers.energy.lbfgs.CARRY_SHARE` of the memory budget goes
-on in groups that fit (:func:`~latentgeo.solvers.energy.lbfgs.pairs_per_carry`),
+:data:`~latentgeo.solvers.energy.pair_budget.CARRY_SHARE` of the memory budget goes
+on in groups that fit (:func:`~latentgeo.solvers.energy.pair_budget.pairs_per_carry`),
 sized for the most parameters a pair can reach so that no group splits again,
 each group through all its remaining levels before the next: every pair's
 result is its own, so only rounding depends on the grouping. What is held is
@@ -23,8 +23,9 @@ from torch import Tensor
 from latentgeo.curves import CubicSpline, Curve
 from latentgeo.metrics import Metric
 from latentgeo.solvers.energy.adam import run_adam
-from latentgeo.solvers.energy.lbfgs import LBFGSMemory, pairs_per_carry, run_lbfgs
+from latentgeo.solvers.energy.lbfgs import LBFGSMemory, run_lbfgs
 from latentgeo.solvers.energy.options import EnergyOptions
+from latentgeo.solvers.energy.pair_budget import pairs_per_carry
 from latentgeo.solvers.energy.problem import Objective, PairState, start_level
 from latentgeo.solvers.energy.refinement import (
     Levels,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from latentgeo.curves import CubicSpline
-from latentgeo.exceptions import PerformanceWarning
 from latentgeo.memory import memory_budget
 from latentgeo.solvers import Status
-from latentgeo.solvers.energy import lbfgs
+from latentgeo.solvers.energy import lbfgs, pair_budget
 from latentgeo.solvers.energy.lbfgs import LBFGSMemory, RunningPairs, run_lbfgs
 from latentgeo.solvers.energy.problem import PairState
 from latentgeo.solvers.status import code, statuses_from_codes
@@ -207,32 +205,13 @@ def test_run_lbfgs_solves_the_pairs_in_runs_that_fit_the_budget(monkeypatch) -> 
         group(objective, state, idx, **options)
 
     monkeypatch.setattr(lbfgs, "_run_group", recorded)
-    budget = int(2 * _per_pair_bytes(6, 5) / lbfgs.STATE_SHARE)  # room for two pairs' state
+    budget = int(2 * _per_pair_bytes(6, 5) / pair_budget.STATE_SHARE)  # room for two pairs' state
     split = _state(objective, x0)
     memory = LBFGSMemory(split.x, history=5)
     with memory_budget(budget):
-        assert lbfgs.pairs_per_run(objective, split.x, 5) == 2  # type: ignore[arg-type]
+        assert pair_budget.pairs_per_run(objective, split.x, 5) == 2  # type: ignore[arg-type]
         run_lbfgs(objective, split, max_iter=200, tol=1e-12, history=5, precondition_every=10,  # type: ignore[arg-type]
                   memory=memory)  # fmt: skip
     assert runs == [2, 2, 1]
     assert torch.equal(split.x, together.x) and torch.equal(split.iterations, together.iterations)
     assert bool((memory.s[:, -1] != 0).any(-1).all())  # every run wrote its pairs' memory back
-
-
-def test_a_pair_over_the_budget_is_solved_alone_and_announced_once() -> None:
-    objective = _quadratics(3, 6)
-    objective.metric = object.__new__(type("Owner", (), {}))  # type: ignore[attr-defined]
-    state = _state(objective, torch.zeros(3, 6, dtype=torch.float64))
-    with memory_budget(_per_pair_bytes(6, 5)), pytest.warns(PerformanceWarning) as caught:
-        assert lbfgs.pairs_per_run(objective, state.x, 5) == 1  # type: ignore[arg-type]
-        lbfgs.pairs_per_run(objective, state.x, 5)  # type: ignore[arg-type]
-    assert len(caught) == 1
-    assert "lower max_knots or raise memory_budget" in str(caught[0].message)
-
-
-def test_the_state_counts_the_preconditioner_of_a_curve() -> None:
-    objective = _quadratics(2, 6)
-    objective.linear = True  # type: ignore[misc]
-    x = torch.zeros(2, 6, dtype=torch.float64)
-    with memory_budget(int(3 * (_per_pair_bytes(6, 5) + 2 * 36 * 8) / lbfgs.STATE_SHARE)):
-        assert lbfgs.pairs_per_run(objective, x, 5) == 3  # type: ignore[arg-type]

@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentgeo.exceptions import PerformanceWarning
-from latentgeo.memory import memory_budget
 from latentgeo.solvers import connecting_geodesic
-from latentgeo.solvers.energy import lbfgs, levels
+from latentgeo.solvers.energy import levels
 from latentgeo.testing import StereographicSphere
 
 SPHERE = StereographicSphere()
@@ -20,18 +18,6 @@ def _pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     z0 = 2 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
     z1 = 2 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
     return z0, z1
-
-
-def test_pairs_per_carry_counts_each_pairs_history() -> None:
-    like = torch.zeros(1, dtype=torch.float64)
-    per_pair = (2 * 5 + 1) * 12 * 8  # s, y (history 5) and γ, p = 12 numbers each
-    with memory_budget(int(3 * per_pair / lbfgs.CARRY_SHARE)):
-        assert lbfgs.pairs_per_carry(object(), 12, 5, like) == 3
-    owner = object.__new__(type("Owner", (), {}))
-    with memory_budget(per_pair), pytest.warns(PerformanceWarning) as caught:
-        assert lbfgs.pairs_per_carry(owner, 12, 5, like) == 1
-        assert lbfgs.pairs_per_carry(owner, 12, 5, like) == 1
-    assert len(caught) == 1 and "one pair's L-BFGS memory (1,056 bytes" in str(caught[0].message)
 
 
 def _record_groups(monkeypatch: pytest.MonkeyPatch, sizes: dict[int, int]) -> list[list[int]]:
