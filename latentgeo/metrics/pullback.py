@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, TypeVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -28,6 +28,7 @@ from latentgeo.metrics.jacobians import push_tangents, reverse_jacobian
 from latentgeo.metrics.pullback_parts import (
     Pieces,
     check_points_reach,
+    decoded_chords,
     nested_terms,
     parts_match,
     reduced_pieces,
@@ -362,17 +363,10 @@ class PullbackMetric(Metric):
                     return chords
             except UnsupportedOperation as err:
                 self._fall_back(err)
-        b, n, d = pos.shape
-        flat = pos.reshape(-1, d)
-
-        def chords_from(sl: slice) -> Tensor:  # |φ(z_{i+1}) − φ(z_i)|² for i in the chunk
-            out = self.flat_embedding(flat[sl.start : sl.stop + 1])  # and the next point
-            sq = (out[1:] - out[:-1]).square().sum(-1)
-            return sq if sq.shape[0] == sl.stop - sl.start else F.pad(sq, (0, 1))
-
-        parts = self._chunked("chords", chords_from, flat)
+        flat = pos.reshape(-1, pos.shape[-1])
+        parts = self._chunked("chords", partial(decoded_chords, self.flat_embedding, flat), flat)
         sq = torch.cat(parts) if len(parts) > 1 else parts[0]
-        return sq.reshape(b, n)[:, :-1]  # not from a curve's end to the next curve's start
+        return sq.reshape(pos.shape[:2])[:, :-1]  # not from a curve's end to the next's start
 
     # ------------------------------------------------------------ the geodesic ODE
     def geodesic_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms:
@@ -408,11 +402,7 @@ class PullbackMetric(Metric):
             terms = self._taylor_terms(zs, vs)
             return nested_terms(self.flat_embedding, zs, vs) if terms is None else terms
 
-        parts = self._chunked(kind, terms_of, z)
-        if len(parts) == 1:
-            return parts[0]
-        b = torch.cat([t.b for t in parts], dim=-2)
-        return GeodesicTerms(torch.cat([t.g for t in parts]), b)
+        return GeodesicTerms.joined(self._chunked(kind, terms_of, z))
 
     def _taylor_terms(self, z: Tensor, v: Tensor) -> GeodesicTerms | None:
         """The terms by the second-order propagator (``None``: not traced)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import jvp
 
@@ -24,6 +25,7 @@ __all__ = [
     "Pieces",
     "check_module_dtype",
     "check_points_reach",
+    "decoded_chords",
     "final_linear_piece",
     "gram",
     "gram_chords",
@@ -176,6 +178,15 @@ def head_chords(h: Tensor, linear: nn.Linear) -> Tensor:
         return gram_chords(h, gram(linear))
     diff = torch.nn.functional.linear(h[:, 1:] - h[:, :-1], linear.weight)
     return (diff * diff).sum(-1)
+
+
+def decoded_chords(flat_embedding: FlatMap, flat: Tensor, rows: slice) -> Tensor:
+    """``|φ(z_{i+1}) − φ(z_i)|²`` for the points ``i`` of ``rows`` of ``flat`` ``(N, d)``,
+    decoding one point more for the last chord (``0`` after the last point): a chunk of
+    the chord estimator where no final linear layer keeps it in the hidden space."""
+    out = flat_embedding(flat[rows.start : rows.stop + 1])
+    sq = (out[1:] - out[:-1]).square().sum(-1)
+    return sq if sq.shape[0] == rows.stop - rows.start else F.pad(sq, (0, 1))
 
 
 def parts_match(prop: TangentPropagator, probe: Tensor, whole_of: FlatMap) -> bool:

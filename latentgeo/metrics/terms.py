@@ -55,6 +55,14 @@ class GeodesicTerms(NamedTuple):
             g, b = g + term.g, b + term.b
         return GeodesicTerms(g, b)
 
+    @staticmethod
+    def joined(parts: Sequence[GeodesicTerms]) -> GeodesicTerms:
+        """The terms of consecutive chunks of points, joined along the points."""
+        if len(parts) == 1:
+            return parts[0]
+        b = torch.cat([t.b for t in parts], dim=-2)
+        return GeodesicTerms(torch.cat([t.g for t in parts]), b)
+
     def acceleration(self) -> Tensor:
         """``γ̈ = −G⁻¹ b``, ``(N, d)``; NaN where ``G`` is singular."""
         sol, info = torch.linalg.solve_ex(self.g, self.b)
