@@ -313,8 +313,11 @@ def dopri5_rows(
         nxt[hit_idx] += 1
         h[idx] = h_next
         attempts[idx] += 1
-        # failures
-        under = ~accept & (h_next < h_min)
+        # failures: a rejected step, or an accepted one whose successor, that does not reach
+        # an output time, is under the floor (a solution blowing up in finite time keeps
+        # being accepted at ever smaller steps until it overflows: 3,164 steps to a NaN)
+        ahead = torch.where(clipped, torch.inf, target - t_next)
+        under = (h_next < h_min) & (~accept | (ahead > h_min))
         status[idx[under]] = torch.where(finite[under], _UNDERFLOW, _NON_FINITE)
         nxt[idx[under]] = n_out
         out_of_budget = (attempts[idx] >= max_steps) & (nxt[idx] < n_out)

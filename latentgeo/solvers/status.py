@@ -119,7 +119,10 @@ _HINTS = {
         "(method='graph') or a looser tolerance"
     ),
     Status.NON_FINITE: "NaN or Inf met: the metric is singular or the curve diverged",
-    Status.STEP_UNDERFLOW: "the adaptive step size fell below its minimum (stiff or singular ODE)",
+    Status.STEP_UNDERFLOW: (
+        "the adaptive step size fell below its minimum (a stiff or singular ODE, or a "
+        "solution that blows up in finite time, such as a geodesic leaving the latent chart)"
+    ),
     Status.INTEGRATION_ERROR: (
         "the integration error exceeds the requested tolerance: tighten the integrator's "
         "rtol/atol or ask for a looser tolerance"

@@ -88,6 +88,19 @@ def test_dopri5_reports_failures_per_pair() -> None:
     torch.testing.assert_close(res.states[1, -1, 0], torch.tensor(0.125, dtype=torch.float64))
 
 
+def test_a_blow_up_in_finite_time_stops_at_the_step_floor() -> None:
+    """y' = y², y(0) = 1 reaches infinity at t = 1: its steps keep being accepted, ever
+    smaller; once the next step would be under the floor the row stops (it went on for
+    5,676 steps to an overflow, or to the step budget at rtol 1e-10)."""
+    y0 = torch.tensor([[1.0], [0.1]], dtype=torch.float64)
+    t = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    for tol in (1e-8, 1e-10):
+        res = dopri5(lambda y: y * y, y0, t, rtol=tol, atol=tol, max_steps=10_000)
+        assert res.statuses == [Status.STEP_UNDERFLOW, Status.CONVERGED]
+        assert int(res.steps[0]) < 1_500 and torch.isinf(res.error[0]).all()
+        torch.testing.assert_close(res.states[1, -1, 0], torch.tensor(0.125, dtype=torch.float64))
+
+
 def test_gradients_through_both_integrators() -> None:
     def rhs(y: torch.Tensor) -> torch.Tensor:  # y' = -a y², a in the state
         return torch.stack([-y[:, 1] * y[:, 0] ** 2, torch.zeros_like(y[:, 1])], -1)
