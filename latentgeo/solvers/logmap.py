@@ -67,6 +67,8 @@ integrator's error could not be brought under the tolerance),
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -341,8 +343,10 @@ def solve_log(
     atol: float,
     max_iter: int,
     max_steps: int,
+    on_iteration: Callable[[int, int], None] | None = None,
 ) -> LogMapResult:
-    """Quasi-Newton shooting from ``v_init`` for validated ``(B, d)`` tensors (no checks)."""
+    """Quasi-Newton shooting from ``v_init`` for validated ``(B, d)`` tensors (no checks);
+    ``on_iteration(done, running)`` after each iteration (a progress bar)."""
     solver = _LogSolver(metric, z0, z1, v_init, rtol, atol, max_steps)
     for it in range(max_iter):
         if not bool(solver.st.active.any()):
@@ -358,4 +362,6 @@ def solve_log(
         delta, inv_norm = _direction(solver.st.jac[shot.idx], r)
         solver.reject(shot, accept, delta)
         solver.advance(shot, accept, delta, inv_norm, fresh)
+        if on_iteration is not None:
+            on_iteration(it + 1, int(solver.st.active.sum()))
     return solver.result()

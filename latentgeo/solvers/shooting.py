@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from latentgeo._options import check_int
+from latentgeo._progress import iteration_bar
 from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
 from latentgeo.solvers.connecting import check_end_points, register_method
@@ -48,6 +49,7 @@ class _Shooting:
     max_iter: int = 20
     max_steps: int = 10_000
     init_options: dict[str, Any] | None = None
+    progress: bool = False
 
     def __post_init__(self) -> None:
         tolerances(torch.float64, self.rtol, self.atol)
@@ -55,22 +57,23 @@ class _Shooting:
         check_int(self.max_steps, "max_steps")
         if self.init_options is not None and not isinstance(self.init_options, dict):
             raise TypeError(f"init_options must be a dict, got {type(self.init_options).__name__}")
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be a bool, got {type(self.progress).__name__}")
 
     def solve(self, metric: Metric, z0: Tensor, z1: Tensor) -> LogMapResult:
         """Find the start and iterate (``z0``, ``z1`` validated ``(B, d)``)."""
         rtol, atol = tolerances(z0.dtype, self.rtol, self.atol)
-        with torch.no_grad():
-            v0, bound = start(metric, z0, z1, self.init, dict(self.init_options or {}))
+        options = dict(self.init_options or {})
+        if self.progress and isinstance(self.init, str) and self.init == "energy":
+            options.setdefault("progress", True)  # the energy geodesics' own bar
+        pairs = z0.shape[0]
+        with torch.no_grad(), iteration_bar(self.progress, self.max_iter, "log maps") as bar:
+            v0, bound = start(metric, z0, z1, self.init, options)
+            shown = None if bar is None else lambda done, n: bar(done, running=f"{n}/{pairs}")
             info = solve_log(
-                metric,
-                z0,
-                z1,
-                v0,
-                rtol=rtol,
-                atol=atol,
-                max_iter=self.max_iter,
-                max_steps=self.max_steps,
-            )
+                metric, z0, z1, v0, rtol=rtol, atol=atol, max_iter=self.max_iter,
+                max_steps=self.max_steps, on_iteration=shown,
+            )  # fmt: skip
             return _minimizing(metric, z0, info, bound, rtol, atol)
 
 
@@ -129,6 +132,7 @@ def log_map(
     init_options: dict[str, Any] | None = None,
     throw: bool = False,
     memory_budget: int | None = None,
+    progress: bool = False,
 ) -> Tensor:
     """The logarithm map ``log_{z0}(z1)``: the initial velocity of the geodesic to ``z1``.
 
@@ -157,6 +161,8 @@ def log_map(
         throw: raise :class:`ShootingError` if any pair did not converge.
         memory_budget: bytes the shooting (and its initial geodesics) may use
             (``None``: the budget in force, see :mod:`latentgeo.memory`).
+        progress: show a progress bar of the shooting iterations (and one of the
+            energy geodesics of ``init="energy"``) on a terminal.
 
     Returns:
         ``v`` of shape ``(B, d)``, NaN for pairs that did not converge (their
@@ -176,7 +182,7 @@ def log_map(
     info = log_map_result(
         metric_or_decoder, z0, z1,
         init=init, rtol=rtol, atol=atol, max_iter=max_iter, max_steps=max_steps,
-        init_options=init_options, throw=throw, memory_budget=memory_budget,
+        init_options=init_options, throw=throw, memory_budget=memory_budget, progress=progress,
     )  # fmt: skip
     return torch.where(info.converged[:, None], info.velocity, torch.nan)
 
@@ -194,6 +200,7 @@ def log_map_result(
     init_options: dict[str, Any] | None = None,
     throw: bool = False,
     memory_budget: int | None = None,
+    progress: bool = False,
 ) -> LogMapResult:
     """:func:`log_map` with the whole result: per-pair status, error estimate, residual, length.
 
@@ -211,7 +218,7 @@ def log_map_result(
         >>> log_map_result(PoincareDisk(), z0, z1, max_iter=1).status  # one shot proves nothing
         [Status.MAX_ITERATIONS]
     """
-    shooting = _Shooting(init, rtol, atol, max_iter, max_steps, init_options)
+    shooting = _Shooting(init, rtol, atol, max_iter, max_steps, init_options, progress)
     metric = as_metric(metric_or_decoder)
     z0c, z1c = check_end_points(z0, z1, metric)
     z0c, z1c = flatten_pair(metric, z0c, z1c, "z0", "z1")
@@ -235,10 +242,11 @@ def _shooting(
     max_steps: int = 10_000,
     init_options: dict[str, Any] | None = None,
     num_points: int = 33,
+    progress: bool = False,
 ) -> GeodesicResult:
     """``connecting_geodesic(..., method="shooting")``: the log map, then the geodesic through it.
 
-    Options are those of :func:`log_map`, plus ``num_points``. A pair
+    Options are those of :func:`log_map` (``progress`` too), plus ``num_points``. A pair
     converges when its log map did and the curve's own length is not longer
     than the known curve's (``info["upper_bound"]``, with the log map's
     allowance): else it is ``not_minimizing``. ``length`` and ``energy`` are
@@ -252,7 +260,7 @@ def _shooting(
             ``≥ 2`` (the exponential map at equally spaced times, to the same tolerance).
     """
     check_int(num_points, "num_points", minimum=2)
-    shooting = _Shooting(init, rtol, atol, max_iter, max_steps, init_options)
+    shooting = _Shooting(init, rtol, atol, max_iter, max_steps, init_options, progress)
     info = shooting.solve(metric, z0, z1)
     v = torch.where(torch.isfinite(info.velocity), info.velocity, z1 - z0)
     curve = geodesic_curve(

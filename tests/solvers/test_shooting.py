@@ -135,9 +135,27 @@ def test_the_minimality_allowance_is_in_the_metric_norm() -> None:
         ({"rtol": 0.0}, "rtol must be"),
         ({"max_iter": 0}, "max_iter must be"),
         ({"steps": 16}, r"does not take the option\(s\) \[.steps.\]"),
+        ({"progress": "yes"}, "progress must be a bool"),
     ],
 )
 def test_bad_options(options: dict[str, object], match: str) -> None:
     z = torch.zeros(2, 2, dtype=torch.float64)
     with pytest.raises((ValueError, TypeError), match=match):
         connecting_geodesic(PoincareDisk(), z, z + 0.1, method="shooting", **options)
+
+
+def test_progress_shows_the_shooting_and_its_start_only_when_asked(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    disk = PoincareDisk()
+    z0 = torch.tensor([[0.1, 0.2], [-0.2, 0.1]], dtype=torch.float64)
+    z1 = torch.tensor([[-0.3, 0.4], [0.3, -0.1]], dtype=torch.float64)
+    quiet = log_map_result(disk, z0, z1)
+    assert capsys.readouterr() == ("", "")
+    shown = log_map_result(disk, z0, z1, progress=True)
+    err = capsys.readouterr().err
+    assert "log maps" in err and "running=" in err and "geodesics" in err
+    assert torch.equal(shown.velocity, quiet.velocity) and shown.status == quiet.status
+    assert torch.equal(log_map(disk, z0, z1, progress=True), log_map(disk, z0, z1))
+    with pytest.raises(TypeError, match="progress must be a bool"):
+        log_map(disk, z0, z1, progress=1)  # type: ignore[arg-type]

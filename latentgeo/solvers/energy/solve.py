@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from latentgeo._progress import iteration_bar
 from latentgeo.curves import CubicSpline, Curve
 from latentgeo.curves.length import is_pullback
 from latentgeo.exceptions import NumericsWarning, warn
@@ -254,21 +255,11 @@ def _frozen_parameters(module: nn.Module) -> Iterator[None]:
 def _progress_bar(
     opts: EnergyOptions, status: Tensor, iterations: Tensor
 ) -> Iterator[Callable[[], None] | None]:
-    """A tqdm bar of the most iterations and the running pairs, updated by the function
+    """A bar of the most iterations and the running pairs, updated by the function
     yielded (``None`` without ``opts.progress``)."""
-    if not opts.progress:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=opts.max_iter, desc="geodesics", leave=False)
-
-    def on_step() -> None:
-        bar.n = int(iterations.max())
-        bar.set_postfix(running=int((status == code(Status.MAX_ITERATIONS)).sum()))
-        bar.refresh()
-
-    try:
-        yield on_step
-    finally:
-        bar.close()
+    with iteration_bar(opts.progress, opts.max_iter, "geodesics") as update:
+        if update is None:
+            yield None
+            return
+        running = code(Status.MAX_ITERATIONS)
+        yield lambda: update(int(iterations.max()), running=int((status == running).sum()))
