@@ -4,7 +4,9 @@ A batched computation over ``n`` items (points, or pairs of ``weight``
 points each) runs as ``fn(slice)`` on consecutive chunks. The first time a
 given computation (``key``) runs for an ``owner`` (a metric) on more than
 ``3 p`` items (``p`` items hold :data:`PROBE_POINTS` points), it is run on the
-first ``p`` and ``2 p`` items under a tracker of the bytes held by live
+first item, then on the first ``p`` and ``2 p`` items (``p`` lowered until
+``2 p`` items of the first one's bytes fit in :data:`TARGET` of the budget, so
+that the probe keeps to it too), under a tracker of the bytes held by live
 tensors (those results are dropped: the chunks, and so the results, never
 depend on what was measured before), and the two peaks fit
 
@@ -138,16 +140,32 @@ class _LiveBytes(TorchDispatchMode):
             del self._storages[key]
             self.live -= entry[0]
 
-    def _track(self, t: torch.Tensor) -> None:
-        if id(t) in self._tensors:
-            return
+    @staticmethod
+    def _storage_of(t: torch.Tensor) -> tuple[int, int] | None:
+        """``(data pointer, bytes)`` of ``t``'s storage (``None``: a wrapper or no storage)."""
         try:
             storage = t.untyped_storage()
-            key, nbytes = storage.data_ptr(), storage.nbytes()
+            return storage.data_ptr(), storage.nbytes()
         except (RuntimeError, NotImplementedError):  # a wrapper (functorch) or no storage
+            return None
+
+    def _outside(self, args: Any, kwargs: Any) -> set[int]:
+        """The storages of an operation's inputs that were not allocated under the tracker:
+        a view of one (a chunk ``points[sl]`` of all the points) allocates nothing."""
+        keys = set()
+        for a in tree_flatten((args, kwargs))[0]:
+            found = self._storage_of(a) if isinstance(a, torch.Tensor) else None
+            if found is not None and found[0] not in self._storages:
+                keys.add(found[0])
+        return keys
+
+    def _track(self, t: torch.Tensor, outside: set[int]) -> None:
+        if id(t) in self._tensors:
             return
-        if nbytes == 0:
+        found = self._storage_of(t)
+        if found is None or found[1] == 0 or found[0] in outside:
             return
+        key, nbytes = found
         entry = self._storages.get(key)
         if entry is None:
             self._storages[key] = [nbytes, 1]
@@ -160,9 +178,10 @@ class _LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
+        outside = self._outside(args, kwargs)
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
-                self._track(t)
+                self._track(t, outside)
         return out
 
 
@@ -217,7 +236,7 @@ def run_chunked(
         if n <= 3 * max(1, int(PROBE_POINTS // weight)):
             fixed = n  # no more than a probe would take: all at once, nothing measured
         else:
-            _probe(fn, n, owner, key, weight)
+            _probe(fn, n, owner, key, weight, device)
     if fixed is not None:
         fixed = _capped(fixed, owner, key, weight)
     while start < n:
@@ -367,20 +386,40 @@ def _size(nbytes: float) -> str:
     return f"{nbytes / 2**10:.0f} KiB" if nbytes < 2**20 else f"{nbytes / 2**20:.1f} MiB"
 
 
-def _probe(fn: Callable[[slice], T], n: int, owner: object, key: Hashable, weight: float) -> None:
+def _probe(
+    fn: Callable[[slice], T],
+    n: int,
+    owner: object,
+    key: Hashable,
+    weight: float,
+    device: torch.device | None,
+) -> None:
     """Measure ``fn`` on the first ``p`` and ``2 p`` items (results dropped, so that the
     chunks, and hence the results, do not depend on whether a footprint was known) and
-    store the fitted footprint."""
+    store the fitted footprint. One item is measured first: ``p`` is lowered until ``2 p``
+    items of its bytes each (at least what they need) fit in :data:`TARGET` of the budget,
+    so that the probe itself keeps to it (a transposed-convolution decoder's metric needs
+    1.7 MB a point: the 32-point probe alone took 56 MB); where even two items would not
+    fit, that one item's bytes are the footprint."""
     p = max(1, int(PROBE_POINTS // weight))
+    room = TARGET * current_memory_budget(device)
+    size = 1  # items of the probe running
     try:
-        peak1 = measure_peak(lambda: fn(slice(0, p)))[1]
+        peak0 = measure_peak(lambda: fn(slice(0, 1)))[1]
+        p = max(1, min(p, int(room // (2 * max(peak0, 1)))))
+        if p == 1 and 2 * peak0 > room:
+            _store(owner, key, Footprint(max(peak0, 1) / weight))
+            return
+        size = p
+        peak1 = peak0 if p == 1 else measure_peak(lambda: fn(slice(0, p)))[1]
+        size = 2 * p
         peak2 = measure_peak(lambda: fn(slice(0, 2 * p)))[1]
     except (RuntimeError, MemoryError) as err:
-        if not is_out_of_memory(err) or p <= 1:
+        if not is_out_of_memory(err) or size <= 1:
             raise
-        # out of memory already: no measure; chunks capped at half the probe from now on
+        # out of memory already: no measure; chunks capped at half that probe from now on
         _store(owner, key, Footprint(1.0))
-        _halve(owner, key, p, weight)
+        _halve(owner, key, size, weight)
         return
     u1, u2 = p * weight, 2 * p * weight
     slope = (peak2 - peak1) / (u2 - u1)

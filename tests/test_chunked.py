@@ -36,6 +36,22 @@ def test_measured_peak_counts_live_tensors_only() -> None:
     assert out.shape == (500,)
 
 
+def test_views_of_tensors_made_before_allocate_nothing() -> None:
+    """A chunk of all the points, ``points[sl]``, shares their storage: counted, 1e6
+    points of d = 16 made a 128 MB "fixed" cost of every chunk."""
+    points = torch.ones(100_000, 16, dtype=torch.float64)  # 12.8 MB, made before
+
+    def work() -> Tensor:
+        chunk = points[10:20]  # a view: nothing allocated
+        chunk.add_(0.0)  # in place on it: nothing either
+        return chunk * 2.0  # 1280 bytes
+
+    out, peak = measure_peak(work)
+    assert 1280 <= peak <= 1280 + 64 and out.shape == (10, 16)
+    _, peak = measure_peak(lambda: (points[:10] * 2.0)[2:4] + 1.0)  # views of new ones count
+    assert 1280 + 256 <= peak <= 1280 + 256 + 64
+
+
 def test_the_footprint_is_fitted_from_two_probes() -> None:
     owner = _Owner()
     fixed = torch.ones(4096, dtype=torch.float64)  # 32 KiB allocated whatever the chunk
@@ -70,6 +86,28 @@ def test_a_smaller_budget_gives_more_chunks_and_the_same_result() -> None:
     assert counts == sorted(counts) and counts[0] < counts[-1], counts
     for out in outs[1:]:
         torch.testing.assert_close(out, outs[0], rtol=1e-12, atol=0)
+
+
+def test_the_probe_keeps_to_the_budget() -> None:
+    """An item of 64 KiB under a 1 MiB budget: the probe of 16 and 32 items would hold
+    2 MiB; one item is measured first and the probe lowered to 4 and 8 items (the chunks'
+    half of the budget), and the footprint is still fitted."""
+    owner = _Owner()
+    x = torch.randn(200, 8192, dtype=torch.float64)
+
+    def fn(sl: slice) -> Tensor:
+        return (x[sl] * 2.0).sum(-1)  # a 64 KiB temporary an item
+
+    with latentgeo.memory_budget(1 << 20):
+        parts, peak = measure_peak(lambda: run_chunked(fn, 200, owner=owner, key="big"))
+    assert peak <= 1 << 20, peak
+    torch.testing.assert_close(torch.cat(parts), (x * 2.0).sum(-1), rtol=1e-12, atol=0)
+    fp = footprint(owner, "big")
+    assert fp is not None and 65_536 <= fp.per_point <= 66_000, fp
+    with latentgeo.memory_budget(96 << 10):  # two items do not fit half of it: one measured
+        run_chunked(fn, 200, owner=(small := _Owner()), key="big")
+    fp = footprint(small, "big")
+    assert fp is not None and fp.fixed == 0 and 65_536 <= fp.per_point <= 66_000, fp
 
 
 def test_cpu_chunks_are_capped_whatever_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,9 +260,9 @@ def test_metrics_of_one_decoder_share_their_footprints(monkeypatch: pytest.Monke
     probes: list[object] = []
     real = _chunked._probe
 
-    def counted(fn, n, owner, key, weight):  # type: ignore[no-untyped-def]
+    def counted(fn, n, owner, key, weight, device):  # type: ignore[no-untyped-def]
         probes.append(owner)
-        return real(fn, n, owner, key, weight)
+        return real(fn, n, owner, key, weight, device)
 
     monkeypatch.setattr(_chunked, "_probe", counted)
     net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 5)).eval()
