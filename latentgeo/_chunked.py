@@ -5,8 +5,8 @@ points each) runs as ``fn(slice)`` on consecutive chunks. The first time a
 given computation (``key``) runs for an ``owner`` (a metric) on more than
 ``3 p`` items (``p`` items hold :data:`PROBE_POINTS` points), it is run on the
 first item, then on the first ``p`` and ``2 p`` items (``p`` lowered until
-``2 p`` items of the first one's bytes fit in :data:`TARGET` of the budget, so
-that the probe keeps to it too), under a tracker of the bytes held by live
+``2 p`` items of the first one's bytes fit in the budget, so that the probe
+keeps to it too), under a tracker of the bytes held by live
 tensors (those results are dropped: the chunks, and so the results, never
 depend on what was measured before), and the two peaks fit
 
@@ -397,12 +397,12 @@ def _probe(
     """Measure ``fn`` on the first ``p`` and ``2 p`` items (results dropped, so that the
     chunks, and hence the results, do not depend on whether a footprint was known) and
     store the fitted footprint. One item is measured first: ``p`` is lowered until ``2 p``
-    items of its bytes each (at least what they need) fit in :data:`TARGET` of the budget,
-    so that the probe itself keeps to it (a transposed-convolution decoder's metric needs
+    items of its bytes each (at least what they need) fit in the budget, so that the
+    probe itself keeps to it (a transposed-convolution decoder's metric needs
     1.7 MB a point: the 32-point probe alone took 56 MB); where even two items would not
     fit, that one item's bytes are the footprint."""
     p = max(1, int(PROBE_POINTS // weight))
-    room = TARGET * current_memory_budget(device)
+    room = current_memory_budget(device)  # the probe may use it all, once
     size = 1  # items of the probe running
     try:
         peak0 = measure_peak(lambda: fn(slice(0, 1)))[1]

@@ -90,8 +90,8 @@ def test_a_smaller_budget_gives_more_chunks_and_the_same_result() -> None:
 
 def test_the_probe_keeps_to_the_budget() -> None:
     """An item of 64 KiB under a 1 MiB budget: the probe of 16 and 32 items would hold
-    2 MiB; one item is measured first and the probe lowered to 4 and 8 items (the chunks'
-    half of the budget), and the footprint is still fitted."""
+    2 MiB; one item is measured first and the probe lowered to 8 and 16 items, and the
+    footprint is still fitted."""
     owner = _Owner()
     x = torch.randn(200, 8192, dtype=torch.float64)
 
@@ -104,7 +104,7 @@ def test_the_probe_keeps_to_the_budget() -> None:
     torch.testing.assert_close(torch.cat(parts), (x * 2.0).sum(-1), rtol=1e-12, atol=0)
     fp = footprint(owner, "big")
     assert fp is not None and 65_536 <= fp.per_point <= 66_000, fp
-    with latentgeo.memory_budget(96 << 10):  # two items do not fit half of it: one measured
+    with latentgeo.memory_budget(96 << 10):  # two items do not fit: one measured
         run_chunked(fn, 200, owner=(small := _Owner()), key="big")
     fp = footprint(small, "big")
     assert fp is not None and fp.fixed == 0 and 65_536 <= fp.per_point <= 66_000, fp
