@@ -246,9 +246,10 @@ def round_robin(n: int) -> list[Tensor]:
     """Rounds of disjoint pairs that together hold every pair ``i < j`` of ``range(n)`` once.
 
     The circle method of round-robin tournaments: ``n − 1`` rounds (``n`` for odd
-    ``n``) in which no index appears twice. Solvers that build a graph on the
-    end points (``method="graph"``) need this: an end point repeated many times
-    in one call fills its own k-NN neighbourhood with copies of itself.
+    ``n``) in which no index appears twice: for a solver whose work for a pair
+    must not meet another pair's end points in one call (latentgeo's
+    ``method="graph"`` keeps each pair's graph to itself since 2026-12, so it
+    no longer needs this).
 
     Returns:
         One ``(n_r, 2)`` long tensor per round, each row ``(i, j)`` with ``i < j``.
@@ -292,9 +293,9 @@ def pairwise_geodesics(
         progress: show a progress bar.
         max_repeats: at most this many pairs of one solve share a point: the pairs
             are solved ``max_repeats`` :func:`round_robin` rounds at a time
-            (``chunk_size`` is then unused). ``method="graph"`` needs it: it builds
-            its k-NN graph on the end points too, and a point repeated more than
-            ``k`` times fills its neighbourhood with its own copies. ``None``: no limit.
+            (``chunk_size`` is then unused). ``None``: no limit. (``method="graph"``
+            once needed it, when its graph held every pair's end points; each pair's
+            graph is its own now, so its results do not depend on how pairs are batched.)
         method: solver method or solver object of
             :func:`~latentgeo.solvers.connecting_geodesic` (default ``"spline"``).
         **solver_options: passed to :func:`~latentgeo.solvers.connecting_geodesic`.

@@ -158,8 +158,8 @@ def _subset_table(
     res = pairwise_geodesics(
         metric,
         codes[idx],
-        # the graph is built on the end points too: a point at most max_repeats times per
-        # solve keeps its k-NN neighbourhood from filling with its own copies
+        # rounds of max_repeats (a point at most that many times per solve): once needed
+        # by the graph method, whose results no longer depend on the batching
         max_repeats=s.max_repeats,
         method="graph",
         points=graph,

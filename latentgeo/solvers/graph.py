@@ -6,14 +6,16 @@ about, where the metric is large) that can be the curve straight through the
 hole. The graph method starts instead from the shortest path through latent
 points the user supplies (e.g. the training codes), which goes around:
 
-1. a k-NN graph (Euclidean neighbours in latent space) over the points and the
-   end points, made symmetric;
+1. a k-NN graph (Euclidean neighbours in latent space) over the points, made
+   symmetric, and each pair's end points joined to it (and only to it: see
+   :mod:`~latentgeo.solvers.pair_graphs`, so that a pair's path does not depend
+   on the other pairs of the batch); the points' graph is kept for the metric
+   and reused by later calls on the same points;
 2. edge weights = Riemannian lengths of the straight segments (Gauss–Legendre
    quadrature, every edge of the graph in a few batched metric calls);
-3. connected components (``scipy.sparse.csgraph``): pairs whose end points lie
-   in different components get the status ``"unreachable"``;
-4. Dijkstra from every distinct start point;
-5. each path, parametrised by its Riemannian arc length, is fitted by a cubic
+3. Dijkstra from every start point (``scipy.sparse.csgraph``): pairs without a
+   path get the status ``"unreachable"``;
+4. each path, parametrised by its Riemannian arc length, is fitted by a cubic
    spline that the energy solver (:func:`~latentgeo.solvers.energy.minimize_energy`)
    then refines.
 """
@@ -24,19 +26,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 from torch import Tensor
 
 from latentgeo._options import check_int
 from latentgeo._validation import check_points
 from latentgeo.curves import CubicSpline
 from latentgeo.metrics import Metric
-from latentgeo.metrics.jacobians import chunks
 from latentgeo.solvers.connecting import register_method
+from latentgeo.solvers.pair_graphs import knn_graph, pair_graph, segment_lengths
 from latentgeo.solvers.result import GeodesicResult
 from latentgeo.solvers.status import Status, converged_mask
-from latentgeo.solvers.validity import invalid_squared_norms
 
 __all__ = ["knn_graph", "segment_lengths"]
 
@@ -45,79 +46,6 @@ BLOCKED = (
     "the end points are joined in the k-NN graph only through edges that meet a negative "
     "or non-finite squared norm (the metric is invalid there)"
 )
-
-
-def segment_lengths(
-    metric: Metric, a: Tensor, b: Tensor, *, nodes: int = 8, chunk_size: int = 1 << 16
-) -> Tensor:
-    """Riemannian lengths of the straight segments from ``a`` to ``b``, shape ``(E,)``.
-
-    Gauss–Legendre quadrature of ``‖b − a‖_{G(a + s (b − a))}`` over ``s ∈ [0, 1]``
-    with ``nodes`` points, in chunks of at most ``chunk_size`` metric evaluations.
-    NaN for a segment that meets a negative or non-finite squared norm
-    (:func:`~latentgeo.solvers.validity.invalid_squared_norms`): it has no length.
-
-    Args:
-        metric: the metric.
-        a: segment starts, ``(E, d)``.
-        b: segment ends, ``(E, d)``.
-        nodes: quadrature points per segment.
-        chunk_size: metric evaluations per batch.
-
-    Example:
-        >>> import torch
-        >>> from latentgeo.metrics import as_metric
-        >>> segment_lengths(as_metric(lambda z: 3 * z), torch.zeros(1, 2), torch.ones(1, 2))
-        tensor([4.2426])
-    """
-    x, w = np.polynomial.legendre.leggauss(nodes)
-    s = torch.as_tensor((x + 1) / 2, dtype=a.dtype, device=a.device)
-    ws = torch.as_tensor(w / 2, dtype=a.dtype, device=a.device)
-    per = max(1, chunk_size // nodes)
-    out = []
-    for sl in chunks(a.shape[0], per):
-        aa, dd = a[sl], b[sl] - a[sl]
-        pos = aa[:, None] + s[None, :, None] * dd[:, None]
-        sq = metric.squared_norm(pos, dd[:, None].expand_as(pos), validate=False)
-        length = (sq.clamp_min(0.0).sqrt() * ws).sum(-1)
-        out.append(torch.where(invalid_squared_norms(sq), torch.nan, length))
-    return torch.cat(out) if out else a.new_zeros(0)
-
-
-def knn_graph(nodes: Tensor, k: int, *, chunk_size: int = 4096) -> tuple[Tensor, Tensor]:
-    """Undirected k-nearest-neighbour edges ``(i, j)``, ``i < j``, each once; ``(E,)`` each.
-
-    Euclidean distances in latent space, computed in chunks of rows.
-
-    Example:
-        >>> import torch
-        >>> knn_graph(torch.tensor([[0.0], [1.0], [3.0]]), k=1)
-        (tensor([0, 1]), tensor([1, 2]))
-    """
-    n = nodes.shape[0]
-    kk = min(k + 1, n)
-    rows, cols = [], []
-    for sl in chunks(n, chunk_size):
-        dist = torch.cdist(nodes[sl], nodes)
-        nbr = dist.topk(kk, dim=1, largest=False).indices  # includes the point itself
-        src = torch.arange(sl.start, sl.stop, device=nodes.device)[:, None].expand_as(nbr)
-        rows.append(src.reshape(-1))
-        cols.append(nbr.reshape(-1))
-    i, j = torch.cat(rows), torch.cat(cols)
-    keep = i != j
-    lo, hi = torch.minimum(i[keep], j[keep]), torch.maximum(i[keep], j[keep])
-    key = torch.unique(lo * n + hi)
-    return key // n, key % n
-
-
-def _blocked_by_metric(
-    i: np.ndarray, j: np.ndarray, m: int, labels: np.ndarray, src: np.ndarray, dst: np.ndarray
-) -> np.ndarray:
-    """Which pairs ``(src, dst)`` apart in the graph of valid edges (component ``labels``)
-    would be joined by all the k-NN edges ``(i, j)``, invalid ones included, ``(B,)`` bool."""
-    every = coo_matrix((np.ones(i.shape[0]), (i, j)), shape=(m, m)).tocsr()
-    whole = connected_components(every, directed=False)[1]
-    return (labels[src] != labels[dst]) & (whole[src] == whole[dst])
 
 
 def _set_statuses(
@@ -163,6 +91,40 @@ def _resample(poly: Tensor, weights: Tensor, t: Tensor) -> Tensor:
     return poly[idx - 1] + frac[:, None] * (poly[idx] - poly[idx - 1])
 
 
+def _shortest_paths(
+    graph: csr_matrix, nodes: Tensor, z0: Tensor, z1: Tensor, t: Tensor
+) -> tuple[Tensor, Tensor, list[list[int]]]:
+    """Each pair's shortest path from ``z0`` to ``z1`` in ``graph`` (over ``nodes``, the
+    points then ``z0`` then ``z1``): the path resampled at times ``t`` by arc length
+    ``(B, T, d)`` (the straight line where there is none), its length ``(B,)`` (``inf``:
+    none) and its node indices (``[]``: none)."""
+    b, n = z0.shape[0], nodes.shape[0] - 2 * z0.shape[0]
+    src, dst = np.arange(n, n + b), np.arange(n + b, n + 2 * b)
+    dist, pred = dijkstra(graph, directed=True, indices=src, return_predecessors=True)
+    init = (z0[:, None] + t[None, :, None] * (z1 - z0)[:, None]).detach().clone()
+    graph_length = torch.full((b,), torch.inf, dtype=z0.dtype, device=z0.device)
+    paths: list[list[int]] = []
+    for p in range(b):
+        if not np.isfinite(dist[p, dst[p]]):
+            paths.append([])
+            continue
+        path = _path(pred[p], int(src[p]), int(dst[p]))
+        paths.append(path)
+        graph_length[p] = float(dist[p, dst[p]])
+        seg = torch.as_tensor(
+            np.asarray(graph[path[:-1], path[1:]]).reshape(-1), dtype=z0.dtype, device=z0.device
+        )
+        init[p] = _resample(nodes[torch.as_tensor(path, device=z0.device)], seg, t)
+    return init, graph_length, paths
+
+
+def _joined(every: csr_matrix, n: int, b: int) -> np.ndarray:
+    """``(B,)`` bool: pairs whose end points the k-NN edges join at all, valid or not."""
+    src, dst = np.arange(n, n + b), np.arange(n + b, n + 2 * b)
+    hops = dijkstra(every, directed=True, indices=src, unweighted=True)
+    return np.asarray(np.isfinite(hops[np.arange(b), dst]))
+
+
 @register_method("graph")
 def _graph(
     metric: Metric,
@@ -200,7 +162,8 @@ def _graph(
     Returns:
         A :class:`GeodesicResult`; ``info`` holds ``graph_length`` (the
         Riemannian length of each graph path, ``(B,)``), ``paths`` (node
-        indices into ``cat([points, z0, z1])``) and ``components``. Pairs
+        indices into ``cat([points, z0, z1])``) and ``components`` (of the
+        points' graph). Pairs
         whose end points are not connected have status ``unreachable`` (the
         reason in ``message``), ``converged = False``, and the energy solver's
         straight-line result; ``invalid_metric`` where they would be connected
@@ -225,49 +188,15 @@ def _graph(
     check_int(segment_nodes, "segment_nodes")
     check_int(num_knots, "num_knots", minimum=0)
     check_int(samples, "samples", minimum=2)
-    b, n = z0.shape[0], points.shape[0]
     nodes = torch.cat([points.detach(), z0.detach(), z1.detach()])
-    m = nodes.shape[0]
-    with torch.no_grad():
-        i, j = knn_graph(nodes, k)
-        w = segment_lengths(metric, nodes[i], nodes[j], nodes=segment_nodes)
-    ok = torch.isfinite(w)
-    i_np, j_np = i[ok].cpu().numpy(), j[ok].cpu().numpy()
-    # explicit tiny weights keep zero-length edges (duplicate points) in the sparse graph
-    w_np = np.maximum(w[ok].double().cpu().numpy(), np.finfo(np.float64).tiny)
-    graph = coo_matrix(
-        (
-            np.concatenate([w_np, w_np]),
-            (np.concatenate([i_np, j_np]), np.concatenate([j_np, i_np])),
-        ),
-        shape=(m, m),
-    ).tocsr()
-    n_comp, labels = connected_components(graph, directed=False)
-    src = np.arange(n, n + b)
-    dst = np.arange(n + b, n + 2 * b)
-    sources, inverse = np.unique(src, return_inverse=True)
-    dist, pred = dijkstra(graph, directed=False, indices=sources, return_predecessors=True)
-
+    graph, every, components = pair_graph(
+        metric, points.detach(), z0.detach(), z1.detach(), k, segment_nodes
+    )
     t = torch.linspace(0.0, 1.0, samples, dtype=z0.dtype, device=z0.device)
-    init = (z0[:, None] + t[None, :, None] * (z1 - z0)[:, None]).detach().clone()
-    reachable = np.zeros(b, dtype=bool)
-    paths: list[list[int]] = []
-    graph_length = torch.full((b,), torch.inf, dtype=z0.dtype, device=z0.device)
-    for p in range(b):
-        row = inverse[p]
-        if labels[src[p]] != labels[dst[p]] or not np.isfinite(dist[row, dst[p]]):
-            paths.append([])
-            continue
-        reachable[p] = True
-        path = _path(pred[row], int(src[p]), int(dst[p]))
-        paths.append(path)
-        graph_length[p] = float(dist[row, dst[p]])
-        idx = torch.as_tensor(path, device=z0.device)
-        poly = nodes[idx]
-        seg = torch.as_tensor(
-            np.asarray(graph[path[:-1], path[1:]]).reshape(-1), dtype=z0.dtype, device=z0.device
-        )
-        init[p] = _resample(poly, seg, t)
+    init, graph_length, paths = _shortest_paths(graph, nodes, z0, z1, t)
+    reachable = torch.isfinite(graph_length).cpu().numpy()
+    # apart only because the edges between them meet a negative or non-finite squared norm
+    blocked = ~reachable & _joined(every, points.shape[0], z0.shape[0])
 
     curve = CubicSpline(z0.detach(), z1.detach(), num_knots=num_knots)
     curve.fit(t, init)
@@ -279,8 +208,6 @@ def _graph(
         options.setdefault("refine", False)
     result = minimize_energy(metric, curve, z0=z0, z1=z1, **options)
     result.method = "graph"
-    # apart only because the edges between them meet a negative or non-finite squared norm
-    blocked = _blocked_by_metric(i.cpu().numpy(), j.cpu().numpy(), m, labels, src, dst)
     _set_statuses(result, refine, reachable, blocked)
-    result.info.update({"graph_length": graph_length, "paths": paths, "components": n_comp})
+    result.info.update({"graph_length": graph_length, "paths": paths, "components": components})
     return result
