@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from latentgeo._progress import Update, iteration_bar
 from latentgeo._validation import check_points
 from latentgeo.exceptions import NumericsWarning, warn
 from latentgeo.geometry.land import LAND, MonteCarloVolume, Volume, standard_draws
@@ -218,15 +219,20 @@ class _EM:
         self.mc = mc.where(keep, self.mc)
 
 
-def _iterate(em: _EM, max_iter: int, tol: float) -> tuple[list[Tensor], Status, int, Tensor]:
+def _iterate(
+    em: _EM, max_iter: int, tol: float, update: Update | None = None
+) -> tuple[list[Tensor], Status, int, Tensor]:
     """EM until the mean log-likelihood changes by at most ``tol`` relative: the
-    log-likelihoods, the status, the iterations and the last responsibilities."""
+    log-likelihoods, the status, the iterations and the last responsibilities
+    (``update``: a progress bar's, after each iteration)."""
     ll, r = em.e_step()
     history, status, it = [ll], Status.MAX_ITERATIONS, 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
+    for it in range(1, max_iter + 1):
         em.m_step(r)
         ll, r = em.e_step()
         history.append(ll)
+        if update is not None:
+            update(it, log_likelihood=f"{float(ll):.6g}")
         if bool((history[-1] - history[-2]).abs() <= tol * max(1.0, float(ll.abs()))):
             status = Status.CONVERGED
             break
@@ -262,6 +268,7 @@ def fit_land(
     seed: int = 0,
     throw: bool = False,
     memory_budget: int | None = None,
+    progress: bool = False,
 ) -> LANDFit:
     """Fit a LAND (``num_components = 1``) or a mixture of LANDs to points, by EM.
 
@@ -288,6 +295,7 @@ def fit_land(
             by a :class:`~latentgeo.exceptions.NumericsWarning`).
         memory_budget: bytes the log maps, exponential maps and metric evaluations may
             use (``None``: the budget in force, see :mod:`latentgeo.memory`).
+        progress: show a progress bar of the EM iterations on a terminal.
 
     Returns:
         A :class:`LANDFit`.
@@ -320,11 +328,13 @@ def fit_land(
     draws = standard_draws(num_samples, x.shape[1], generator=gen, dtype=x.dtype).to(x.device)
     cfg = {"log_method": log_method, "log_options": log_options, "volume": volume,
            "steps": steps, "mean_step": mean_step, "floor": covariance_floor}  # fmt: skip
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
     with use_memory_budget(memory_budget):
-        with torch.no_grad():
+        with torch.no_grad(), iteration_bar(progress, max_iter, "LAND (EM)") as update:
             em = _EM(metric, x.detach(), means, draws, cfg)
             _check_some_point_fits(em)
-            history, status, it, r = _iterate(em, max_iter, tol)
+            history, status, it, r = _iterate(em, max_iter, tol, update)
         _check_some_point_fits(em)
         dist = LAND(metric, em.means, em.cov, em.weights, volume=volume, steps=steps,
                     log_method=log_method, log_options=log_options, draws=draws)  # fmt: skip

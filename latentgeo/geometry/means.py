@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from latentgeo._progress import iteration_bar
 from latentgeo._validation import check_points
 from latentgeo.geometry.logmaps import LogMaps, Method, PairMap, log_maps
 from latentgeo.geometry.mean_descent import FrechetMeanResult, MeanDescent
@@ -89,6 +90,7 @@ def frechet_mean(
     exp: PairMap | None = None,
     throw: bool = False,
     memory_budget: int | None = None,
+    progress: bool = False,
 ) -> FrechetMeanResult:
     """The Fréchet (Karcher) mean of each of S sets of latent points, all at once.
 
@@ -117,6 +119,7 @@ def frechet_mean(
         throw: raise :class:`~latentgeo.solvers.ShootingError` if a set did not converge.
         memory_budget: bytes the log maps, geodesics and exponential maps may use
             (``None``: the budget in force, see :mod:`latentgeo.memory`).
+        progress: show a progress bar of the descent's steps on a terminal.
 
     Returns:
         A :class:`FrechetMeanResult`.
@@ -147,11 +150,16 @@ def frechet_mean(
         mu = check_points(init, "init", dim=x.shape[-1]).to(x.dtype).reshape(-1, x.shape[-1])
         if mu.shape[0] != x.shape[0]:
             raise ValueError(f"init must have shape (S, d) = {(x.shape[0], x.shape[-1])}")
-    with torch.no_grad(), use_memory_budget(memory_budget):
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+    bar = iteration_bar(progress, max_iter, "Fréchet means")
+    with torch.no_grad(), use_memory_budget(memory_budget), bar as update:
         descent = MeanDescent(metric, x, w, mu.clone(), method, step_size, log_options, exp, tol)
-        for _ in range(max_iter):
+        for it in range(max_iter):
             if not descent.iterate(tol):
                 break
+            if update is not None:
+                update(it + 1, running=f"{int(descent.running().sum())}/{x.shape[0]}")
         out = descent.result(tol)
     if single:
         out.mean, out.logs = out.mean[0], out.logs

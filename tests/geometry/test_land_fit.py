@@ -45,6 +45,18 @@ def test_memory_budget_is_in_force_for_the_fit_and_the_normaliser() -> None:
         fit_land(metric, x, memory_budget=-1)
 
 
+def test_progress_is_shown_only_when_asked(capsys: pytest.CaptureFixture) -> None:
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    quiet = fit_land(LinearMap(A), x, num_samples=16, log_method=flat_log)
+    assert capsys.readouterr() == ("", "")
+    shown = fit_land(LinearMap(A), x, num_samples=16, log_method=flat_log, progress=True)
+    err = capsys.readouterr().err
+    assert "LAND (EM)" in err and "log_likelihood=" in err
+    assert torch.equal(shown.log_likelihood, quiet.log_likelihood)
+    with pytest.raises(TypeError, match="progress must be a bool"):
+        fit_land(LinearMap(A), x, progress=1)  # type: ignore[arg-type]
+
+
 def test_mixture_fit_matches_scikit_learn() -> None:
     from sklearn.mixture import GaussianMixture
 

@@ -158,6 +158,17 @@ def test_memory_budget_is_in_force_for_the_log_and_exp_maps() -> None:
         frechet_mean(disk, x, memory_budget=0)
 
 
+def test_progress_is_shown_only_when_asked(capsys: pytest.CaptureFixture) -> None:
+    disk = PoincareDisk()
+    x = symmetric_sets(disk.exp, torch.zeros(2, 2, dtype=torch.float64) + 0.1, 0.3)
+    quiet = frechet_mean(disk, x, method=disk.log, exp=disk.exp)
+    assert capsys.readouterr() == ("", "")
+    shown = frechet_mean(disk, x, method=disk.log, exp=disk.exp, progress=True)
+    assert "Fréchet means" in capsys.readouterr().err and torch.equal(shown.mean, quiet.mean)
+    with pytest.raises(TypeError, match="progress must be a bool"):
+        frechet_mean(disk, x, progress="yes")  # type: ignore[arg-type]
+
+
 def test_bad_input() -> None:
     disk = PoincareDisk()
     x = torch.zeros(3, 2, dtype=torch.float64)
