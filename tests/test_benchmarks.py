@@ -25,3 +25,13 @@ def test_real_decoders_quick(
     assert "| MLP d=50 |" in printed and "latentgeo's cap on the CPU: 32 MiB" in printed
     assert "| conv VAE d=16 | 120 |" in printed and "| MLP d=50 | 1225 |" in printed
     assert out.read_text(encoding="utf-8") == printed
+
+
+def test_graph_start_quick(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    script = BENCHMARKS / "graph_start.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--quick"])
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts its folder first
+    runpy.run_path(str(script), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "conv VAE d=16, 60 points, k=10, 4 pairs in chunks of 2" in printed
+    assert printed.rstrip().endswith("| 0.0e+00 |")  # a pair's path is the same alone
