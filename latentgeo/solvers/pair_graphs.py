@@ -15,7 +15,8 @@ at a time, so ``geodesic_distances`` depended on its ``chunk_size``).
 
 The points' graph is the expensive part (``N · k`` segments, ``segment_nodes``
 metric evaluations each: minutes for a convolutional decoder's thousands of
-codes) and the same for every batch of pairs: it is kept for the metric and
+codes) and the same for every batch of pairs: it is kept for the metric (for
+the decoder, where ``as_metric`` builds the metric anew at every call) and
 reused while the points, ``k``, ``segment_nodes`` and the metric's parameters
 are unchanged (:func:`points_graph`).
 """
@@ -23,6 +24,7 @@ are unchanged (:func:`points_graph`).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,7 +136,9 @@ class _Kept:
     graph: PointsGraph
 
 
-_KEPT: weakref.WeakKeyDictionary[Metric, _Kept] = weakref.WeakKeyDictionary()
+#: the graph kept for a metric, by its footprint owner (the decoder, for the metrics that
+#: ``as_metric`` builds anew at every ``connecting_geodesic(decoder, ...)``) and key prefix
+_KEPT: weakref.WeakKeyDictionary[object, dict[Hashable, _Kept]] = weakref.WeakKeyDictionary()
 
 
 def _versions(metric: Metric) -> tuple[int, ...]:
@@ -146,8 +150,13 @@ def _versions(metric: Metric) -> tuple[int, ...]:
 def points_graph(metric: Metric, points: Tensor, k: int, segment_nodes: int) -> PointsGraph:
     """The points' :class:`PointsGraph`, computed once and kept for ``metric`` while the
     points (compared by value), ``k``, ``segment_nodes`` and the metric's parameters are
-    the same (one graph kept per metric)."""
-    kept = _KEPT.get(metric)
+    the same (one graph kept per metric, or per decoder for those ``as_metric`` builds)."""
+    owner, prefix = metric.footprint_owner()
+    try:
+        store = _KEPT.setdefault(owner, {})
+    except TypeError:  # not weakly referenceable: nothing kept
+        store = {}
+    kept = store.get(prefix)
     versions = _versions(metric)
     if (
         kept is not None
@@ -162,7 +171,7 @@ def points_graph(metric: Metric, points: Tensor, k: int, segment_nodes: int) -> 
         i, j = knn_graph(points, k)
         w = segment_lengths(metric, points[i], points[j], nodes=segment_nodes)
         graph = PointsGraph(i, j, w, _kth_distance(points, k))
-    _KEPT[metric] = _Kept(points.detach().clone(), k, segment_nodes, versions, graph)
+    store[prefix] = _Kept(points.detach().clone(), k, segment_nodes, versions, graph)
     return graph
 
 

@@ -62,3 +62,9 @@ def test_the_points_graph_is_kept_until_points_or_parameters_change(
     moved = connecting_geodesic(metric, z0, z1, **options)
     assert built == [40, 40, 40, 40]
     assert not torch.equal(moved.info["graph_length"], first.info["graph_length"])
+    built.clear()  # a decoder given as is (a metric made at every call): kept for the decoder,
+    connecting_geodesic(net, z0[1:], z1[1:], **options)  # shared with as_metric(net)'s
+    other = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3)).double().eval()
+    connecting_geodesic(other, z0, z1, **options)
+    connecting_geodesic(other, z0[1:], z1[1:], **options)
+    assert built == [40]
