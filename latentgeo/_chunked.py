@@ -4,9 +4,9 @@ A batched computation over ``n`` items (points, or pairs of ``weight``
 points each) runs as ``fn(slice)`` on consecutive chunks. The first time a
 given computation (``key``) runs for an ``owner`` (a metric) on more than
 ``3 p`` items (``p`` items hold :data:`PROBE_POINTS` points), it is run on the
-first item, then on the first ``p`` and ``2 p`` items (``p`` lowered until
-``2 p`` items of the first one's bytes fit in the budget, so that the probe
-keeps to it too), under a tracker of the bytes held by live
+first item and the first two, then on the first ``p`` and ``2 p`` items
+(``p`` lowered until ``2 p`` items fit in the budget by the one- and two-item
+fit, so that the probe keeps to it too), under a tracker of the bytes held by live
 tensors (those results are dropped: the chunks, and so the results, never
 depend on what was measured before), and the two peaks fit
 
@@ -177,8 +177,8 @@ class _LiveBytes(TorchDispatchMode):
         weakref.finalize(t, self._release, id(t), key)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        outside = self._outside(args, kwargs)  # before: ``out=`` or ``resize_`` reallocate
         out = func(*args, **(kwargs or {}))
-        outside = self._outside(args, kwargs)
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 self._track(t, outside)
@@ -394,24 +394,36 @@ def _probe(
     weight: float,
     device: torch.device | None,
 ) -> None:
-    """Measure ``fn`` on the first ``p`` and ``2 p`` items (results dropped, so that the
-    chunks, and hence the results, do not depend on whether a footprint was known) and
-    store the fitted footprint. One item is measured first: ``p`` is lowered until ``2 p``
-    items of its bytes each (at least what they need) fit in the budget, so that the
-    probe itself keeps to it (a transposed-convolution decoder's metric needs
-    1.7 MB a point: the 32-point probe alone took 56 MB); where even two items would not
-    fit, that one item's bytes are the footprint."""
+    """Measure ``fn`` on the first items (results dropped, so that the chunks, and hence
+    the results, do not depend on whether a footprint was known) and store the fitted
+    footprint.
+
+    One item and two are measured first, and their fit (a cost per call and one per
+    item) lowers ``p`` until ``2 p`` items fit in the budget, so that the probe keeps to
+    it (a transposed-convolution decoder's metric needs 1.7 MB a point: the 32-point
+    probe alone took 56 MB); then ``p`` and ``2 p`` items refine the fit where ``p > 2``.
+    Where two items would not fit, one item's bytes are the footprint."""
     p = max(1, int(PROBE_POINTS // weight))
     room = current_memory_budget(device)  # the probe may use it all, once
     size = 1  # items of the probe running
     try:
-        peak0 = measure_peak(lambda: fn(slice(0, 1)))[1]
-        p = max(1, min(p, int(room // (2 * max(peak0, 1)))))
-        if p == 1 and 2 * peak0 > room:
-            _store(owner, key, Footprint(max(peak0, 1) / weight))
+        one = measure_peak(lambda: fn(slice(0, 1)))[1]
+        if 2 * one > room:
+            _store(owner, key, Footprint(max(one, 1) / weight))
+            return
+        size = 2
+        two = measure_peak(lambda: fn(slice(0, 2)))[1]
+        per_item, per_call = two - one, max(2 * one - two, 0)
+        if per_item > 0:  # (a cost per call, a weight-norm layer's weight, is not per item)
+            p = min(p, int((room - per_call) // (2 * per_item)))
+        else:  # nothing per item measured at one and two: as if all of it were
+            p = min(p, int(room // max(two, 1)))
+        if p <= 2:
+            item = per_item if per_item > 0 else max(two, 1) / 2
+            _store(owner, key, Footprint(item / weight, per_call if per_item > 0 else 0.0))
             return
         size = p
-        peak1 = peak0 if p == 1 else measure_peak(lambda: fn(slice(0, p)))[1]
+        peak1 = measure_peak(lambda: fn(slice(0, p)))[1]
         size = 2 * p
         peak2 = measure_peak(lambda: fn(slice(0, 2 * p)))[1]
     except (RuntimeError, MemoryError) as err:

@@ -52,6 +52,15 @@ def test_views_of_tensors_made_before_allocate_nothing() -> None:
     assert 1280 + 256 <= peak <= 1280 + 256 + 64
 
 
+def test_storage_an_operation_reallocates_is_counted() -> None:
+    """``out=`` and ``resize_`` on a tensor made before give it new storage: counted."""
+    buf, small = torch.empty(0, dtype=torch.float64), torch.empty(0, dtype=torch.float64)
+    w = torch.ones(16, 16, dtype=torch.float64)
+    x = torch.ones(1000, 16, dtype=torch.float64)
+    assert measure_peak(lambda: torch.matmul(x, w, out=buf))[1] >= 128_000
+    assert measure_peak(lambda: small.resize_(1000, 16).fill_(1.0))[1] >= 128_000
+
+
 def test_the_footprint_is_fitted_from_two_probes() -> None:
     owner = _Owner()
     fixed = torch.ones(4096, dtype=torch.float64)  # 32 KiB allocated whatever the chunk
@@ -108,6 +117,25 @@ def test_the_probe_keeps_to_the_budget() -> None:
         run_chunked(fn, 200, owner=(small := _Owner()), key="big")
     fp = footprint(small, "big")
     assert fp is not None and fp.fixed == 0 and 65_536 <= fp.per_point <= 66_000, fp
+
+
+def test_a_cost_per_call_is_not_taken_for_a_cost_per_item() -> None:
+    """3 MiB allocated by every call (a weight-norm layer's weight) and 16 KiB per item
+    under an 8 MiB budget: the one- and two-item fit tells them apart, so the chunks hold
+    hundreds of items (taking it all for one item's cost made them hold 1 to 3)."""
+    owner, sizes = _Owner(), []
+
+    def fn(sl: slice) -> Tensor:
+        sizes.append(sl.stop - sl.start)
+        weight = torch.ones((3 << 20) // 8, dtype=torch.float64)
+        return torch.ones(sl.stop - sl.start, 2048, dtype=torch.float64).sum(-1) + weight[0]
+
+    with latentgeo.memory_budget(8 << 20):
+        run_chunked(fn, 2000, owner=owner, key="per call")
+    fp = footprint(owner, "per call")
+    assert fp is not None and 16_384 <= fp.per_point <= 16_500, fp
+    assert 3 << 20 <= fp.fixed <= (3 << 20) + 4096, fp
+    assert sizes[:2] == [1, 2] and len(sizes) < 50, sizes
 
 
 def test_cpu_chunks_are_capped_whatever_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:

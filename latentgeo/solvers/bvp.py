@@ -13,8 +13,6 @@ printed and nothing exits.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from scipy.integrate import solve_bvp
@@ -95,7 +93,6 @@ def _bvp(
     max_nodes: int = 1000,
     init: Curve | None = None,
     num_knots: int = 65,
-    **unused: Any,
 ) -> GeodesicResult:
     """``connecting_geodesic(..., method="bvp")``: ``scipy.integrate.solve_bvp`` per pair.
 
@@ -125,8 +122,6 @@ def _bvp(
         ``not_minimizing`` (a geodesic longer than the starting curve, whose length
         is ``info["upper_bound"]``), and ``iterations`` scipy's iteration count.
     """
-    if unused:
-        raise TypeError(f"method='bvp' got unexpected options {sorted(unused)}")
     _check_options(num_nodes, tol, bc_tol, max_nodes, num_knots)
     if tol is None:
         tol = 1e-6 if z0.dtype == torch.float64 else 1e-5

@@ -40,6 +40,7 @@ __all__ = [
     "available_methods",
     "connecting_geodesic",
     "register_method",
+    "takes_option",
 ]
 
 MethodFn = Callable[..., GeodesicResult]
@@ -79,6 +80,16 @@ def _check_options(method: str, options: dict[str, Any]) -> None:
             f"method={method!r} does not take the option(s) {unknown}; its options are "
             f"{accepted} (see docs/solver-options.md)"
         )
+
+
+def takes_option(method: object, name: str) -> bool:
+    """Whether ``connecting_geodesic(..., method=method)`` takes the keyword option ``name``
+    (a method taking ``**options`` is assumed to; a method object takes none: its options
+    are its own)."""
+    if not isinstance(method, str) or method not in _METHODS:
+        return False
+    params = inspect.signature(_METHODS[method]).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def available_methods() -> list[str]:

@@ -17,8 +17,11 @@ The points' graph is the expensive part (``N · k`` segments, ``segment_nodes``
 metric evaluations each: minutes for a convolutional decoder's thousands of
 codes) and the same for every batch of pairs: it is kept for the metric (for
 the decoder, where ``as_metric`` builds the metric anew at every call) and
-reused while the points, ``k``, ``segment_nodes`` and the metric's parameters
-are unchanged (:func:`points_graph`).
+reused while the points, ``k``, ``segment_nodes`` and the metric are
+unchanged (:func:`points_graph`: its parameters' versions, and a few of its
+edges measured again, since a decoder can change without a version bump). It
+holds a copy of the points and the edges (a few MB for 10,000 points), for as
+long as the decoder lives.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ from latentgeo.metrics import Metric
 from latentgeo.metrics.jacobians import chunks
 from latentgeo.solvers.validity import invalid_squared_norms
 
-__all__ = ["PointsGraph", "end_edges", "knn_graph", "pair_graph", "points_graph", "segment_lengths"]
+__all__ = [
+    "CHECKED_EDGES",
+    "PointsGraph",
+    "end_edges",
+    "knn_graph",
+    "pair_graph",
+    "points_graph",
+    "segment_lengths",
+]
 
 
 def segment_lengths(
@@ -141,16 +152,39 @@ class _Kept:
 _KEPT: weakref.WeakKeyDictionary[object, dict[Hashable, _Kept]] = weakref.WeakKeyDictionary()
 
 
+#: edges of a kept graph measured again before it is reused
+CHECKED_EDGES = 16
+
+
 def _versions(metric: Metric) -> tuple[int, ...]:
-    """The version counters of the metric's parameters and buffers (bumped in place by
-    an optimiser step): a changed decoder invalidates a kept graph."""
+    """The version counters of the metric's parameters and buffers (bumped by in-place
+    updates, though not by all: see :func:`_still_measures`)."""
     return tuple(t._version for t in (*metric.parameters(), *metric.buffers()))
+
+
+def _still_measures(metric: Metric, points: Tensor, graph: PointsGraph, nodes: int) -> bool:
+    """Whether :data:`CHECKED_EDGES` of the kept graph's edges, spread over them, measure
+    what they did (to ``√eps`` relative): a decoder can change without a version bump (a
+    fused optimiser, ``p.data`` updates, a float attribute of the metric, a tensor in a
+    closure), and a graph of the old metric would mix with the new end points' edges."""
+    count = graph.i.shape[0]
+    if count == 0:
+        return True
+    rows = torch.linspace(0, count - 1, min(CHECKED_EDGES, count), device=graph.i.device)
+    rows = rows.round().long()
+    with torch.no_grad():
+        again = segment_lengths(metric, points[graph.i[rows]], points[graph.j[rows]], nodes=nodes)
+    kept = graph.w[rows]
+    tol = torch.finfo(kept.dtype).eps ** 0.5 * kept.abs().clamp_min(torch.finfo(kept.dtype).tiny)
+    same = ((again - kept).abs() <= tol) | (again.isnan() & kept.isnan())
+    return bool(same.all())
 
 
 def points_graph(metric: Metric, points: Tensor, k: int, segment_nodes: int) -> PointsGraph:
     """The points' :class:`PointsGraph`, computed once and kept for ``metric`` while the
-    points (compared by value), ``k``, ``segment_nodes`` and the metric's parameters are
-    the same (one graph kept per metric, or per decoder for those ``as_metric`` builds)."""
+    points (compared by value), ``k``, ``segment_nodes`` and the metric's parameters'
+    versions are the same and :data:`CHECKED_EDGES` of its edges measure what they did
+    (one graph kept per metric, or per decoder for those ``as_metric`` builds)."""
     owner, prefix = metric.footprint_owner()
     try:
         store = _KEPT.setdefault(owner, {})
@@ -165,6 +199,7 @@ def points_graph(metric: Metric, points: Tensor, k: int, segment_nodes: int) -> 
         and kept.points.dtype == points.dtype
         and kept.points.device == points.device
         and torch.equal(kept.points, points)
+        and _still_measures(metric, points, kept.graph, segment_nodes)
     ):
         return kept.graph
     with torch.no_grad():

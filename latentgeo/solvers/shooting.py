@@ -18,7 +18,7 @@ from latentgeo._options import check_int
 from latentgeo._progress import iteration_bar
 from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
-from latentgeo.solvers.connecting import check_end_points, register_method
+from latentgeo.solvers.connecting import check_end_points, register_method, takes_option
 from latentgeo.solvers.expmap import flatten_pair, geodesic_curve, tolerances
 from latentgeo.solvers.hermite import length_and_energy
 from latentgeo.solvers.logmap import LogMapResult, solve_log
@@ -64,8 +64,10 @@ class _Shooting:
         """Find the start and iterate (``z0``, ``z1`` validated ``(B, d)``)."""
         rtol, atol = tolerances(z0.dtype, self.rtol, self.atol)
         options = dict(self.init_options or {})
+        start_method = options.get("method", "spline")
         if self.progress and isinstance(self.init, str) and self.init == "energy":
-            options.setdefault("progress", True)  # the energy geodesics' own bar
+            if takes_option(start_method, "progress"):
+                options.setdefault("progress", True)  # the start's own bar
         pairs = z0.shape[0]
         with torch.no_grad(), iteration_bar(self.progress, self.max_iter, "log maps") as bar:
             v0, bound = start(metric, z0, z1, self.init, options)

@@ -68,3 +68,24 @@ def test_the_points_graph_is_kept_until_points_or_parameters_change(
     connecting_geodesic(other, z0, z1, **options)
     connecting_geodesic(other, z0[1:], z1[1:], **options)
     assert built == [40]
+
+
+def test_a_decoder_changed_without_a_version_bump_is_measured_again() -> None:
+    """``p.data`` updates (and fused optimisers, float attributes, closures) change the
+    metric without bumping a version counter: a few kept edges measured again show it."""
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3)).double().eval()
+    gen = torch.Generator().manual_seed(2)
+    points = torch.randn(40, 2, generator=gen, dtype=DT)
+    z0, z1 = torch.randn(2, 3, 2, generator=gen, dtype=DT)
+    options = {"method": "graph", "points": points, "k": 5, "refine": False}
+    connecting_geodesic(net, z0, z1, **options)
+    versions = [p._version for p in net.parameters()]
+    net[0].weight.data.mul_(3.0)
+    assert [p._version for p in net.parameters()] == versions  # nothing to see there
+    pair_graphs._KEPT.clear()
+    fresh = connecting_geodesic(net, z0, z1, **options).info["graph_length"]
+    net[0].weight.data.div_(3.0)
+    connecting_geodesic(net, z0, z1, **options)  # kept for the restored weights
+    net[0].weight.data.mul_(3.0)
+    again = connecting_geodesic(net, z0, z1, **options).info["graph_length"]
+    assert torch.equal(again, fresh)

@@ -159,3 +159,6 @@ def test_progress_shows_the_shooting_and_its_start_only_when_asked(
     assert torch.equal(log_map(disk, z0, z1, progress=True), log_map(disk, z0, z1))
     with pytest.raises(TypeError, match="progress must be a bool"):
         log_map(disk, z0, z1, progress=1)  # type: ignore[arg-type]
+    # a start whose method has no bar of its own (bvp) or takes no options (an object)
+    bvp = log_map_result(disk, z0, z1, progress=True, init_options={"method": "bvp"})
+    assert bvp.status == quiet.status and "log maps" in capsys.readouterr().err
