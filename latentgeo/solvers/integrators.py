@@ -316,7 +316,7 @@ def dopri5_rows(
         # failures: a rejected step, or an accepted one whose successor, that does not reach
         # an output time, is under the floor (a solution blowing up in finite time keeps
         # being accepted at ever smaller steps until it overflows: 3,164 steps to a NaN)
-        ahead = torch.where(clipped, torch.inf, target - t_next)
+        ahead = torch.where(clipped, 0.0, target - t_next)  # (0: it reached an output time)
         under = (h_next < h_min) & (~accept | (ahead > h_min))
         status[idx[under]] = torch.where(finite[under], _UNDERFLOW, _NON_FINITE)
         nxt[idx[under]] = n_out

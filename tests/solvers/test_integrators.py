@@ -99,6 +99,11 @@ def test_a_blow_up_in_finite_time_stops_at_the_step_floor() -> None:
         assert res.statuses == [Status.STEP_UNDERFLOW, Status.CONVERGED]
         assert int(res.steps[0]) < 1_500 and torch.isinf(res.error[0]).all()
         torch.testing.assert_close(res.states[1, -1, 0], torch.tensor(0.125, dtype=torch.float64))
+    # output times closer together than the floor are reached, not taken for a blow-up
+    t = torch.tensor([0.0, 0.5, 0.5 + 1e-15, 0.5 + 2e-15, 1.0], dtype=torch.float64)
+    res = dopri5(lambda y: -y, y0, t, rtol=1e-10, atol=1e-12, max_steps=10_000)
+    assert res.statuses == [Status.CONVERGED] * 2
+    torch.testing.assert_close(res.states[..., 0], y0 * torch.exp(-t), rtol=1e-9, atol=0)
 
 
 def test_gradients_through_both_integrators() -> None:
