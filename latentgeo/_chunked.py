@@ -3,7 +3,9 @@
 A batched computation over ``n`` items (points, or pairs of ``weight``
 points each) runs as ``fn(slice)`` on consecutive chunks. The first time a
 given computation (``key``) runs for an ``owner`` (a metric) on more than
-``3 p`` items (``p`` items hold :data:`PROBE_POINTS` points), it is run on the
+``3 p`` items (``p`` items hold :data:`PROBE_POINTS` points; a smaller call
+measures its first item alone, a provisional footprint that takes all of its
+bytes per point, until a larger call probes), it is run on the
 first item and the first two, then on the first ``p`` and ``2 p`` items
 (``p`` lowered until ``2 p`` items fit in the budget by the one- and two-item
 fit, so that the probe keeps to it too), under a tracker of the bytes held by live
@@ -71,11 +73,15 @@ class Footprint:
         fixed: bytes whatever the chunk's size (``>= 0``).
         cap: most points per chunk, lowered by out-of-memory errors (remembered
             across calls, with a fixed ``chunk_size`` too).
+        provisional: measured on one item of a call too small to probe, all of its
+            bytes taken as per point (an upper bound); the first call large enough
+            to probe measures it properly.
     """
 
     per_point: float
     fixed: float = 0.0
     cap: float = math.inf
+    provisional: bool = False
 
     def points(self, budget: int, limit: float = math.inf) -> float:
         """Most points per chunk under ``budget`` bytes, a chunk holding at most ``limit``
@@ -232,10 +238,14 @@ def run_chunked(
     out: list[T] = []
     start = 0
     fixed = None if chunk_size is None else max(1, chunk_size)
-    if fixed is None and _measured(owner, key) is None:
-        if n <= 3 * max(1, int(PROBE_POINTS // weight)):
-            fixed = n  # no more than a probe would take: all at once, nothing measured
-        else:
+    if fixed is None:
+        known = _measured(owner, key)
+        small = n <= 3 * max(1, int(PROBE_POINTS // weight))  # no more than a probe takes
+        if known is None and n == 1:
+            fixed = 1  # nothing to chunk
+        elif known is None and small:
+            _measure_one(fn, owner, key, weight)
+        elif known is None or (known.provisional and not small):
             _probe(fn, n, owner, key, weight, device)
     if fixed is not None:
         fixed = _capped(fixed, owner, key, weight)
@@ -384,6 +394,14 @@ def _size(nbytes: float) -> str:
     if nbytes < 2**10:
         return f"{nbytes:.0f} bytes"
     return f"{nbytes / 2**10:.0f} KiB" if nbytes < 2**20 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def _measure_one(fn: Callable[[slice], T], owner: object, key: Hashable, weight: float) -> None:
+    """Store a provisional footprint from ``fn`` on the first item (result dropped): a
+    call too small to probe is still chunked by the budget (48 points of a large
+    decoder at once were unmeasured)."""
+    one = measure_peak(lambda: fn(slice(0, 1)))[1]
+    _store(owner, key, Footprint(max(one, 1) / weight, provisional=True))
 
 
 def _probe(

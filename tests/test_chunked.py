@@ -119,6 +119,30 @@ def test_the_probe_keeps_to_the_budget() -> None:
     assert fp is not None and fp.fixed == 0 and 65_536 <= fp.per_point <= 66_000, fp
 
 
+def test_a_call_too_small_to_probe_is_chunked_by_one_item() -> None:
+    """20 items of 64 KiB under a 256 KiB budget ran in one chunk, unmeasured (1.3 MB):
+    its first item alone gives a provisional footprint, a larger call the probed one."""
+    owner, sizes = _Owner(), []
+    x = torch.randn(200, 8192, dtype=torch.float64)
+
+    def fn(sl: slice) -> Tensor:
+        sizes.append(sl.stop - sl.start)
+        return (x[sl] * 2.0).sum(-1)
+
+    with latentgeo.memory_budget(256 << 10):
+        parts, peak = measure_peak(lambda: run_chunked(fn, 20, owner=owner, key="small"))
+        assert peak <= 256 << 10 and sizes[0] == 1 and max(sizes[1:]) <= 2, (peak, sizes)
+        torch.testing.assert_close(torch.cat(parts), (x[:20] * 2.0).sum(-1), rtol=0, atol=0)
+        fp = footprint(owner, "small")
+        assert fp is not None and fp.provisional
+        run_chunked(fn, 200, owner=owner, key="small")
+    fp = footprint(owner, "small")
+    assert fp is not None and not fp.provisional and 65_536 <= fp.per_point <= 66_000, fp
+    sizes.clear()
+    run_chunked(fn, 1, owner=_Owner(), key="one")  # one item: nothing to measure or chunk
+    assert sizes == [1]
+
+
 def test_a_cost_per_call_is_not_taken_for_a_cost_per_item() -> None:
     """3 MiB allocated by every call (a weight-norm layer's weight) and 16 KiB per item
     under an 8 MiB budget: the one- and two-item fit tells them apart, so the chunks hold

@@ -123,8 +123,9 @@ def test_a_test_over_the_memory_budget_is_announced_once() -> None:
     objective = Objective(metric, curve, "metric", None, 4, None)
     x, idx = objective.packing.flatten(curve), torch.arange(2)
     free = newton_decrement(objective, x, idx)
-    with memory_budget(10_000), pytest.warns(PerformanceWarning, match="stationarity test") as w:
+    with memory_budget(10_000), pytest.warns(PerformanceWarning) as w:
         tight = newton_decrement(objective, x, idx)
         newton_decrement(objective, x, idx)
-    assert len(w) == 1
+    # once; the energy's own pairs (27 KiB each) are announced over the budget too
+    assert sum("stationarity test" in str(x.message) for x in w) == 1
     torch.testing.assert_close(tight, free)
