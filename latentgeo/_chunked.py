@@ -34,16 +34,16 @@ fixed ``chunk_size``. Any other error propagates unchanged.
 from __future__ import annotations
 
 import math
-import sys
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from latentgeo._live_bytes import measure_peak
 from latentgeo.exceptions import PerformanceWarning, warn_once
 from latentgeo.memory import CPU_CHUNK_BYTES, current_memory_budget, is_out_of_memory
 
@@ -113,102 +113,6 @@ def _store(owner: object, key: Hashable, value: Footprint) -> None:
         pass
 
 
-class _LiveBytes(TorchDispatchMode):
-    """Tracks the bytes of the storages held by tensors created under it, and their peak.
-
-    Its ``__torch_dispatch__`` is left unwrapped: by default torch wraps every mode's
-    handler in ``torch._disable_dynamo``, whose first call imports ``torch._dynamo``
-    (about 2 CPU-s, most of a fresh process's first ``metric_tensor``). Without
-    ``torch._dynamo`` loaded nothing can be compiling, so the wrapper has nothing to
-    do; once it is loaded, :func:`measure_peak` uses :class:`_LiveBytesUnderDynamo`.
-    (A decoder compiled on its first call inside a measurement has dynamo trace into
-    this handler, which graph-breaks: slower once, the same peak.)
-    """
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:  # read by TorchDispatchMode.__init_subclass__
-        return False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = 0
-        self.peak = 0
-        self._storages: dict[int, list[int]] = {}  # data pointer -> [bytes, tensors]
-        self._tensors: set[int] = set()
-
-    def _release(self, tensor_id: int, key: int) -> None:
-        self._tensors.discard(tensor_id)
-        entry = self._storages.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] == 0:
-            del self._storages[key]
-            self.live -= entry[0]
-
-    @staticmethod
-    def _storage_of(t: torch.Tensor) -> tuple[int, int] | None:
-        """``(data pointer, bytes)`` of ``t``'s storage (``None``: a wrapper or no storage)."""
-        try:
-            storage = t.untyped_storage()
-            return storage.data_ptr(), storage.nbytes()
-        except (RuntimeError, NotImplementedError):  # a wrapper (functorch) or no storage
-            return None
-
-    def _outside(self, args: Any, kwargs: Any) -> set[int]:
-        """The storages of an operation's inputs that were not allocated under the tracker:
-        a view of one (a chunk ``points[sl]`` of all the points) allocates nothing."""
-        keys = set()
-        for a in tree_flatten((args, kwargs))[0]:
-            found = self._storage_of(a) if isinstance(a, torch.Tensor) else None
-            if found is not None and found[0] not in self._storages:
-                keys.add(found[0])
-        return keys
-
-    def _track(self, t: torch.Tensor, outside: set[int]) -> None:
-        if id(t) in self._tensors:
-            return
-        found = self._storage_of(t)
-        if found is None or found[1] == 0 or found[0] in outside:
-            return
-        key, nbytes = found
-        entry = self._storages.get(key)
-        if entry is None:
-            self._storages[key] = [nbytes, 1]
-            self.live += nbytes
-            self.peak = max(self.peak, self.live)
-        else:
-            entry[1] += 1
-        self._tensors.add(id(t))
-        weakref.finalize(t, self._release, id(t), key)
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        outside = self._outside(args, kwargs)  # before: ``out=`` or ``resize_`` reallocate
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor):
-                self._track(t, outside)
-        return out
-
-
-class _LiveBytesUnderDynamo(_LiveBytes):
-    """:class:`_LiveBytes` with torch's default: the handler is hidden from ``torch._dynamo``."""
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return True
-
-    __torch_dispatch__ = _LiveBytes.__torch_dispatch__  # wrapped by __init_subclass__
-
-
-def measure_peak(fn: Callable[[], T]) -> tuple[T, int]:
-    """``fn()`` and the peak bytes of the tensors it allocated that were alive together."""
-    mode = _LiveBytesUnderDynamo if "torch._dynamo" in sys.modules else _LiveBytes
-    with mode() as tracker:
-        out = fn()
-    return out, tracker.peak
-
-
 def run_chunked(
     fn: Callable[[slice], T],
     n: int,
@@ -218,6 +122,7 @@ def run_chunked(
     weight: float = 1.0,
     device: torch.device | None = None,
     chunk_size: int | None = None,
+    generator: torch.Generator | None = None,
 ) -> list[T]:
     """``[fn(s) for s in chunks]`` over ``range(n)``, chunked by the memory budget.
 
@@ -231,6 +136,9 @@ def run_chunked(
         device: where the work runs (for the default budget).
         chunk_size: a fixed number of items per chunk instead (still halved on
             out-of-memory).
+        generator: a random generator ``fn`` draws from: its state, and the global
+            one's, are put back after a measurement, so that the same seed gives the
+            same results whether a footprint was known or not.
 
     Returns:
         The results, in order.
@@ -244,9 +152,11 @@ def run_chunked(
         if known is None and n == 1:
             fixed = 1  # nothing to chunk
         elif known is None and small:
-            _measure_one(fn, owner, key, weight)
+            with _random_state_kept(generator, device):
+                _measure_small(fn, owner, key, weight, current_memory_budget(device))
         elif known is None or (known.provisional and not small):
-            _probe(fn, n, owner, key, weight, device)
+            with _random_state_kept(generator, device):
+                _probe(fn, n, owner, key, weight, device)
     if fixed is not None:
         fixed = _capped(fixed, owner, key, weight)
     while start < n:
@@ -396,12 +306,52 @@ def _size(nbytes: float) -> str:
     return f"{nbytes / 2**10:.0f} KiB" if nbytes < 2**20 else f"{nbytes / 2**20:.1f} MiB"
 
 
-def _measure_one(fn: Callable[[slice], T], owner: object, key: Hashable, weight: float) -> None:
-    """Store a provisional footprint from ``fn`` on the first item (result dropped): a
-    call too small to probe is still chunked by the budget (48 points of a large
-    decoder at once were unmeasured)."""
+@contextmanager
+def _random_state_kept(
+    generator: torch.Generator | None, device: torch.device | None
+) -> Iterator[None]:
+    """Put back the random state a measurement used: ``generator``'s, and the global one
+    (of the CPU, and of ``device`` if it is a CUDA device)."""
+    devices = [device] if device is not None and device.type == "cuda" else []
+    state = None if generator is None else generator.get_state()
+    with torch.random.fork_rng(devices=devices):
+        yield
+    if generator is not None and state is not None:
+        generator.set_state(state)
+
+
+def _measure_small(
+    fn: Callable[[slice], T], owner: object, key: Hashable, weight: float, room: float
+) -> None:
+    """Store a provisional footprint from ``fn`` on the first item and the first two
+    (results dropped; :func:`_one_two_fit`): a call too small to probe is still chunked by
+    the budget (48 points of a large decoder at once were unmeasured)."""
+    try:
+        fitted, _ = _one_two_fit(fn, weight, room)
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
+            raise
+        fitted = Footprint(1.0)  # out of memory already: one item a chunk from now on
+        _halve(owner, key, 2, weight)
+    fitted.provisional = True
+    _store(owner, key, fitted)
+
+
+def _one_two_fit(fn: Callable[[slice], T], weight: float, room: float) -> tuple[Footprint, int]:
+    """The footprint fitted to ``fn`` on one item and two (a cost per call and one per
+    item: a weight-norm layer's weight, built at every call, is not per item), and how
+    many items ``2 p`` that fit says fit in ``room`` bytes, for the probe (``p``; ``0``:
+    not even two items: then the footprint is one item's bytes, all per point)."""
     one = measure_peak(lambda: fn(slice(0, 1)))[1]
-    _store(owner, key, Footprint(max(one, 1) / weight, provisional=True))
+    if 2 * one > room:
+        return Footprint(max(one, 1) / weight), 0
+    two = measure_peak(lambda: fn(slice(0, 2)))[1]
+    per_item, per_call = two - one, max(2 * one - two, 0)
+    if per_item > 0:
+        p = int((room - per_call) // (2 * per_item))
+        return Footprint(per_item / weight, float(per_call)), max(p, 1)
+    # nothing per item measured at one and two: as if all of it were
+    return Footprint(max(two, 1) / (2 * weight)), max(int(room // max(two, 1)), 1)
 
 
 def _probe(
@@ -423,22 +373,12 @@ def _probe(
     Where two items would not fit, one item's bytes are the footprint."""
     p = max(1, int(PROBE_POINTS // weight))
     room = current_memory_budget(device)  # the probe may use it all, once
-    size = 1  # items of the probe running
+    size = 2  # items of the probe running (at most; one alone running out re-raises later)
     try:
-        one = measure_peak(lambda: fn(slice(0, 1)))[1]
-        if 2 * one > room:
-            _store(owner, key, Footprint(max(one, 1) / weight))
-            return
-        size = 2
-        two = measure_peak(lambda: fn(slice(0, 2)))[1]
-        per_item, per_call = two - one, max(2 * one - two, 0)
-        if per_item > 0:  # (a cost per call, a weight-norm layer's weight, is not per item)
-            p = min(p, int((room - per_call) // (2 * per_item)))
-        else:  # nothing per item measured at one and two: as if all of it were
-            p = min(p, int(room // max(two, 1)))
+        fitted, fits = _one_two_fit(fn, weight, room)
+        p = min(p, fits)
         if p <= 2:
-            item = per_item if per_item > 0 else max(two, 1) / 2
-            _store(owner, key, Footprint(item / weight, per_call if per_item > 0 else 0.0))
+            _store(owner, key, fitted)
             return
         size = p
         peak1 = measure_peak(lambda: fn(slice(0, p)))[1]

@@ -49,14 +49,24 @@ T = TypeVar("T")
 
 
 def over_pairs(
-    metric: Metric, kind: Hashable, fn: Callable[[slice], T], pairs: int, points: int, like: Tensor
+    metric: Metric,
+    kind: Hashable,
+    fn: Callable[[slice], T],
+    pairs: int,
+    points: int,
+    like: Tensor,
+    generator: torch.Generator | None = None,
 ) -> list[T]:
     """``fn`` over chunks of ``pairs`` pairs of ``points`` evaluation points each, as many
     per chunk as the memory budget allows (:mod:`latentgeo.memory`) given the bytes per
-    point measured for ``metric`` and ``kind`` (on the device and dtype of ``like``)."""
+    point measured for ``metric`` and ``kind`` (on the device and dtype of ``like``);
+    ``generator``: the one ``fn`` draws from, left as it was by a measurement."""
     owner, prefix = metric.footprint_owner()
     key = (prefix, kind, like.dtype, like.device)
-    return run_chunked(fn, pairs, owner=owner, key=key, weight=max(points, 1), device=like.device)
+    return run_chunked(
+        fn, pairs, owner=owner, key=key, weight=max(points, 1), device=like.device,
+        generator=generator,
+    )  # fmt: skip
 
 
 class CurvePoints(nn.Module):
@@ -343,7 +353,7 @@ class Objective:
             return f.detach(), g
 
         kind = ("energy", self.estimator)
-        parts = over_pairs(self.metric, kind, chunk, n, self.times.shape[1], x)
+        parts = over_pairs(self.metric, kind, chunk, n, self.times.shape[1], x, self.generator)
         if len(parts) == 1:
             return parts[0]
         return torch.cat([f for f, _ in parts]), torch.cat([g for _, g in parts])
