@@ -156,7 +156,7 @@ def run_chunked(
                 _measure_small(fn, owner, key, weight, current_memory_budget(device))
         elif known is None or (known.provisional and not small):
             with _random_state_kept(generator, device):
-                _probe(fn, n, owner, key, weight, device)
+                _probe(fn, owner, key, weight, device)
     if fixed is not None:
         fixed = _capped(fixed, owner, key, weight)
     while start < n:
@@ -356,7 +356,6 @@ def _one_two_fit(fn: Callable[[slice], T], weight: float, room: float) -> tuple[
 
 def _probe(
     fn: Callable[[slice], T],
-    n: int,
     owner: object,
     key: Hashable,
     weight: float,

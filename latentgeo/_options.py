@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_int", "check_number", "check_optional_int", "check_optional_number"]
+__all__ = ["check_bool", "check_int", "check_number", "check_optional_int", "check_optional_number"]
 
 
 def _is_number(value: object) -> bool:
@@ -60,3 +60,18 @@ def check_int(value: object, name: str, *, minimum: int = 1) -> int:
 def check_optional_int(value: object, name: str, *, minimum: int = 1) -> int | None:
     """:func:`check_int`, or ``None`` passed through."""
     return None if value is None else check_int(value, name, minimum=minimum)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """``value`` if it is a ``bool`` (a flag such as ``progress``).
+
+    Raises:
+        TypeError: naming ``name``.
+
+    Example:
+        >>> check_bool(True, "progress")
+        True
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value

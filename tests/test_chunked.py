@@ -296,9 +296,9 @@ def test_metrics_of_one_decoder_share_their_footprints(monkeypatch: pytest.Monke
     probes: list[object] = []
     real = _chunked._probe
 
-    def counted(fn, n, owner, key, weight, device):  # type: ignore[no-untyped-def]
+    def counted(fn, owner, key, weight, device):  # type: ignore[no-untyped-def]
         probes.append(owner)
-        return real(fn, n, owner, key, weight, device)
+        return real(fn, owner, key, weight, device)
 
     monkeypatch.setattr(_chunked, "_probe", counted)
     net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 5)).eval()

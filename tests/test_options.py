@@ -22,7 +22,13 @@ import pytest
 import torch
 
 from latentgeo import analysis, curves, solvers
-from latentgeo._options import check_int, check_number, check_optional_int, check_optional_number
+from latentgeo._options import (
+    check_bool,
+    check_int,
+    check_number,
+    check_optional_int,
+    check_optional_number,
+)
 from latentgeo.curves import CubicSpline
 from latentgeo.metrics import as_metric
 from latentgeo.solvers.connecting import _METHODS
@@ -357,3 +363,10 @@ def test_the_checks_return_what_they_accept(call: Any, want: object) -> None:
 def test_the_checks_name_the_option_and_its_range(call: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_check_bool_accepts_only_a_bool() -> None:
+    assert check_bool(False, "progress") is False
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="progress must be a bool"):
+            check_bool(bad, "progress")

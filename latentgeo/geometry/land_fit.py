@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_bool
 from latentgeo._progress import Update, iteration_bar
 from latentgeo._validation import check_points
 from latentgeo.exceptions import NumericsWarning, warn
@@ -328,8 +329,7 @@ def fit_land(
     draws = standard_draws(num_samples, x.shape[1], generator=gen, dtype=x.dtype).to(x.device)
     cfg = {"log_method": log_method, "log_options": log_options, "volume": volume,
            "steps": steps, "mean_step": mean_step, "floor": covariance_floor}  # fmt: skip
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+    check_bool(progress, "progress")
     with use_memory_budget(memory_budget):
         with torch.no_grad(), iteration_bar(progress, max_iter, "LAND (EM)") as update:
             em = _EM(metric, x.detach(), means, draws, cfg)

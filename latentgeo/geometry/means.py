@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from latentgeo._options import check_bool
 from latentgeo._progress import iteration_bar
 from latentgeo._validation import check_points
 from latentgeo.geometry.logmaps import LogMaps, Method, PairMap, log_maps
@@ -150,8 +151,7 @@ def frechet_mean(
         mu = check_points(init, "init", dim=x.shape[-1]).to(x.dtype).reshape(-1, x.shape[-1])
         if mu.shape[0] != x.shape[0]:
             raise ValueError(f"init must have shape (S, d) = {(x.shape[0], x.shape[-1])}")
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+    check_bool(progress, "progress")
     bar = iteration_bar(progress, max_iter, "Fréchet means")
     with torch.no_grad(), use_memory_budget(memory_budget), bar as update:
         descent = MeanDescent(metric, x, w, mu.clone(), method, step_size, log_options, exp, tol)

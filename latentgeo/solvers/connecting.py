@@ -67,13 +67,19 @@ def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
     return decorate
 
 
+def _keywords(method: str) -> tuple[list[str], bool]:
+    """The keyword options of the registered ``method``, and whether it takes ``**options``."""
+    params = inspect.signature(_METHODS[method]).parameters.values()
+    named = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _check_options(method: str, options: dict[str, Any]) -> None:
     """Refuse options the method ``method`` does not take, listing those it does (a method
     taking ``**options`` checks its own)."""
-    params = inspect.signature(_METHODS[method]).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    accepted, any_more = _keywords(method)
+    if any_more:
         return
-    accepted = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(
@@ -88,8 +94,8 @@ def takes_option(method: object, name: str) -> bool:
     are its own)."""
     if not isinstance(method, str) or method not in _METHODS:
         return False
-    params = inspect.signature(_METHODS[method]).parameters
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted, any_more = _keywords(method)
+    return any_more or name in accepted
 
 
 def available_methods() -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from latentgeo._options import check_int
+from latentgeo._options import check_bool, check_int
 from latentgeo._progress import iteration_bar
 from latentgeo.memory import use_memory_budget
 from latentgeo.metrics import Metric, MetricLike, as_metric
@@ -57,8 +57,7 @@ class _Shooting:
         check_int(self.max_steps, "max_steps")
         if self.init_options is not None and not isinstance(self.init_options, dict):
             raise TypeError(f"init_options must be a dict, got {type(self.init_options).__name__}")
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be a bool, got {type(self.progress).__name__}")
+        check_bool(self.progress, "progress")
 
     def solve(self, metric: Metric, z0: Tensor, z1: Tensor) -> LogMapResult:
         """Find the start and iterate (``z0``, ``z1`` validated ``(B, d)``)."""
